@@ -1,0 +1,10 @@
+"""Datasets (bundled MNIST/digits, image folders, CelebA) and image degradations.
+
+See :mod:`ganinv.data.datasets` for the dataset specs and split rules and
+:mod:`ganinv.data.degrade` for the degradations.
+"""
+
+from ganinv.data import degrade
+from ganinv.data.datasets import ImageDataset, load_image, open_dataset
+
+__all__ = ["open_dataset", "load_image", "ImageDataset", "degrade"]

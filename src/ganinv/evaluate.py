@@ -1,0 +1,36 @@
+"""Reconstruction quality of an InversionModel on generated samples and on real images (seed 001 table 1)."""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor
+
+from .metrics import reconstruction_metrics
+from .model import InversionModel
+
+
+def generated_batch(model: InversionModel, n: int, seed: int = 0) -> Tensor:
+    """The same n generated images for every method sharing a generator (a seeded generator, not global RNG)."""
+    rng = torch.Generator().manual_seed(seed)
+    return model.generate(model.sample(n, generator=rng))
+
+
+def reconstruction_report(model: InversionModel, images: Tensor) -> tuple[dict[str, float], Tensor]:
+    """Metrics of G(invert(x)) against x, plus the wall time of inversion per image (ms)."""
+    start = time.perf_counter()
+    latents = model.invert(images)
+    elapsed = time.perf_counter() - start
+    reconstructions = model.generate(latents)
+    metrics = reconstruction_metrics(images, reconstructions)
+    metrics["invert_ms_per_image"] = 1000.0 * elapsed / max(len(images), 1)
+    metrics["n"] = len(images)
+    return metrics, reconstructions
+
+
+def evaluate(model: InversionModel, *, n_generated: int = 256, real: Tensor | None = None, seed: int = 0):
+    """{"generated": metrics[, "real": metrics]} — generated samples always, real images when given."""
+    results = {"generated": reconstruction_report(model, generated_batch(model, n_generated, seed))[0]}
+    if real is not None and len(real):
+        results["real"] = reconstruction_report(model, real)[0]
+    return results

@@ -1,0 +1,127 @@
+"""What every method shares: its nets, the frozen-generator plumbing, optimiser construction, eval mode.
+
+A method is small: it builds its nets from a ``RunConfig``, and implements ``train_step(batch)`` (one update of
+every net it trains) and ``invert(x)`` (images in [0,1] → latents in the prior's units). The training loop, the
+run directory and ``InversionModel`` know nothing else about it.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..config import RunConfig
+from ..errors import GaninvError
+from ..latent import Prior, make_prior
+
+
+class Method:
+    name: ClassVar[str]
+    trains_generator: ClassVar[bool]  # joint methods train G; post-hoc ones take a frozen G via --generator
+    uses_real_data: ClassVar[bool]  # whether train_step consumes the dataset's images
+    trainable: ClassVar[tuple[str, ...]]  # names in ``nets`` that have optimisers
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.prior: Prior = make_prior(config.net.prior, config.net.latent_dim)
+        with torch.random.fork_rng(devices=[]):  # initial weights depend on the recorded seed alone
+            torch.manual_seed(config.seed)
+            self.nets: dict[str, nn.Module] = self.build_nets()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.device = torch.device("cpu")
+        self.accelerator = None
+        if not self.trains_generator:
+            self.nets["generator"].requires_grad_(False).eval()
+
+    # --- to implement -------------------------------------------------------------------------------
+    def build_nets(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def invert(self, x: Tensor) -> Tensor:
+        raise GaninvError(
+            f"a {self.name!r} run has no inverse network; train one on it with "
+            "`ganinv train aegan --generator RUN` (or regression)"
+        )
+
+    # --- shared -------------------------------------------------------------------------------------
+    @property
+    def can_invert(self) -> bool:
+        return type(self).invert is not Method.invert
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.nets["generator"](z)
+
+    def extra_state(self) -> dict[str, Tensor]:
+        """Tensors beyond weights that the run directory must keep (e.g. a latent scale)."""
+        return {}
+
+    def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
+        pass
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        t = self.config.train
+        return torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+
+    def configure(self, accelerator) -> None:
+        """Move nets to the accelerator's device and build one optimiser per trainable net."""
+        self.accelerator = accelerator
+        self.device = accelerator.device
+        for name, net in self.nets.items():
+            self.nets[name] = net.to(self.device)
+        for name in self.trainable:
+            optimizer = self.make_optimizer(self.nets[name])
+            self.nets[name], self.optimizers[name] = accelerator.prepare(self.nets[name], optimizer)
+
+    def backward(self, loss: Tensor) -> None:
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        else:
+            loss.backward()
+
+    def sample_latents(self, n: int) -> Tensor:
+        return self.prior.sample(n, device=self.device)
+
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """Nets in eval mode (BN running statistics) and no autograd, restoring the previous modes after."""
+        modes = {name: net.training for name, net in self.nets.items()}
+        for net in self.nets.values():
+            net.eval()
+        try:
+            with torch.no_grad():
+                yield self
+        finally:
+            for name, net in self.nets.items():
+                net.train(modes[name])
+
+    def train_mode(self) -> None:
+        for name in self.trainable:
+            self.nets[name].train()
+
+    def unwrapped_nets(self) -> dict[str, nn.Module]:
+        """The nets without any DDP/compile wrapper Accelerate put around them (what the run directory saves)."""
+        if self.accelerator is None:
+            return dict(self.nets)
+        return {name: self.accelerator.unwrap_model(net) for name, net in self.nets.items()}
+
+
+def dcgan_generator(config: RunConfig) -> nn.Module:
+    from ..nets.dcgan import Generator
+
+    n = config.net
+    return Generator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width, channels=n.channels)
+
+
+def dcgan_inverse_generator(config: RunConfig, prior: Prior) -> nn.Module:
+    from ..nets.dcgan import InverseGenerator
+
+    n = config.net
+    bound = prior.bounds[1] if prior.bounds else None
+    return InverseGenerator(
+        latent_dim=n.latent_dim, image_size=n.image_size, width=n.width, channels=n.channels, latent_bound=bound
+    )

@@ -1,0 +1,38 @@
+"""Plain DCGAN (seed 001 appendix, eq. 4): the generator every post-hoc inverter is trained against."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..losses import gan_discriminator_loss, gan_generator_loss
+from ..nets.dcgan import Discriminator
+from .base import Method, dcgan_generator
+
+
+class GAN(Method):
+    name = "gan"
+    trains_generator = True
+    uses_real_data = True
+    trainable = ("generator", "discriminator")
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        n = self.config.net
+        return {
+            "generator": dcgan_generator(self.config),
+            "discriminator": Discriminator(image_size=n.image_size, width=n.width, channels=n.channels),
+        }
+
+    def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, float]:
+        real = batch[0]
+        G, D = self.nets["generator"], self.nets["discriminator"]
+        fake = G(self.sample_latents(real.shape[0]))
+
+        d_loss = gan_discriminator_loss(D(real), D(fake.detach()))
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        self.backward(d_loss)
+        self.optimizers["discriminator"].step()
+
+        g_loss = gan_generator_loss(D(fake))
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        self.backward(g_loss)
+        self.optimizers["generator"].step()
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}

@@ -1,0 +1,181 @@
+"""Per-image reconstruction metrics: PSNR, SSIM and (when its weights are on disk) LPIPS.
+
+All functions take float tensors ``N x C x H x W`` in ``[0, 1]`` (C is 1 or 3) and return one value
+per image (shape ``N``).  Nothing here ever downloads anything: LPIPS is only built when the
+torchvision AlexNet checkpoint is already in the torch hub cache.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+__all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path"]
+
+# Smallest side AlexNet (the LPIPS backbone) accepts is 31 px; smaller images are upsampled to this.
+_LPIPS_MIN_SIDE = 32
+# Default SSIM gaussian window (Wang et al. 2004) and its sigma.
+_SSIM_KERNEL = 11
+_SSIM_SIGMA = 1.5
+
+
+def _check_pair(x: Tensor, y: Tensor, name: str) -> None:
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError(f"{name}: expected two torch tensors, got {type(x).__name__} and {type(y).__name__}")
+    if x.ndim != 4 or y.ndim != 4:
+        raise ValueError(f"{name}: expected 4-D N x C x H x W tensors, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape != y.shape:
+        raise ValueError(f"{name}: shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+
+
+def psnr(x: Tensor, y: Tensor) -> Tensor:
+    """Per-image PSNR in dB (data range 1.0), shape ``N``; ``inf`` for identical images.
+
+    Computed in float64 so that known values (e.g. a constant 0.1 offset gives 20 dB) come out exactly.
+    """
+    _check_pair(x, y, "psnr")
+    out = peak_signal_noise_ratio(
+        x.double(), y.double(), data_range=1.0, reduction="none", dim=(1, 2, 3)
+    )
+    return out.reshape(x.shape[0]).to(x.dtype if x.is_floating_point() else torch.float32)
+
+
+def _ssim_kernel_size(h: int, w: int) -> int:
+    """Largest odd window <= 11 that leaves a valid interior on an ``h x w`` image (7 at 16 px)."""
+    k = min(_SSIM_KERNEL, min(h, w) // 2)
+    if k % 2 == 0:
+        k -= 1
+    if k < 3:
+        raise ValueError(f"ssim: images of {h}x{w} are too small (need at least 6 px on each side)")
+    return k
+
+
+def ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Per-image SSIM, shape ``N`` (gaussian window 11, shrunk to 7 for images under 22 px)."""
+    _check_pair(x, y, "ssim")
+    k = _ssim_kernel_size(x.shape[-2], x.shape[-1])
+    out = structural_similarity_index_measure(
+        x.float(), y.float(), gaussian_kernel=True, sigma=_SSIM_SIGMA, kernel_size=k,
+        data_range=1.0, reduction="none",
+    )
+    return out.reshape(x.shape[0])
+
+
+# ----------------------------------------------------------------------------------------- LPIPS
+
+_lock = threading.Lock()
+_LPIPS_CACHE: dict[str, object] = {}  # "module" -> built metric, "error" -> message of a failed build
+
+
+def lpips_weights_path() -> Path:
+    """Where torchvision looks for the AlexNet ImageNet checkpoint (the LPIPS backbone)."""
+    from torchvision.models import AlexNet_Weights
+
+    filename = os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _torchmetrics_lin_weights() -> Path:
+    import torchmetrics.functional.image.lpips as tm_lpips
+
+    return Path(tm_lpips.__file__).resolve().parent / "lpips_models" / "alex.pth"
+
+
+def _missing_message() -> str | None:
+    """Why LPIPS cannot be built offline, or None when every file it needs is on disk."""
+    from torchvision.models import AlexNet_Weights
+
+    backbone = lpips_weights_path()
+    if not backbone.is_file():
+        return (
+            f"LPIPS unavailable: the AlexNet backbone weights '{backbone.name}' are missing. "
+            f"Put that file at {backbone} (it is {AlexNet_Weights.IMAGENET1K_V1.url}; "
+            f"set TORCH_HOME to use another cache directory). Nothing is downloaded automatically."
+        )
+    lin = _torchmetrics_lin_weights()
+    if not lin.is_file():
+        return (
+            f"LPIPS unavailable: torchmetrics' LPIPS linear-layer weights '{lin.name}' are missing "
+            f"from the installed package (expected at {lin}); reinstall torchmetrics >= 1.3."
+        )
+    return None
+
+
+def _build() -> object:
+    """Build (once) the torchmetrics LPIPS metric, or raise RuntimeError with the reason."""
+    with _lock:
+        path = str(lpips_weights_path())
+        cached = _LPIPS_CACHE.get(path)
+        if cached is not None:
+            return cached
+        missing = _missing_message()
+        if missing is not None:
+            raise RuntimeError(missing)
+        stat = os.stat(path)
+        error_key = f"error:{path}:{stat.st_mtime_ns}:{stat.st_size}"  # retried once the file changes
+        if error_key in _LPIPS_CACHE:
+            raise RuntimeError(str(_LPIPS_CACHE[error_key]))
+        try:
+            from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+            metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", reduction="none", normalize=True)
+            metric.eval()
+        except Exception as exc:  # corrupt checkpoint, incompatible torchmetrics, ...
+            msg = (
+                f"LPIPS unavailable: building torchmetrics' LPIPS from {path} failed "
+                f"({type(exc).__name__}: {exc}). Replace that file with the original torchvision checkpoint."
+            )
+            _LPIPS_CACHE[error_key] = msg
+            raise RuntimeError(msg) from exc
+        _LPIPS_CACHE[path] = metric
+        return metric
+
+
+def lpips_status() -> tuple[bool, str]:
+    """``(available, message)``. Checks local files first, so it never triggers a download."""
+    try:
+        _build()
+    except RuntimeError as exc:
+        return False, str(exc)
+    return True, f"LPIPS available (AlexNet backbone from {lpips_weights_path()})"
+
+
+def lpips(x: Tensor, y: Tensor) -> Tensor | None:
+    """Per-image LPIPS (AlexNet), shape ``N``, or ``None`` when the weights are not on disk.
+
+    Inputs in ``[0, 1]``; grey images are repeated to 3 channels, images under 32 px on a side are
+    upsampled bilinearly to 32 px (AlexNet's minimum).  Not differentiable (torchmetrics runs it without grad).
+    """
+    _check_pair(x, y, "lpips")
+    try:
+        metric = _build()
+    except RuntimeError:
+        return None
+    n = x.shape[0]
+    if n == 0:
+        return torch.zeros(0, device=x.device)
+    x = x.detach().float().clamp(0.0, 1.0)
+    y = y.detach().float().clamp(0.0, 1.0)
+    if x.shape[1] == 1:
+        x, y = x.repeat(1, 3, 1, 1), y.repeat(1, 3, 1, 1)
+    elif x.shape[1] != 3:
+        raise ValueError(f"lpips: expected 1 or 3 channels, got {x.shape[1]}")
+    h, w = x.shape[-2:]
+    if min(h, w) < _LPIPS_MIN_SIDE:
+        scale = _LPIPS_MIN_SIDE / min(h, w)
+        size = (max(_LPIPS_MIN_SIDE, round(h * scale)), max(_LPIPS_MIN_SIDE, round(w * scale)))
+        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+        y = torch.nn.functional.interpolate(y, size=size, mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+    with _lock:
+        metric = metric.to(x.device)  # type: ignore[attr-defined]
+        try:
+            with torch.no_grad():
+                out = metric(x, y)  # type: ignore[operator]
+        finally:
+            metric.reset()  # type: ignore[attr-defined]
+    return out.reshape(n).float()

@@ -1,0 +1,90 @@
+"""Building runs from user choices: presets + overrides → RunConfig, and a post-hoc method's frozen generator.
+
+Library functions the CLI and the demo share; validation happens here, before anything is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .config import PRESETS, PRECISIONS, NetConfig, RunConfig, TrainConfig
+from .errors import GaninvError
+from .latent import PRIOR_NAMES
+from .methods import Method, method_class
+from .model import InversionModel
+
+
+def default_channels(data_spec: str | None) -> int:
+    """Digits are grey; photographs (folders, CelebA) are RGB."""
+    if data_spec is None:
+        return 3
+    return 1 if data_spec.split(":", 1)[0] in ("mnist", "digits") else 3
+
+
+def build_config(
+    method: str, *, preset: str = "small", data: str | None = None, seed: int = 0,
+    net: dict | None = None, train: dict | None = None,
+) -> RunConfig:
+    """A RunConfig from a preset plus overrides (``None`` values keep the preset's)."""
+    if preset not in PRESETS:
+        raise GaninvError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    method_class(method)
+    net_base, train_base = PRESETS[preset]
+    net_over = {k: v for k, v in (net or {}).items() if v is not None}
+    net_over.setdefault("channels", default_channels(data) if preset != "paper" else net_base.channels)
+    config = RunConfig(
+        method=method, data=data, seed=seed,
+        net=dataclasses.replace(net_base, **net_over),
+        train=dataclasses.replace(train_base, **{k: v for k, v in (train or {}).items() if v is not None}),
+    )
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    n, t = config.net, config.train
+    checks = [
+        (n.image_size >= 8 and n.image_size & (n.image_size - 1) == 0, f"--image-size must be a power of two >= 8, got {n.image_size}"),
+        (n.channels in (1, 3), f"--channels must be 1 or 3, got {n.channels}"),
+        (n.width >= 1, f"--width must be positive, got {n.width}"),
+        (n.latent_dim >= 1, f"--latent-dim must be positive, got {n.latent_dim}"),
+        (n.prior in PRIOR_NAMES, f"--prior must be one of {', '.join(PRIOR_NAMES)}, got {n.prior!r}"),
+        (t.steps >= 1, f"--steps must be positive, got {t.steps}"),
+        (t.batch_size >= 1, f"--batch-size must be positive, got {t.batch_size}"),
+        (t.lr > 0, f"--lr must be positive, got {t.lr}"),
+        (t.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
+        (t.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {t.device!r}"),
+        (min(t.checkpoint_every, t.sample_every, t.eval_every, t.log_every) >= 1, "intervals must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise GaninvError(message)
+
+
+def load_generator_run(path: str | Path) -> InversionModel:
+    """The frozen generator of a post-hoc method: any run whose method trained one (gan, …)."""
+    model = InversionModel.load(path)
+    if not method_class(model.config.method).trains_generator:
+        raise GaninvError(
+            f"--generator {path} is a {model.config.method!r} run; it must be a run that trained a generator (gan)"
+        )
+    return model
+
+
+def posthoc_config(config: RunConfig, generator: InversionModel, generator_path: str | Path) -> RunConfig:
+    """A post-hoc method inherits the generator's nets config (image shape, width, latent, prior) and its data
+    spec (for real-image evaluation); its own training settings stay."""
+    g = generator.config
+    return config.replace(net=g.net, data=config.data or g.data, generator_run=str(Path(generator_path).resolve()))
+
+
+def new_method(config: RunConfig, generator: InversionModel | None = None) -> Method:
+    """Build the method's nets; a post-hoc method gets a copy of the frozen generator's weights."""
+    cls = method_class(config.method)
+    if not cls.trains_generator and generator is None:
+        raise GaninvError(f"method {config.method!r} inverts a pre-trained generator: give --generator RUN")
+    method = cls(config)
+    if generator is not None:
+        method.nets["generator"].load_state_dict(generator.method.nets["generator"].state_dict())
+        method.nets["generator"].requires_grad_(False).eval()
+    return method

@@ -1,0 +1,245 @@
+"""The one training loop for every method.
+
+It knows nothing method-specific: it feeds batches, calls ``method.train_step``, guards against NaN, logs
+(progress bar, ``metrics.jsonl``, TensorBoard), writes sample grids, evaluates, checkpoints and resumes.
+Device and precision come from Accelerate (CPU here, CUDA when present, ``accelerate launch`` for several GPUs).
+
+Resuming is exact: the data order is a pure function of (seed, step) and the RNG and optimiser states are
+saved with the weights, so a run killed and resumed ends with the same weights as one that never stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from .config import RunConfig, current_versions, read_config
+from .errors import GaninvError, TrainingDiverged
+from .methods import Method
+from .model import InversionModel
+from .rundir import (
+    CONFIG, STATE, WEIGHTS, load_net_weights, read_state, read_weights, save_state, save_weights, split_weights,
+    write_config,
+)
+from .viz import comparison_grid, save_png
+
+SAMPLE_COUNT = 16
+
+
+class ResumableBatchSampler:
+    """Endless shuffled batches whose order depends only on (seed, batch index): resumable at any step."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, start_batch: int = 0):
+        if n_items < batch_size:
+            raise GaninvError(f"the dataset has {n_items} images, fewer than one batch of {batch_size}")
+        self.n_items, self.batch_size, self.seed, self.start_batch = n_items, batch_size, seed, start_batch
+        self.per_epoch = n_items // batch_size  # drop the last partial batch, as every GAN trainer does
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, offset = divmod(self.start_batch, self.per_epoch)
+        while True:
+            order = torch.randperm(self.n_items, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            for b in range(offset, self.per_epoch):
+                yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+            epoch, offset = epoch + 1, 0
+
+
+def real_batches(dataset: Dataset, config: RunConfig, start_step: int) -> Iterator:
+    sampler = ResumableBatchSampler(len(dataset), config.train.batch_size, config.seed, start_step)
+    # a private generator keeps DataLoader from drawing worker seeds off the global RNG
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.train.num_workers,
+                        generator=torch.Generator().manual_seed(config.seed))
+    return iter(loader)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+def make_accelerator(config: RunConfig):
+    from accelerate import Accelerator
+
+    t = config.train
+    cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
+    if t.device == "cuda" and not torch.cuda.is_available():
+        raise GaninvError("--device cuda was asked for but no CUDA device is visible")
+    return Accelerator(cpu=cpu, mixed_precision=t.precision)
+
+
+def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
+    """Fresh run: refuse to overwrite, record the config before step 0. Resume: the saved config wins."""
+    if resume:
+        saved = read_config(run_dir)
+        if saved.method != config.method:
+            raise GaninvError(f"{run_dir} holds a {saved.method!r} run, not {config.method!r}; cannot resume it")
+        if config.train.steps != saved.train.steps:  # extending a finished run is the one change allowed
+            saved = saved.replace(train=dataclasses.replace(saved.train, steps=config.train.steps))
+            write_config(run_dir, saved)
+        return saved
+    if (run_dir / CONFIG).exists():
+        raise GaninvError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = config.replace(versions=current_versions())
+    write_config(run_dir, config)
+    return config
+
+
+def save_checkpoint(method: Method, run_dir: Path, step: int) -> None:
+    save_weights(run_dir, method.unwrapped_nets(), method.extra_state(), method=method.name, step=step)
+    state = {
+        "step": step,
+        "optimizers": {name: opt.state_dict() for name, opt in method.optimizers.items()},
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    save_state(run_dir, state)
+
+
+def restore_checkpoint(method: Method, run_dir: Path) -> int:
+    if not (run_dir / WEIGHTS).exists():
+        return 0  # killed before the first checkpoint: start over from the recorded config
+    tensors, metadata = read_weights(run_dir, method.name)
+    state = read_state(run_dir)
+    if int(metadata["step"]) != int(state["step"]):
+        raise GaninvError(
+            f"{run_dir}: {WEIGHTS} is at step {metadata['step']} but {STATE} at step {state['step']} "
+            "(interrupted between the two writes); delete the newer one to resume from the older"
+        )
+    weights, extra = split_weights(tensors)
+    load_net_weights(method.unwrapped_nets(), weights, run_dir)
+    method.load_extra_state(extra)
+    for name, opt in method.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    torch.set_rng_state(state["rng_cpu"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return int(state["step"])
+
+
+class RunLogger:
+    """metrics.jsonl (append-only, one JSON object a line) and TensorBoard scalars, main process only."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tb"))
+
+    def log(self, step: int, kind: str, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, "kind": kind, **values}) + "\n")
+        for key, value in values.items():
+            if isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def write_samples(method: Method, run_dir: Path, step: int, fixed_z: Tensor, real: Tensor | None) -> None:
+    model = InversionModel(method)
+    with method.eval_mode():
+        generated = method.generate(fixed_z.to(method.device)).float()
+        rows = [generated]
+        if method.can_invert:
+            rows.append(model.reconstruct(generated))
+            if real is not None:
+                rows += [real, model.reconstruct(real.to(method.device))]
+    save_png(comparison_grid(rows), run_dir / "samples" / f"step-{step:07d}.png")
+
+
+def evaluate_during_training(method: Method, eval_images: Tensor | None) -> dict[str, float]:
+    from .evaluate import evaluate
+
+    if not method.can_invert:
+        return {}
+    n = method.config.train.eval_samples
+    results = evaluate(InversionModel(method), n_generated=n, real=eval_images)
+    return {f"{split}/{k}": v for split, metrics in results.items() for k, v in metrics.items()}
+
+
+def train(
+    method: Method, run_dir: str | Path, *, dataset: Dataset | None = None, eval_images: Tensor | None = None,
+    resume: bool = False, show_progress: bool = True,
+) -> TrainResult:
+    """Train ``method`` into ``run_dir`` (fresh, or continuing its last checkpoint when ``resume``)."""
+    run_dir = Path(run_dir)
+    if method.uses_real_data and dataset is None:
+        raise GaninvError(f"method {method.name!r} trains on real images: give --data")
+    config = prepare_run_dir(run_dir, method.config, resume)
+    method.config = config
+    accelerator = make_accelerator(config)
+    torch.manual_seed(config.seed + accelerator.process_index)  # per-rank offset, recorded seed
+    method.configure(accelerator)
+    step = restore_checkpoint(method, run_dir) if resume else 0
+    logger = RunLogger(run_dir, enabled=accelerator.is_main_process)
+    fixed_z = method.prior.sample(SAMPLE_COUNT, generator=torch.Generator().manual_seed(config.seed))
+    sample_real = eval_images[:SAMPLE_COUNT] if eval_images is not None else None
+    batches = real_batches(dataset, config, step) if method.uses_real_data else None
+    t = config.train
+    logs: dict[str, float] = {}
+    last_checkpoint = step
+    try:
+        with _progress(show_progress and accelerator.is_main_process) as progress:
+            task = progress.add_task(f"{method.name}", total=t.steps, completed=step, info="")
+            method.train_mode()
+            while step < t.steps:
+                batch = None
+                if batches is not None:
+                    batch = [b.to(accelerator.device, non_blocking=True) for b in next(batches)]
+                with accelerator.autocast():
+                    logs = method.train_step(batch)
+                step += 1
+                bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+                if bad:
+                    raise TrainingDiverged(
+                        f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; stopped. The last good "
+                        f"checkpoint (step {last_checkpoint}) is kept in {run_dir}; lower --lr or resume with --resume"
+                    )
+                progress.update(task, advance=1, info="  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
+                if step % t.log_every == 0 or step == t.steps:
+                    logger.log(step, "train", logs)
+                if accelerator.is_main_process and (step % t.sample_every == 0 or step == t.steps):
+                    write_samples(method, run_dir, step, fixed_z, sample_real)
+                if accelerator.is_main_process and (step % t.eval_every == 0 or step == t.steps):
+                    logger.log(step, "eval", evaluate_during_training(method, eval_images))
+                if step % t.checkpoint_every == 0 or step == t.steps:
+                    if accelerator.is_main_process:
+                        save_checkpoint(method, run_dir, step)
+                    last_checkpoint = step
+    except KeyboardInterrupt:
+        if accelerator.is_main_process and step > last_checkpoint and not logs_are_bad(logs):
+            save_checkpoint(method, run_dir, step)  # Ctrl-C keeps the work done so far
+        raise
+    finally:
+        logger.close()
+    return TrainResult(run_dir=run_dir, step=step, logs=logs)
+
+
+def logs_are_bad(logs: dict[str, float]) -> bool:
+    return any(not math.isfinite(v) for v in logs.values())
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.fields[info]}"), disable=not enabled,
+    )

@@ -1,0 +1,119 @@
+"""What each CLI command does, as importable functions (the CLI only parses flags and prints)."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RunConfig, read_config
+from .data import load_image, open_dataset
+from .errors import DataError, GaninvError
+from .evaluate import evaluate
+from .io import atomic_write, atomic_write_text
+from .methods import method_class
+from .model import InversionModel
+from .runs import build_config, load_generator_run, new_method, posthoc_config
+from .train import TrainResult, train
+from .viz import comparison_grid, save_png
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+EVAL_REAL_IMAGES = 256
+
+
+def train_run(
+    method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
+    preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
+    net_overrides: dict | None = None, train_overrides: dict | None = None,
+) -> TrainResult | RunConfig:
+    """Validate everything (config, data, generator) before the run directory is touched, then train."""
+    out = Path(out)
+    frozen = None
+    if resume:
+        config = read_config(out)
+        if config.method != method:
+            raise GaninvError(f"{out} holds a {config.method!r} run, not {method!r}; cannot resume it")
+        steps = (train_overrides or {}).get("steps")
+        if steps:  # extending a run is the one change a resume accepts
+            config = config.replace(train=dataclasses.replace(config.train, steps=steps))
+    else:
+        config = build_config(method, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides)
+        if generator is not None:
+            frozen = load_generator_run(generator)
+            config = posthoc_config(config, frozen, generator)
+    if dry_run:
+        return config
+    dataset, eval_images = open_training_data(config)
+    # a resumed post-hoc run already holds its generator's weights: they come back with the checkpoint
+    method_obj = method_class(config.method)(config) if resume else new_method(config, frozen)
+    return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
+                 show_progress=show_progress)
+
+
+def open_training_data(config: RunConfig):
+    """The training split (for methods that train on real images) and a few test images for evaluation."""
+    if config.data is None:
+        if method_class(config.method).uses_real_data:
+            raise GaninvError(f"method {config.method!r} trains on real images: give --data")
+        return None, None
+    n = config.net
+    dataset = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="train")
+    test = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="test")
+    eval_images, _ = test.tensors(min(EVAL_REAL_IMAGES, len(test)))
+    return (dataset if method_class(config.method).uses_real_data else None), eval_images
+
+
+def evaluate_run(run: str | Path, *, data: str | None = None, n: int = 256, seed: int = 0) -> dict:
+    model = InversionModel.load(run)
+    if not model.can_invert:
+        raise GaninvError(
+            f"{run} is a {model.config.method!r} run with no inverse network; evaluate an inverter trained on it "
+            f"(ganinv train aegan --generator {run} --out RUN)"
+        )
+    real = None
+    if data is not None:
+        net = model.config.net
+        test = open_dataset(data, image_size=net.image_size, channels=net.channels, split="test")
+        real, _ = test.tensors(min(n, len(test)))
+    results = evaluate(model, n_generated=n, real=real, seed=seed)
+    return {"run": str(run), "method": model.config.method, **results}
+
+
+def expand_image_paths(paths: list[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise DataError(f"{p} does not exist")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise DataError(f"{p} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+        else:
+            files.append(p)
+    return files
+
+
+def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
+                 warn: Callable[[str], None] = lambda m: None) -> dict:
+    """Invert image files: every image is read (and resized/converted to the run's shape) before anything is
+    written, so a bad file stops the command with nothing half-done."""
+    model = InversionModel.load(run)
+    if not model.can_invert:
+        raise GaninvError(f"{run} is a {model.config.method!r} run with no inverse network")
+    files = expand_image_paths(images)
+    channels, size, _ = model.image_shape
+    batch = torch.stack([load_image(f, image_size=size, channels=channels) for f in files])
+    warn(f"images are centre-cropped and resized to {size}×{size} with {channels} channel(s) for this run")
+    latents = model.invert(batch)
+    reconstructions = model.generate(latents)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for f, image in zip(files, reconstructions):
+        save_png(image, out / "reconstructions" / f"{f.stem}.png")
+    atomic_write(out / "latents.npy", lambda tmp: np.save(open(tmp, "wb"), latents.cpu().numpy()))
+    atomic_write_text(out / "paths.txt", "".join(f"{f}\n" for f in files))
+    save_png(comparison_grid([batch, reconstructions]), out / "grid.png")
+    return {"n": len(files), "latents": latents}
