@@ -115,14 +115,17 @@ def eval_(
         err_console.print(f"[yellow]note:[/] {message}")
 
 
+COLUMNS = {"dhash_similarity": "dHash sim ↑", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓",
+           "invert_ms_per_image": "ms/image"}
+
+
 def print_results_table(results: dict[str, dict], title: str) -> None:
-    keys = ["dhash_similarity", "psnr", "ssim", "lpips", "invert_ms_per_image"]
     table = Table(title=title)
     table.add_column("run / method")
-    table.add_column("images")
-    shown = [k for k in keys if any(k in m for r in results.values() for s, m in r.items() if isinstance(m, dict))]
+    table.add_column("images", no_wrap=True)
+    shown = [k for k in COLUMNS if any(k in m for r in results.values() for m in r.values() if isinstance(m, dict))]
     for key in shown:
-        table.add_column(key, justify="right")
+        table.add_column(COLUMNS[key], justify="right", no_wrap=True)
     for name, result in results.items():
         for split in ("generated", "real"):
             metrics = result.get(split)

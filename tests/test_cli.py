@@ -1,0 +1,192 @@
+"""The command line end to end, and every bad input the foundation issue names: one clear line, exit 2,
+nothing written half-way."""
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganinv import cli
+
+from conftest import make_generator_run, tiny_train
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["ganinv", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clean_error(code, err, *needles):
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.strip().startswith("error:")
+    for needle in needles:
+        assert needle in " ".join(err.split()), (needle, err)
+
+
+@pytest.fixture(scope="module")
+def rgb_aegan_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rgb")
+    make_generator_run(root / "g", channels=3)
+    tiny_train("aegan", root / "e", steps=3, generator=root / "g")
+    return root / "e"
+
+
+def save_png(path, array):
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_help_lists_commands(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "--help")
+    assert code == 0
+    for command in ("train", "invert", "eval", "demo"):
+        assert command in out
+
+
+def test_dry_run_prints_resolved_config_and_writes_nothing(monkeypatch, capsys, tmp_path):
+    code, out, _ = run_cli(monkeypatch, capsys, "train", "gan", "--data", "mnist", "--out", tmp_path / "r",
+                           "--preset", "paper", "--steps", "7", "--dry-run")
+    assert code == 0
+    config = json.loads(out)
+    assert config["net"] == {"image_size": 64, "channels": 3, "width": 64, "latent_dim": 100, "prior": "uniform"}
+    assert config["train"]["steps"] == 7 and config["train"]["lr"] == 2e-4 and config["train"]["beta1"] == 0.5
+    assert not (tmp_path / "r").exists()
+
+
+def test_invert_and_eval_json(monkeypatch, capsys, tmp_path, aegan_run):
+    rng = np.random.default_rng(0)
+    images = [save_png(tmp_path / f"in{i}.png", rng.integers(0, 255, (20, 24), dtype=np.uint8)) for i in range(3)]
+    code, out, err = run_cli(monkeypatch, capsys, "invert", aegan_run, *images, "--out", tmp_path / "inv")
+    assert code == 0, err
+    latents = np.load(tmp_path / "inv" / "latents.npy")
+    assert latents.shape == (3, 8) and np.abs(latents).max() <= 1
+    assert (tmp_path / "inv" / "paths.txt").read_text().splitlines() == [str(p) for p in images]
+    assert len(list((tmp_path / "inv" / "reconstructions").glob("*.png"))) == 3
+    assert Image.open(tmp_path / "inv" / "grid.png").size[0] > 16 * 3
+
+    code, out, err = run_cli(monkeypatch, capsys, "eval", aegan_run, "--data", "digits", "--n", "32", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    for split in ("generated", "real"):
+        assert {"psnr", "ssim", "dhash_similarity"} <= result[split].keys()
+        assert 0 <= result[split]["dhash_similarity"] <= 1 and -1 <= result[split]["ssim"] <= 1
+
+
+def test_grey_and_rgba_images_are_converted_for_an_rgb_run(monkeypatch, capsys, tmp_path, rgb_aegan_run):
+    grey = save_png(tmp_path / "grey.png", np.full((30, 30), 128, np.uint8))
+    rgba = save_png(tmp_path / "rgba.png", np.full((30, 40, 4), 200, np.uint8))
+    code, _, err = run_cli(monkeypatch, capsys, "invert", rgb_aegan_run, grey, rgba, "--out", tmp_path / "o")
+    assert code == 0, err
+    assert np.load(tmp_path / "o" / "latents.npy").shape == (2, 8)
+
+
+def test_missing_image_path(monkeypatch, capsys, tmp_path, aegan_run):
+    code, _, err = run_cli(monkeypatch, capsys, "invert", aegan_run, tmp_path / "nope.png", "--out", tmp_path / "o")
+    assert_clean_error(code, err, "nope.png", "does not exist")
+    assert not (tmp_path / "o").exists()
+
+
+def test_truncated_image(monkeypatch, capsys, tmp_path, aegan_run):
+    good = save_png(tmp_path / "good.png", np.zeros((16, 16), np.uint8))
+    full = tmp_path / "full.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(full)
+    (tmp_path / "cut.jpg").write_bytes(full.read_bytes()[:300])
+    code, _, err = run_cli(monkeypatch, capsys, "invert", aegan_run, good, tmp_path / "cut.jpg",
+                           "--out", tmp_path / "o")
+    assert_clean_error(code, err, "cut.jpg")
+    assert not (tmp_path / "o").exists()  # the good image was not written either
+
+
+def test_empty_image_folder(monkeypatch, capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(monkeypatch, capsys, "train", "gan", "--data", f"folder:{tmp_path / 'empty'}",
+                           "--out", tmp_path / "run", "--steps", "2")
+    assert_clean_error(code, err, "empty")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_path(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "train", "gan", "--data", f"celeba:{tmp_path / 'absent'}",
+                           "--out", tmp_path / "run", "--steps", "2")
+    assert_clean_error(code, err, "absent")
+    assert not (tmp_path / "run").exists()
+
+
+def test_generator_must_be_a_gan_run(monkeypatch, capsys, tmp_path, aegan_run):
+    code, _, err = run_cli(monkeypatch, capsys, "train", "aegan", "--generator", aegan_run, "--out", tmp_path / "e")
+    assert_clean_error(code, err, "'aegan' run", "trained a generator")
+    assert not (tmp_path / "e").exists()
+    code, _, err = run_cli(monkeypatch, capsys, "train", "aegan", "--generator", tmp_path, "--out", tmp_path / "e")
+    assert_clean_error(code, err, "not a ganinv run directory")
+
+
+def test_resume_into_a_run_of_another_method(monkeypatch, capsys, generator_run, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "train", "aegan", "--out", generator_run, "--resume")
+    assert_clean_error(code, err, "'gan' run, not 'aegan'")
+
+
+def test_run_of_a_newer_format(monkeypatch, capsys, tmp_path, aegan_run):
+    import shutil
+
+    run = tmp_path / "future"
+    shutil.copytree(aegan_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["format_version"] = 99
+    (run / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run)
+    assert_clean_error(code, err, "newer", "config.json")
+
+
+def test_checkpoint_of_another_method_under_this_config(monkeypatch, capsys, tmp_path, aegan_run, generator_run):
+    import shutil
+
+    run = tmp_path / "mixed"
+    shutil.copytree(aegan_run, run)
+    shutil.copy(generator_run / "weights.safetensors", run / "weights.safetensors")
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run)
+    assert_clean_error(code, err, "'gan' checkpoint", "'aegan'")
+
+
+def test_truncated_weights(monkeypatch, capsys, tmp_path, aegan_run):
+    import shutil
+
+    run = tmp_path / "cut"
+    shutil.copytree(aegan_run, run)
+    data = (run / "weights.safetensors").read_bytes()
+    (run / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run)
+    assert_clean_error(code, err, "weights.safetensors", "truncated or corrupt")
+
+
+def test_gan_run_cannot_be_inverted(monkeypatch, capsys, tmp_path, generator_run):
+    code, _, err = run_cli(monkeypatch, capsys, "eval", generator_run)
+    assert_clean_error(code, err, "no inverse network", "ganinv train aegan")
+
+
+def test_bad_flag_values(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "train", "gan", "--data", "digits", "--out", tmp_path / "r",
+                           "--image-size", "24")
+    assert_clean_error(code, err, "power of two")
+    code, _, err = run_cli(monkeypatch, capsys, "train", "vae", "--data", "digits", "--out", tmp_path / "r")
+    assert_clean_error(code, err, "unknown method 'vae'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_images_of_the_wrong_shape_are_refused_by_the_api(aegan_run):
+    from ganinv import load
+    from ganinv.errors import GaninvError
+
+    model = load(aegan_run)
+    with pytest.raises(GaninvError, match="1×16×16"):
+        model.invert(torch.rand(2, 3, 16, 16))
+    with pytest.raises(GaninvError, match=r"\[0, 1\]"):
+        model.invert(torch.full((2, 1, 16, 16), 3.0))
