@@ -75,6 +75,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     tiny_train("gan", full, steps=10, data="digits")
     part = tmp_path / "part"
     tiny_train("gan", part, steps=5, data="digits")  # as if killed right after the step-5 checkpoint
+    with open(part / "metrics.jsonl", "a") as f:  # ... having logged a step past it and half a line
+        f.write('{"step": 6, "kind": "train", "d_loss": 1.0}\n{"step": 7, "ki')
     config = json.loads((part / "config.json").read_text())
     config["train"]["steps"] = 10
     (part / "config.json").write_text(json.dumps(config))
@@ -84,7 +86,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-6), key
     steps = [json.loads(line)["step"] for line in (part / "metrics.jsonl").read_text().splitlines()]
-    assert max(steps) == 10
+    assert max(steps) == 10 and steps.count(6) == 0  # no duplicate lines from the killed part
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import RunConfig, current_versions, read_config
 from .errors import GaninvError, TrainingDiverged
+from .io import atomic_write_text
 from .methods import Method
 from .model import InversionModel
 from .rundir import (
@@ -147,9 +148,23 @@ class RunLogger:
             if isinstance(value, (int, float)):
                 self.writer.add_scalar(f"{kind}/{key}", value, step)
 
+    def forget_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if _line_step(line) <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _line_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a half-written last line from a killed run: drop it
 
 
 def write_samples(method: Method, run_dir: Path, step: int, fixed_z: Tensor, real: Tensor | None) -> None:
@@ -189,6 +204,8 @@ def train(
     method.configure(accelerator)
     step = restore_checkpoint(method, run_dir) if resume else 0
     logger = RunLogger(run_dir, enabled=accelerator.is_main_process)
+    if resume and accelerator.is_main_process:
+        logger.forget_after(step)  # lines logged after the checkpoint will be logged again
     fixed_z = method.prior.sample(SAMPLE_COUNT, generator=torch.Generator().manual_seed(config.seed))
     sample_real = eval_images[:SAMPLE_COUNT] if eval_images is not None else None
     batches = real_batches(dataset, config, step) if method.uses_real_data else None
