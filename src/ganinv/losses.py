@@ -30,3 +30,33 @@ def reconstruction_bce(reconstruction: Tensor, target: Tensor) -> Tensor:
 def latent_mse(predicted: Tensor, target: Tensor) -> Tensor:
     """The 'directly trained' inverse model's loss ||z − IG(G(z))||² (seed 001 eq. 3, without labels)."""
     return F.mse_loss(predicted.float(), target.float())
+
+
+# --- DLSGAN (seed 003): NSGAN + R1, and the scaled encoder loss --------------------------------------------------
+
+def nsgan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Non-saturating GAN, D side: mean softplus(−D(x)) + mean softplus(D(G(z))) (= −log σ(a_r) − log(1 − σ(a_g)))."""
+    return F.softplus(-real_logits.float()).mean() + F.softplus(fake_logits.float()).mean()
+
+
+def nsgan_g_loss(fake_logits: Tensor) -> Tensor:
+    """Non-saturating GAN, G side: mean softplus(−D(G(z))) (= −log σ(a_g))."""
+    return F.softplus(-fake_logits.float()).mean()
+
+
+def r1_penalty(real_images: Tensor, real_logits: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): mean over the batch of ||∇_x D(x)||², summed over pixels, on real images.
+
+    ``real_images`` must have ``requires_grad`` set before ``real_logits = D(real_images)``; the graph is kept
+    (``create_graph=True``) so the penalty trains D. Convention (seed 003 §4.1, and the authors' code): the loss
+    term is ``λ_r1 · r1_penalty`` with λ_r1 = 10, which is Mescheder's γ/2 · ||∇||² with γ = 20. The gradient is
+    taken with respect to whatever tensor D was given — scale it by (dx/dx')² to express it in other pixel units.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
+
+
+def dls_encoder_loss(latents: Tensor, predicted: Tensor, scale: Tensor) -> Tensor:
+    """Seed 003 Algorithm 1 line 5: L_enc = avg((z − z')² ∘ s²), the MSE between z∘s and z'∘s (mean over batch
+    and elements). With s = 1 (no DLS) it is the plain latent MSE of InfoGAN / ICGAN-style encoders."""
+    return ((latents.float() - predicted.float()).square() * scale.float().square()).mean()

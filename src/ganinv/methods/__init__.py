@@ -4,10 +4,11 @@ from __future__ import annotations
 from ..errors import GaninvError
 from .aegan import AEGAN
 from .base import Method
+from .dlsgan import DLSGAN
 from .gan import GAN
 from .regression import Regression
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, DLSGAN)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -17,4 +18,4 @@ def method_class(name: str) -> type[Method]:
         raise GaninvError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression"]
+__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "DLSGAN"]

@@ -1,0 +1,213 @@
+"""DLSGAN — dynamic latent scale GAN (seed 003, Algorithm 1): a joint method whose discriminator is also the
+encoder, and whose generator input z∘s is rescaled each step by the traced variance of the predicted latents.
+
+One training step (Algorithm 1):
+
+    s      = √d · v^½ / ||v^½||₂                         (LatentScale; s = 1 without DLS)
+    a_g,z' = D(G(z∘s));  a_r = D(x)
+    L_enc  = avg((z − z')² ∘ s²)
+    L_d    = NSGAN_d(a_r, a_g) + λ_r1 · R1(x) + λ_enc · L_enc
+    L_g    = NSGAN_g(a_g) [+ λ_enc · L_enc when the encoder loss is on "DG"]
+    v      ← update(v, z')                               (moving window or EMA of z'², after the losses)
+
+``invert(x)`` is D's predicted latent (z units, the prior's); ``generate(z)`` is G(z∘s) — every use of the
+generator is scaled, as the paper requires. The "No DLS" ablation (``dls=False``) keeps s = 1, which makes L_enc
+the plain latent MSE of ICGAN / Controllable-GAN style encoders.
+
+Paper settings (seed 003 §4.1; most are StyleGAN2's), exported as ``PAPER_NET`` / ``PAPER_TRAIN`` overrides:
+CelebA 128×128, d_z = 512, priors N(0,1) and U(−√3,√3), reduced-filter StyleGAN2 (nets/style.py; width 64 gives
+the authors' 64…512 filters), no noise inputs, no minibatch stddev, NSGAN + R1 with λ_r1 = 10 (γ = 20), λ_enc = 1,
+Adam lr 1e-3, β = (0, 0.99), batch 16, 50 epochs, 2 % lr decay per epoch (not implemented: the training loop has
+no schedule), mapper lr ×0.01 — realised by the mapper's equalised-lr multiplier, so the base class's single Adam
+per net is enough. The optimiser reads lr/betas from ``config.train`` (give ``PAPER_TRAIN`` as overrides).
+
+Departures, all deliberate:
+* Alternating updates (D, then G against the updated D), as PyTorch StyleGAN2 ports do; the authors' TF code
+  took both gradients from one forward pass. v is updated from the z' of the D step (before D moves).
+* R1 is expressed in the authors' [−1, 1] pixel units: D receives [0, 1] images and maps them by 2x − 1 itself,
+  so the penalty measured on the [0, 1] input is divided by 4 (``R1_PIXEL_UNITS``) before λ_r1 multiplies it.
+* Options live in ``DLSGANOptions`` (``RunConfig`` has no method-specific fields yet); they are also written into
+  the checkpoint (``extra.dlsgan_options``) and adopted on load, so a resumed or loaded run keeps its own options.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..config import RunConfig
+from ..errors import GaninvError, RunDirError
+from ..latent import LATENT_SCALE_MODES, LatentScale, scaled_latent_entropy
+from ..losses import dls_encoder_loss, nsgan_d_loss, nsgan_g_loss, r1_penalty
+from ..nets.style import ResidualDiscriminator, StyleGenerator
+from .base import Method
+
+ENCODER_LOSS_ON = ("D", "DG")
+R1_PIXEL_UNITS = 0.25  # (d[-1,1]/d[0,1])⁻² : ||∇ wrt [-1,1] pixels||² = ||∇ wrt [0,1] pixels||² / 4
+MAPPING_LAYERS = 8  # StyleGAN2's mapper depth
+
+# seed 003 §4.1, as overrides for build_config / train_run (net=…, train=…); prior "uniform_sqrt3" is the other run
+PAPER_NET = dict(image_size=128, channels=3, width=64, latent_dim=512, prior="normal")
+PAPER_TRAIN = dict(lr=1e-3, beta1=0.0, beta2=0.99, batch_size=16)
+
+
+@dataclass(frozen=True)
+class DLSGANOptions:
+    encoder_loss_on: str = "D"  # "D": λ_enc·L_enc in L_d only; "DG": in L_d and L_g (the paper's best)
+    dls: bool = True  # False: s stays 1 (the "No DLS" ablation)
+    scale_mode: str = "window"  # "window": the paper's moving average over 512×batch samples; "ema": later code
+    lambda_enc: float = 1.0
+    lambda_r1: float = 10.0  # loss term λ_r1·||∇D||² ⇔ Mescheder's γ = 20
+    window_batches: int = 512
+    ema_decay: float = 0.999
+
+    def __post_init__(self):
+        if self.encoder_loss_on not in ENCODER_LOSS_ON:
+            raise GaninvError(f"encoder_loss_on must be one of {', '.join(ENCODER_LOSS_ON)}, "
+                              f"got {self.encoder_loss_on!r}")
+        if self.scale_mode not in LATENT_SCALE_MODES:
+            raise GaninvError(f"scale_mode must be one of {', '.join(LATENT_SCALE_MODES)}, got {self.scale_mode!r}")
+        if not (self.lambda_enc >= 0 and self.lambda_r1 >= 0 and math.isfinite(self.lambda_enc + self.lambda_r1)):
+            raise GaninvError(f"lambda_enc and lambda_r1 must be finite and >= 0, got {self.lambda_enc}, "
+                              f"{self.lambda_r1}")
+        if self.window_batches < 1:
+            raise GaninvError(f"window_batches must be at least 1, got {self.window_batches}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise GaninvError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    # a fixed-order float64 vector, so the options travel in weights.safetensors beside s
+    def to_tensor(self) -> Tensor:
+        return torch.tensor([
+            ENCODER_LOSS_ON.index(self.encoder_loss_on), float(self.dls), LATENT_SCALE_MODES.index(self.scale_mode),
+            self.lambda_enc, self.lambda_r1, self.window_batches, self.ema_decay,
+        ], dtype=torch.float64)
+
+    @classmethod
+    def from_tensor(cls, t: Tensor) -> DLSGANOptions:
+        v = t.detach().double().cpu().tolist()
+        if len(v) != 7:
+            raise RunDirError(f"extra.dlsgan_options has {len(v)} values, expected 7 (another ganinv version?)")
+        return cls(encoder_loss_on=ENCODER_LOSS_ON[int(v[0])], dls=bool(v[1]), scale_mode=LATENT_SCALE_MODES[int(v[2])],
+                   lambda_enc=v[3], lambda_r1=v[4], window_batches=int(v[5]), ema_decay=v[6])
+
+
+class DLSGAN(Method):
+    name = "dlsgan"
+    trains_generator = True
+    uses_real_data = True
+    trainable = ("generator", "discriminator")
+
+    def __init__(self, config: RunConfig, options: DLSGANOptions | None = None):
+        self.options = options if options is not None else DLSGANOptions()
+        if not isinstance(self.options, DLSGANOptions):
+            raise GaninvError(f"options must be a DLSGANOptions, got {type(self.options).__name__}")
+        super().__init__(config)
+        self.tracker = self._new_tracker()
+        self._scale = torch.ones(config.net.latent_dim)
+
+    def _new_tracker(self) -> LatentScale:
+        o = self.options
+        return LatentScale(self.config.net.latent_dim, mode=o.scale_mode, window_batches=o.window_batches,
+                           decay=o.ema_decay, device=self.device)
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        n = self.config.net
+        return {
+            "generator": StyleGenerator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width,
+                                        channels=n.channels, mapping_layers=MAPPING_LAYERS),
+            "discriminator": ResidualDiscriminator(image_size=n.image_size, width=n.width, channels=n.channels,
+                                                   latent_dim=n.latent_dim),
+        }
+
+    # --- the latent scale ---
+    @property
+    def latent_scale(self) -> Tensor:
+        """s (d,): ones without DLS; otherwise the tracker's scale as of the last step."""
+        return self._scale
+
+    def latent_entropy(self) -> float:
+        """Differential entropy of Z∘s (nats) for this run's prior (seed 003 figs. 5–6)."""
+        return scaled_latent_entropy(self._scale, self.prior.name)
+
+    def configure(self, accelerator) -> None:
+        super().configure(accelerator)
+        self.tracker.to(self.device)
+        self._scale = self._scale.to(self.device)
+
+    # --- training ---
+    def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, float]:
+        real = batch[0]
+        o = self.options
+        G, D = self.nets["generator"], self.nets["discriminator"]
+        s = self._scale.to(real.device)  # line 3: s from v as it stood before this step
+        z = self.sample_latents(real.shape[0]).to(real.device)  # line 1
+        fake = G(z * s)  # line 4 (G side)
+
+        # discriminator (and encoder) step: lines 4–7
+        fake_logits, predicted = D(fake.detach())
+        enc_loss = dls_encoder_loss(z, predicted, s)  # line 5
+        real_in = real.detach().requires_grad_(True)
+        real_logits, _ = D(real_in)  # line 6
+        r1 = r1_penalty(real_in, real_logits) * R1_PIXEL_UNITS
+        d_adv = nsgan_d_loss(real_logits, fake_logits)
+        d_loss = d_adv + o.lambda_r1 * r1 + o.lambda_enc * enc_loss  # line 7
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        self.backward(d_loss)
+        self.optimizers["discriminator"].step()
+
+        if o.dls:  # line 9: v ← update(v, z'); s for the next step
+            self.tracker.update(predicted.detach())
+            self._scale = self.tracker.scale.to(real.device)
+
+        # generator step: line 8, against the updated D (its weights frozen for this backward)
+        D.requires_grad_(False)
+        try:
+            fake_logits_g, predicted_g = D(fake)
+            g_adv = nsgan_g_loss(fake_logits_g)
+            g_loss = g_adv
+            if o.encoder_loss_on == "DG":
+                g_loss = g_loss + o.lambda_enc * dls_encoder_loss(z, predicted_g, s)
+            self.optimizers["generator"].zero_grad(set_to_none=True)
+            self.backward(g_loss)
+            self.optimizers["generator"].step()
+        finally:
+            D.requires_grad_(True)
+
+        logs = {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_adv": d_adv.item(), "g_adv": g_adv.item(),
+                "enc_loss": enc_loss.item(), "r1": r1.item()}
+        entropy = self.latent_entropy()
+        if math.isfinite(entropy):  # −inf only if some s_i is exactly 0; not a divergence, so not logged
+            logs["latent_entropy"] = entropy
+        return logs
+
+    # --- the seam ---
+    def invert(self, x: Tensor) -> Tensor:
+        """Images in [0,1] → D's predicted latent z' in z units (generate(z') reconstructs)."""
+        return self.nets["discriminator"](x)[1]
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.nets["generator"](z * self._scale.to(device=z.device, dtype=z.dtype))
+
+    # --- persistence ---
+    def extra_state(self) -> dict[str, Tensor]:
+        tracker = {f"latent_trace.{k}": v for k, v in self.tracker.state().items()}
+        return {"latent_scale": self._scale.detach().cpu().clone(), "dlsgan_options": self.options.to_tensor(),
+                **tracker}
+
+    def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
+        missing = {"latent_scale", "dlsgan_options"} - set(tensors)
+        if missing:
+            raise RunDirError(f"this dlsgan checkpoint lacks {', '.join(f'extra.{m}' for m in sorted(missing))}")
+        options = DLSGANOptions.from_tensor(tensors["dlsgan_options"])
+        if options != self.options:  # the run directory is the record: a loaded or resumed run keeps its options
+            self.options = options
+            self.tracker = self._new_tracker()
+        prefix = "latent_trace."
+        self.tracker.load_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        scale = tensors["latent_scale"]
+        if tuple(scale.shape) != (self.config.net.latent_dim,) or not bool(torch.isfinite(scale).all()):
+            raise RunDirError(f"extra.latent_scale has shape {tuple(scale.shape)} or non-finite values; expected "
+                              f"({self.config.net.latent_dim},) finite")
+        self._scale = scale.detach().float().to(self.device).clone()
