@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from ganinv import load
+from ganinv.config import read_config
 from ganinv.errors import GaninvError
 from ganinv.latent import LatentScale, scaled_latent_entropy
 from ganinv.losses import (
@@ -40,6 +41,8 @@ def tiny_config(steps=20, seed=0, **train):
 
 def train_dlsgan(out, steps=20, options=None, resume=False, seed=0):
     config = tiny_config(steps, seed)
+    if resume:  # as the CLI does: the run's own config (and options) win
+        config = read_config(out).replace(train=config.train)
     dataset, eval_images = open_training_data(config)
     method = DLSGAN(config, options=options)
     train(method, out, dataset=dataset, eval_images=eval_images, resume=resume, show_progress=False)
@@ -205,7 +208,8 @@ def test_tiny_dlsgan_trains_with_finite_losses(dlsgan_run):
     assert method.tracker.updates == 20
     saved = load_file(str(out / "weights.safetensors"))
     assert torch.equal(saved["extra.latent_scale"], s.cpu())
-    assert "extra.latent_trace.buffer" in saved and "extra.dlsgan_options" in saved
+    assert "extra.latent_trace.buffer" in saved
+    assert json.loads((out / "config.json").read_text())["options"]["encoder_loss_on"] == "D"
 
 
 def test_save_load_round_trips_the_scale_and_inversion(dlsgan_run):
@@ -270,3 +274,5 @@ def test_bad_options_raise_our_error():
         DLSGANOptions(lambda_r1=-1.0)
     with pytest.raises(GaninvError):
         DLSGAN(tiny_config(), options={"encoder_loss_on": "DG"})
+    with pytest.raises(GaninvError, match="no option.*lambda_enk.*valid options"):
+        DLSGAN(tiny_config().replace(options={"lambda_enk": 1.0}))

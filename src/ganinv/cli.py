@@ -153,5 +153,8 @@ def demo(
         print(json.dumps(results, indent=2))
 
 
+# Commands of other areas live in their own modules and register themselves on ``app``.
+from . import cli_apps, cli_compare  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()

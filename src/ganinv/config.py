@@ -52,6 +52,7 @@ class RunConfig:
     data: str | None = None  # dataset spec of the real images (None: trained on generated samples only)
     seed: int = 0
     generator_run: str | None = None  # the run a post-hoc method's frozen generator was copied from
+    options: dict[str, Any] = field(default_factory=dict)  # method-specific, validated by the method's Options
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=dict)
 

@@ -7,7 +7,9 @@ run directory and ``InversionModel`` know nothing else about it.
 from __future__ import annotations
 
 import contextlib
-from typing import ClassVar
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -17,14 +19,31 @@ from ..errors import GaninvError
 from ..latent import Prior, make_prior
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """Methods without options of their own."""
+
+
+def parse_options(cls: type, values: dict[str, Any], method: str):
+    """config.json's ``options`` → the method's frozen Options dataclass; unknown keys are refused by name."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        valid = ", ".join(sorted(known)) or "none"
+        raise GaninvError(f"method {method!r} has no option(s) {', '.join(unknown)}; valid options: {valid}")
+    return cls(**values)
+
+
 class Method:
     name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions  # a frozen dataclass; its fields are config.json's "options"
     trains_generator: ClassVar[bool]  # joint methods train G; post-hoc ones take a frozen G via --generator
     uses_real_data: ClassVar[bool]  # whether train_step consumes the dataset's images
     trainable: ClassVar[tuple[str, ...]]  # names in ``nets`` that have optimisers
 
     def __init__(self, config: RunConfig):
-        self.config = config
+        self.options = parse_options(self.Options, config.options, self.name)
+        self.config = config.replace(options=dataclasses.asdict(self.options))  # record every resolved option
         self.prior: Prior = make_prior(config.net.prior, config.net.latent_dim)
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the recorded seed alone
             torch.manual_seed(config.seed)

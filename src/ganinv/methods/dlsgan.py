@@ -26,11 +26,12 @@ Departures, all deliberate:
   took both gradients from one forward pass. v is updated from the z' of the D step (before D moves).
 * R1 is expressed in the authors' [−1, 1] pixel units: D receives [0, 1] images and maps them by 2x − 1 itself,
   so the penalty measured on the [0, 1] input is divided by 4 (``R1_PIXEL_UNITS``) before λ_r1 multiplies it.
-* Options live in ``DLSGANOptions`` (``RunConfig`` has no method-specific fields yet); they are also written into
-  the checkpoint (``extra.dlsgan_options``) and adopted on load, so a resumed or loaded run keeps its own options.
+* Options live in ``DLSGANOptions``, recorded as ``options`` in config.json, so a resumed or loaded run keeps
+  its own.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -77,20 +78,6 @@ class DLSGANOptions:
         if not 0.0 <= self.ema_decay < 1.0:
             raise GaninvError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
-    # a fixed-order float64 vector, so the options travel in weights.safetensors beside s
-    def to_tensor(self) -> Tensor:
-        return torch.tensor([
-            ENCODER_LOSS_ON.index(self.encoder_loss_on), float(self.dls), LATENT_SCALE_MODES.index(self.scale_mode),
-            self.lambda_enc, self.lambda_r1, self.window_batches, self.ema_decay,
-        ], dtype=torch.float64)
-
-    @classmethod
-    def from_tensor(cls, t: Tensor) -> DLSGANOptions:
-        v = t.detach().double().cpu().tolist()
-        if len(v) != 7:
-            raise RunDirError(f"extra.dlsgan_options has {len(v)} values, expected 7 (another ganinv version?)")
-        return cls(encoder_loss_on=ENCODER_LOSS_ON[int(v[0])], dls=bool(v[1]), scale_mode=LATENT_SCALE_MODES[int(v[2])],
-                   lambda_enc=v[3], lambda_r1=v[4], window_batches=int(v[5]), ema_decay=v[6])
 
 
 class DLSGAN(Method):
@@ -99,10 +86,13 @@ class DLSGAN(Method):
     uses_real_data = True
     trainable = ("generator", "discriminator")
 
+    Options = DLSGANOptions
+
     def __init__(self, config: RunConfig, options: DLSGANOptions | None = None):
-        self.options = options if options is not None else DLSGANOptions()
-        if not isinstance(self.options, DLSGANOptions):
-            raise GaninvError(f"options must be a DLSGANOptions, got {type(self.options).__name__}")
+        if options is not None:  # explicit options replace the config's, and are recorded in it
+            if not isinstance(options, DLSGANOptions):
+                raise GaninvError(f"options must be a DLSGANOptions, got {type(options).__name__}")
+            config = config.replace(options=dataclasses.asdict(options))
         super().__init__(config)
         self.tracker = self._new_tracker()
         self._scale = torch.ones(config.net.latent_dim)
@@ -193,17 +183,11 @@ class DLSGAN(Method):
     # --- persistence ---
     def extra_state(self) -> dict[str, Tensor]:
         tracker = {f"latent_trace.{k}": v for k, v in self.tracker.state().items()}
-        return {"latent_scale": self._scale.detach().cpu().clone(), "dlsgan_options": self.options.to_tensor(),
-                **tracker}
+        return {"latent_scale": self._scale.detach().cpu().clone(), **tracker}
 
     def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
-        missing = {"latent_scale", "dlsgan_options"} - set(tensors)
-        if missing:
-            raise RunDirError(f"this dlsgan checkpoint lacks {', '.join(f'extra.{m}' for m in sorted(missing))}")
-        options = DLSGANOptions.from_tensor(tensors["dlsgan_options"])
-        if options != self.options:  # the run directory is the record: a loaded or resumed run keeps its options
-            self.options = options
-            self.tracker = self._new_tracker()
+        if "latent_scale" not in tensors:
+            raise RunDirError("this dlsgan checkpoint lacks its latent scale (extra.latent_scale)")
         prefix = "latent_trace."
         self.tracker.load_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         scale = tensors["latent_scale"]
