@@ -57,14 +57,18 @@ def train(
     precision: Optional[str] = typer.Option(None, help="no | bf16 | fp16 (mixed precision via Accelerate)"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
     workers: Optional[int] = typer.Option(None, help="DataLoader worker processes [0]"),
+    option: list[str] = typer.Option([], "--option", "-o", help="method option KEY=VALUE, repeatable "
+                                     "(e.g. dlsgan: -o encoder_loss_on=DG -o dls=false)"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     dry_run: bool = typer.Option(False, help="print the resolved config and exit"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
-    """Train a method into a run directory."""
+    """Train a method into a run directory (gan, aegan, regression, dlsgan, …)."""
+    from .runs import parse_option_strings
     from .workflows import train_run
 
     overrides = dict(
+        options=parse_option_strings(method, option),
         net_overrides=dict(image_size=image_size, channels=channels, width=width, latent_dim=latent_dim, prior=prior),
         train_overrides=dict(steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
                    sample_every=sample_every, eval_every=eval_every, precision=precision, device=device,

@@ -21,9 +21,39 @@ def default_channels(data_spec: str | None) -> int:
     return 1 if data_spec.split(":", 1)[0] in ("mnist", "digits") else 3
 
 
+def parse_option_strings(method: str, items: list[str]) -> dict:
+    """``["encoder_loss_on=DG", "dls=false"]`` → typed values, by the method's Options dataclass field types."""
+    import typing
+
+    cls = method_class(method).Options
+    hints = typing.get_type_hints(cls)
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in hints:
+            valid = ", ".join(sorted(hints)) or "none"
+            raise GaninvError(f"--option {item!r}: expected KEY=VALUE with KEY one of: {valid}")
+        options[key] = _typed(hints[key], text.strip(), key)
+    return options
+
+
+def _typed(kind, text: str, key: str):
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind in (int, float):
+            return kind(text)
+    except ValueError:
+        raise GaninvError(f"--option {key}={text}: not a valid {kind.__name__}") from None
+    return text
+
+
 def build_config(
     method: str, *, preset: str = "small", data: str | None = None, seed: int = 0,
-    net: dict | None = None, train: dict | None = None,
+    net: dict | None = None, train: dict | None = None, options: dict | None = None,
 ) -> RunConfig:
     """A RunConfig from a preset plus overrides (``None`` values keep the preset's)."""
     if preset not in PRESETS:
@@ -33,12 +63,16 @@ def build_config(
     net_over = {k: v for k, v in (net or {}).items() if v is not None}
     net_over.setdefault("channels", default_channels(data) if preset != "paper" else net_base.channels)
     config = RunConfig(
-        method=method, data=data, seed=seed,
+        method=method, data=data, seed=seed, options=dict(options or {}),
         net=dataclasses.replace(net_base, **net_over),
         train=dataclasses.replace(train_base, **{k: v for k, v in (train or {}).items() if v is not None}),
     )
     validate(config)
-    return config
+    from .methods.base import parse_options
+
+    # fail now, before anything is written; record every option with its resolved value
+    resolved = parse_options(method_class(method).Options, config.options, method)
+    return config.replace(options=dataclasses.asdict(resolved))
 
 
 def validate(config: RunConfig) -> None:

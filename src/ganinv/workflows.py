@@ -26,7 +26,7 @@ EVAL_REAL_IMAGES = 256
 def train_run(
     method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
     preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
-    net_overrides: dict | None = None, train_overrides: dict | None = None,
+    net_overrides: dict | None = None, train_overrides: dict | None = None, options: dict | None = None,
 ) -> TrainResult | RunConfig:
     """Validate everything (config, data, generator) before the run directory is touched, then train."""
     out = Path(out)
@@ -39,7 +39,8 @@ def train_run(
         if steps:  # extending a run is the one change a resume accepts
             config = config.replace(train=dataclasses.replace(config.train, steps=steps))
     else:
-        config = build_config(method, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides)
+        config = build_config(method, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides,
+                              options=options)
         if generator is not None:
             frozen = load_generator_run(generator)
             config = posthoc_config(config, frozen, generator)
