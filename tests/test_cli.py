@@ -190,3 +190,22 @@ def test_images_of_the_wrong_shape_are_refused_by_the_api(aegan_run):
         model.invert(torch.rand(2, 3, 16, 16))
     with pytest.raises(GaninvError, match=r"\[0, 1\]"):
         model.invert(torch.full((2, 1, 16, 16), 3.0))
+
+
+def test_dlsgan_bad_encoder_loss_target(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "train", "dlsgan", "--data", "digits", "--out", tmp_path / "r",
+                           "--encoder-loss-on", "X")
+    assert_clean_error(code, err, "encoder_loss_on must be one of D, DG")
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_with_a_latent_dim_that_does_not_match(monkeypatch, capsys, generator_run):
+    code, _, err = run_cli(monkeypatch, capsys, "train", "gan", "--out", generator_run, "--resume",
+                           "--latent-dim", "32")
+    assert_clean_error(code, err, "--latent-dim 32 does not match", "latent_dim = 8")
+
+
+def test_unknown_method_option(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "train", "dlsgan", "--data", "digits", "--out", tmp_path / "r",
+                           "-o", "lambda_enk=2")
+    assert_clean_error(code, err, "lambda_enk", "encoder_loss_on")

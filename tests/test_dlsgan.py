@@ -258,7 +258,8 @@ def test_options_drive_the_losses_and_no_dls_keeps_scale_one():
         logs = no_dls.train_step(batch)
     assert torch.equal(no_dls.latent_scale, torch.ones(8))
     assert logs["g_loss"] == logs["g_adv"]  # encoder loss on D only
-    assert logs["latent_entropy"] == pytest.approx(8 * math.log(2.0))  # s = 1 under the U(-1,1) prior
+    # s = 1 under the N(0,1) prior of dlsgan's small preset: 8 · log √(2πe)
+    assert logs["latent_entropy"] == pytest.approx(8 * math.log(math.sqrt(2 * math.pi * math.e)))
     dg = configured(DLSGANOptions(encoder_loss_on="DG"))
     logs = dg.train_step(batch)
     assert logs["g_loss"] > logs["g_adv"]  # + λ_enc·L_enc

@@ -8,3 +8,11 @@ def load(run_dir, device="cpu"):
     from .model import InversionModel
 
     return InversionModel.load(run_dir, device=device)
+
+
+def wrap_generator(module, prior="uniform", image_range=(-1, 1), **kwargs):
+    """Any ``nn.Module`` (latents → images) as an ``InversionModel`` every post-hoc method and app can use
+    (see ``ganinv.wrap``)."""
+    from .wrap import wrap_generator as wrap
+
+    return wrap(module, prior, image_range, **kwargs)

@@ -59,6 +59,8 @@ def train(
     workers: Optional[int] = typer.Option(None, help="DataLoader worker processes [0]"),
     option: list[str] = typer.Option([], "--option", "-o", help="method option KEY=VALUE, repeatable "
                                      "(e.g. dlsgan: -o encoder_loss_on=DG -o dls=false)"),
+    encoder_loss_on: Optional[str] = typer.Option(None, help="dlsgan: D | DG (shortcut for -o encoder_loss_on=…)"),
+    no_dls: bool = typer.Option(False, "--no-dls", help="dlsgan: keep s = 1 (the 'No DLS' ablation)"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     dry_run: bool = typer.Option(False, help="print the resolved config and exit"),
     quiet: bool = typer.Option(False, help="no progress bar"),
@@ -67,6 +69,8 @@ def train(
     from .runs import parse_option_strings
     from .workflows import train_run
 
+    option = list(option) + ([f"encoder_loss_on={encoder_loss_on}"] if encoder_loss_on else []) + (
+        ["dls=false"] if no_dls else [])
     overrides = dict(
         options=parse_option_strings(method, option),
         net_overrides=dict(image_size=image_size, channels=channels, width=width, latent_dim=latent_dim, prior=prior),
@@ -88,11 +92,16 @@ def invert(
     run: Path = typer.Argument(..., help="run directory of an inverter (aegan, regression, …)"),
     images: list[Path] = typer.Argument(..., help="image files or folders"),
     out: Path = typer.Option(..., "--out", help="folder for latents.npy, paths.txt, reconstructions and a grid"),
+    refine: int = typer.Option(0, help="optimisation steps after the encoder (hybrid); on a generator run: "
+                               "optimisation inversion from the prior's mean"),
+    refine_lr: Optional[float] = typer.Option(None, help="Adam lr of --refine [0.01 from an encoder, 0.05 from the mean]"),
+    refine_loss: str = typer.Option("mse", help="image loss of --refine: mse | bce (seed 001 eq. 2) | mse+lpips"),
 ):
     """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid."""
     from .workflows import invert_files
 
-    result = invert_files(run, images, out, warn=lambda m: err_console.print(f"[yellow]note:[/] {m}"))
+    result = invert_files(run, images, out, warn=lambda m: err_console.print(f"[yellow]note:[/] {m}"),
+                          refine=refine, refine_lr=refine_lr, refine_loss=refine_loss)
     console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, grid.png)")
 
 
@@ -137,6 +146,35 @@ def print_results_table(results: dict[str, dict], title: str) -> None:
                 table.add_row(name, f"{split} ({metrics.get('n', '?')})",
                               *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown])
     console.print(table)
+
+
+# --------------------------------------------------------------------------------------------------- ablate
+@app.command()
+def ablate(
+    method: str = typer.Argument(..., help="dlsgan (seed 003's grid)"),
+    data: str = typer.Option(..., help="dataset spec (train split for training, test split for evaluation)"),
+    out: Path = typer.Option(Path("ablation"), "--out", help="folder for the runs, PNG figures and ablation.md"),
+    quick: bool = typer.Option(False, help="16 px, 3 epochs: minutes on a CPU"),
+    epochs: Optional[int] = typer.Option(None, help="epochs per run [quick 3, full 20]"),
+    seed: int = typer.Option(0, help="the one seed every run shares"),
+    fid_weights: Optional[str] = typer.Option(None, help="Inception weights file for real FID (else FD-domain)"),
+    image_size: Optional[int] = typer.Option(None, help="image side [quick 16, full 32]"),
+    width: Optional[int] = typer.Option(None, help="net width [quick 8, full 16]"),
+    latent_dim: Optional[int] = typer.Option(None, help="latent dimension [quick 32, full 64]"),
+    batch_size: Optional[int] = typer.Option(None, help="batch size [quick 32, full 16]"),
+):
+    """Seed 003's ablation: DLS / No DLS × encoder loss on D / DG × priors, curves per epoch, final table."""
+    import dataclasses
+
+    from .ablation import BUDGETS, run_ablation
+
+    changes = dict(image_size=image_size, width=width, latent_dim=latent_dim, batch_size=batch_size)
+    budget = dataclasses.replace(BUDGETS["quick" if quick else "full"],
+                                 **{k: v for k, v in changes.items() if v is not None})
+    result = run_ablation(method, data=data, out=out, quick=quick, seed=seed, epochs=epochs,
+                          fid_weights=fid_weights, log=console.print, budget=budget)
+    console.print(Path(result["table"]).read_text(encoding="utf-8"), markup=False)
+    console.print(f"figures: {', '.join(str(p) for p in result['figures'])}")
 
 
 # ----------------------------------------------------------------------------------------------------- demo

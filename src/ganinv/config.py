@@ -39,6 +39,7 @@ class TrainConfig:
     eval_every: int = 500
     checkpoint_every: int = 250
     eval_samples: int = 256
+    lr_decay_per_epoch: float = 0.0  # multiplicative: lr · (1 − d)^epoch (DLSGAN's paper: 0.02)
     precision: str = "no"
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int = 0
@@ -64,6 +65,7 @@ class RunConfig:
 
 
 # The seed-001 appendix: DCGAN 64×64, z ∈ U(-1,1)^100, Adam lr 2e-4 β1 0.5, batch 64 (tables 3–5).
+# A method may override a preset for its own paper (``Method.presets``), e.g. DLSGAN's seed-003 settings.
 PRESETS: dict[str, tuple[NetConfig, TrainConfig]] = {
     "paper": (NetConfig(image_size=64, channels=3, width=64, latent_dim=100, prior="uniform"),
               TrainConfig(batch_size=64, lr=2e-4, beta1=0.5)),

@@ -58,8 +58,12 @@ def build_config(
     """A RunConfig from a preset plus overrides (``None`` values keep the preset's)."""
     if preset not in PRESETS:
         raise GaninvError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    method_class(method)
+    cls = method_class(method)
     net_base, train_base = PRESETS[preset]
+    if preset in cls.presets:  # the method's own paper (e.g. DLSGAN's seed 003) over seed 001's DCGAN
+        net_extra, train_extra = cls.presets[preset]
+        net_base = dataclasses.replace(net_base, **net_extra)
+        train_base = dataclasses.replace(train_base, **train_extra)
     net_over = {k: v for k, v in (net or {}).items() if v is not None}
     net_over.setdefault("channels", default_channels(data) if preset != "paper" else net_base.channels)
     config = RunConfig(
@@ -72,6 +76,9 @@ def build_config(
 
     # fail now, before anything is written; record every option with its resolved value
     resolved = parse_options(method_class(method).Options, config.options, method)
+    check = getattr(resolved, "check_before_training", None)
+    if check is not None:  # e.g. a weights file named by an option must exist before the run is written
+        check()
     return config.replace(options=dataclasses.asdict(resolved))
 
 
@@ -86,6 +93,7 @@ def validate(config: RunConfig) -> None:
         (t.steps >= 1, f"--steps must be positive, got {t.steps}"),
         (t.batch_size >= 1, f"--batch-size must be positive, got {t.batch_size}"),
         (t.lr > 0, f"--lr must be positive, got {t.lr}"),
+        (0 <= t.lr_decay_per_epoch < 1, f"lr_decay_per_epoch must be in [0, 1), got {t.lr_decay_per_epoch}"),
         (t.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
         (t.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {t.device!r}"),
         (min(t.checkpoint_every, t.sample_every, t.eval_every, t.log_every) >= 1, "intervals must be positive"),
@@ -95,30 +103,59 @@ def validate(config: RunConfig) -> None:
             raise GaninvError(message)
 
 
-def load_generator_run(path: str | Path) -> InversionModel:
-    """The frozen generator of a post-hoc method: any run whose method trained one (gan, …)."""
-    model = InversionModel.load(path)
+def load_generator_run(path) -> InversionModel:
+    """The frozen generator of a post-hoc method: a run that trained or wraps one (gan, bigan, dlsgan, wrapped),
+    by path — or an ``InversionModel`` already in memory (e.g. from ``ganinv.wrap_generator``)."""
+    from .wrap import generator_spec
+
+    model = path if isinstance(path, InversionModel) else InversionModel.load(path)
     if not method_class(model.config.method).trains_generator:
         raise GaninvError(
-            f"--generator {path} is a {model.config.method!r} run; it must be a run that trained a generator (gan)"
+            f"--generator {path} is a {model.config.method!r} run; it must be a run that trained a generator "
+            "(gan, bigan, dlsgan) or a wrapped one (ganinv wrap)"
         )
+    generator_spec(model)  # a generator kind post-hoc methods can rebuild, or a clear error
     return model
 
 
-def posthoc_config(config: RunConfig, generator: InversionModel, generator_path: str | Path) -> RunConfig:
+def posthoc_config(config: RunConfig, generator: InversionModel, generator_path) -> RunConfig:
     """A post-hoc method inherits the generator's nets config (image shape, width, latent, prior) and its data
-    spec (for real-image evaluation); its own training settings stay."""
+    spec (for real-image evaluation); its own training settings stay. The generator's kind is recorded in the
+    reserved option ``generator`` so the run rebuilds the right net when loaded."""
+    from .wrap import DCGAN_SPEC, GENERATOR_OPTION, generator_spec
+
     g = generator.config
-    return config.replace(net=g.net, data=config.data or g.data, generator_run=str(Path(generator_path).resolve()))
+    spec = generator_spec(generator)
+    options = dict(config.options)
+    if spec != DCGAN_SPEC:  # DCGAN is the default: such runs read exactly as before
+        options[GENERATOR_OPTION] = spec
+    source = None if isinstance(generator_path, InversionModel) else str(Path(generator_path).resolve())
+    config = config.replace(net=g.net, data=config.data or g.data, generator_run=source, options=options)
+    method_class(config.method)(config)  # options that need this generator (e.g. space=w) fail now, not later
+    return config
 
 
 def new_method(config: RunConfig, generator: InversionModel | None = None) -> Method:
     """Build the method's nets; a post-hoc method gets a copy of the frozen generator's weights."""
+    from .wrap import generator_state
+
     cls = method_class(config.method)
     if not cls.trains_generator and generator is None:
         raise GaninvError(f"method {config.method!r} inverts a pre-trained generator: give --generator RUN")
     method = cls(config)
     if generator is not None:
-        method.nets["generator"].load_state_dict(generator.method.nets["generator"].state_dict())
+        method.nets["generator"].load_state_dict(generator_state(generator))
         method.nets["generator"].requires_grad_(False).eval()
     return method
+
+
+def materialise_run(config: RunConfig, out: str | Path, generator: InversionModel | None = None) -> Path:
+    """A run directory for a method with nothing to train (``optimize``): config + weights at step 0, loadable by
+    path like any other run."""
+    from .train import prepare_run_dir, save_checkpoint
+
+    out = Path(out)
+    method = new_method(config, generator)
+    method.config = prepare_run_dir(out, method.config, resume=False)
+    save_checkpoint(method, out, step=0)
+    return out

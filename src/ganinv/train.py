@@ -179,21 +179,29 @@ def write_samples(method: Method, run_dir: Path, step: int, fixed_z: Tensor, rea
     save_png(comparison_grid(rows), run_dir / "samples" / f"step-{step:07d}.png")
 
 
-def evaluate_during_training(method: Method, eval_images: Tensor | None) -> dict[str, float]:
+def evaluate_during_training(method: Method, eval_images: Tensor | None, evaluators=()) -> dict[str, float]:
+    """Reconstruction metrics (generated/…, real/…) plus whatever the caller's evaluators add (e.g. FD)."""
     from .evaluate import evaluate
 
-    if not method.can_invert:
-        return {}
-    n = method.config.train.eval_samples
-    results = evaluate(InversionModel(method), n_generated=n, real=eval_images)
-    return {f"{split}/{k}": v for split, metrics in results.items() for k, v in metrics.items()}
+    model = InversionModel(method)
+    values: dict[str, float] = {}
+    if method.can_invert:
+        n = method.config.train.eval_samples
+        results = evaluate(model, n_generated=n, real=eval_images)
+        values = {f"{split}/{k}": v for split, metrics in results.items() for k, v in metrics.items()}
+    for evaluator in evaluators:
+        values.update(evaluator(model))
+    return values
 
 
 def train(
     method: Method, run_dir: str | Path, *, dataset: Dataset | None = None, eval_images: Tensor | None = None,
-    resume: bool = False, show_progress: bool = True,
+    resume: bool = False, show_progress: bool = True, evaluators=(),
 ) -> TrainResult:
-    """Train ``method`` into ``run_dir`` (fresh, or continuing its last checkpoint when ``resume``)."""
+    """Train ``method`` into ``run_dir`` (fresh, or continuing its last checkpoint when ``resume``).
+
+    ``evaluators``: callables ``InversionModel -> dict[str, float]`` run at every evaluation (e.g. an FD).
+    """
     run_dir = Path(run_dir)
     if method.uses_real_data and dataset is None:
         raise GaninvError(f"method {method.name!r} trains on real images: give --data")
@@ -210,6 +218,8 @@ def train(
     sample_real = eval_images[:SAMPLE_COUNT] if eval_images is not None else None
     batches = real_batches(dataset, config, step) if method.uses_real_data else None
     t = config.train
+    steps_per_epoch = max(len(dataset) // t.batch_size, 1) if dataset is not None else None
+    epoch_logs = EpochAverager(steps_per_epoch)
     logs: dict[str, float] = {}
     last_checkpoint = step
     try:
@@ -220,6 +230,7 @@ def train(
                 batch = None
                 if batches is not None:
                     batch = [b.to(accelerator.device, non_blocking=True) for b in next(batches)]
+                set_learning_rates(method, config, step, steps_per_epoch)
                 with accelerator.autocast():
                     logs = method.train_step(batch)
                 step += 1
@@ -232,10 +243,13 @@ def train(
                 progress.update(task, advance=1, info="  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
                 if step % t.log_every == 0 or step == t.steps:
                     logger.log(step, "train", logs)
+                averages = epoch_logs.add(step, logs)
+                if averages:
+                    logger.log(step, "epoch", averages)
                 if accelerator.is_main_process and (step % t.sample_every == 0 or step == t.steps):
                     write_samples(method, run_dir, step, fixed_z, sample_real)
                 if accelerator.is_main_process and (step % t.eval_every == 0 or step == t.steps):
-                    logger.log(step, "eval", evaluate_during_training(method, eval_images))
+                    logger.log(step, "eval", evaluate_during_training(method, eval_images, evaluators))
                 if step % t.checkpoint_every == 0 or step == t.steps:
                     if accelerator.is_main_process:
                         save_checkpoint(method, run_dir, step)
@@ -247,6 +261,44 @@ def train(
     finally:
         logger.close()
     return TrainResult(run_dir=run_dir, step=step, logs=logs)
+
+
+def set_learning_rates(method: Method, config: RunConfig, step: int, steps_per_epoch: int | None) -> None:
+    """lr · (1 − d)^epoch — a pure function of the step, so a resumed run follows the same schedule."""
+    decay = config.train.lr_decay_per_epoch
+    if not decay or not steps_per_epoch:
+        return
+    factor = (1.0 - decay) ** (step // steps_per_epoch)
+    for optimizer in method.optimizers.values():
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
+
+
+class EpochAverager:
+    """Means of the training logs over each epoch of real data (the per-epoch curves of seed 003).
+
+    Only full epochs observed in this process are reported: a resumed run restarts the average at its epoch.
+    """
+
+    def __init__(self, steps_per_epoch: int | None):
+        self.steps_per_epoch = steps_per_epoch
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, step: int, logs: dict[str, float]) -> dict[str, float] | None:
+        if not self.steps_per_epoch:
+            return None
+        for key, value in logs.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+        if step % self.steps_per_epoch:
+            return None
+        complete = self.count == self.steps_per_epoch  # not the partial epoch a resume starts in
+        averages = {k: v / self.count for k, v in self.sums.items()}
+        averages["epoch"] = step // self.steps_per_epoch
+        self.sums, self.count = {}, 0
+        return averages if complete else None
 
 
 def logs_are_bad(logs: dict[str, float]) -> bool:

@@ -27,6 +27,7 @@ def train_run(
     method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
     preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
     net_overrides: dict | None = None, train_overrides: dict | None = None, options: dict | None = None,
+    evaluators=(),
 ) -> TrainResult | RunConfig:
     """Validate everything (config, data, generator) before the run directory is touched, then train."""
     out = Path(out)
@@ -35,6 +36,7 @@ def train_run(
         config = read_config(out)
         if config.method != method:
             raise GaninvError(f"{out} holds a {config.method!r} run, not {method!r}; cannot resume it")
+        check_resume_overrides(config, net_overrides or {}, options or {})
         steps = (train_overrides or {}).get("steps")
         if steps:  # extending a run is the one change a resume accepts
             config = config.replace(train=dataclasses.replace(config.train, steps=steps))
@@ -50,7 +52,7 @@ def train_run(
     # a resumed post-hoc run already holds its generator's weights: they come back with the checkpoint
     method_obj = method_class(config.method)(config) if resume else new_method(config, frozen)
     return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
-                 show_progress=show_progress)
+                 show_progress=show_progress, evaluators=evaluators)
 
 
 def open_training_data(config: RunConfig):
@@ -98,16 +100,32 @@ def expand_image_paths(paths: list[str | Path]) -> list[Path]:
 
 
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
-                 warn: Callable[[str], None] = lambda m: None) -> dict:
+                 warn: Callable[[str], None] = lambda m: None, *, refine: int = 0, refine_lr: float | None = None,
+                 refine_loss: str = "mse") -> dict:
     """Invert image files: every image is read (and resized/converted to the run's shape) before anything is
-    written, so a bad file stops the command with nothing half-done."""
+    written, so a bad file stops the command with nothing half-done. ``refine`` > 0 adds that many optimisation
+    steps after the encoder (the hybrid); on a run without an encoder it is optimisation from the prior's mean."""
+    from .methods.optimize import check_settings
+
     model = InversionModel.load(run)
-    if not model.can_invert:
-        raise GaninvError(f"{run} is a {model.config.method!r} run with no inverse network")
+    if refine < 0:
+        raise GaninvError(f"--refine must be >= 0, got {refine}")
+    if not model.can_invert and not refine:
+        raise GaninvError(f"{run} is a {model.config.method!r} run with no inverse network "
+                          "(give --refine N to invert it by optimisation)")
+    if refine:
+        from .methods.hybrid import REFINE_LR, OptimizingModel
+
+        start = "encoder" if model.can_invert else "mean"
+        lr = refine_lr or (REFINE_LR if start == "encoder" else 0.05)
+        check_settings(refine, lr, refine_loss)
+        model = OptimizingModel(model, steps=refine, lr=lr, loss=refine_loss, start=start)
     files = expand_image_paths(images)
     channels, size, _ = model.image_shape
     batch = torch.stack([load_image(f, image_size=size, channels=channels) for f in files])
     warn(f"images are centre-cropped and resized to {size}×{size} with {channels} channel(s) for this run")
+    if refine and start == "mean":
+        warn(f"{run} has no encoder: searching each latent from the prior's mean with {refine} optimisation steps")
     latents = model.invert(batch)
     reconstructions = model.generate(latents)
     out = Path(out)
@@ -118,3 +136,16 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     atomic_write_text(out / "paths.txt", "".join(f"{f}\n" for f in files))
     save_png(comparison_grid([batch, reconstructions]), out / "grid.png")
     return {"n": len(files), "latents": latents}
+
+
+def check_resume_overrides(config: RunConfig, net_overrides: dict, options: dict) -> None:
+    """A resumed run keeps its nets and options; a flag that contradicts them is an error, not silently ignored."""
+    for key, value in net_overrides.items():
+        saved = getattr(config.net, key)
+        if value is not None and value != saved:
+            flag = "--" + key.replace("_", "-")
+            raise GaninvError(f"{flag} {value} does not match the run being resumed ({key} = {saved})")
+    for key, value in options.items():
+        if config.options.get(key) != value:
+            raise GaninvError(f"option {key}={value} does not match the run being resumed "
+                              f"({key} = {config.options.get(key)})")

@@ -37,17 +37,31 @@ def parse_options(cls: type, values: dict[str, Any], method: str):
 class Method:
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions  # a frozen dataclass; its fields are config.json's "options"
+    # method-specific presets, {name: (NetConfig overrides, TrainConfig overrides)}, over config.PRESETS
+    presets: ClassVar[dict[str, tuple[dict, dict]]] = {}
     trains_generator: ClassVar[bool]  # joint methods train G; post-hoc ones take a frozen G via --generator
     uses_real_data: ClassVar[bool]  # whether train_step consumes the dataset's images
     trainable: ClassVar[tuple[str, ...]]  # names in ``nets`` that have optimisers
 
     def __init__(self, config: RunConfig):
-        self.options = parse_options(self.Options, config.options, self.name)
-        self.config = config.replace(options=dataclasses.asdict(self.options))  # record every resolved option
+        from ..wrap import DCGAN_SPEC, GENERATOR_OPTION, build_generator
+
+        options = dict(config.options)
+        # a post-hoc method's frozen generator is described by the reserved option "generator" (see ganinv.wrap);
+        # runs written before it existed have none and hold a DCGAN generator
+        spec = options.pop(GENERATOR_OPTION, None) if not self.trains_generator else None
+        self.generator_spec: dict[str, Any] = dict(spec or DCGAN_SPEC)
+        self.options = parse_options(self.Options, options, self.name)
+        recorded = dataclasses.asdict(self.options)  # record every resolved option
+        if spec is not None:
+            recorded[GENERATOR_OPTION] = dict(spec)
+        self.config = config.replace(options=recorded)
         self.prior: Prior = make_prior(config.net.prior, config.net.latent_dim)
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the recorded seed alone
             torch.manual_seed(config.seed)
             self.nets: dict[str, nn.Module] = self.build_nets()
+            if not self.trains_generator and self.generator_spec["kind"] != "dcgan":
+                self.nets["generator"] = build_generator(self.generator_spec, config.net)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.device = torch.device("cpu")
         self.accelerator = None

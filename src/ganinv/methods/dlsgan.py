@@ -17,9 +17,9 @@ the plain latent MSE of ICGAN / Controllable-GAN style encoders.
 Paper settings (seed 003 §4.1; most are StyleGAN2's), exported as ``PAPER_NET`` / ``PAPER_TRAIN`` overrides:
 CelebA 128×128, d_z = 512, priors N(0,1) and U(−√3,√3), reduced-filter StyleGAN2 (nets/style.py; width 64 gives
 the authors' 64…512 filters), no noise inputs, no minibatch stddev, NSGAN + R1 with λ_r1 = 10 (γ = 20), λ_enc = 1,
-Adam lr 1e-3, β = (0, 0.99), batch 16, 50 epochs, 2 % lr decay per epoch (not implemented: the training loop has
-no schedule), mapper lr ×0.01 — realised by the mapper's equalised-lr multiplier, so the base class's single Adam
-per net is enough. The optimiser reads lr/betas from ``config.train`` (give ``PAPER_TRAIN`` as overrides).
+Adam lr 1e-3, β = (0, 0.99), batch 16, 50 epochs, 2 % lr decay per epoch (the loop's ``lr_decay_per_epoch``),
+mapper lr ×0.01 — realised by the mapper's equalised-lr multiplier, so the base class's single Adam
+per net is enough. ``--preset paper`` gives these settings; ``--preset small`` the same recipe at 32 px.
 
 Departures, all deliberate:
 * Alternating updates (D, then G against the updated D), as PyTorch StyleGAN2 ports do; the authors' TF code
@@ -87,6 +87,12 @@ class DLSGAN(Method):
     trainable = ("generator", "discriminator")
 
     Options = DLSGANOptions
+    # seed 003 §4.1 at full size, and the same recipe at the CPU-sized 32 px
+    presets = {
+        "paper": (PAPER_NET, {**PAPER_TRAIN, "lr_decay_per_epoch": 0.02}),
+        "small": (dict(image_size=32, width=16, latent_dim=64, prior="normal"),
+                  {**PAPER_TRAIN, "lr_decay_per_epoch": 0.02}),
+    }
 
     def __init__(self, config: RunConfig, options: DLSGANOptions | None = None):
         if options is not None:  # explicit options replace the config's, and are recorded in it

@@ -1,0 +1,64 @@
+"""BiGAN / ALI (Donahue et al.; Dumoulin et al.), as seed 001 §2 and appendix compare against: a generator G
+(table 3), an encoder E (the inverse generator of table 5) and a joint discriminator D(x, z) (table 6), trained
+together on the minimax objective of eq. 1,
+
+    min_{G,E} max_D  E_x[log D(x, E(x))] + E_z[log(1 − D(G(z), z))].
+
+D ascends it (BCE with labels 1 for (x, E(x)), 0 for (G(z), z)); G and E take the usual non-saturating step —
+the labels swapped — against the updated D, with D's weights frozen for that backward. ``invert = E``; G is
+trained here, so post-hoc methods may also sit on a bigan run (its G is a DCGAN generator).
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..losses import gan_discriminator_loss
+from ..nets.bigan import JointDiscriminator
+from .base import Method, dcgan_generator, dcgan_inverse_generator
+
+
+class BiGAN(Method):
+    name = "bigan"
+    trains_generator = True
+    uses_real_data = True
+    trainable = ("generator", "encoder", "discriminator")
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        n = self.config.net
+        return {
+            "generator": dcgan_generator(self.config),
+            "encoder": dcgan_inverse_generator(self.config, self.prior),
+            "discriminator": JointDiscriminator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width,
+                                                channels=n.channels),
+        }
+
+    def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, float]:
+        real = batch[0]
+        G, E, D = self.nets["generator"], self.nets["encoder"], self.nets["discriminator"]
+        z = self.sample_latents(real.shape[0]).to(real.device)
+        fake, encoded = G(z), E(real)
+
+        # D: log D(x, E(x)) + log(1 − D(G(z), z))
+        d_loss = gan_discriminator_loss(D(real, encoded.detach()), D(fake.detach(), z))
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        self.backward(d_loss)
+        self.optimizers["discriminator"].step()
+
+        # G and E: the same pairs with the labels swapped (non-saturating), against the updated D
+        D.requires_grad_(False)
+        try:
+            ge_loss = gan_discriminator_loss(D(fake, z), D(real, encoded))
+            self.optimizers["generator"].zero_grad(set_to_none=True)
+            self.optimizers["encoder"].zero_grad(set_to_none=True)
+            self.backward(ge_loss)
+            self.optimizers["generator"].step()
+            self.optimizers["encoder"].step()
+        finally:
+            D.requires_grad_(True)
+        return {"d_loss": d_loss.item(), "ge_loss": ge_loss.item()}
+
+    def invert(self, x: Tensor) -> Tensor:
+        return self.nets["encoder"](x)
+
+
+__all__ = ["BiGAN"]

@@ -1,0 +1,47 @@
+"""The ``wrapped`` method: a user's generator module as a run directory (see ``ganinv.wrap``). It is never
+trained here; post-hoc methods take it with ``--generator RUN``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..config import RunConfig
+from ..errors import GaninvError
+from ..wrap import ModuleGenerator, build_module
+from .base import Method
+
+
+@dataclass(frozen=True)
+class WrappedOptions:
+    factory: str = ""  # "pkg.mod:fn", called with no arguments
+    image_low: float = -1.0  # the module's output range
+    image_high: float = 1.0
+    weights: str = ""  # the file the weights came from (provenance; the run keeps its own copy)
+
+    def __post_init__(self):
+        if (self.image_low, self.image_high) not in ((-1.0, 1.0), (0.0, 1.0)):
+            raise GaninvError(f"image range must be (-1, 1) or (0, 1), got ({self.image_low}, {self.image_high})")
+
+
+class WrappedGenerator(Method):
+    """A user's generator as a run: ``generate`` only; post-hoc methods take it with ``--generator``."""
+
+    name = "wrapped"
+    Options = WrappedOptions
+    trains_generator = True  # it provides a generator (not a post-hoc method); it is never trained here
+    uses_real_data = False
+    trainable = ()
+
+    def __init__(self, config: RunConfig, module: nn.Module | None = None):
+        self._module = module
+        super().__init__(config)
+        self._module = None
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        module = self._module if self._module is not None else build_module(self.options.factory)
+        return {"generator": ModuleGenerator(module, (self.options.image_low, self.options.image_high))}
+
+    def train_step(self, batch) -> dict[str, float]:
+        raise GaninvError("a wrapped generator is not trained by ganinv; make its run with `ganinv wrap` and train "
+                          "an inverter on it with `ganinv train aegan --generator RUN`")

@@ -1,0 +1,80 @@
+"""Encoders beside DCGAN's strided-conv inverse generator (nets/dcgan.py): torchvision's ResNet18 with its fc
+replaced by a ``latent_dim`` head — the projection network P of seed 004 §4.1 ("ResNet18 pretrained on ImageNet
+with the fully connected layer replaced with a randomly initialized one").
+
+ImageNet weights cannot be fetched on this project's machines, so they are looked for, never downloaded: an
+explicit file, else torchvision's own cache (``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``); when neither
+is there the backbone keeps its random init and a ``BackboneWeightsWarning`` says so.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import GaninvError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class BackboneWeightsWarning(UserWarning):
+    """Pretrained backbone weights were not found; the backbone starts from random init."""
+
+
+def resnet18_cache_path() -> Path:
+    """Where torchvision keeps the ImageNet ResNet18 checkpoint once someone has downloaded it."""
+    from torchvision.models import ResNet18_Weights
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(ResNet18_Weights.IMAGENET1K_V1.url)
+
+
+class ResNetEncoder(nn.Module):
+    """Images in [0, 1] (1 or 3 channels, any size >= 8) → latents; ImageNet normalisation inside, grey images
+    repeated to RGB. ``latent_bound`` scales a tanh head to a bounded prior's support; ``None`` leaves it linear."""
+
+    def __init__(self, *, latent_dim: int, channels: int = 3, latent_bound: float | None = None):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        self.backbone = resnet18(weights=None)
+        self.backbone.fc = nn.Linear(self.backbone.fc.in_features, latent_dim)
+        self.channels, self.latent_bound = channels, latent_bound
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def load_imagenet(self, path: str | Path | None = None) -> str:
+        """Load the ImageNet body (every weight but fc) from ``path`` or torchvision's cache; returns where from,
+        or warns and keeps random init when no file is there. A named file that is missing is an error."""
+        if path:
+            path = Path(path)
+            if not path.is_file():
+                raise GaninvError(f"backbone_weights {path} does not exist")
+        else:
+            path = resnet18_cache_path()
+            if not path.is_file():
+                warnings.warn(
+                    f"ImageNet ResNet18 weights not found (looked for {path}; pass -o backbone_weights=PATH); the "
+                    "resnet18 backbone starts from RANDOM init, unlike seed 004. Nothing is downloaded.",
+                    BackboneWeightsWarning, stacklevel=2)
+                return "random"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged or foreign file
+            raise GaninvError(f"cannot read ResNet18 weights {path} ({type(exc).__name__})") from None
+        body = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = self.backbone.load_state_dict(body, strict=False)
+        if unexpected or [k for k in missing if not k.startswith("fc.")]:
+            raise GaninvError(f"{path} is not a torchvision ResNet18 checkpoint")
+        return str(path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        out = self.backbone((x - self.mean) / self.std)
+        if self.latent_bound is None:
+            return out
+        return self.latent_bound * torch.tanh(out)
