@@ -162,17 +162,22 @@ def ablate(
     width: Optional[int] = typer.Option(None, help="net width [quick 8, full 16]"),
     latent_dim: Optional[int] = typer.Option(None, help="latent dimension [quick 32, full 64]"),
     batch_size: Optional[int] = typer.Option(None, help="batch size [quick 32, full 16]"),
+    prior: Optional[str] = typer.Option(None, help="only this prior's cells: normal | uniform_sqrt3 [both]"),
+    encoder_loss_on: Optional[str] = typer.Option(None, help="only this encoder-loss target: D | DG [both]"),
 ):
     """Seed 003's ablation: DLS / No DLS × encoder loss on D / DG × priors, curves per epoch, final table."""
     import dataclasses
 
-    from .ablation import BUDGETS, run_ablation
+    from .ablation import BUDGETS, CELLS, run_ablation
 
+    cells = [c for c in CELLS if prior in (None, c[0]) and encoder_loss_on in (None, c[2])]
+    if not cells:
+        raise GaninvError(f"no ablation cell has prior {prior!r} and encoder loss on {encoder_loss_on!r}")
     changes = dict(image_size=image_size, width=width, latent_dim=latent_dim, batch_size=batch_size)
     budget = dataclasses.replace(BUDGETS["quick" if quick else "full"],
                                  **{k: v for k, v in changes.items() if v is not None})
     result = run_ablation(method, data=data, out=out, quick=quick, seed=seed, epochs=epochs,
-                          fid_weights=fid_weights, log=console.print, budget=budget)
+                          fid_weights=fid_weights, log=console.print, budget=budget, cells=cells)
     console.print(Path(result["table"]).read_text(encoding="utf-8"), markup=False)
     console.print(f"figures: {', '.join(str(p) for p in result['figures'])}")
 
