@@ -140,7 +140,7 @@ def test_projection_in_w_space_on_a_dlsgan_generator(dlsgan_run, tmp_path):
 
     tiny_train("regression", tmp_path / "proj", steps=4, generator=dlsgan_run, options={"space": "w"})
     config = json.loads((tmp_path / "proj" / "config.json").read_text())
-    assert config["options"]["space"] == "w" and config["options"]["generator"]["kind"] == "style"
+    assert config["options"]["space"] == "w" and config["generator"]["kind"] == "style"
     g, p = load(dlsgan_run), load(tmp_path / "proj")
     z = g.sample(3, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(g.generate(z), p.method.nets["generator"](z), atol=1e-6)  # G(z∘s), s carried over

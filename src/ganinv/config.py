@@ -54,6 +54,9 @@ class RunConfig:
     seed: int = 0
     generator_run: str | None = None  # the run a post-hoc method's frozen generator was copied from
     options: dict[str, Any] = field(default_factory=dict)  # method-specific, validated by the method's Options
+    # a post-hoc method's frozen generator: {"kind": "dcgan" | "style" | "module", …} (see ganinv.wrap);
+    # None for joint methods and for DCGAN generators
+    generator: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=dict)
 

@@ -120,17 +120,15 @@ def load_generator_run(path) -> InversionModel:
 
 def posthoc_config(config: RunConfig, generator: InversionModel, generator_path) -> RunConfig:
     """A post-hoc method inherits the generator's nets config (image shape, width, latent, prior) and its data
-    spec (for real-image evaluation); its own training settings stay. The generator's kind is recorded in the
-    reserved option ``generator`` so the run rebuilds the right net when loaded."""
-    from .wrap import DCGAN_SPEC, GENERATOR_OPTION, generator_spec
+    spec (for real-image evaluation); its own training settings stay. The generator's kind is recorded in
+    ``config.generator`` so the run rebuilds the right net when loaded."""
+    from .wrap import DCGAN_SPEC, generator_spec
 
     g = generator.config
     spec = generator_spec(generator)
-    options = dict(config.options)
-    if spec != DCGAN_SPEC:  # DCGAN is the default: such runs read exactly as before
-        options[GENERATOR_OPTION] = spec
     source = None if isinstance(generator_path, InversionModel) else str(Path(generator_path).resolve())
-    config = config.replace(net=g.net, data=config.data or g.data, generator_run=source, options=options)
+    config = config.replace(net=g.net, data=config.data or g.data, generator_run=source,
+                            generator=None if spec == DCGAN_SPEC else spec)  # DCGAN: the default, recorded as None
     method_class(config.method)(config)  # options that need this generator (e.g. space=w) fail now, not later
     return config
 

@@ -1,7 +1,7 @@
 """Generators a post-hoc method can sit on, and bringing your own.
 
 A post-hoc method (aegan, regression/projection, optimize) keeps a frozen copy of some generator inside its own
-run directory. Which net that copy is, is recorded in the post-hoc run's ``options["generator"]`` (a *generator
+run directory. Which net that copy is, is recorded in the post-hoc run's ``config.generator`` (a *generator
 spec*), so loading the run still needs nothing but its path:
 
     {"kind": "dcgan"}                                     a gan or bigan run's DCGAN generator (the default:
@@ -30,7 +30,6 @@ from .config import NetConfig, RunConfig, current_versions
 from .errors import GaninvError
 from .latent import Prior, make_prior
 
-GENERATOR_OPTION = "generator"  # the reserved key of a post-hoc run's options that holds its generator spec
 DCGAN_SPEC = {"kind": "dcgan"}
 RANGE_TOLERANCE = 1e-3
 DEFAULT_ENCODER_WIDTH = 32  # a wrapped run has no nets config of its own; its post-hoc encoders use this width

@@ -44,18 +44,13 @@ class Method:
     trainable: ClassVar[tuple[str, ...]]  # names in ``nets`` that have optimisers
 
     def __init__(self, config: RunConfig):
-        from ..wrap import DCGAN_SPEC, GENERATOR_OPTION, build_generator
+        from ..wrap import DCGAN_SPEC, build_generator
 
-        options = dict(config.options)
-        # a post-hoc method's frozen generator is described by the reserved option "generator" (see ganinv.wrap);
-        # runs written before it existed have none and hold a DCGAN generator
-        spec = options.pop(GENERATOR_OPTION, None) if not self.trains_generator else None
+        # a post-hoc method's frozen generator is described by config.generator (see ganinv.wrap); None: DCGAN
+        spec = config.generator if not self.trains_generator else None
         self.generator_spec: dict[str, Any] = dict(spec or DCGAN_SPEC)
-        self.options = parse_options(self.Options, options, self.name)
-        recorded = dataclasses.asdict(self.options)  # record every resolved option
-        if spec is not None:
-            recorded[GENERATOR_OPTION] = dict(spec)
-        self.config = config.replace(options=recorded)
+        self.options = parse_options(self.Options, config.options, self.name)
+        self.config = config.replace(options=dataclasses.asdict(self.options))  # record every resolved option
         self.prior: Prior = make_prior(config.net.prior, config.net.latent_dim)
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the recorded seed alone
             torch.manual_seed(config.seed)
