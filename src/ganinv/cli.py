@@ -37,7 +37,8 @@ def main() -> None:
 # ---------------------------------------------------------------------------------------------------- train
 @app.command()
 def train(
-    method: str = typer.Argument(..., help="gan | aegan | regression"),
+    method: str = typer.Argument(..., help="gan | dlsgan | bigan (joint); aegan | regression | optimize "
+                                 "(post-hoc, need --generator)"),
     out: Path = typer.Option(..., "--out", help="run directory to create (or continue with --resume)"),
     data: Optional[str] = typer.Option(None, help="dataset spec: mnist | digits | folder:PATH | celeba:PATH"),
     generator: Optional[Path] = typer.Option(None, help="run directory of the frozen generator (post-hoc methods)"),
