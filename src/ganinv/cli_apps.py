@@ -1,4 +1,333 @@
 """CLI commands of the applications (search, super-resolution, clustering, editing); registered on ``cli.app``."""
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
 from .cli import app, console, err_console  # noqa: F401
+from .errors import GaninvError
+
+
+def _note(message: str) -> None:
+    err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GaninvError(f"{name} must be comma-separated numbers, got {text!r}") from None
+
+
+def _rows(images, per_row: int):
+    return [images[i:i + per_row] for i in range(0, len(images), per_row)]
+
+
+def _fmt(value: float) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+# ----------------------------------------------------------------------------------------------------- index
+@app.command()
+def index(
+    run: Path = typer.Argument(..., help="run directory of an inverter (aegan, regression, dlsgan, …)"),
+    data: str = typer.Option(..., help="dataset spec of the collection: mnist | digits | folder:PATH | celeba:PATH"),
+    out: Path = typer.Option(..., "--out", help="index directory to create (or finish, after an interruption)"),
+    split: str = typer.Option("train", help="train | test | all"),
+    ivf: bool = typer.Option(False, "--ivf", help="trained IVF-PQ (SQ8 re-ranking) instead of exact flat search, "
+                             "for collections of millions"),
+    methods: str = typer.Option("latent,dhash,phash,colour", help="feature methods to index, comma-separated"),
+    limit: Optional[int] = typer.Option(None, help="index only the first N images"),
+    batch_size: int = typer.Option(256, min=1, help="images per inversion batch"),
+    shard_size: int = typer.Option(4096, min=1, help="images per shard on disk (the unit of resuming)"),
+    workers: int = typer.Option(0, min=0, help="DataLoader worker processes"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+):
+    """Invert a collection into a FAISS index (latents + dHash/pHash/colour-histogram baselines); resumable."""
+    from .apps.search import build_index
+
+    result = build_index(run, data, out, split=split, methods=methods.split(","), ivf=ivf, limit=limit,
+                         batch_size=batch_size, shard_size=shard_size, workers=workers, show_progress=not quiet,
+                         log=_note)
+    console.print(f"indexed {len(result)} images ({', '.join(result.methods)}; {result.manifest['kind']}) → {out}")
+
+
+# ---------------------------------------------------------------------------------------------------- search
+@app.command()
+def search(
+    index_dir: Path = typer.Argument(..., metavar="INDEX", help="index directory (from `ganinv index`)"),
+    images: list[Path] = typer.Argument(..., help="query image files or folders"),
+    k: int = typer.Option(10, "-k", "--k", help="results per query"),
+    method: str = typer.Option("latent", help="latent | dhash | phash | colour"),
+    run: Optional[Path] = typer.Option(None, help="the run the index was built from, if it has moved"),
+    nprobe: Optional[int] = typer.Option(None, help="IVF lists to visit (IVF indexes only) [manifest]"),
+    out: Path = typer.Option(Path("search.png"), "--out", help="result grid: each query, then its results"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+):
+    """Find the k nearest indexed images of each query; print ranked paths + distances, write a grid PNG."""
+    from .apps import read_images
+    from .apps.search import SearchIndex, check_k
+    from .viz import save_png
+
+    idx = SearchIndex.load(index_dir)
+    check_k(k, len(idx))
+    model = idx.open_model(run) if method == "latent" else None
+    files, queries = read_images(images, idx.image_shape, warn=_note)
+    result = idx.search_images(queries, k=k, method=method, model=model, nprobe=nprobe)
+    found = idx.images(result.ids.reshape(-1)).view(len(files), k, *idx.image_shape)
+    save_png(_stack_grid(queries, found), out)
+    payload = [{"query": str(f), "results": [{"rank": r + 1, "item": item, "distance": float(d)}
+                                             for r, (item, d) in enumerate(zip(items, dists))]}
+               for f, items, dists in zip(files, result.items, result.distances)]
+    if as_json:
+        print(json.dumps({"index": str(index_dir), "method": method, "k": k, "grid": str(out), "queries": payload},
+                         indent=2))
+        return
+    for entry in payload:
+        table = Table(title=f"{entry['query']} — {method}")
+        table.add_column("rank", justify="right")
+        table.add_column("item")
+        table.add_column("distance", justify="right")
+        for r in entry["results"]:
+            table.add_row(str(r["rank"]), r["item"], f"{r['distance']:.4g}")
+        console.print(table)
+    console.print(f"grid: {out}")
+
+
+def _stack_grid(queries, found):
+    import torch
+
+    from .viz import comparison_grid
+
+    rows = [torch.cat([q.unsqueeze(0), f]) for q, f in zip(queries, found)]
+    return comparison_grid(rows)
+
+
+# ----------------------------------------------------------------------------------------------- eval-search
+@app.command("eval-search")
+def eval_search(
+    run: Path = typer.Argument(..., help="run directory of an inverter"),
+    data: str = typer.Option(..., help="labelled dataset spec (celeba:PATH, mnist, digits): train split indexed, "
+                             "queries from the test split"),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="index directory to use or build (resumable) "
+                                             "[a temporary one]"),
+    queries: int = typer.Option(64, min=1, help="number of query images (the first of the test split)"),
+    k: int = typer.Option(10, "-k", "--k", help="results per query for label similarity"),
+    limit: Optional[int] = typer.Option(None, help="index only the first N train images (seed 001: 20000)"),
+    methods: str = typer.Option("latent,dhash,phash,colour", help="methods to compare"),
+    seed: int = typer.Option(0, help="seed of the occlusion patches and the random baseline"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+):
+    """Seed 001 table 2 (label similarity of the top-k) and robustness (recall@1/@10 of the original under colour,
+    occlusion and blur), latents vs dHash / pHash / colour histogram."""
+    from .apps.search import PERTURBATIONS, evaluate_search
+
+    results = evaluate_search(run, data, index_dir=index_dir, queries=queries, k=k, limit=limit,
+                              methods=methods.split(","), seed=seed, show_progress=not quiet, log=_note)
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    table = Table(title=f"label similarity of the top-{k} ({results['queries']} test queries, "
+                        f"{results['indexed']} indexed train images)")
+    table.add_column("method")
+    table.add_column("shared labels ↑", justify="right")
+    for name, value in results["label_similarity"].items():
+        table.add_row(name + (" (chance)" if name == "random" else ""), f"{value:.4f}")
+    console.print(table)
+    table = Table(title="robustness: is the original found for a perturbed query? (recall@1 / recall@10 / median rank)")
+    table.add_column("method")
+    for kind in PERTURBATIONS:
+        table.add_column(kind, justify="right")
+    for name, per_kind in results["robustness"].items():
+        table.add_row(name, *[f"{r['recall@1']:.3f} / {r['recall@10']:.3f} / {r['median_rank']:g}"
+                              for r in (per_kind[kind] for kind in PERTURBATIONS)])
+    console.print(table)
+
+
+# -------------------------------------------------------------------------------------------------- superres
+@app.command()
+def superres(
+    run: Path = typer.Argument(..., help="run directory of an inverter"),
+    images: list[Path] = typer.Argument(..., help="image files or folders"),
+    sigma: Optional[float] = typer.Option(None, help="blur the (clean) images with this gaussian σ first"),
+    factor: Optional[int] = typer.Option(None, help="downsample the (clean) images by this factor first"),
+    out: Path = typer.Option(Path("superres.png"), "--out", help="grid PNG: clean, degraded, [bicubic], inverted"),
+):
+    """Super-resolve images through the generator. With --sigma/--factor the images are degraded first (a
+    demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
+    import torch
+
+    from .apps import read_images
+    from .apps.superres import check_degradation, compare, super_resolve, upsample
+    from .apps import load_inverter
+    from .data import load_image
+    from .viz import comparison_grid, save_png
+
+    check_degradation(sigma, factor)
+    model = load_inverter(run)
+    channels, size, _ = model.image_shape
+    if sigma is None and factor is None:
+        from PIL import Image
+
+        from .apps import expand_image_paths
+
+        rows_in, rows_bicubic, rows_out = [], [], []
+        for f in expand_image_paths(images):
+            with Image.open(f) as im:
+                side = min(im.size)
+            low = load_image(f, image_size=side, channels=channels).unsqueeze(0)
+            if side != size:
+                _note(f"{f}: {side}×{side} (centre crop) → super-resolved to {size}×{size}")
+            rows_in.append(upsample(low, (size, size), "nearest"))
+            rows_bicubic.append(upsample(low, (size, size), "bicubic"))
+            rows_out.append(super_resolve(model, low, (size, size), channels))
+        rows = [torch.cat(rows_in), torch.cat(rows_bicubic), torch.cat(rows_out)]
+        names = "input (nearest), bicubic, inverted"
+    else:
+        _, clean = read_images(images, model.image_shape, warn=_note)
+        result = compare(clean, sigma=sigma, factor=factor, model=model)
+        rows, names = list(result.values()), ", ".join(result)
+    save_png(comparison_grid(rows), out)
+    console.print(f"super-resolved {len(rows[0])} image(s) → {out} (rows: {names})")
+
+
+@app.command("eval-superres")
+def eval_superres(
+    run: Path = typer.Argument(..., help="run directory of an inverter"),
+    data: Optional[str] = typer.Option(None, help="dataset spec for real test images"),
+    n: int = typer.Option(64, min=1, help="generated images (and at most this many real test images)"),
+    sigmas: str = typer.Option("1,2,3", help="blur σ values, comma-separated"),
+    factors: str = typer.Option("2,4,8", help="downsampling factors, comma-separated"),
+    seed: int = typer.Option(0, help="seed of the generated images"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+):
+    """PSNR/SSIM against the clean image for each σ / factor: inversion beside bicubic and the degraded input."""
+    from .apps import load_inverter
+    from .apps.superres import evaluate_superres
+    from .data import open_dataset
+
+    model = load_inverter(run)
+    real = None
+    if data is not None:
+        test = open_dataset(data, image_size=model.image_shape[1], channels=model.image_shape[0], split="test")
+        real, _ = test.tensors(min(n, len(test)))
+    factor_list = [int(f) for f in _floats(factors, "--factors")]
+    rows = evaluate_superres(model, real=real, n=n, seed=seed, sigmas=_floats(sigmas, "--sigmas"),
+                             factors=factor_list)
+    if as_json:
+        print(json.dumps({"run": str(run), "rows": rows}, indent=2))
+        return
+    table = Table(title=f"super-resolution by inversion — {run} ({model.image_shape[1]} px)")
+    for column in ("images", "degradation", "method", "PSNR dB ↑", "SSIM ↑"):
+        table.add_column(column, justify="right" if "↑" in column else "left")
+    for r in rows:
+        table.add_row(f"{r['images']} ({r['n']})", r["degradation"], r["method"], f"{r['psnr']:.2f}",
+                      f"{r['ssim']:.4f}")
+    console.print(table)
+
+
+# --------------------------------------------------------------------------------------------------- cluster
+@app.command()
+def cluster(
+    run: Path = typer.Argument(..., help="run directory of an inverter"),
+    data: str = typer.Option(..., help="dataset spec"),
+    k: int = typer.Option(..., "--k", "-k", help="number of clusters"),
+    out: Path = typer.Option(Path("clusters"), "--out", help="folder for cluster-NN.png, closest-pairs.png, "
+                             "clusters.json"),
+    split: str = typer.Option("train", help="train | test | all"),
+    n: int = typer.Option(2000, min=2, help="cluster the first N images"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+):
+    """Ward agglomerative clustering of latents: a grid per cluster, the closest pairs, silhouette and purity."""
+    from .apps.cluster import cluster_dataset
+
+    summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=_note)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(f"{summary['n']} images in {k} clusters of sizes {summary['sizes']}; "
+                  f"silhouette {_fmt(summary['silhouette'])}")
+    if "purity" in summary:
+        table = Table(title="cluster purity per label (chance: the majority value's share)")
+        table.add_column("label")
+        table.add_column("purity ↑", justify="right")
+        table.add_column("chance", justify="right")
+        for name, p in sorted(summary["purity"].items(), key=lambda kv: kv[1]["chance"] - kv[1]["purity"]):
+            table.add_row(name, f"{p['purity']:.4f}", f"{p['chance']:.4f}")
+        console.print(table)
+    console.print(f"grids: {out}")
+
+
+# ------------------------------------------------------------------------------------------------------ edit
+@app.command()
+def edit(
+    run: Path = typer.Argument(..., help="run directory (an inverter when images are given)"),
+    images: Optional[list[Path]] = typer.Argument(None, help="image files; none: latents sampled from the prior"),
+    out: Path = typer.Option(Path("edit.png"), "--out", help="grid PNG"),
+    interpolate: bool = typer.Option(False, "--interpolate", help="interpolate between two images' latents"),
+    attribute: Optional[str] = typer.Option(None, help="attribute to add/remove, e.g. Smiling (needs --data)"),
+    data: Optional[str] = typer.Option(None, help="labelled dataset spec to learn the attribute direction on"),
+    train_n: int = typer.Option(2000, min=2, help="labelled images to learn the direction from"),
+    strength: str = typer.Option("-2..2", help="attribute strength range, in std of the latents along the direction"),
+    traverse: Optional[int] = typer.Option(None, "--traverse", help="sweep the K most important latent elements "
+                                           "from -2 to 2 (runs with a latent scale: dlsgan)"),
+    steps: int = typer.Option(9, min=2, help="images per row"),
+    samples: int = typer.Option(4, min=1, help="sampled latents when no image is given"),
+    seed: int = typer.Option(0, help="seed of sampled latents"),
+):
+    """Interpolate between images, move them along an attribute direction, or traverse important elements."""
+    import numpy as np
+    import torch
+
+    from .apps import load_inverter, parse_range, read_images
+    from .apps import edit as E
+    from .model import InversionModel
+    from .viz import comparison_grid, save_png
+
+    modes = [name for name, on in (("--interpolate", interpolate), ("--attribute", attribute is not None),
+                                   ("--traverse", traverse is not None)) if on]
+    if len(modes) != 1:
+        raise GaninvError("choose exactly one of --interpolate, --attribute NAME, --traverse K")
+    if attribute is not None and data is None:
+        raise GaninvError("--attribute needs --data SPEC: the labelled images its direction is learned from")
+    model = load_inverter(run) if (images or attribute is not None) else InversionModel.load(run)
+    if traverse is not None:
+        elements = E.top_elements(model, traverse, run)  # fail fast, before any inversion
+    if images:
+        _, x = read_images(images, model.image_shape, warn=_note)
+        with torch.inference_mode():
+            z = model.invert(x).float()
+    else:
+        z = model.sample(2 if interpolate else samples, generator=torch.Generator().manual_seed(seed)).float()
+    if interpolate:
+        if len(z) != 2:
+            raise GaninvError(f"--interpolate needs exactly two images, got {len(z)}")
+        grid = comparison_grid([E.interpolate(model, z[:1], z[1:], steps)])
+        what = f"{steps}-step interpolation"
+    elif attribute is not None:
+        latents, labels, names = E.labelled_latents(model, data, train_n, show_progress=True)
+        columns = E.attribute_columns(names, labels)
+        if not columns:
+            raise GaninvError(f"{data} has no labels to learn an attribute direction from")
+        E.check_attribute(attribute, list(columns))
+        direction, spread, accuracy = E.attribute_direction(latents, columns[attribute], seed)
+        low, high = parse_range(strength, "--strength")
+        strengths = np.linspace(low, high, steps)
+        edited = E.edit_attribute(model, z, direction, spread, strengths)
+        grid = comparison_grid(_rows(edited, steps))
+        what = (f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "
+                f"training accuracy {accuracy:.3f})")
+    else:
+        rows = [E.traverse(model, z[i:i + 1], elements, steps) for i in range(len(z))]
+        grid = comparison_grid(_rows(torch.cat(rows), steps))
+        scale = E.latent_scale(model)
+        what = "traversal of elements " + ", ".join(f"{int(e)} (s={float(scale[e]):.3f})" for e in elements)
+    save_png(grid, out)
+    console.print(f"{what} → {out}")

@@ -1,0 +1,160 @@
+"""Applications of latents: search (search.py), super-resolution (superres.py), clustering (cluster.py) and
+editing (edit.py).
+
+This module holds the helpers they share: loading a run that can invert, reading query images at a run's shape
+(saying when they are resized or converted), latents as features (scaled by s for runs with a latent scale),
+channel conversion, batched inversion of a dataset through a DataLoader, and a progress bar."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data import load_image
+from ..errors import DataError, GaninvError
+from ..model import InversionModel
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+Warn = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def load_inverter(run: str | Path) -> InversionModel:
+    """An InversionModel that can invert, or a one-line error saying what to train."""
+    model = InversionModel.load(run)
+    if not model.can_invert:
+        raise GaninvError(
+            f"{run} is a {model.config.method!r} run with no inverse network; train one on it with "
+            f"`ganinv train aegan --generator {run} --out RUN`"
+        )
+    return model
+
+
+def latent_scale(model: InversionModel) -> Tensor | None:
+    """The run's latent scale s (dlsgan), or None for runs without one."""
+    scale = getattr(model.method, "latent_scale", None)
+    return None if scale is None else scale.detach().float().cpu()
+
+
+def latent_features(model: InversionModel, images: Tensor) -> np.ndarray:
+    """Latents as float32 feature vectors. For runs with a latent scale, z∘s: distances then weigh each element by
+    its importance (seed 003), so the elements the generator ignores do not add noise to a search or a clustering."""
+    z = model.invert(images).float().cpu()
+    scale = latent_scale(model)
+    if scale is not None:
+        z = z * scale
+    return np.ascontiguousarray(z.numpy(), dtype=np.float32)
+
+
+def expand_image_paths(paths: list[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise DataError(f"{p} does not exist")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise DataError(f"{p} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+        else:
+            files.append(p)
+    return files
+
+
+def read_images(paths: list[str | Path], shape: tuple[int, int, int], warn: Warn = _quiet) -> tuple[list[Path], Tensor]:
+    """Read image files at a run's C×H×W; every file of another size or channel count is resized / converted and
+    the user is told so (one line per file)."""
+    from PIL import Image
+
+    channels, size, _ = shape
+    files = expand_image_paths(paths)
+    images = []
+    for f in files:
+        image = load_image(f, image_size=size, channels=channels)  # raises DataError naming the file
+        with Image.open(f) as im:
+            w, h = im.size
+            c = 1 if im.mode in ("1", "L", "I", "F", "I;16", "LA") else 3
+        changes = []
+        if (w, h) != (size, size):
+            changes.append(f"{w}×{h} → centre-cropped and resized to {size}×{size}")
+        if c != channels:
+            changes.append(f"{c} → {channels} channel(s)")
+        if changes:
+            warn(f"{f}: {'; '.join(changes)} for this run")
+        images.append(image)
+    return files, torch.stack(images)
+
+
+def convert_channels(x: Tensor, channels: int) -> Tensor:
+    """1 ↔ 3 channels: grey is replicated; RGB becomes luma (ITU-R 601, as PIL's "L")."""
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    if x.shape[1] == 3 and channels == 1:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True)
+    raise GaninvError(f"cannot convert {x.shape[1]}-channel images to {channels} channel(s)")
+
+
+def resize(x: Tensor, size: tuple[int, int], mode: str = "bicubic") -> Tensor:
+    """Resize a batch to H×W (antialiased when shrinking), clamped to [0, 1]."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    kwargs = {} if mode in ("nearest", "area") else dict(align_corners=False, antialias=True)
+    return F.interpolate(x, size=tuple(size), mode=mode, **kwargs).clamp(0.0, 1.0)
+
+
+def fit_to_run(x: Tensor, shape: tuple[int, int, int]) -> Tensor:
+    """Any N×C×H×W batch to the run's image shape (channels converted, bicubic resize)."""
+    channels, h, w = shape
+    return resize(convert_channels(x, channels), (h, w))
+
+
+def iterate_dataset(dataset, start: int, stop: int, batch_size: int, workers: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+    """Images [start, stop) of a dataset in batches through a DataLoader: memory is one batch, whatever the size."""
+    subset = torch.utils.data.Subset(dataset, range(start, stop))
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    yield from loader
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, show: bool = True, completed: int = 0):
+    """A rich progress bar; yields ``advance(n)``. Hidden (a no-op) when ``show`` is False."""
+    if not show:
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as progress:
+        task = progress.add_task(description, total=total, completed=completed)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def parse_range(text: str, name: str) -> tuple[float, float]:
+    """"-2..2" → (-2.0, 2.0); a single number x → (x, x)."""
+    try:
+        if ".." in text:
+            a, b = text.split("..", 1)
+            return float(a), float(b)
+        v = float(text)
+        return v, v
+    except ValueError:
+        raise GaninvError(f"{name} must be a number or a range like -2..2, got {text!r}") from None
+
+
+def labels_matrix(labels: Tensor | np.ndarray) -> np.ndarray:
+    """Dataset labels as an N×A float32 matrix (a class label becomes one column)."""
+    arr = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    return arr.astype(np.float32)

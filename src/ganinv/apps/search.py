@@ -1,0 +1,478 @@
+"""Image search by latents (seed 001 §4.2), with dHash, pHash and colour-histogram baselines in the same interface.
+
+An *index directory* holds:
+
+``manifest.json``   what was indexed and how: the run (path and a fingerprint of its weights), the data spec and
+                    split, the image shape, label names, the feature methods, the FAISS index kind, ``complete``
+``items.txt``       one line per entry: the file path (folder/celeba) or ``SPEC[SPLIT]#i`` for in-memory sets
+``shards/*.npz``    features of every method and the labels for ``shard_size`` images each, written atomically;
+                    a killed ``ganinv index`` resumes by skipping the shards already on disk
+``labels.npy``      N×A float32 labels (written when the index is complete; absent for unlabelled data)
+``METHOD.faiss``    one FAISS index per method: latents (L2; exact ``IndexFlatL2`` or trained IVF-PQ with SQ8
+                    re-ranking), dHash / pHash (64-bit codes, Hamming, ``IndexBinaryFlat``), colour histogram
+                    (L2 between square-rooted normalised histograms, i.e. √2 × the Hellinger distance)
+
+Latent features are ``z∘s`` for runs with a latent scale (dlsgan), plain ``z`` otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data import open_dataset
+from ..data import degrade
+from ..errors import GaninvError
+from ..io import atomic_write, atomic_write_json, atomic_write_text
+from ..metrics import colour_histogram, dhash_bits, phash_bits
+from ..model import InversionModel
+from . import Warn, _quiet, iterate_dataset, labels_matrix, latent_features, load_inverter, progress_bar
+
+FORMAT = "ganinv-index"
+FORMAT_VERSION = 1
+METHODS = ("latent", "dhash", "phash", "colour")
+BINARY_METHODS = ("dhash", "phash")
+DEFAULT_SHARD_SIZE = 4096
+
+
+# ------------------------------------------------------------------------------------------------ features
+def embed(method: str, images: Tensor, model: InversionModel | None = None) -> np.ndarray:
+    """Feature vectors of one method: float32 for latent/colour, packed uint8 hash codes for dhash/phash."""
+    if method == "latent":
+        if model is None:
+            raise GaninvError("latent search needs the run the index was built from")
+        return latent_features(model, images)
+    if method == "dhash":
+        return np.packbits(dhash_bits(images), axis=1)
+    if method == "phash":
+        return np.packbits(phash_bits(images), axis=1)
+    if method == "colour":
+        return np.sqrt(colour_histogram(images)).astype(np.float32)
+    raise GaninvError(f"unknown search method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def check_methods(methods) -> tuple[str, ...]:
+    methods = tuple(dict.fromkeys(methods))
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise GaninvError(f"unknown search method(s) {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}")
+    return methods
+
+
+# ------------------------------------------------------------------------------------------------ faiss
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise GaninvError(f"image search needs faiss: pip install faiss-cpu ({exc})") from None
+    return faiss
+
+
+def ivf_params(n: int, dim: int) -> dict:
+    """IVF-PQ sizes: nlist ≈ 4√n lists (at least 39 training points each), PQ with 2 dimensions per sub-quantizer
+    (8 bits), SQ8 re-ranking of 4k candidates, an eighth of the lists probed (at least 16)."""
+    nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
+    m = max(d for d in range(1, dim + 1) if dim % d == 0 and d <= max(1, dim // 2))
+    return {"nlist": nlist, "pq_m": m, "pq_bits": 8, "nprobe": max(1, min(nlist, max(16, nlist // 8))), "k_factor": 4}
+
+
+def new_float_index(dim: int, kind: str, params: dict | None = None):
+    faiss = _faiss()
+    if kind == "flat":
+        return faiss.IndexFlatL2(dim)
+    p = params
+    index = faiss.index_factory(dim, f"IVF{p['nlist']},PQ{p['pq_m']}x{p['pq_bits']}np,Refine(SQ8)")
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    ivf.cp.niter = 10  # coarse k-means: 10 iterations are plenty for assignment, and 2.5× faster to train
+    ivf.pq.cp.niter = 10
+    ivf.pq.cp.max_points_per_centroid = 64  # PQ codebooks from at most 16k residuals
+    ivf.pq.cp.min_points_per_centroid = 16  # 4k+ residuals train 256 centroids of 2-d sub-vectors well
+    return index
+
+
+def set_search_params(index, params: dict | None, nprobe: int | None = None) -> None:
+    if params is None:
+        return
+    faiss = _faiss()
+    faiss.extract_index_ivf(index).nprobe = int(nprobe or params["nprobe"])
+    index.k_factor = float(params["k_factor"])
+
+
+def train_ivf(vectors: np.ndarray, params: dict):
+    index = new_float_index(vectors.shape[1], "ivfpq", params)
+    index.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _write_faiss(index, path: Path, binary: bool) -> None:
+    faiss = _faiss()
+    atomic_write(path, lambda tmp: (faiss.write_index_binary if binary else faiss.write_index)(index, tmp))
+
+
+def _read_faiss(path: Path, binary: bool):
+    faiss = _faiss()
+    if not path.is_file():
+        raise GaninvError(f"{path} is missing: the index is incomplete (run `ganinv index` again to finish it)")
+    try:
+        return (faiss.read_index_binary if binary else faiss.read_index)(str(path))
+    except RuntimeError as exc:
+        raise GaninvError(f"{path} is truncated or corrupt ({str(exc).splitlines()[0][:120]})") from None
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def run_fingerprint(run: str | Path) -> str:
+    """sha256 of the run's config.json and weights.safetensors: the identity of the latents it produces."""
+    run = Path(run)
+    digest = hashlib.sha256()
+    for name in ("config.json", "weights.safetensors"):
+        path = run / name
+        if not path.is_file():
+            raise GaninvError(f"{run} is not a run directory (no {name})")
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------ the index
+@dataclass
+class SearchResult:
+    """Neighbours of each query: ``ids``/``distances`` are Q×k; ``items`` the entries' paths."""
+    method: str
+    ids: np.ndarray
+    distances: np.ndarray
+    items: list[list[str]]
+
+
+class SearchIndex:
+    """A built index directory: FAISS indexes per method, the manifest, items and labels."""
+
+    def __init__(self, root: Path, manifest: dict, indexes: dict, items: list[str], labels: np.ndarray | None):
+        self.root, self.manifest, self.indexes, self.items, self.labels = root, manifest, indexes, items, labels
+
+    # --- loading ---
+    @classmethod
+    def load(cls, root: str | Path) -> SearchIndex:
+        root = Path(root)
+        manifest = read_manifest(root)
+        if not manifest.get("complete"):
+            raise GaninvError(f"{root} is an unfinished index ({manifest.get('shards_done', 0)} shard(s) so far); "
+                              "run the same `ganinv index` command again to finish it")
+        indexes = {}
+        for method in manifest["methods"]:
+            index = _read_faiss(root / f"{method}.faiss", method in BINARY_METHODS)
+            if method == "latent":
+                set_search_params(index, manifest.get("ivf"))
+            indexes[method] = index
+        items = (root / "items.txt").read_text(encoding="utf-8").splitlines()
+        labels = np.load(root / "labels.npy") if (root / "labels.npy").is_file() else None
+        if any(index.ntotal != len(items) for index in indexes.values()):
+            raise GaninvError(f"{root}: the FAISS indexes and items.txt disagree on the number of entries")
+        return cls(root, manifest, indexes, items, labels)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.manifest["methods"])
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self.manifest.get("label_names")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        m = self.manifest
+        return (m["channels"], m["image_size"], m["image_size"])
+
+    # --- the run behind the latents ---
+    def open_model(self, run: str | Path | None = None) -> InversionModel:
+        """The run the index was built from (or ``run``, which must be that same run: same fingerprint)."""
+        built_from = self.manifest["run"]
+        run = Path(run) if run is not None else Path(built_from)
+        if not run.exists():
+            raise GaninvError(f"the run this index was built from ({built_from}) is gone; pass it with --run")
+        if run_fingerprint(run) != self.manifest["run_fingerprint"]:
+            raise GaninvError(
+                f"{self.root} was built by another run ({built_from}, fingerprint "
+                f"{self.manifest['run_fingerprint']}); {run} would give other latents — rebuild the index with "
+                f"`ganinv index {run} --data {self.manifest['data']} --out NEW_INDEX`"
+            )
+        return load_inverter(run)
+
+    # --- searching ---
+    def search(self, features: np.ndarray, k: int, method: str = "latent", nprobe: int | None = None) -> SearchResult:
+        if method not in self.indexes:
+            raise GaninvError(f"{self.root} has no {method!r} index; it holds {', '.join(self.methods)}")
+        check_k(k, len(self))
+        index = self.indexes[method]
+        if method == "latent" and nprobe is not None:
+            set_search_params(index, self.manifest.get("ivf"), nprobe)
+        distances, ids = index.search(np.ascontiguousarray(features), k)
+        if method == "latent" and nprobe is not None:
+            set_search_params(index, self.manifest.get("ivf"))
+        distances = distances.astype(np.float64)
+        if method not in BINARY_METHODS:
+            distances = np.sqrt(np.maximum(distances, 0.0))  # FAISS L2 indexes return squared distances
+        return SearchResult(method, ids, distances, [[self.items[i] if i >= 0 else "" for i in row] for row in ids])
+
+    def search_images(self, images: Tensor, k: int = 10, method: str = "latent", model: InversionModel | None = None,
+                      nprobe: int | None = None) -> SearchResult:
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise GaninvError(f"queries must be N×{'×'.join(map(str, self.image_shape))} for this index, "
+                              f"got {tuple(images.shape)}")
+        if method == "latent" and model is None:
+            model = self.open_model()
+        return self.search(embed(method, images, model), k, method, nprobe)
+
+    def vectors(self, method: str) -> np.ndarray:
+        """Every entry's features for one method (from the shards), in index order."""
+        return np.concatenate([shard[method] for shard in self._shards()])
+
+    def _shards(self):
+        for i in range(self.manifest["shards"]):
+            with np.load(shard_path(self.root, i)) as shard:
+                yield dict(shard)
+
+    def images(self, ids) -> Tensor:
+        """The indexed images with these ids (read again from the data), for result grids."""
+        m = self.manifest
+        dataset = open_dataset(m["data"], image_size=m["image_size"], channels=m["channels"], split=m["split"])
+        return torch.stack([dataset[int(i)][0] for i in ids])
+
+
+def check_k(k: int, n: int) -> None:
+    if k < 1:
+        raise GaninvError(f"k must be at least 1, got {k}")
+    if k > n:
+        raise GaninvError(f"k={k} is larger than the index ({n} entries); ask for at most {n}")
+
+
+def read_manifest(root: Path) -> dict:
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise GaninvError(f"{root} is not a search index (no manifest.json); build one with `ganinv index RUN "
+                          f"--data SPEC --out {root}`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GaninvError(f"{path} is unreadable ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise GaninvError(f"{path} is not a ganinv index manifest")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise GaninvError(f"{path} has format version {manifest['format_version']}; this ganinv reads up to "
+                          f"{FORMAT_VERSION} — upgrade ganinv")
+    return manifest
+
+
+def shard_path(root: Path, i: int) -> Path:
+    return root / "shards" / f"{i:05d}.npz"
+
+
+def _item_names(dataset) -> list[str]:
+    if dataset.paths is not None:
+        return [str(Path(p).resolve()) for p in dataset.paths]
+    return [f"{dataset.spec}[{dataset.split}]#{i}" for i in range(len(dataset))]
+
+
+# ------------------------------------------------------------------------------------------------ building
+def build_index(
+    run: str | Path, data: str, out: str | Path, *, split: str = "train", methods=METHODS, ivf: bool = False,
+    limit: int | None = None, batch_size: int = 256, shard_size: int = DEFAULT_SHARD_SIZE, workers: int = 0,
+    show_progress: bool = True, log: Warn = _quiet,
+) -> SearchIndex:
+    """Invert a collection into ``out`` (see the module doc). Streams batch by batch through a DataLoader; features
+    are kept per shard on disk, so a killed build resumes where it stopped (same command, same ``out``)."""
+    methods = check_methods(methods)
+    out = Path(out)
+    model = load_inverter(run) if "latent" in methods else None
+    fingerprint = run_fingerprint(run)
+    net = InversionModel.load(run).config.net if model is None else model.config.net
+    dataset = open_dataset(data, image_size=net.image_size, channels=net.channels, split=split)
+    n = len(dataset) if limit is None else min(int(limit), len(dataset))
+    if n < 1:
+        raise GaninvError("nothing to index: --limit must be at least 1")
+    shards = math.ceil(n / shard_size)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "run": str(Path(run).resolve()),
+        "run_fingerprint": fingerprint, "run_method": (model.config.method if model else None),
+        "data": data, "split": split, "n": n, "image_size": net.image_size, "channels": net.channels,
+        "label_names": dataset.label_names, "methods": list(methods), "shard_size": shard_size, "shards": shards,
+        "kind": "ivfpq" if ivf else "flat", "latent_scaled": bool(model is not None
+                                                                   and getattr(model.method, "latent_scale", None) is not None),
+    }
+    identity = ("run_fingerprint", "data", "split", "n", "image_size", "channels", "methods", "shard_size")
+    if (out / "manifest.json").is_file():
+        old = read_manifest(out)
+        if any(old.get(key) != manifest[key] for key in identity):
+            changed = [key for key in identity if old.get(key) != manifest[key]]
+            raise GaninvError(
+                f"{out} already holds an index of other inputs (it was built from {old.get('run')} on "
+                f"{old.get('data')}; differs in {', '.join(changed)}); choose another --out or delete it"
+            )
+        log(f"resuming the index in {out}")
+    elif out.exists() and any(out.iterdir()):
+        raise GaninvError(f"{out} exists and is not an index; choose another --out")
+    manifest["complete"] = False
+    atomic_write_json(out / "manifest.json", manifest)
+    atomic_write_text(out / "items.txt", "".join(f"{name}\n" for name in _item_names(dataset)[:n]))
+
+    todo = [i for i in range(shards) if not shard_path(out, i).is_file()]
+    done_images = n - sum(min(shard_size, n - i * shard_size) for i in todo)
+    with torch.inference_mode(), progress_bar("inverting", n, show_progress, completed=done_images) as advance:
+        for i in todo:
+            start, stop = i * shard_size, min(n, (i + 1) * shard_size)
+            parts: dict[str, list] = {m: [] for m in methods}
+            labels = []
+            for images, batch_labels in iterate_dataset(dataset, start, stop, batch_size, workers):
+                for method in methods:
+                    parts[method].append(embed(method, images, model))
+                labels.append(labels_matrix(batch_labels))
+                advance(len(images))
+            arrays = {m: np.concatenate(p) for m, p in parts.items()}
+            arrays["labels"] = np.concatenate(labels)
+            atomic_write(shard_path(out, i), lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    return finish_index(out, manifest, ivf=ivf, log=log)
+
+
+def finish_index(out: Path, manifest: dict, *, ivf: bool, log: Warn = _quiet) -> SearchIndex:
+    """Build the FAISS indexes from the shards (one shard in memory at a time, beyond the index itself)."""
+    shards = manifest["shards"]
+
+    def load_shard(i):
+        with np.load(shard_path(out, i)) as shard:
+            return dict(shard)
+
+    faiss = _faiss()
+    for method in manifest["methods"]:
+        first = load_shard(0)[method]
+        if method in BINARY_METHODS:
+            index = faiss.IndexBinaryFlat(first.shape[1] * 8)
+        elif method == "latent" and ivf:
+            params = ivf_params(manifest["n"], first.shape[1])
+            if params["nlist"] < 2:
+                raise GaninvError(f"--ivf needs at least 78 images to train on; this collection has {manifest['n']}")
+            # training sample: the first shards up to 64 points per list (or all), then every shard is added
+            sample, have, i = [], 0, 0
+            want = min(manifest["n"], max(64 * params["nlist"], 256 * 64))
+            while have < want and i < shards:
+                part = load_shard(i)[method][: want - have]
+                sample.append(part)
+                have += len(part)
+                i += 1
+            log(f"training IVF{params['nlist']},PQ{params['pq_m']}x8 with SQ8 re-ranking on {have} latents")
+            index = train_ivf(np.concatenate(sample), params)
+            manifest["ivf"] = params
+        else:
+            index = faiss.IndexFlatL2(first.shape[1])
+        for i in range(shards):
+            index.add(np.ascontiguousarray(load_shard(i)[method]))
+        _write_faiss(index, out / f"{method}.faiss", method in BINARY_METHODS)
+    labels = np.concatenate([load_shard(i)["labels"] for i in range(shards)])
+    if manifest.get("label_names"):
+        atomic_write(out / "labels.npy", lambda tmp: np.save(open(tmp, "wb"), labels))
+    manifest["complete"] = True
+    atomic_write_json(out / "manifest.json", manifest)
+    return SearchIndex.load(out)
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+PERTURBATIONS = ("colour", "occlude", "blur")
+
+
+def perturb(images: Tensor, kind: str, seed: int = 0) -> Tensor:
+    """The robustness perturbations of seed 001 fig. 3: a colour transform, an occluding patch (a quarter of the
+    side, like sunglasses), a gaussian blur (σ = 1 px at 32 px, scaled with the image size)."""
+    if kind == "colour":
+        return degrade.colour_shift(images, gain=(1.2, 0.85, 0.9), offset=(0.05, 0.0, -0.05))
+    if kind == "occlude":
+        return degrade.occlude(images, size=0.25, value=0.0, generator=torch.Generator().manual_seed(seed))
+    if kind == "blur":
+        return degrade.gaussian_blur(images, sigma=images.shape[-1] / 32)
+    raise GaninvError(f"unknown perturbation {kind!r}; choose from {', '.join(PERTURBATIONS)}")
+
+
+def _distances(method: str, queries: np.ndarray, base: np.ndarray) -> np.ndarray:
+    if method in BINARY_METHODS:  # Q×N Hamming distances: popcount of XORed bytes, one query at a time
+        popcount = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+        return np.stack([popcount[np.bitwise_xor(q[None, :], base)].sum(1) for q in queries]).astype(np.float64)
+    q, b = queries.astype(np.float64), base.astype(np.float64)
+    d2 = (q * q).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * q @ b.T
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+def rank_of_original(method: str, perturbed: np.ndarray, originals: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's clean original among the database plus all clean originals, when searching
+    with its perturbed version. Ties count half (the expected rank under random tie-breaking)."""
+    database = np.concatenate([base, originals])
+    d = _distances(method, perturbed, database)
+    own = d[np.arange(len(perturbed)), len(base) + np.arange(len(perturbed))]
+    closer = (d < own[:, None]).sum(1)
+    ties = (d == own[:, None]).sum(1) - 1
+    return 1 + closer + ties / 2
+
+
+def label_similarity(query_labels: np.ndarray, result_labels: np.ndarray) -> float:
+    """Seed 001 table 2: mean over queries and their top-k results of the fraction of labels they share
+    (``result_labels`` is Q×k×A; for a class label: the fraction of results of the same class)."""
+    return float((query_labels[:, None, :] == result_labels).mean())
+
+
+def evaluate_search(
+    run: str | Path, data: str, *, index_dir: str | Path | None = None, queries: int = 64, k: int = 10,
+    limit: int | None = None, methods=METHODS, seed: int = 0, show_progress: bool = True, log: Warn = _quiet,
+) -> dict:
+    """Seed 001 table 2 (label similarity of the top-k, per method, beside random picks) and robustness (rank of
+    the original under each perturbation, recall@1/@10). Indexes the train split (into ``index_dir``, reused
+    and resumable, or a temporary folder) and queries with the first ``queries`` test images."""
+    methods = check_methods(methods)
+    tmp = None
+    if index_dir is None:
+        tmp = tempfile.mkdtemp(prefix="ganinv-eval-index-")
+        index_dir = Path(tmp) / "index"
+    try:
+        index_dir = Path(index_dir)
+        if (index_dir / "manifest.json").is_file() and read_manifest(index_dir).get("complete"):
+            index = SearchIndex.load(index_dir)
+            log(f"using the index in {index_dir} ({len(index)} entries)")
+        else:
+            index = build_index(run, data, index_dir, methods=methods, limit=limit, show_progress=show_progress, log=log)
+        methods = tuple(m for m in methods if m in index.methods)
+        model = index.open_model(run) if "latent" in methods else None
+        if index.labels is None:
+            raise GaninvError(f"{data} has no labels: label similarity needs labelled data (mnist, digits, celeba)")
+        check_k(k, len(index))
+        test = open_dataset(data, image_size=index.image_shape[1], channels=index.image_shape[0], split="test")
+        q_images, q_labels = test.tensors(min(queries, len(test)))
+        q_labels = labels_matrix(q_labels)
+        with torch.inference_mode():
+            features = {m: embed(m, q_images, model) for m in methods}
+            similarity = {}
+            for m in methods:
+                result = index.search(features[m], k, m)
+                similarity[m] = label_similarity(q_labels, index.labels[result.ids])
+            rng = np.random.default_rng(seed)
+            random_ids = rng.integers(0, len(index), size=(len(q_images), k))
+            similarity["random"] = label_similarity(q_labels, index.labels[random_ids])
+            robustness: dict[str, dict] = {m: {} for m in methods}
+            for m in methods:
+                base = index.vectors(m)
+                for kind in PERTURBATIONS:
+                    perturbed = embed(m, perturb(q_images, kind, seed), model)
+                    ranks = rank_of_original(m, perturbed, features[m], base)
+                    robustness[m][kind] = {"recall@1": float((ranks <= 1).mean()), "recall@10": float((ranks <= 10).mean()),
+                                           "median_rank": float(np.median(ranks))}
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"run": str(run), "data": data, "queries": len(q_images), "k": k, "indexed": len(index),
+            "label_names": index.label_names, "label_similarity": similarity, "robustness": robustness}
