@@ -35,9 +35,12 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- train
+QUICK_STEPS, QUICK_EVERY = 300, 100  # train --quick
+
+
 @app.command()
 def train(
-    method: str = typer.Argument(..., help="gan | dlsgan | bigan (joint); aegan | regression | optimize "
+    method: str = typer.Argument(..., help="gan | dlsgan | dedgan | bigan (joint); aegan | regression | optimize "
                                  "(post-hoc, need --generator)"),
     out: Path = typer.Option(..., "--out", help="run directory to create (or continue with --resume)"),
     data: Optional[str] = typer.Option(None, help="dataset spec: mnist | digits | folder:PATH | celeba:PATH"),
@@ -47,7 +50,7 @@ def train(
     channels: Optional[int] = typer.Option(None, help="1 or 3 [1 for digits, 3 otherwise]"),
     width: Optional[int] = typer.Option(None, help="channels of the image-side conv stage [preset]"),
     latent_dim: Optional[int] = typer.Option(None, help="latent dimension [100]"),
-    prior: Optional[str] = typer.Option(None, help="uniform | normal | uniform_sqrt3 [uniform]"),
+    prior: Optional[str] = typer.Option(None, help="uniform | normal | uniform_sqrt3 | spherical (dedgan) [uniform]"),
     steps: Optional[int] = typer.Option(None, help="optimisation steps [2000]"),
     batch_size: Optional[int] = typer.Option(None, help="batch size [64]"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate [2e-4]"),
@@ -65,11 +68,17 @@ def train(
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     dry_run: bool = typer.Option(False, help="print the resolved config and exit"),
     quiet: bool = typer.Option(False, help="no progress bar"),
+    quick: bool = typer.Option(False, help=f"a minutes-long CPU run: {QUICK_STEPS} steps, samples, evaluation and "
+                               f"checkpoints every {QUICK_EVERY} (explicit --steps / --*-every flags win)"),
 ):
     """Train a method into a run directory (gan, aegan, regression, dlsgan, …)."""
     from .runs import parse_option_strings
     from .workflows import train_run
 
+    if quick:
+        steps = steps or QUICK_STEPS
+        checkpoint_every, sample_every, eval_every = (v or QUICK_EVERY for v in (checkpoint_every, sample_every,
+                                                                                  eval_every))
     option = list(option) + ([f"encoder_loss_on={encoder_loss_on}"] if encoder_loss_on else []) + (
         ["dls=false"] if no_dls else [])
     overrides = dict(
@@ -130,7 +139,7 @@ def eval_(
 
 
 COLUMNS = {"dhash_similarity": "dHash sim ↑", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓",
-           "invert_ms_per_image": "ms/image"}
+           "angle_error_deg": "angle err °", "angle_chance_deg": "chance °", "invert_ms_per_image": "ms/image"}
 
 
 def print_results_table(results: dict[str, dict], title: str) -> None:
@@ -202,7 +211,7 @@ def demo(
 
 
 # Commands of other areas live in their own modules and register themselves on ``app``.
-from . import cli_apps, cli_compare  # noqa: E402,F401
+from . import cli_apps, cli_compare, cli_web  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

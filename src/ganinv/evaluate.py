@@ -28,9 +28,23 @@ def reconstruction_report(model: InversionModel, images: Tensor) -> tuple[dict[s
     return metrics, reconstructions
 
 
+def latent_report(model: InversionModel, latents: Tensor, images: Tensor) -> dict[str, float]:
+    """Latent-space metrics of generated images whose latents are known, for methods that define
+    ``latent_metrics(latents, predicted) -> dict`` (e.g. dedgan's angle error in degrees); {} for the others."""
+    hook = getattr(model.method, "latent_metrics", None)
+    if hook is None:
+        return {}
+    with torch.no_grad():
+        return hook(latents, model.invert(images))
+
+
 def evaluate(model: InversionModel, *, n_generated: int = 256, real: Tensor | None = None, seed: int = 0):
     """{"generated": metrics[, "real": metrics]} — generated samples always, real images when given."""
-    results = {"generated": reconstruction_report(model, generated_batch(model, n_generated, seed))[0]}
+    latents = model.sample(n_generated, generator=torch.Generator().manual_seed(seed))
+    images = model.generate(latents)  # = generated_batch(model, n_generated, seed)
+    metrics = reconstruction_report(model, images)[0]
+    metrics.update(latent_report(model, latents, images))
+    results = {"generated": metrics}
     if real is not None and len(real):
         results["real"] = reconstruction_report(model, real)[0]
     return results

@@ -15,6 +15,11 @@ from torch import Tensor
 from .errors import GaninvError
 
 SQRT3 = math.sqrt(3.0)
+HALF_PI = math.pi / 2
+# the spherical prior's angles stay this far (radians) inside (0, π/2): sin/cos never reach 0 — a zero coordinate
+# would erase a whole subtree of the binary tree, and float32(π/2) > π/2 has a *negative* cosine — and the normal
+# quantile Φ⁻¹(z/(π/2)) stays finite (|Φ⁻¹| < 4.9)
+SPHERICAL_MARGIN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -25,30 +30,40 @@ class Prior:
     # (low, high) bounds of the support, or None for an unbounded prior
     @property
     def bounds(self) -> tuple[float, float] | None:
-        return {"uniform": (-1.0, 1.0), "uniform_sqrt3": (-SQRT3, SQRT3), "normal": None}[self.name]
+        return {"uniform": (-1.0, 1.0), "uniform_sqrt3": (-SQRT3, SQRT3), "normal": None,
+                "spherical": (0.0, HALF_PI)}[self.name]
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         device = device if device is not None else (generator.device if generator is not None else "cpu")
         if self.name == "normal":
             return torch.randn(n, self.dim, generator=generator, device=device)
         low, high = self.bounds
-        return low + (high - low) * torch.rand(n, self.dim, generator=generator, device=device)
+        z = low + (high - low) * torch.rand(n, self.dim, generator=generator, device=device)
+        return self.clamp(z) if self.name == "spherical" else z  # rand() can return exactly 0
 
     def mean(self, n: int, device=None) -> Tensor:
-        return torch.zeros(n, self.dim, device=device)
+        """The centre of the support: 0, or π/4 for the spherical prior's angles."""
+        centre = HALF_PI / 2 if self.name == "spherical" else 0.0
+        return torch.full((n, self.dim), centre, device=device)
 
     def clamp(self, z: Tensor) -> Tensor:
-        """Project latents back into the support (a no-op for the normal prior)."""
+        """Project latents back into the support (a no-op for the normal prior). Spherical angles go into the open
+        interval [m, π/2 − m] with m = ``SPHERICAL_MARGIN``."""
         if self.bounds is None:
             return z
+        if self.name == "spherical":
+            return z.clamp(SPHERICAL_MARGIN, HALF_PI - SPHERICAL_MARGIN)
         return z.clamp(*self.bounds)
 
     def std(self) -> float:
-        """Per-element standard deviation: 1 for normal and U(-√3,√3), 1/√3 for U(-1,1)."""
-        return {"uniform": 1.0 / SQRT3, "uniform_sqrt3": 1.0, "normal": 1.0}[self.name]
+        """Per-element standard deviation: 1 for normal and U(-√3,√3), 1/√3 for U(-1,1), π/(4√3) for U(0,π/2)."""
+        return {"uniform": 1.0 / SQRT3, "uniform_sqrt3": 1.0, "normal": 1.0,
+                "spherical": HALF_PI / (2 * SQRT3)}[self.name]
 
 
-PRIOR_NAMES = ("uniform", "normal", "uniform_sqrt3")
+# "spherical" (seed 002, DED-GAN): angles z_s ~ U(0, π/2)^d, read as a point on the unit d-sphere in R^(d+1) by
+# ``spherical_to_cartesian`` below
+PRIOR_NAMES = ("uniform", "normal", "uniform_sqrt3", "spherical")
 
 
 def make_prior(name: str, dim: int) -> Prior:
@@ -71,7 +86,7 @@ def scaled_latent_entropy(scale: Tensor, prior_name: str) -> float:
     At s = 1 it is the prior's own entropy; it can be negative (seed 003 figs. 5–6), and −inf if some s_i = 0.
     """
     per_element = {"normal": 0.5 * math.log(2 * math.pi * math.e), "uniform_sqrt3": math.log(2 * SQRT3),
-                   "uniform": math.log(2.0)}
+                   "uniform": math.log(2.0), "spherical": math.log(HALF_PI)}
     if prior_name not in per_element:
         raise GaninvError(f"unknown prior {prior_name!r}; choose one of {', '.join(per_element)}")
     s = scale.detach().double().cpu()
@@ -199,3 +214,94 @@ class LatentScale:
             self.ema = self.ema.to(device)
         self._variance, self._scale = self._variance.to(device), self._scale.to(device)
         return self
+
+
+# --- spherical ↔ cartesian coordinates (seed 002, DED-GAN §3) --------------------------------------------------------
+#
+# d angles in (0, π/2) are a point on the positive orthant of the unit sphere in R^n, n = d + 1. The paper's
+# *perfect binary tree* (its ref. [7]) writes each coordinate as a product of only log2(n) sines/cosines:
+#
+#     x_000 = sin φ sin φ_0 sin φ_00,  x_001 = sin φ sin φ_0 cos φ_00,  …,  x_111 = cos φ cos φ_1 cos φ_11   (n = 8)
+#
+# Angles are stored root first, level by level (φ; φ_0, φ_1; φ_00, φ_01, φ_10, φ_11; …) — the order the paper's
+# Algorithm 3 produces ("insert front" of each level, leaves first). At a node the first child (bit 0) takes the
+# sine and the second (bit 1) the cosine, so Algorithm 3's arctan(a/b) of the even/odd halves inverts it.
+#
+# n must be a power of two for the tree to be perfect. Other d are handled by **padding**: the angle vector is
+# extended with π/4 to n − 1 angles, n = the next power of two above d (``cartesian_dim``), and the inverse drops
+# those padded angles again (``cartesian_to_spherical(x, angle_dim=d)``). We pad rather than refuse so that any
+# ``--latent-dim`` works (e.g. the project's default 100 → n = 128); the padded angles are all leaves of the last
+# level (there are n − 1 − d ≤ n/2 of them), so each only splits one coordinate into two equal halves (π/4): the
+# point still has unit norm and positive coordinates, no coordinate multiplies more than log2(n) factors, and the
+# d real angles round-trip exactly. The cost is n − (d + 1) redundant outputs in the discriminator's head; choose d
+# with d + 1 a power of two (63, 511, …, as the presets do) to have none.
+
+
+def cartesian_dim(angle_dim: int) -> int:
+    """n for d angles: d + 1 when that is a power of two, else the next power of two (π/4 padding, see above)."""
+    if angle_dim < 1:
+        raise GaninvError(f"latent dimension must be at least 1, got {angle_dim}")
+    return 1 << angle_dim.bit_length()  # the smallest power of two > d, i.e. >= d + 1
+
+
+def _pad_angles(angles: Tensor) -> Tensor:
+    d = angles.shape[-1]
+    missing = cartesian_dim(d) - 1 - d
+    if missing == 0:
+        return angles
+    pad = torch.full((*angles.shape[:-1], missing), math.pi / 4, dtype=angles.dtype, device=angles.device)
+    return torch.cat([angles, pad], dim=-1)
+
+
+def spherical_to_cartesian(angles: Tensor) -> Tensor:
+    """Angles (…, d) in (0, π/2) → unit vectors (…, n), n = ``cartesian_dim(d)`` (= d + 1 for a power of two),
+    by the perfect binary tree: every coordinate is a product of log2(n) sines/cosines, so nothing underflows in
+    float32 at any practical d (compare ``sequential_spherical_to_cartesian``). Coordinates are positive for angles
+    inside (0, π/2). Computed in the angles' dtype."""
+    if angles.ndim < 1 or angles.shape[-1] < 1:
+        raise GaninvError(f"angles must be (…, d) with d >= 1, got {tuple(angles.shape)}")
+    angles = _pad_angles(angles)
+    levels = int(math.log2(angles.shape[-1] + 1))
+    t = torch.ones((*angles.shape[:-1], 1), dtype=angles.dtype, device=angles.device)
+    for k in range(levels):  # level k holds 2^k angles, one per node of t
+        phi = angles[..., (1 << k) - 1:(2 << k) - 1]
+        t = torch.stack([t * torch.sin(phi), t * torch.cos(phi)], dim=-1).flatten(-2)
+    return t
+
+
+def cartesian_to_spherical(x: Tensor, angle_dim: int | None = None) -> Tensor:
+    """The paper's Algorithm 3: vectors (…, n) with non-negative coordinates, n a power of two → angles (…, n − 1)
+    in [0, π/2], root first. log2(n) times: a, b = even, odd coordinates; the level's angles are arctan2(a, b); the
+    vector becomes the pair norms hypot(a, b) (hypot, not √(a² + b²), so tiny coordinates do not underflow when
+    squared). Only directions matter (arctan2 is scale-free), so x need not be normalised. ``angle_dim`` = d keeps
+    the first d angles: the inverse of ``spherical_to_cartesian`` for a d whose d + 1 is not a power of two."""
+    n = x.shape[-1] if x.ndim >= 1 else 0
+    if n < 2 or n & (n - 1):
+        raise GaninvError(f"cartesian vectors must have a power-of-two length >= 2, got {tuple(x.shape)}")
+    if angle_dim is not None and not 1 <= angle_dim <= n - 1:
+        raise GaninvError(f"angle_dim must be in [1, {n - 1}] for {n}-dim vectors, got {angle_dim}")
+    levels: list[Tensor] = []
+    t = x
+    while t.shape[-1] > 1:
+        a, b = t[..., 0::2], t[..., 1::2]
+        levels.insert(0, torch.atan2(a, b))
+        t = torch.hypot(a, b)
+    angles = torch.cat(levels, dim=-1)
+    return angles if angle_dim is None else angles[..., :angle_dim]
+
+
+def sequential_spherical_to_cartesian(angles: Tensor) -> Tensor:
+    """The textbook (sequential) n-sphere transform, x_k = sin φ_1 ⋯ sin φ_{k−1} cos φ_k and x_n = ∏ sin φ_i —
+    here **only to show** the underflow the paper warns about: x_n multiplies d factors below 1, so at d = 511 in
+    float32 most trailing coordinates are exactly 0 (the tree multiplies 9). Not used for training."""
+    sines = torch.cumprod(torch.sin(angles), dim=-1)
+    prefix = torch.cat([torch.ones_like(angles[..., :1]), sines], dim=-1)
+    return prefix * torch.cat([torch.cos(angles), torch.ones_like(angles[..., :1])], dim=-1)
+
+
+def spherical_to_normal(angles: Tensor) -> Tensor:
+    """Seed 002 §5.1's quantile preprocessing: U(0, π/2) angles → Φ⁻¹(angle / (π/2)) ~ N(0, 1), so the
+    generator's network sees normal inputs. The uniform is clamped into [m, 1 − m] (m = margin / (π/2)) first:
+    Φ⁻¹ is ±inf at 0 and 1."""
+    m = SPHERICAL_MARGIN / HALF_PI
+    return torch.special.ndtri((angles / HALF_PI).clamp(m, 1.0 - m))

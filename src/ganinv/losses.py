@@ -1,6 +1,8 @@
 """Small loss callables; each method composes them."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -60,3 +62,30 @@ def dls_encoder_loss(latents: Tensor, predicted: Tensor, scale: Tensor) -> Tenso
     """Seed 003 Algorithm 1 line 5: L_enc = avg((z − z')² ∘ s²), the MSE between z∘s and z'∘s (mean over batch
     and elements). With s = 1 (no DLS) it is the plain latent MSE of InfoGAN / ICGAN-style encoders."""
     return ((latents.float() - predicted.float()).square() * scale.float().square()).mean()
+
+
+# --- DED-GAN (seed 002): the direction-embedding loss ----------------------------------------------------------------
+
+def direction_angle(u: Tensor, v: Tensor) -> Tensor:
+    """Angle (radians, per row) between unit vectors u and v (N×n), by Kahan's θ = 2·atan2(‖u − v‖, ‖u + v‖):
+    accurate to float precision at every angle, where arccos(u·v) loses half the digits near 0 (float32 cannot
+    resolve θ < ~0.02° from u·v) and has an infinite derivative at u·v = 1."""
+    u, v = u.float(), v.float()
+    return 2.0 * torch.atan2((u - v).norm(dim=-1), (u + v).norm(dim=-1))
+
+
+def tan_angle_loss(target: Tensor, predicted: Tensor, max_angle: float = 1.5) -> Tensor:
+    """Seed 002 Algorithm 1 line 7, L_emb = mean tan(arccos(z_c · z'_c)), for unit vectors with positive
+    coordinates (θ ∈ [0, π/2]), made numerically safe two ways:
+
+    * θ comes from ``direction_angle`` (Kahan), not arccos of the dot product — same value, finite gradient at
+      θ = 0 (where arccos' derivative is infinite) and full precision near alignment;
+    * tan is **clamped** at ``max_angle`` (radians; 1.5 rad ≈ 85.9°, tan = 14.1) and continued linearly beyond
+      it: tan(θ_m) + sec²(θ_m)(θ − θ_m). tan → ∞ as θ → π/2 (an embedding orthogonal to z_c, e.g. a softplus
+      output that underflowed to zero on z_c's support); the tangent line keeps the loss finite and its gradient
+      pointing the right way instead of cutting it off. Below θ_m the loss is exactly the paper's.
+    """
+    theta = direction_angle(target, predicted)
+    capped = theta.clamp(max=max_angle)
+    loss = torch.tan(capped) + (theta - capped) / math.cos(max_angle) ** 2
+    return loss.mean()

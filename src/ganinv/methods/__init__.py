@@ -5,13 +5,14 @@ from ..errors import GaninvError
 from .aegan import AEGAN
 from .base import Method
 from .bigan import BiGAN
+from .dedgan import DEDGAN
 from .dlsgan import DLSGAN
 from .gan import GAN
 from .optimize import Optimize
 from .regression import Regression
 from .wrapped import WrappedGenerator
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, DLSGAN, BiGAN, Optimize, WrappedGenerator)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, DLSGAN, DEDGAN, BiGAN, Optimize, WrappedGenerator)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -21,4 +22,4 @@ def method_class(name: str) -> type[Method]:
         raise GaninvError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "DLSGAN", "BiGAN", "Optimize", "WrappedGenerator"]
+__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "DLSGAN", "DEDGAN", "BiGAN", "Optimize", "WrappedGenerator"]

@@ -1,0 +1,27 @@
+"""``ganinv serve``: the web page over a run; registered on ``cli.app``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import app, console, err_console
+
+
+@app.command()
+def serve(
+    run: Path = typer.Argument(..., help="run directory (an inverter: aegan, regression, dlsgan, …; a generator-only "
+                               "run inverts by optimisation)"),
+    index: Optional[Path] = typer.Option(None, "--index", help="index directory built from this run (`ganinv index`): "
+                                         "adds the Search tab and attribute sliders on labelled data"),
+    port: int = typer.Option(7860, min=1, max=65535, help="port to listen on"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback exposes the page (a warning "
+                             "is printed)"),
+):
+    """Serve a web page over the run: reconstruct, search, super-resolve, edit and sample, in the browser."""
+    from .web import serve as serve_web
+
+    serve_web(run, index=index, host=host, port=port,
+              warn=lambda m: err_console.print(f"[bold yellow]warning:[/] {m}", highlight=False, soft_wrap=True),
+              log=lambda m: console.print(m, highlight=False, soft_wrap=True))

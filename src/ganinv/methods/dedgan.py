@@ -1,0 +1,190 @@
+"""DED-GAN — direction-embedding discriminator GAN (seed 002, Algorithm 1): a joint method whose discriminator is
+the inverse of the generator. Latents are angles z_s ∈ (0, π/2)^d (the "spherical" prior), read as a unit vector
+z_c with positive coordinates in R^n (n = d + 1, ``ganinv.latent.spherical_to_cartesian``, binary tree). D embeds
+an image as a positive n-vector (softplus): its direction predicts z_c, the log of its norm is real/fake.
+
+One training step (Algorithm 1; f = NSGAN, on a = −v so that D *lowers* v for real data and *raises* it for
+generated data, and G lowers v of generated data — the paper's sign convention):
+
+    z_s ~ U(0, π/2)^d;  z_c = spherical_to_cartesian(z_s)
+    v_g, z'_c = log‖D(G(z_s))‖, D(G(z_s))/‖·‖;   v_r = log‖D(x)‖
+    L_emb = tan∠(z_c, z'_c)                                       (``tan_angle_loss``, clamped: see below)
+    L_d = softplus(v_r) + softplus(−v_g) + λ_r1·R1(x) + λ_emb·L_emb
+    L_g = softplus(v_g) + λ_emb·L_emb
+    λ_emb = lambda_emb (1.0) before step ``lambda_switch_step``, lambda_emb_after (10.0) from it on
+
+``invert(x) = cartesian_to_spherical(D(x)/‖D(x)‖)`` (Algorithm 3; angles in the prior's units, clamped into the
+open interval); ``generate(z_s)`` is G with the paper's normal-quantile preprocessing (nets/dedgan.py).
+
+L_emb stability (``ganinv.losses.tan_angle_loss``): θ = ∠(z_c, z'_c) is computed as 2·atan2(‖z_c − z'_c‖,
+‖z_c + z'_c‖) instead of arccos(z_c·z'_c) — equal in exact arithmetic, but finite-gradient at θ = 0 and precise
+near it — and tan is clamped at θ_max = ``emb_max_angle_deg`` (default 85°, tan ≈ 11.4), continued by its tangent
+line beyond, so an embedding orthogonal to z_c (tan = ∞) still gives a finite loss with a useful gradient.
+
+Paper settings (seed 002 §5.1): CelebA 128×128, "a partially reduced version of StyleGAN2" without minibatch
+stddev (nets/style.py, width 64 → 64…512 filters), normal-quantile preprocessing, NSGAN + R1, λ_emb 1.0 then
+10.0 "after some training". The paper does not state d, the optimiser, the batch size, R1's weight nor when λ_emb
+switches; ``--preset paper`` takes them from the same author's StyleGAN2 recipe in seed 003 (Adam lr 1e-3,
+β = (0, 0.99), batch 16, λ_r1 = 10, mapper lr ×0.01) and d = 511 so that n = 512 — the tree's power of two, and
+StyleGAN2's latent width. ``--preset small`` is the same recipe at 32 px (d = 63). The switch step is an option
+(``-o lambda_switch_step=N``), 10,000 by default.
+
+Departures, as in dlsgan.py: alternating updates (D, then G against the updated D); R1 in [−1, 1] pixel units
+(``R1_PIXEL_UNITS``) on the adversarial value v_r. The step counter that drives the λ_emb schedule is saved with the
+weights (``extra.step``), so a resumed run switches at the same step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..config import RunConfig
+from ..errors import GaninvError, RunDirError
+from ..latent import cartesian_dim, cartesian_to_spherical, spherical_to_cartesian
+from ..losses import direction_angle, nsgan_d_loss, nsgan_g_loss, r1_penalty, tan_angle_loss
+from ..nets.dedgan import DirectionDiscriminator, QuantileStyleGenerator, split_embedding
+from .base import Method
+from .dlsgan import MAPPING_LAYERS, PAPER_TRAIN, R1_PIXEL_UNITS
+
+PRIOR = "spherical"
+
+
+@dataclass(frozen=True)
+class DEDGANOptions:
+    lambda_emb: float = 1.0  # λ_emb before the switch (the paper's initial 1.0)
+    lambda_emb_after: float = 10.0  # λ_emb from lambda_switch_step on (the paper's 10.0)
+    lambda_switch_step: int = 10_000  # the first step (0-based count of steps done) trained with lambda_emb_after
+    lambda_r1: float = 10.0  # loss term λ_r1·||∇v||² (as dlsgan: Mescheder's γ = 20)
+    emb_max_angle_deg: float = 85.0  # tan(θ) is continued linearly beyond this angle (see the module docstring)
+
+    def __post_init__(self):
+        lambdas = (self.lambda_emb, self.lambda_emb_after, self.lambda_r1)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in lambdas):
+            raise GaninvError(f"lambda_emb, lambda_emb_after and lambda_r1 must be finite and >= 0, got {lambdas}")
+        if not isinstance(self.lambda_switch_step, int) or self.lambda_switch_step < 0:
+            raise GaninvError(f"lambda_switch_step must be an integer >= 0, got {self.lambda_switch_step!r}")
+        if not (isinstance(self.emb_max_angle_deg, (int, float)) and 0 < self.emb_max_angle_deg < 90):
+            raise GaninvError(f"emb_max_angle_deg must be in (0, 90) degrees, got {self.emb_max_angle_deg!r}")
+
+    def lambda_at(self, step: int) -> float:
+        """λ_emb for the update that follows ``step`` finished steps."""
+        return self.lambda_emb_after if step >= self.lambda_switch_step else self.lambda_emb
+
+
+class DEDGAN(Method):
+    name = "dedgan"
+    trains_generator = True
+    uses_real_data = True
+    trainable = ("generator", "discriminator")
+
+    Options = DEDGANOptions
+    presets = {
+        # seed 002 §5.1 (CelebA 128², reduced StyleGAN2) + what it leaves unstated from seed 003 §4.1 (see above)
+        "paper": (dict(image_size=128, channels=3, width=64, latent_dim=511, prior=PRIOR), dict(PAPER_TRAIN)),
+        "small": (dict(image_size=32, width=16, latent_dim=63, prior=PRIOR), dict(PAPER_TRAIN)),
+    }
+
+    def __init__(self, config: RunConfig, options: DEDGANOptions | None = None):
+        if options is not None:  # explicit options replace the config's, and are recorded in it
+            if not isinstance(options, DEDGANOptions):
+                raise GaninvError(f"options must be a DEDGANOptions, got {type(options).__name__}")
+            config = config.replace(options=dataclasses.asdict(options))
+        if config.net.prior != PRIOR:
+            raise GaninvError(f"dedgan's latents are angles: it needs --prior {PRIOR}, got {config.net.prior!r}")
+        super().__init__(config)
+        self.step = 0  # steps done; drives the λ_emb schedule and is saved (extra.step)
+
+    @property
+    def cartesian_dim(self) -> int:
+        return cartesian_dim(self.config.net.latent_dim)
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        n = self.config.net
+        return {
+            "generator": QuantileStyleGenerator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width,
+                                                channels=n.channels, mapping_layers=MAPPING_LAYERS),
+            "discriminator": DirectionDiscriminator(image_size=n.image_size, width=n.width, channels=n.channels,
+                                                    direction_dim=cartesian_dim(n.latent_dim)),
+        }
+
+    @property
+    def lambda_emb(self) -> float:
+        """λ_emb of the next step."""
+        return self.options.lambda_at(self.step)
+
+    # --- training ---
+    def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, float]:
+        real = batch[0]
+        o = self.options
+        lam = self.lambda_emb
+        max_angle = math.radians(o.emb_max_angle_deg)
+        G, D = self.nets["generator"], self.nets["discriminator"]
+        z_s = self.sample_latents(real.shape[0]).to(real.device)  # line 1
+        z_c = spherical_to_cartesian(z_s)  # line 2
+        fake = G(z_s)
+
+        # discriminator step: lines 3–8
+        v_g, direction = split_embedding(D(fake.detach()))  # lines 3, 4, 6
+        emb_loss = tan_angle_loss(z_c, direction, max_angle)  # line 7
+        real_in = real.detach().requires_grad_(True)
+        v_r, _ = split_embedding(D(real_in))  # line 5
+        r1 = r1_penalty(real_in, v_r) * R1_PIXEL_UNITS
+        d_adv = nsgan_d_loss(-v_r, -v_g)  # softplus(v_r) + softplus(−v_g): lower v_r, raise v_g
+        d_loss = d_adv + o.lambda_r1 * r1 + lam * emb_loss  # line 8 (+ R1)
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        self.backward(d_loss)
+        self.optimizers["discriminator"].step()
+
+        # generator step: line 9, against the updated D (its weights frozen for this backward)
+        D.requires_grad_(False)
+        try:
+            v_g2, direction_g = split_embedding(D(fake))
+            g_adv = nsgan_g_loss(-v_g2)  # softplus(v_g): lower v_g
+            g_emb = tan_angle_loss(z_c, direction_g, max_angle)
+            g_loss = g_adv + lam * g_emb
+            self.optimizers["generator"].zero_grad(set_to_none=True)
+            self.backward(g_loss)
+            self.optimizers["generator"].step()
+        finally:
+            D.requires_grad_(True)
+        self.step += 1
+
+        with torch.no_grad():
+            angle = torch.rad2deg(direction_angle(z_c, direction)).mean()
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_adv": d_adv.item(), "g_adv": g_adv.item(),
+                "emb_loss": emb_loss.item(), "r1": r1.item(), "v_real": v_r.mean().item(),
+                "v_fake": v_g.mean().item(), "angle_deg": angle.item(), "lambda_emb": lam}
+
+    # --- the seam ---
+    def embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Images in [0,1] → (v = log‖D(x)‖, z'_c = D(x)/‖D(x)‖)."""
+        return split_embedding(self.nets["discriminator"](x))
+
+    def invert(self, x: Tensor) -> Tensor:
+        """Images in [0,1] → angles z_s = cartesian_to_spherical(D(x)/‖D(x)‖) (Algorithm 3), inside (0, π/2)."""
+        _, direction = self.embed(x)
+        return self.prior.clamp(cartesian_to_spherical(direction, angle_dim=self.config.net.latent_dim))
+
+    def latent_metrics(self, latents: Tensor, predicted: Tensor) -> dict[str, float]:
+        """Evaluation extras (``ganinv.evaluate``): the mean angle, in degrees, between z_c of the sampled latents
+        and of their inversions — for d + 1 a power of two exactly ∠(z_c, D(x)/‖D(x)‖) (the tree round-trips) —
+        and, as its chance level, the mean angle of the best constant guess (the batch's mean direction): an
+        inverter that ignores the image scores about that (≈ 57.6° at d = 63)."""
+        z_c = spherical_to_cartesian(latents.float())
+        theta = direction_angle(z_c, spherical_to_cartesian(predicted.float()))
+        mean_direction = torch.nn.functional.normalize(z_c.mean(0), dim=0).expand_as(z_c)
+        return {"angle_error_deg": torch.rad2deg(theta).mean().item(),
+                "angle_chance_deg": torch.rad2deg(direction_angle(z_c, mean_direction)).mean().item()}
+
+    # --- persistence ---
+    def extra_state(self) -> dict[str, Tensor]:
+        return {"step": torch.tensor(self.step, dtype=torch.int64)}
+
+    def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
+        if "step" not in tensors:
+            raise RunDirError("this dedgan checkpoint lacks its step counter (extra.step)")
+        self.step = int(tensors["step"])
