@@ -1,37 +1,18 @@
 """Applications of latents (issue 7): search index, super-resolution, clustering, editing — library and CLI."""
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from ganinv import cli
 from ganinv.apps import cluster as C
 from ganinv.apps import edit as E
 from ganinv.apps import search as S
 from ganinv.apps import superres as SR
 from ganinv.model import InversionModel
 
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["ganinv", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_clean_error(code, err, *needles):
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert err.strip().startswith("error:")
-    for needle in needles:
-        assert needle in " ".join(err.split()), (needle, err)
+from test_cli import assert_clean_error, run_cli
 
 
 def save_png(path, tensor):

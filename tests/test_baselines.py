@@ -18,13 +18,6 @@ from conftest import TINY_NET, TINY_TRAIN, tiny_train
 from test_cli import assert_clean_error, run_cli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def dlsgan_run(tmp_path_factory):

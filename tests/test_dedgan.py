@@ -35,14 +35,6 @@ SWITCH = 10
 ANGLE = st.floats(float(np.float32(1e-3)), float(np.float32(HALF_PI - 1e-3)), width=32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on 2 shared, busy cores: OpenMP's second thread only contends."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def run_cli(monkeypatch, capsys, *args):
     monkeypatch.setattr(sys, "argv", ["ganinv", *map(str, args)])

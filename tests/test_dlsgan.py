@@ -26,14 +26,6 @@ TINY = dict(image_size=16, width=8, latent_dim=8)
 TINY_TRAIN = dict(batch_size=16, checkpoint_every=10, sample_every=20, eval_every=20, eval_samples=32, log_every=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on 2 shared, busy cores: OpenMP's second thread only contends (measured 50× slower steps)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_config(steps=20, seed=0, **train):
     return build_config("dlsgan", data="digits", seed=seed, net=TINY, train={**TINY_TRAIN, "steps": steps, **train})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .config import PRESETS, PRECISIONS, NetConfig, RunConfig, TrainConfig
+from .config import PRESETS, PRECISIONS, RunConfig
 from .errors import GaninvError
 from .latent import PRIOR_NAMES
 from .methods import Method, method_class

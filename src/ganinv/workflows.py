@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from .config import RunConfig, read_config
-from .data import load_image, open_dataset
-from .errors import DataError, GaninvError
+from .data import expand_image_paths, load_image, open_dataset
+from .errors import GaninvError
 from .evaluate import evaluate
 from .io import atomic_write, atomic_write_text
 from .methods import method_class
@@ -19,7 +19,6 @@ from .runs import build_config, load_generator_run, new_method, posthoc_config
 from .train import TrainResult, train
 from .viz import comparison_grid, save_png
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 EVAL_REAL_IMAGES = 256
 
 
@@ -84,19 +83,6 @@ def evaluate_run(run: str | Path, *, data: str | None = None, n: int = 256, seed
     return {"run": str(run), "method": model.config.method, **results}
 
 
-def expand_image_paths(paths: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise DataError(f"{p} does not exist")
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found:
-                raise DataError(f"{p} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-            files += found
-        else:
-            files.append(p)
-    return files
 
 
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,

@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data import load_image
-from ..errors import DataError, GaninvError
+from ..data import expand_image_paths, load_image  # noqa: F401  (re-exported for cli_apps)
+from ..errors import GaninvError
 from ..model import InversionModel
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 Warn = Callable[[str], None]
 
 
@@ -54,19 +53,6 @@ def latent_features(model: InversionModel, images: Tensor) -> np.ndarray:
     return np.ascontiguousarray(z.numpy(), dtype=np.float32)
 
 
-def expand_image_paths(paths: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise DataError(f"{p} does not exist")
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found:
-                raise DataError(f"{p} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-            files += found
-        else:
-            files.append(p)
-    return files
 
 
 def read_images(paths: list[str | Path], shape: tuple[int, int, int], warn: Warn = _quiet) -> tuple[list[Path], Tensor]:

@@ -5,6 +5,6 @@ See :mod:`ganinv.data.datasets` for the dataset specs and split rules and
 """
 
 from ganinv.data import degrade
-from ganinv.data.datasets import ImageDataset, load_image, open_dataset
+from ganinv.data.datasets import ImageDataset, expand_image_paths, load_image, open_dataset
 
-__all__ = ["open_dataset", "load_image", "ImageDataset", "degrade"]
+__all__ = ["open_dataset", "load_image", "expand_image_paths", "ImageDataset", "degrade"]

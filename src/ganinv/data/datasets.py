@@ -61,7 +61,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ganinv.errors import DataError
 
-__all__ = ["ImageDataset", "open_dataset", "load_image", "IMAGE_EXTENSIONS", "SPLITS", "KINDS"]
+__all__ = ["ImageDataset", "open_dataset", "load_image", "expand_image_paths", "IMAGE_EXTENSIONS", "SPLITS", "KINDS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 SPLITS = ("train", "test", "all")
@@ -529,3 +529,20 @@ def open_dataset(spec: str, image_size: int = 32, channels: int = 3, split: str 
     if kind in ("folder", "celeba"):
         raise DataError(f"dataset spec {spec!r} needs a path: write '{kind}:PATH'")
     raise DataError(f"unknown dataset {spec!r}: expected one of {', '.join(KINDS)}")
+
+
+def expand_image_paths(paths) -> list[Path]:
+    """Files and folders (searched recursively) → image files, in order; a missing path or an image-less folder is
+    a DataError naming it."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise DataError(f"{p} does not exist")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _is_image_name(f.name))
+            if not found:
+                raise DataError(f"{p} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            files += found
+        else:
+            files.append(p)
+    return files
