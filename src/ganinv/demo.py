@@ -22,7 +22,7 @@ from .workflows import train_run
 
 DATA = "mnist"
 # (gan steps, encoder steps): full fits ≤ 10 min on 2 CPU cores, quick ≤ 2 min
-BUDGETS = {"full": (3000, 1500), "quick": (600, 200)}
+BUDGETS = {"full": (2000, 1000), "quick": (600, 200)}
 INVERTERS = ("aegan", "regression")
 SHOWN = 12
 
