@@ -211,7 +211,7 @@ def demo(
 
 
 # Commands of other areas live in their own modules and register themselves on ``app``.
-from . import cli_apps, cli_compare, cli_web  # noqa: E402,F401
+from . import cli_apps, cli_bench, cli_compare, cli_web  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

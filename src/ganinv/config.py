@@ -43,6 +43,8 @@ class TrainConfig:
     precision: str = "no"
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int = 0
+    channels_last: bool = False  # nets (and image batches) in NHWC memory format: faster convs on tensor cores
+    compile: bool = False  # torch.compile each net in place (nn.Module.compile: weights keep their names)
 
 
 @dataclass(frozen=True)
