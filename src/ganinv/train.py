@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .config import RunConfig, current_versions, read_config
+from .distributed import check_batch_split, mean_across_ranks, rank_slice
 from .errors import GaninvError, TrainingDiverged
 from .io import atomic_write_text
 from .methods import Method
@@ -35,12 +36,18 @@ SAMPLE_COUNT = 16
 
 
 class ResumableBatchSampler:
-    """Endless shuffled batches whose order depends only on (seed, batch index): resumable at any step."""
+    """Endless shuffled batches whose order depends only on (seed, batch index): resumable at any step.
 
-    def __init__(self, n_items: int, batch_size: int, seed: int, start_batch: int = 0):
+    ``batch_size`` is the global batch; with ``world`` processes each rank yields its contiguous slice of it, so
+    the data a step sees is the same for any number of processes (and a run resumes under another N)."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, start_batch: int = 0, rank: int = 0,
+                 world: int = 1):
         if n_items < batch_size:
             raise GaninvError(f"the dataset has {n_items} images, fewer than one batch of {batch_size}")
+        check_batch_split(batch_size, world)
         self.n_items, self.batch_size, self.seed, self.start_batch = n_items, batch_size, seed, start_batch
+        self.rank, self.world = rank, world
         self.per_epoch = n_items // batch_size  # drop the last partial batch, as every GAN trainer does
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -48,12 +55,13 @@ class ResumableBatchSampler:
         while True:
             order = torch.randperm(self.n_items, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
             for b in range(offset, self.per_epoch):
-                yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+                batch = order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+                yield rank_slice(batch, self.rank, self.world)
             epoch, offset = epoch + 1, 0
 
 
-def real_batches(dataset: Dataset, config: RunConfig, start_step: int) -> Iterator:
-    sampler = ResumableBatchSampler(len(dataset), config.train.batch_size, config.seed, start_step)
+def real_batches(dataset: Dataset, config: RunConfig, start_step: int, rank: int = 0, world: int = 1) -> Iterator:
+    sampler = ResumableBatchSampler(len(dataset), config.train.batch_size, config.seed, start_step, rank, world)
     # a private generator keeps DataLoader from drawing worker seeds off the global RNG
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.train.num_workers,
                         generator=torch.Generator().manual_seed(config.seed))
@@ -77,28 +85,40 @@ def make_accelerator(config: RunConfig):
     return Accelerator(cpu=cpu, mixed_precision=t.precision)
 
 
-def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
-    """Fresh run: refuse to overwrite, record the config before step 0. Resume: the saved config wins."""
+def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, accelerator=None) -> RunConfig:
+    """Fresh run: refuse to overwrite, record the config before step 0. Resume: the saved config wins.
+
+    Under several processes every rank checks (so all raise the same error, none waits forever), then the main
+    process alone writes, and all go on once it has."""
+    config = resolve_run_config(run_dir, config, resume)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    if accelerator is None or accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, config)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return config
+
+
+def resolve_run_config(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
+    """The config a (re)started run goes on with; raises, writing nothing, when the directory does not fit."""
     if resume:
         saved = read_config(run_dir)
         if saved.method != config.method:
             raise GaninvError(f"{run_dir} holds a {saved.method!r} run, not {config.method!r}; cannot resume it")
-        if config.train.steps != saved.train.steps:  # extending a finished run is the one change allowed
-            saved = saved.replace(train=dataclasses.replace(saved.train, steps=config.train.steps))
-            write_config(run_dir, saved)
-        return saved
+        # extending a finished run is the one change allowed
+        return saved.replace(train=dataclasses.replace(saved.train, steps=config.train.steps))
     if (run_dir / CONFIG).exists():
         raise GaninvError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = config.replace(versions=current_versions())
-    write_config(run_dir, config)
-    return config
+    return config.replace(versions=current_versions())
 
 
 def save_checkpoint(method: Method, run_dir: Path, step: int) -> None:
     save_weights(run_dir, method.unwrapped_nets(), method.extra_state(), method=method.name, step=step)
     state = {
         "step": step,
+        "world_size": method.world_size,  # informational: a run resumes under any number of processes
         "optimizers": {name: opt.state_dict() for name, opt in method.optimizers.items()},
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -205,19 +225,22 @@ def train(
     run_dir = Path(run_dir)
     if method.uses_real_data and dataset is None:
         raise GaninvError(f"method {method.name!r} trains on real images: give --data")
-    config = prepare_run_dir(run_dir, method.config, resume)
+    accelerator = make_accelerator(method.config)
+    config = prepare_run_dir(run_dir, method.config, resume, accelerator)
     method.config = config
-    accelerator = make_accelerator(config)
-    torch.manual_seed(config.seed + accelerator.process_index)  # per-rank offset, recorded seed
+    check_batch_split(config.train.batch_size, accelerator.num_processes)
+    torch.manual_seed(config.seed + accelerator.process_index)  # per-rank offset, recorded in the launch line
     method.configure(accelerator)
     apply_speed_options(method.nets, channels_last=config.train.channels_last, compile=config.train.compile)
     step = restore_checkpoint(method, run_dir) if resume else 0
     logger = RunLogger(run_dir, enabled=accelerator.is_main_process)
     if resume and accelerator.is_main_process:
         logger.forget_after(step)  # lines logged after the checkpoint will be logged again
+    logger.log(step, "launch", launch_record(accelerator, config, resume))
     fixed_z = method.prior.sample(SAMPLE_COUNT, generator=torch.Generator().manual_seed(config.seed))
     sample_real = eval_images[:SAMPLE_COUNT] if eval_images is not None else None
-    batches = real_batches(dataset, config, step) if method.uses_real_data else None
+    batches = (real_batches(dataset, config, step, accelerator.process_index, accelerator.num_processes)
+               if method.uses_real_data else None)
     t = config.train
     steps_per_epoch = max(len(dataset) // t.batch_size, 1) if dataset is not None else None
     epoch_logs = EpochAverager(steps_per_epoch)
@@ -232,8 +255,10 @@ def train(
                 if batches is not None:
                     batch = [b.to(accelerator.device, non_blocking=True) for b in next(batches)]
                 set_learning_rates(method, config, step, steps_per_epoch)
+                method.begin_step(step)
                 with accelerator.autocast():
                     logs = method.train_step(batch)
+                logs = mean_across_ranks(accelerator, logs)  # the global batch's losses, on every rank
                 step += 1
                 bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
                 if bad:
@@ -261,7 +286,17 @@ def train(
         raise
     finally:
         logger.close()
+    accelerator.wait_for_everyone()  # no rank returns before the main one has written the last checkpoint
     return TrainResult(run_dir=run_dir, step=step, logs=logs)
+
+
+def launch_record(accelerator, config: RunConfig, resume: bool) -> dict:
+    """What metrics.jsonl records about each (re)start: how many processes, and each rank's seed and batch."""
+    world = accelerator.num_processes
+    return {"world_size": world, "rank_seeds": [config.seed + r for r in range(world)],
+            "local_batch_size": config.train.batch_size // world, "global_batch_size": config.train.batch_size,
+            "distributed": str(accelerator.distributed_type).rsplit(".", 1)[-1], "device": str(accelerator.device),
+            "resumed": resume}
 
 
 def apply_speed_options(nets: dict, *, channels_last: bool = False, compile: bool = False) -> None:

@@ -21,7 +21,7 @@ class AEGAN(Method):
     def train_step(self, batch) -> dict[str, float]:
         G, IG = self.nets["generator"], self.nets["encoder"]
         with torch.no_grad():  # step 1: x = G(z) with G frozen
-            x = G(self.sample_latents(self.config.train.batch_size))
+            x = G(self.sample_latents())
         reconstruction = G(IG(x))  # step 2: x' = G(IG(x)); gradients flow through G into IG only
         loss = reconstruction_bce(reconstruction, x)  # step 3
         self.optimizers["encoder"].zero_grad(set_to_none=True)

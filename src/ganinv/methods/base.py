@@ -60,6 +60,8 @@ class Method:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.device = torch.device("cpu")
         self.accelerator = None
+        self.rank, self.world_size = 0, 1  # this process's place among `accelerate launch`'s processes
+        self._latent_rng: torch.Generator | None = None  # set by begin_step: this step's latents
         if not self.trains_generator:
             self.nets["generator"].requires_grad_(False).eval()
 
@@ -96,11 +98,17 @@ class Method:
         return torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
 
     def configure(self, accelerator) -> None:
-        """Move nets to the accelerator's device and build one optimiser per trainable net."""
+        """Move nets to the accelerator's device and build one optimiser per trainable net (wrapped in DDP by
+        Accelerate when several processes run; their BatchNorms then normalise over the global batch)."""
+        from ..distributed import sync_batchnorm
+
         self.accelerator = accelerator
         self.device = accelerator.device
+        self.rank, self.world_size = accelerator.process_index, accelerator.num_processes
         for name, net in self.nets.items():
             self.nets[name] = net.to(self.device)
+            if self.world_size > 1 and name in self.trainable:
+                self.nets[name] = sync_batchnorm(self.nets[name], self.device)
         for name in self.trainable:
             optimizer = self.make_optimizer(self.nets[name])
             self.nets[name], self.optimizers[name] = accelerator.prepare(self.nets[name], optimizer)
@@ -111,19 +119,53 @@ class Method:
         else:
             loss.backward()
 
-    def sample_latents(self, n: int) -> Tensor:
-        return self.prior.sample(n, device=self.device)
+    def begin_step(self, step: int) -> None:
+        """Called by the training loop before each ``train_step``: this step's latents come from a generator seeded
+        by (seed, step) alone — identical on every rank, and the same whether or not the run was resumed."""
+        self._latent_rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+
+    @property
+    def local_batch_size(self) -> int:
+        """This process's share of the global batch ``train.batch_size``."""
+        return self.config.train.batch_size // self.world_size
+
+    def sample_latents(self, n: int | None = None) -> Tensor:
+        """``n`` (default: this rank's share of the batch) prior samples. Every rank draws the global batch and
+        keeps its own slice, so N processes use the latents one process would (outside the loop: global RNG)."""
+        from ..distributed import rank_slice
+
+        n = self.local_batch_size if n is None else n
+        z = self.prior.sample(n * self.world_size, generator=self._latent_rng)
+        return rank_slice(z, self.rank, self.world_size).to(self.device)
+
+    def bare(self, name: str) -> nn.Module:
+        """A net without its DDP wrapper: for passes whose gradients must not be synchronised (the generator step
+        through a frozen discriminator — DDP would wait for gradients that never come)."""
+        net = self.nets[name]
+        return self.accelerator.unwrap_model(net) if self.accelerator is not None else net
+
+    @contextlib.contextmanager
+    def frozen(self, name: str):
+        """The bare net ``name`` with its weights frozen for the duration (the other player's step)."""
+        net = self.bare(name)
+        net.requires_grad_(False)
+        try:
+            yield net
+        finally:
+            net.requires_grad_(True)
 
     @contextlib.contextmanager
     def eval_mode(self):
         """Nets in eval mode (BN running statistics) and no autograd, restoring the previous modes after."""
         modes = {name: net.training for name, net in self.nets.items()}
+        wrapped, self.nets = self.nets, self.unwrapped_nets()  # no DDP collectives from one rank's evaluation
         for net in self.nets.values():
             net.eval()
         try:
             with torch.no_grad():
                 yield self
         finally:
+            self.nets = wrapped
             for name, net in self.nets.items():
                 net.train(modes[name])
 

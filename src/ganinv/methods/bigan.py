@@ -45,16 +45,13 @@ class BiGAN(Method):
         self.optimizers["discriminator"].step()
 
         # G and E: the same pairs with the labels swapped (non-saturating), against the updated D
-        D.requires_grad_(False)
-        try:
-            ge_loss = gan_discriminator_loss(D(fake, z), D(real, encoded))
+        with self.frozen("discriminator") as frozen_D:
+            ge_loss = gan_discriminator_loss(frozen_D(fake, z), frozen_D(real, encoded))
             self.optimizers["generator"].zero_grad(set_to_none=True)
             self.optimizers["encoder"].zero_grad(set_to_none=True)
             self.backward(ge_loss)
             self.optimizers["generator"].step()
             self.optimizers["encoder"].step()
-        finally:
-            D.requires_grad_(True)
         return {"d_loss": d_loss.item(), "ge_loss": ge_loss.item()}
 
     def invert(self, x: Tensor) -> Tensor:

@@ -140,17 +140,14 @@ class DEDGAN(Method):
         self.optimizers["discriminator"].step()
 
         # generator step: line 9, against the updated D (its weights frozen for this backward)
-        D.requires_grad_(False)
-        try:
-            v_g2, direction_g = split_embedding(D(fake))
+        with self.frozen("discriminator") as frozen_D:
+            v_g2, direction_g = split_embedding(frozen_D(fake))
             g_adv = nsgan_g_loss(-v_g2)  # softplus(v_g): lower v_g
             g_emb = tan_angle_loss(z_c, direction_g, max_angle)
             g_loss = g_adv + lam * g_emb
             self.optimizers["generator"].zero_grad(set_to_none=True)
             self.backward(g_loss)
             self.optimizers["generator"].step()
-        finally:
-            D.requires_grad_(True)
         self.step += 1
 
         with torch.no_grad():

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import RunConfig
+from ..distributed import gather_rows
 from ..errors import GaninvError, RunDirError
 from ..latent import LATENT_SCALE_MODES, LatentScale, scaled_latent_entropy
 from ..losses import dls_encoder_loss, nsgan_d_loss, nsgan_g_loss, r1_penalty
@@ -153,14 +154,13 @@ class DLSGAN(Method):
         self.backward(d_loss)
         self.optimizers["discriminator"].step()
 
-        if o.dls:  # line 9: v ← update(v, z'); s for the next step
-            self.tracker.update(predicted.detach())
+        if o.dls:  # line 9: v ← update(v, z') with every rank's z' (the global batch); s for the next step
+            self.tracker.update(gather_rows(self.accelerator, predicted.detach()))
             self._scale = self.tracker.scale.to(real.device)
 
         # generator step: line 8, against the updated D (its weights frozen for this backward)
-        D.requires_grad_(False)
-        try:
-            fake_logits_g, predicted_g = D(fake)
+        with self.frozen("discriminator") as frozen_D:
+            fake_logits_g, predicted_g = frozen_D(fake)
             g_adv = nsgan_g_loss(fake_logits_g)
             g_loss = g_adv
             if o.encoder_loss_on == "DG":
@@ -168,8 +168,6 @@ class DLSGAN(Method):
             self.optimizers["generator"].zero_grad(set_to_none=True)
             self.backward(g_loss)
             self.optimizers["generator"].step()
-        finally:
-            D.requires_grad_(True)
 
         logs = {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_adv": d_adv.item(), "g_adv": g_adv.item(),
                 "enc_loss": enc_loss.item(), "r1": r1.item()}

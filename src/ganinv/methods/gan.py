@@ -31,8 +31,9 @@ class GAN(Method):
         self.backward(d_loss)
         self.optimizers["discriminator"].step()
 
-        g_loss = gan_generator_loss(D(fake))
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        self.backward(g_loss)
-        self.optimizers["generator"].step()
+        with self.frozen("discriminator") as frozen_D:  # G's step: no gradients for D, nothing for DDP to sync
+            g_loss = gan_generator_loss(frozen_D(fake))
+            self.optimizers["generator"].zero_grad(set_to_none=True)
+            self.backward(g_loss)
+            self.optimizers["generator"].step()
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}

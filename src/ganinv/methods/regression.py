@@ -135,7 +135,7 @@ class Regression(Method):
 
     def train_step(self, batch) -> dict[str, float]:
         P = self.nets["encoder"]
-        target = self.prior.sample(self.config.train.batch_size, device=self.device)  # F(z): z itself, or w
+        target = self.sample_latents()  # F(z): z itself, or w
         with torch.no_grad():
             x = self.generate(target)
         predicted = P(x)
