@@ -34,7 +34,7 @@ def gan_run(tmp_path_factory):
     return out
 
 
-def make_generator_run(out, seed=0, channels=1):
+def make_generator_run(out, seed=0, channels=1, image_size=16):
     """A tiny untrained DCGAN generator whose images vary strongly with z (a 10-step GAN's barely do): batch-norm
     statistics calibrated on prior samples, the output layer scaled up. Invertible enough to test that encoders
     learn, at no training cost."""
@@ -44,7 +44,8 @@ def make_generator_run(out, seed=0, channels=1):
     from ganinv.train import save_checkpoint
 
     torch.manual_seed(seed)
-    config = build_config("gan", data="digits", net={**TINY_NET, "channels": channels}, train=TINY_TRAIN)
+    config = build_config("gan", data="digits", net={**TINY_NET, "channels": channels, "image_size": image_size},
+                          train=TINY_TRAIN)
     config = config.replace(versions=current_versions())
     method = new_method(config)
     G = method.nets["generator"]

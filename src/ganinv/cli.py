@@ -100,19 +100,46 @@ def train(
 @app.command()
 def invert(
     run: Path = typer.Argument(..., help="run directory of an inverter (aegan, regression, …)"),
-    images: list[Path] = typer.Argument(..., help="image files or folders"),
-    out: Path = typer.Option(..., "--out", help="folder for latents.npy, paths.txt, reconstructions and a grid"),
+    images: Optional[list[Path]] = typer.Argument(None, help="image files or folders (or give --data)"),
+    out: Path = typer.Option(..., "--out", help="output folder (created; with --data: resumed if it exists)"),
+    data: Optional[str] = typer.Option(None, help="a whole collection instead of IMAGES: folder:PATH | celeba:PATH "
+                                       "| mnist | digits — latents streamed to shards, resumable"),
+    split: str = typer.Option("all", help="with --data: all | train | test"),
+    batch_size: int = typer.Option(256, help="with --data: images per forward pass"),
+    shard_size: int = typer.Option(4096, help="with --data: images per latent shard (the unit of resuming)"),
+    workers: int = typer.Option(2, help="with --data: DataLoader worker processes reading images"),
+    device: str = typer.Option("auto", help="with --data: auto | cpu | cuda (under accelerate launch: each rank's GPU)"),
     refine: int = typer.Option(0, help="optimisation steps after the encoder (hybrid); on a generator run: "
                                "optimisation inversion from the prior's mean"),
     refine_lr: Optional[float] = typer.Option(None, help="Adam lr of --refine [0.01 from an encoder, 0.05 from the mean]"),
     refine_loss: str = typer.Option("mse", help="image loss of --refine: mse | bce (seed 001 eq. 2) | mse+lpips"),
+    as_json: bool = typer.Option(False, "--json", help="with --data: print the summary as JSON"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
 ):
-    """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid."""
-    from .workflows import invert_files
+    """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid.
 
-    result = invert_files(run, images, out, warn=lambda m: err_console.print(f"[yellow]note:[/] {m}"),
-                          refine=refine, refine_lr=refine_lr, refine_loss=refine_loss)
-    console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, grid.png)")
+    With --data, invert a whole collection (any size): latents go to OUT/shards/NNNNN.npy with the items of each
+    shard in NNNNN.json; run the same command again to finish an interrupted run; under `accelerate launch` the
+    processes split the shards."""
+    from .workflows import invert_dataset, invert_files
+
+    warn = lambda m: err_console.print(f"[yellow]note:[/] {m}")  # noqa: E731
+    if (data is None) == (not images):
+        raise GaninvError("give either IMAGES (files or folders) or --data SPEC (a whole collection), not both")
+    if data is None:
+        result = invert_files(run, images, out, warn=warn, refine=refine, refine_lr=refine_lr,
+                              refine_loss=refine_loss)
+        console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, grid.png)")
+        return
+    result = invert_dataset(run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
+                            workers=workers, device=device, refine=refine, refine_lr=refine_lr,
+                            refine_loss=refine_loss, show_progress=not quiet and not as_json, warn=warn)
+    if as_json:
+        print(json.dumps(result))
+    elif result["rank"] == 0:
+        console.print(f"inverted {result['inverted_now']} images ({result['done_before']} done before, "
+                      f"{result['failed']} unreadable) at {result['images_per_s']} images/s, peak memory "
+                      f"{result['peak_rss_mib']} MiB → {out}/shards")
 
 
 # ----------------------------------------------------------------------------------------------------- eval

@@ -91,27 +91,11 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     """Invert image files: every image is read (and resized/converted to the run's shape) before anything is
     written, so a bad file stops the command with nothing half-done. ``refine`` > 0 adds that many optimisation
     steps after the encoder (the hybrid); on a run without an encoder it is optimisation from the prior's mean."""
-    from .methods.optimize import check_settings
-
-    model = InversionModel.load(run)
-    if refine < 0:
-        raise GaninvError(f"--refine must be >= 0, got {refine}")
-    if not model.can_invert and not refine:
-        raise GaninvError(f"{run} is a {model.config.method!r} run with no inverse network "
-                          "(give --refine N to invert it by optimisation)")
-    if refine:
-        from .methods.hybrid import REFINE_LR, OptimizingModel
-
-        start = "encoder" if model.can_invert else "mean"
-        lr = refine_lr or (REFINE_LR if start == "encoder" else 0.05)
-        check_settings(refine, lr, refine_loss)
-        model = OptimizingModel(model, steps=refine, lr=lr, loss=refine_loss, start=start)
+    model = inverting_model(run, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss, warn=warn)
     files = expand_image_paths(images)
     channels, size, _ = model.image_shape
     batch = torch.stack([load_image(f, image_size=size, channels=channels) for f in files])
     warn(f"images are centre-cropped and resized to {size}×{size} with {channels} channel(s) for this run")
-    if refine and start == "mean":
-        warn(f"{run} has no encoder: searching each latent from the prior's mean with {refine} optimisation steps")
     latents = model.invert(batch)
     reconstructions = model.generate(latents)
     out = Path(out)
@@ -122,6 +106,49 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     atomic_write_text(out / "paths.txt", "".join(f"{f}\n" for f in files))
     save_png(comparison_grid([batch, reconstructions]), out / "grid.png")
     return {"n": len(files), "latents": latents}
+
+
+def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None = None, refine_loss: str = "mse",
+                    device: str = "cpu", warn: Callable[[str], None] = lambda m: None) -> InversionModel:
+    """The run's encoder, or encoder + ``refine`` optimisation steps (the hybrid); on a run without an encoder,
+    optimisation from the prior's mean."""
+    from .methods.optimize import check_settings
+
+    model = InversionModel.load(run, device=device)
+    if refine < 0:
+        raise GaninvError(f"--refine must be >= 0, got {refine}")
+    if not model.can_invert and not refine:
+        raise GaninvError(f"{run} is a {model.config.method!r} run with no inverse network "
+                          "(give --refine N to invert it by optimisation)")
+    if not refine:
+        return model
+    from .methods.hybrid import REFINE_LR, OptimizingModel
+
+    start = "encoder" if model.can_invert else "mean"
+    lr = refine_lr or (REFINE_LR if start == "encoder" else 0.05)
+    check_settings(refine, lr, refine_loss)
+    if start == "mean":
+        warn(f"{run} has no encoder: searching each latent from the prior's mean with {refine} optimisation steps")
+    return OptimizingModel(model, steps=refine, lr=lr, loss=refine_loss, start=start)
+
+
+def invert_dataset(run: str | Path, data: str, out: str | Path, *, split: str = "all", batch_size: int = 256,
+                   shard_size: int = 4096, workers: int = 0, device: str = "auto", refine: int = 0,
+                   refine_lr: float | None = None, refine_loss: str = "mse", show_progress: bool = True,
+                   warn: Callable[[str], None] = lambda m: None) -> dict:
+    """A whole collection into latent shards (see ganinv.apps.collection); resumable, and rank-aware under
+    ``accelerate launch``."""
+    from accelerate import PartialState
+
+    from .apps.collection import invert_collection
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GaninvError("--device cuda was asked for but no CUDA device is visible")
+    use_cpu = device == "cpu" or not torch.cuda.is_available()
+    model = inverting_model(run, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
+                            device=PartialState(cpu=use_cpu).device, warn=warn)
+    return invert_collection(model, run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
+                             workers=workers, refine=refine, show_progress=show_progress, log=warn)
 
 
 def check_resume_overrides(config: RunConfig, net_overrides: dict, options: dict) -> None:

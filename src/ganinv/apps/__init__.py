@@ -113,17 +113,27 @@ def iterate_dataset(dataset, start: int, stop: int, batch_size: int, workers: in
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, show: bool = True, completed: int = 0):
-    """A rich progress bar; yields ``advance(n)``. Hidden (a no-op) when ``show`` is False."""
+def progress_bar(description: str, total: int, show: bool = True, completed: int = 0, unit: str | None = None):
+    """A rich progress bar; yields ``advance(n)``. Hidden (a no-op) when ``show`` is False. With ``unit`` it also
+    shows the rate ("412 images/s")."""
     if not show:
         yield lambda n=1: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as progress:
-        task = progress.add_task(description, total=total, completed=completed)
-        yield lambda n=1: progress.advance(task, n)
+    columns = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()]
+    if unit:
+        columns.append(TextColumn(f"{{task.fields[rate]}} {unit}/s"))
+    with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as progress:
+        task = progress.add_task(description, total=total, completed=completed, rate="…")
+
+        def advance(n=1):
+            progress.advance(task, n)
+            speed = progress.tasks[0].speed
+            if speed:
+                progress.update(task, rate=f"{speed:,.0f}")
+
+        yield advance
 
 
 def parse_range(text: str, name: str) -> tuple[float, float]:

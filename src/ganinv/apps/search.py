@@ -35,6 +35,7 @@ from ..io import atomic_write, atomic_write_json, atomic_write_text
 from ..metrics import colour_histogram, dhash_bits, phash_bits
 from ..model import InversionModel
 from . import Warn, _quiet, iterate_dataset, labels_matrix, latent_features, load_inverter, progress_bar
+from .collection import shard_bounds, shard_length
 
 FORMAT = "ganinv-index"
 FORMAT_VERSION = 1
@@ -327,10 +328,10 @@ def build_index(
     atomic_write_text(out / "items.txt", "".join(f"{name}\n" for name in _item_names(dataset)[:n]))
 
     todo = [i for i in range(shards) if not shard_path(out, i).is_file()]
-    done_images = n - sum(min(shard_size, n - i * shard_size) for i in todo)
+    done_images = n - sum(shard_length(i, n, shard_size) for i in todo)
     with torch.inference_mode(), progress_bar("inverting", n, show_progress, completed=done_images) as advance:
         for i in todo:
-            start, stop = i * shard_size, min(n, (i + 1) * shard_size)
+            start, stop = shard_bounds(i, n, shard_size)
             parts: dict[str, list] = {m: [] for m in methods}
             labels = []
             for images, batch_labels in iterate_dataset(dataset, start, stop, batch_size, workers):

@@ -1,0 +1,252 @@
+"""Inverting whole collections: ``ganinv invert RUN --data SPEC --out DIR``.
+
+Images stream through one DataLoader (workers, batches), latents go to disk in shards, and nothing else is kept:
+memory is one shard of latents plus the loader's prefetched batches, whatever the collection's size. A *latent
+directory* holds
+
+``manifest.json``          the run (path, weights fingerprint, method), data spec and split, ``n``, ``shard_size``,
+                           ``shards``, the latent size and scale, ``complete``
+``shards/NNNNN.json``      the items of shard NNNNN (file paths, or ``SPEC[SPLIT]#i``) and any that failed to read
+``shards/NNNNN.npy``       their latents, float32 ``rows × d`` (z units; NaN rows for images that failed) — written
+                           last and atomically, so its presence means the shard is done
+``preview.png``            the first images beside their reconstructions
+
+A killed run resumes by skipping finished shards (same command, same ``--out``). Under ``accelerate launch`` rank r
+takes shards r, r + N, r + 2N, … and the main process writes the manifest, so N processes write disjoint files.
+Shards are cut at the same image boundaries and batches never straddle them, so a resumed run's latents equal an
+uninterrupted run's.
+"""
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import open_dataset
+from ..errors import DataError, GaninvError
+from ..io import atomic_write, atomic_write_json
+from ..model import InversionModel
+from ..viz import comparison_grid, save_png
+from . import Warn, _quiet, progress_bar
+
+FORMAT = "ganinv-latents"
+FORMAT_VERSION = 1
+DEFAULT_SHARD_SIZE = 4096
+IDENTITY = ("run_fingerprint", "data", "split", "n", "shard_size", "refine")  # what a resumed run must share
+
+
+# ------------------------------------------------------------------------------------------------ shards
+def shard_bounds(i: int, n: int, shard_size: int) -> tuple[int, int]:
+    return i * shard_size, min(n, (i + 1) * shard_size)
+
+
+def shard_length(i: int, n: int, shard_size: int) -> int:
+    start, stop = shard_bounds(i, n, shard_size)
+    return stop - start
+
+
+def shards_of_rank(shards: int, rank: int, world: int) -> list[int]:
+    """Round-robin: every rank gets every world-th shard (disjoint files, balanced work)."""
+    return list(range(rank, shards, world))
+
+
+def latent_shard(out: Path, i: int) -> Path:
+    return out / "shards" / f"{i:05d}.npy"
+
+
+def items_shard(out: Path, i: int) -> Path:
+    return out / "shards" / f"{i:05d}.json"
+
+
+class ShardBatches(torch.utils.data.Sampler):
+    """Batches of dataset indices, shard by shard, never straddling a shard boundary."""
+
+    def __init__(self, shards: list[int], n: int, shard_size: int, batch_size: int):
+        self.shards, self.n, self.shard_size, self.batch_size = shards, n, shard_size, batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in self.shards:
+            start, stop = shard_bounds(i, self.n, self.shard_size)
+            for b in range(start, stop, self.batch_size):
+                yield list(range(b, min(b + self.batch_size, stop)))
+
+    def __len__(self) -> int:
+        return sum(math.ceil(shard_length(i, self.n, self.shard_size) / self.batch_size) for i in self.shards)
+
+
+class TolerantImages(torch.utils.data.Dataset):
+    """(index, image, error) for each item: one unreadable file in ten million does not stop the run — its latent
+    is NaN and the shard's JSON names it."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        c, s = dataset.channels, dataset.image_size
+        self.blank = torch.zeros(c, s, s)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        try:
+            return i, self.dataset[i][0], ""
+        except DataError as exc:
+            return i, self.blank, str(exc)
+
+
+def item_name(dataset, i: int) -> str:
+    return dataset.paths[i] if dataset.paths is not None else f"{dataset.spec}[{dataset.split}]#{i}"
+
+
+# ------------------------------------------------------------------------------------------------ inverting
+def invert_collection(
+    model: InversionModel, run: str | Path, data: str, out: str | Path, *, split: str = "all",
+    batch_size: int = 256, shard_size: int = DEFAULT_SHARD_SIZE, workers: int = 0, refine: int = 0,
+    show_progress: bool = True, log: Warn = _quiet,
+) -> dict:
+    """Invert every image of ``data`` (``split``) into latent shards under ``out``; resumable; rank-aware.
+
+    ``model`` is what inverts (an encoder, or an encoder + ``refine`` optimisation steps); ``run`` names it in the
+    manifest. Returns a summary: images done now and before, seconds, images/s, failures, peak RSS.
+    """
+    from accelerate import PartialState
+
+    from .search import run_fingerprint
+
+    if batch_size < 1 or shard_size < 1:
+        raise GaninvError(f"--batch-size and --shard-size must be at least 1, got {batch_size} and {shard_size}")
+    state = PartialState(cpu=model.device.type == "cpu")
+    out = Path(out)
+    channels, size, _ = model.image_shape
+    dataset = open_dataset(data, image_size=size, channels=channels, split=split)
+    n = len(dataset)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "run": str(Path(run).resolve()),
+        "run_fingerprint": run_fingerprint(run), "method": model.config.method, "data": data, "split": split,
+        "n": n, "shard_size": shard_size, "shards": math.ceil(n / shard_size), "latent_dim": model.prior.dim,
+        "prior": model.prior.name, "refine": refine, "latent_scale": _latent_scale(model), "complete": False,
+    }
+    check_resumable(out, manifest)  # every rank checks, so every rank raises the same error
+    state.wait_for_everyone()
+    if state.is_main_process:
+        if (out / "manifest.json").is_file():
+            log(f"resuming the inversion in {out}")
+        (out / "shards").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "manifest.json", manifest)
+    state.wait_for_everyone()
+
+    mine = shards_of_rank(manifest["shards"], state.process_index, state.num_processes)
+    todo = [i for i in mine if not latent_shard(out, i).is_file()]
+    sizes = {i: shard_length(i, n, shard_size) for i in mine}
+    before = sum(sizes[i] for i in mine if i not in todo)
+    loader = torch.utils.data.DataLoader(
+        TolerantImages(dataset), batch_sampler=ShardBatches(todo, n, shard_size, batch_size), num_workers=workers,
+        persistent_workers=False)
+    started = time.perf_counter()
+    failed = 0
+    with torch.inference_mode(), progress_bar("inverting", sum(sizes.values()), show_progress and
+                                              state.is_main_process, completed=before, unit="images") as advance:
+        pending = _PendingShard(out, dataset, shard_size, n)
+        for indices, images, errors in loader:
+            ok = torch.tensor([not e for e in errors])
+            latents = torch.full((len(images), model.prior.dim), float("nan"))
+            if ok.any():
+                latents[ok] = model.invert(images[ok]).float().cpu()
+            if state.is_main_process and not (out / "preview.png").exists() and ok.any():
+                _write_preview(model, images[ok][:16], latents[ok][:16], out / "preview.png")
+            failed += int((~ok).sum())
+            pending.add(indices.tolist(), latents, errors)
+            advance(len(images))
+        pending.flush()
+    seconds = time.perf_counter() - started
+    state.wait_for_everyone()
+    if state.is_main_process and all(latent_shard(out, i).is_file() for i in range(manifest["shards"])):
+        atomic_write_json(out / "manifest.json", {**manifest, "complete": True})
+    done = sum(sizes[i] for i in todo)
+    return {"out": str(out), "n": n, "inverted_now": done, "done_before": before, "shards": manifest["shards"],
+            "rank": state.process_index, "processes": state.num_processes, "failed": failed,
+            "seconds": round(seconds, 3), "images_per_s": round(done / seconds, 1) if done and seconds > 0 else None,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+class _PendingShard:
+    """Collects one shard's latents batch by batch and writes it (items JSON, then latents) when it is full."""
+
+    def __init__(self, out: Path, dataset, shard_size: int, n: int):
+        self.out, self.dataset, self.shard_size, self.n = out, dataset, shard_size, n
+        self.shard, self.indices, self.latents, self.failures = None, [], [], []
+
+    def add(self, indices: list[int], latents: torch.Tensor, errors) -> None:
+        shard = indices[0] // self.shard_size
+        if shard != self.shard:
+            self.flush()
+            self.shard = shard
+        self.indices += indices
+        self.latents.append(latents)
+        self.failures += [{"index": i, "error": e} for i, e in zip(indices, errors) if e]
+        if len(self.indices) == shard_length(shard, self.n, self.shard_size):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.shard is None or not self.indices:
+            return
+        items = {"shard": self.shard, "first": self.indices[0], "items": [item_name(self.dataset, i) for i in self.indices],
+                 "failed": self.failures}
+        atomic_write_json(items_shard(self.out, self.shard), items)
+        array = torch.cat(self.latents).numpy()
+        atomic_write(latent_shard(self.out, self.shard), lambda tmp: np.save(open(tmp, "wb"), array))
+        self.shard, self.indices, self.latents, self.failures = None, [], [], []
+
+
+def check_resumable(out: Path, manifest: dict) -> None:
+    if (out / "manifest.json").is_file():
+        try:
+            old = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise GaninvError(f"{out}/manifest.json is unreadable ({exc}); choose another --out") from None
+        if old.get("format") != FORMAT:
+            raise GaninvError(f"{out} holds a {old.get('format', 'non-ganinv')!r} directory, not inverted latents; "
+                              "choose another --out")
+        changed = [key for key in IDENTITY if old.get(key) != manifest[key]]
+        if changed:
+            raise GaninvError(f"{out} already holds latents of other inputs (from {old.get('run')} on "
+                              f"{old.get('data')}; differs in {', '.join(changed)}); choose another --out or delete it")
+    elif out.exists() and any(out.iterdir()):
+        raise GaninvError(f"{out} exists and is not a latent directory; choose another --out")
+
+
+def _latent_scale(model: InversionModel) -> list[float] | None:
+    scale = getattr(model.method, "latent_scale", None)
+    return None if scale is None else [float(v) for v in scale.detach().cpu()]
+
+
+def _write_preview(model: InversionModel, images: torch.Tensor, latents: torch.Tensor, path: Path) -> None:
+    save_png(comparison_grid([images, model.generate(latents.to(model.device)).cpu()]), path)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_latents(out: str | Path) -> tuple[np.ndarray, list[str]]:
+    """All latents (n × d, in item order) and their item names, from a complete latent directory. For collections
+    too big for memory, read ``shards/NNNNN.npy`` one at a time (or ``np.load(..., mmap_mode="r")``)."""
+    out = Path(out)
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GaninvError(f"{out} is not a latent directory (manifest.json: {exc})") from None
+    if not manifest.get("complete"):
+        raise GaninvError(f"{out} is incomplete; finish it by running the same `ganinv invert` command again")
+    latents, items = [], []
+    for i in range(manifest["shards"]):
+        latents.append(np.load(latent_shard(out, i)))
+        items += json.loads(items_shard(out, i).read_text(encoding="utf-8"))["items"]
+    return np.concatenate(latents), items
