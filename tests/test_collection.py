@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import make_generator_run, tiny_train
 from ganinv import load
-from ganinv.apps.collection import read_latents
+from ganinv.apps.collection import index_latents, read_latents, search_latents
 from ganinv.errors import GaninvError
 from ganinv.workflows import invert_dataset
 
@@ -121,6 +121,11 @@ def test_unreadable_files_become_nan_rows_named_in_the_shard(encoder_run, tmp_pa
     failed = json.loads((tmp_path / "out" / "shards" / "00000.json").read_text())["failed"]
     assert [f["index"] for f in failed] == [3] and "00003.png" in failed[0]["error"]
     assert (tmp_path / "out" / "preview.png").is_file()
+
+    info = index_latents(tmp_path / "out", ivf=False)  # the NaN row is left out of the index
+    assert info["indexed"] == 11
+    distances, names = search_latents(tmp_path / "out", latents[[0, 7]], k=2)
+    assert names[0][0] == items[0] and names[1][0] == items[7] and distances[:, 0].max() < 1e-6
 
 
 def test_other_inputs_in_the_same_out_are_refused(encoder_run, tmp_path):

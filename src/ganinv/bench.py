@@ -202,6 +202,22 @@ def naive_encoder_step(G, E, opt_e, n, latent_dim, device):
     opt_e.step()
 
 
+def naive_aegan_step(G, E, opt_e, n, latent_dim, device):
+    """AEGAN written out: BCE between x = G(z) and G(E(x)), gradients through the frozen G into E."""
+    import torch.nn.functional as F
+
+    z = torch.rand(n, latent_dim, device=device) * 2 - 1
+    with torch.no_grad():
+        x = G(z)
+    target = (x + 1) / 2 if x.min() < 0 else x
+    reconstruction = G(E(target))
+    reconstruction = (reconstruction + 1) / 2 if reconstruction.min() < 0 else reconstruction
+    loss = F.binary_cross_entropy(reconstruction.clamp(1e-6, 1 - 1e-6), target)
+    opt_e.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_e.step()
+
+
 def _logits(out):
     out = out[0] if isinstance(out, (tuple, list)) else out
     return out.reshape(out.shape[0], -1)[:, :1]
@@ -252,8 +268,12 @@ def training_speed(method: str, *, device, net: dict, batch_size: int, steps: in
         E = reference_nets["encoder"].to(dev).train()
         G.requires_grad_(False)
         oe = torch.optim.Adam(E.parameters(), 2e-4)
-        ref = lambda: naive_encoder_step(G, E, oe, batch_size, net["latent_dim"], dev)  # noqa: E731
-        row["reference"] = "naive encoder step (E on frozen G)"
+        if method == "aegan":  # the reference does the same work: a reconstruction pass through G
+            ref = lambda: naive_aegan_step(G, E, oe, batch_size, net["latent_dim"], dev)  # noqa: E731
+            row["reference"] = "naive AEGAN step (BCE through frozen G)"
+        else:
+            ref = lambda: naive_encoder_step(G, E, oe, batch_size, net["latent_dim"], dev)  # noqa: E731
+            row["reference"] = "naive encoder step (E on frozen G)"
     ref_seconds, ref_peak = timed(ref, dev, repeats=steps, warmup=2)
     row["reference images/s"] = batch_size / ref_seconds
     row["speed vs reference"] = row["images/s"] / row["reference images/s"]
@@ -521,9 +541,13 @@ def bench_scale(out: Path, *, quick: bool = False, sizes: tuple[int, ...] | None
         ivf = train_ivf(base, params)
         ivf.add(base)
         build_s = time.perf_counter() - start
-        set_search_params(ivf, params)
-        for name, index, extra in (("flat", flat, 0.0), (f"IVF{params['nlist']}-PQ (nprobe {params['nprobe']})", ivf,
-                                                         build_s)):
+        # the default nprobe (what `ganinv index --ivf` uses) and 2× / 4× it: recall bought with latency
+        probes = sorted({min(params["nprobe"] * f, params["nlist"]) for f in (1, 2, 4)})
+        variants = [("flat", flat, None, 0.0)] + [
+            (f"IVF{params['nlist']}-PQ (nprobe {p})", ivf, p, build_s if i == 0 else 0.0) for i, p in enumerate(probes)]
+        for name, index, nprobe, extra in variants:
+            if nprobe is not None:
+                set_search_params(index, params, nprobe)
             lat, found = [], []
             for i in range(queries):
                 t0 = time.perf_counter()
@@ -536,7 +560,7 @@ def bench_scale(out: Path, *, quick: bool = False, sizes: tuple[int, ...] | None
                          "p99 ms": float(np.percentile(lat, 99)), f"recall@{k}": recall, "build s": extra})
     curves = {}
     for row in rows:
-        kind = "flat" if row["index"] == "flat" else "IVF-PQ"
+        kind = "flat" if row["index"] == "flat" else row["index"].split(" ", 1)[1].strip("()")
         xs, ys = curves.setdefault(f"{kind} p50", ([], []))
         xs.append(row["latents"])
         ys.append(max(row["p50 ms"], 1e-4))

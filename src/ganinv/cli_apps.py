@@ -57,6 +57,19 @@ def index(
     console.print(f"indexed {len(result)} images ({', '.join(result.methods)}; {result.manifest['kind']}) → {out}")
 
 
+@app.command("index-latents")
+def index_latents_command(
+    latents: Path = typer.Argument(..., help="latent directory from `ganinv invert RUN --data SPEC --out DIR`"),
+    ivf: Optional[bool] = typer.Option(None, "--ivf/--flat", help="IVF-PQ or exact flat [IVF-PQ from 100k latents]"),
+):
+    """Index inverted latents with FAISS, one shard in memory at a time (GPUs used when faiss-gpu sees them):
+    writes DIR/latents.faiss for `ganinv.apps.collection.search_latents`."""
+    from .apps.collection import index_latents
+
+    info = index_latents(latents, ivf=ivf, log=_note)
+    console.print(f"indexed {info['indexed']} of {info['n']} latents ({info['kind']}) → {latents}/latents.faiss")
+
+
 # ---------------------------------------------------------------------------------------------------- search
 @app.command()
 def search(

@@ -239,14 +239,94 @@ def read_latents(out: str | Path) -> tuple[np.ndarray, list[str]]:
     """All latents (n × d, in item order) and their item names, from a complete latent directory. For collections
     too big for memory, read ``shards/NNNNN.npy`` one at a time (or ``np.load(..., mmap_mode="r")``)."""
     out = Path(out)
-    try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GaninvError(f"{out} is not a latent directory (manifest.json: {exc})") from None
-    if not manifest.get("complete"):
-        raise GaninvError(f"{out} is incomplete; finish it by running the same `ganinv invert` command again")
+    manifest = _complete_manifest(out)
     latents, items = [], []
     for i in range(manifest["shards"]):
         latents.append(np.load(latent_shard(out, i)))
         items += json.loads(items_shard(out, i).read_text(encoding="utf-8"))["items"]
     return np.concatenate(latents), items
+
+
+# ------------------------------------------------------------------------------------------------ indexing
+def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = _quiet) -> dict:
+    """A FAISS index of a complete latent directory, streamed shard by shard: ``out/latents.faiss`` (row ids =
+    positions in item order; rows of unreadable images are left out) and ``out/latents.index.json``.
+
+    ``ivf``: IVF-PQ (``search.ivf_params``: ≈4√n lists, 8-bit PQ) trained on the first ≤ 64·nlist latents, or an
+    exact flat index; default IVF-PQ from 100,000 latents on. With GPUs and faiss-gpu, training and adding run on
+    all of them (``index_cpu_to_all_gpus``); the file written is a CPU index either way."""
+    from .search import _faiss, ivf_params
+
+    faiss = _faiss()
+    out = Path(out)
+    manifest = _complete_manifest(out)
+    n, d, shards = manifest["n"], manifest["latent_dim"], manifest["shards"]
+    ivf = n >= 100_000 if ivf is None else ivf
+    params = ivf_params(n, d) if ivf else None
+    if params and params["nlist"] < 2:
+        raise GaninvError(f"an IVF index needs at least 78 latents; {out} has {n}")
+    index = (faiss.index_factory(d, f"IVF{params['nlist']},PQ{params['pq_m']}x{params['pq_bits']}")
+             if params else faiss.IndexIDMap2(faiss.IndexFlatL2(d)))
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    working = faiss.index_cpu_to_all_gpus(index) if gpus else index
+    if params:
+        sample, have, i = [], 0, 0
+        want = min(n, 64 * params["nlist"])
+        while have < want and i < shards:
+            rows = _finite_rows(np.load(latent_shard(out, i)))[1][: want - have]
+            sample.append(rows)
+            have += len(rows)
+            i += 1
+        log(f"training IVF{params['nlist']},PQ{params['pq_m']} on {have} latents{f' on {gpus} GPU(s)' if gpus else ''}")
+        working.train(np.ascontiguousarray(np.concatenate(sample)))
+    for i in range(shards):
+        ids, rows = _finite_rows(np.load(latent_shard(out, i)))
+        working.add_with_ids(np.ascontiguousarray(rows), ids + i * manifest["shard_size"])
+    index = faiss.index_gpu_to_cpu(working) if gpus else working
+    if params:
+        faiss.extract_index_ivf(index).nprobe = params["nprobe"]
+    atomic_write(out / "latents.faiss", lambda tmp: faiss.write_index(index, tmp))
+    info = {"kind": "ivfpq" if params else "flat", "params": params, "indexed": int(index.ntotal), "n": n,
+            "gpus": gpus}
+    atomic_write_json(out / "latents.index.json", info)
+    return info
+
+
+def search_latents(out: str | Path, queries: np.ndarray, k: int = 10, nprobe: int | None = None):
+    """(distances Q×k, item names Q×k) of the k nearest indexed latents of each query (z units)."""
+    from .search import _read_faiss
+
+    out = Path(out)
+    manifest = _complete_manifest(out)
+    index = _read_faiss(out / "latents.faiss", binary=False)
+    if nprobe:
+        from .search import _faiss
+
+        _faiss().extract_index_ivf(index).nprobe = int(nprobe)
+    distances, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    shard_items: dict[int, list[str]] = {}
+
+    def name(row: int) -> str:
+        shard = row // manifest["shard_size"]
+        if shard not in shard_items:
+            shard_items[shard] = json.loads(items_shard(out, shard).read_text(encoding="utf-8"))["items"]
+        return shard_items[shard][row - shard * manifest["shard_size"]]
+
+    return distances, [[name(int(r)) if r >= 0 else None for r in row] for row in ids]
+
+
+def _finite_rows(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(latents).all(axis=1)
+    return np.flatnonzero(keep).astype(np.int64), latents[keep].astype(np.float32)
+
+
+def _complete_manifest(out: Path) -> dict:
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GaninvError(f"{out} is not a latent directory (manifest.json: {exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise GaninvError(f"{out} is not a latent directory from `ganinv invert --data`")
+    if not manifest.get("complete"):
+        raise GaninvError(f"{out} is incomplete; finish it by running the same `ganinv invert` command again")
+    return manifest
