@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,7 +246,8 @@ def train(
     steps_per_epoch = max(len(dataset) // t.batch_size, 1) if dataset is not None else None
     epoch_logs = EpochAverager(steps_per_epoch)
     logs: dict[str, float] = {}
-    last_checkpoint = step
+    last_checkpoint = first_step = step
+    started = time.perf_counter()
     try:
         with _progress(show_progress and accelerator.is_main_process) as progress:
             task = progress.add_task(f"{method.name}", total=t.steps, completed=step, info="")
@@ -284,6 +286,12 @@ def train(
         if accelerator.is_main_process and step > last_checkpoint and not logs_are_bad(logs):
             save_checkpoint(method, run_dir, step)  # Ctrl-C keeps the work done so far
         raise
+    else:
+        seconds = time.perf_counter() - started  # this session's loop, samples/eval/checkpoints included
+        if step > first_step:
+            logger.log(step, "speed", {"steps": step - first_step, "seconds": round(seconds, 3),
+                                       "steps_per_s": (step - first_step) / seconds,
+                                       "images_per_s": (step - first_step) * t.batch_size / seconds})
     finally:
         logger.close()
     accelerator.wait_for_everyone()  # no rank returns before the main one has written the last checkpoint
