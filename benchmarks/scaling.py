@@ -50,9 +50,17 @@ def speed_line(run: Path) -> dict:
     return [line for line in lines if line["kind"] == "speed"][-1]
 
 
-def max_weight_difference(a: Path, b: Path) -> float:
+def weight_differences(a: Path, b: Path):
+    import torch
+
     x, y = load_file(a / "weights.safetensors"), load_file(b / "weights.safetensors")
-    return max((x[k].double() - y[k].double()).abs().max().item() for k in x)
+    return torch.cat([(x[k].double() - y[k].double()).abs().flatten() for k in x])
+
+
+def last_losses(run: Path) -> dict:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = [line for line in lines if line["kind"] == "train"][-1]
+    return {k: round(v, 5) for k, v in last.items() if k not in ("step", "kind")}
 
 
 def main(argv=None) -> None:
@@ -100,7 +108,8 @@ def main(argv=None) -> None:
     base = {row["work"]: row["images/s"] for row in rows if row["setting"] == settings[0][0]}
     for row in rows:
         row["vs 1 process, all threads"] = row["images/s"] / base[row["work"]]
-    difference = max_weight_difference(runs[settings[-1][0]], runs[settings[1][0]])
+    many, one = runs[settings[-1][0]], runs[settings[1][0]]
+    diff = weight_differences(many, one)
     command = "python benchmarks/scaling.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = header("scaling", seed=0, command=command, data=args.data) + "\n".join([
         f"`accelerate launch --multi_gpu --num_processes {n}` (gloo on CPU, NCCL on GPUs) vs one process; each "
@@ -108,8 +117,12 @@ def main(argv=None) -> None:
         "loop's own timing (`speed` line of metrics.jsonl: samples and checkpoints included, start-up excluded). "
         "Inversion: the loop's time from the JSON summary (the slowest rank).", "",
         md_table(rows), "",
-        f"Largest weight difference, {n} processes vs 1 process after {args.steps} steps on the same global "
-        f"batches: {difference:.3g} (float32 reduction order; the tests hold it under 1e-4 at 10 steps).", ""])
+        f"{n} processes vs 1 process after {args.steps} steps on the same global batches: median |Δweight| "
+        f"{diff.median().item():.3g}, largest {diff.max().item():.3g}, {(diff > 1e-5).double().mean().item():.2%} of "
+        f"weights beyond 1e-5; last logged losses {last_losses(many)} vs {last_losses(one)}. Float32 sums in another "
+        "order differ by rounding, but Adam moves each weight by ≈ lr·sign(g), so a gradient element within rounding "
+        "of zero flips sign and moves its weight by up to 2·lr, and GAN training spreads such differences step by "
+        "step (tests/test_distributed.py checks 10 steps).", ""])
     atomic_write_text(out / "scaling.md", text)
     print(text)
 

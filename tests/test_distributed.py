@@ -27,7 +27,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
 
 WORKER = Path(__file__).parent / "ddp_worker.py"
-TOLERANCE = 1e-4  # float32 reduction order differs between one process and two; measured ≤ 3e-5 after 10 steps
+# float32 sums in another order: one process and two agree to rounding, except that Adam's first steps move each
+# weight by ≈ lr·sign(g), so a gradient element within rounding of zero may flip sign and move its weight by up to
+# 2·lr. Measured here: at most 3e-5 after 10 steps (0.1 % of dlsgan's weights beyond 1e-5); at 32 px, batch 64,
+# 1 step: 2 weights in 10^5 differ by > 1e-6.
+TOLERANCE = 1e-4
+FLIPS_ALLOWED = 1e-3  # fraction of weights allowed beyond TOLERANCE
 
 
 def free_port() -> int:
@@ -49,9 +54,13 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "weights.safetensors")
 
 
-def max_difference(a: dict, b: dict) -> float:
+def differences(a: dict, b: dict) -> torch.Tensor:
     assert a.keys() == b.keys()
-    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+    return torch.cat([(a[k].double() - b[k].double()).abs().flatten() for k in a])
+
+
+def max_difference(a: dict, b: dict) -> float:
+    return differences(a, b).max().item()
 
 
 def initial_weights(run: Path) -> dict[str, torch.Tensor]:
@@ -61,8 +70,8 @@ def initial_weights(run: Path) -> dict[str, torch.Tensor]:
 
 def assert_equal_within_tolerance(run: Path, reference: Path) -> None:
     ours, theirs = weights(run), weights(reference)
-    difference = max_difference(ours, theirs)
-    assert difference < TOLERANCE, f"{run} differs from one process by {difference}"
+    beyond = (differences(ours, theirs) > TOLERANCE).double().mean().item()
+    assert beyond <= FLIPS_ALLOWED, f"{beyond:.2%} of {run}'s weights differ from one process's by > {TOLERANCE}"
     start = initial_weights(reference)
     moved = max_difference({k: theirs[k] for k in start}, start)
     assert moved > 100 * TOLERANCE, f"training moved the weights by only {moved}: the comparison would be vacuous"
