@@ -128,8 +128,15 @@ def test_unreadable_files_become_nan_rows_named_in_the_shard(encoder_run, tmp_pa
     assert names[0][0] == items[0] and names[1][0] == items[7] and distances[:, 0].max() < 1e-6
 
 
-def test_other_inputs_in_the_same_out_are_refused(encoder_run, tmp_path):
+def test_other_inputs_in_the_same_out_are_refused_and_refine_refines(encoder_run, tmp_path):
     invert_dataset(encoder_run, "digits", tmp_path / "out", shard_size=600, device="cpu", show_progress=False)
+    invert_dataset(encoder_run, "digits", tmp_path / "refined", shard_size=600, device="cpu", show_progress=False,
+                   refine=3)
+    encoded, refined = read_latents(tmp_path / "out")[0], read_latents(tmp_path / "refined")[0]
+    assert np.isfinite(refined).all() and not np.allclose(encoded, refined)
+    with pytest.raises(GaninvError, match="differs in refine"):
+        invert_dataset(encoder_run, "digits", tmp_path / "refined", shard_size=600, device="cpu",
+                       show_progress=False)
     with pytest.raises(GaninvError, match="differs in shard_size"):
         invert_dataset(encoder_run, "digits", tmp_path / "out", shard_size=500, device="cpu", show_progress=False)
     (tmp_path / "other").mkdir()

@@ -149,8 +149,9 @@ def invert_collection(
         persistent_workers=False)
     started = time.perf_counter()
     failed = 0
-    with torch.inference_mode(), progress_bar("inverting", sum(sizes.values()), show_progress and
-                                              state.is_main_process, completed=before, unit="images") as advance:
+    # no inference_mode here: --refine optimises latents with autograd (the encoder alone runs under no_grad)
+    with progress_bar("inverting", sum(sizes.values()), show_progress and state.is_main_process,
+                      completed=before, unit="images") as advance:
         pending = _PendingShard(out, dataset, shard_size, n)
         for indices, images, errors in loader:
             ok = torch.tensor([not e for e in errors])
