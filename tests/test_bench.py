@@ -16,8 +16,9 @@ from ganinv.bench import (
 NET = dict(image_size=16, width=8, latent_dim=8, channels=1)
 # torch.compile's first call on CPU (inductor building C++ kernels) took 65 s for a 16 px encoder on this project's
 # 2-core CPU machine: over the suite's budget, so it runs only when asked for.
-COMPILE = pytest.mark.skipif(not os.environ.get("GANINV_TEST_COMPILE"), reason="torch.compile on CPU takes ~65 s "
-                             "(measured); set GANINV_TEST_COMPILE=1 to run the compile-vs-eager checks")
+# torch.compile runs on CPU too (inductor + the C++ compiler): both checks together take ≈ 55 s here
+COMPILE = pytest.mark.skipif(bool(os.environ.get("GANINV_SKIP_COMPILE")),
+                             reason="GANINV_SKIP_COMPILE is set: the torch.compile-vs-eager checks are skipped")
 
 
 @pytest.fixture
