@@ -154,3 +154,18 @@ def test_a_one_process_run_resumes_under_two(single_runs, tmp_path):
     launch(2, "dlsgan", str(run), "10", "--resume")
     assert [r["world_size"] for r in records(run, "launch")] == [1, 2]
     assert_equal_within_tolerance(run, single_runs["dlsgan", 10])
+
+
+def test_rank_slices_tile_the_one_process_batches_and_odd_batches_are_refused():
+    from ganinv.errors import GaninvError
+    from ganinv.train import ResumableBatchSampler
+
+    def first(sampler, n=12):
+        it = iter(sampler)
+        return [next(it) for _ in range(n)]
+
+    single = first(ResumableBatchSampler(50, 8, seed=3, start_batch=4))
+    ranks = [first(ResumableBatchSampler(50, 8, seed=3, start_batch=4, rank=r, world=4)) for r in range(4)]
+    assert [sum((r[i] for r in ranks), []) for i in range(12)] == single
+    with pytest.raises(GaninvError, match="must split evenly over the 2 processes"):
+        ResumableBatchSampler(50, 7, seed=0, world=2)

@@ -227,9 +227,9 @@ def train(
     if method.uses_real_data and dataset is None:
         raise GaninvError(f"method {method.name!r} trains on real images: give --data")
     accelerator = make_accelerator(method.config)
+    check_batch_split(method.config.train.batch_size, accelerator.num_processes)  # before anything is written
     config = prepare_run_dir(run_dir, method.config, resume, accelerator)
     method.config = config
-    check_batch_split(config.train.batch_size, accelerator.num_processes)
     torch.manual_seed(config.seed + accelerator.process_index)  # per-rank offset, recorded in the launch line
     method.configure(accelerator)
     apply_speed_options(method.nets, channels_last=config.train.channels_last, compile=config.train.compile)
