@@ -149,6 +149,7 @@ def invert_collection(
         persistent_workers=False)
     started = time.perf_counter()
     failed = 0
+    want_preview = state.is_main_process and not (out / "preview.png").exists()
     # no inference_mode here: --refine optimises latents with autograd (the encoder alone runs under no_grad)
     with progress_bar("inverting", sum(sizes.values()), show_progress and state.is_main_process,
                       completed=before, unit="images") as advance:
@@ -158,8 +159,9 @@ def invert_collection(
             latents = torch.full((len(images), model.prior.dim), float("nan"))
             if ok.any():
                 latents[ok] = model.invert(images[ok]).float().cpu()
-            if state.is_main_process and not (out / "preview.png").exists() and ok.any():
+            if want_preview and ok.any():
                 _write_preview(model, images[ok][:16], latents[ok][:16], out / "preview.png")
+                want_preview = False
             failed += int((~ok).sum())
             pending.add(indices.tolist(), latents, errors)
             advance(len(images))
