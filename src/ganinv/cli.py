@@ -1,6 +1,12 @@
 """The ``ganinv`` command line: each command a thin wrapper over a library function.
 
-Errors of ours (``GaninvError``) print one line and exit 2; nothing is written half-way.
+Exit status (every command):
+
+    0   everything asked for was done
+    2   an error of ours (``GaninvError``) or of the operating system (a path that cannot be read or written, a
+        full disk): one line on stderr, and nothing is written half-way
+    3   done, but some inputs were skipped (unreadable or odd image files): each is named on stderr with its reason
+    130 interrupted (Ctrl-C); a training run keeps its last checkpoint
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import GaninvError
+from .errors import GaninvError, describe_os_error
 
 app = typer.Typer(
     help="GAN inversion: train generators and their inverters, invert images, evaluate, run the demo.",
@@ -22,13 +28,26 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+EXIT_ERROR = 2
+EXIT_SKIPPED = 3  # finished, but some inputs were skipped and named on stderr
+
+
+def exit_if_skipped(skipped: int) -> None:
+    """End a command that read user files: status 3 when any was skipped (each already named on stderr)."""
+    if skipped:
+        err_console.print(f"[yellow]note:[/] {skipped} input(s) skipped (named above); exit status {EXIT_SKIPPED}")
+        raise typer.Exit(EXIT_SKIPPED)
+
 
 def main() -> None:
     try:
         app()
     except GaninvError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:  # a path we could not read or write (permission, full disk, /proc, a symlink loop)
+        err_console.print(f"[bold red]error:[/] {describe_os_error(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         err_console.print("interrupted; the last checkpoint is kept (continue with --resume)")
         sys.exit(130)
