@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from ganinv import cli
+from ganinv.rundir import latest_checkpoint
 
 from conftest import make_generator_run, tiny_train
 
@@ -151,7 +152,7 @@ def test_checkpoint_of_another_method_under_this_config(monkeypatch, capsys, tmp
 
     run = tmp_path / "mixed"
     shutil.copytree(aegan_run, run)
-    shutil.copy(generator_run / "weights.safetensors", run / "weights.safetensors")
+    shutil.copy(generator_run / "weights.safetensors", latest_checkpoint(run).weights)
     code, _, err = run_cli(monkeypatch, capsys, "eval", run)
     assert_clean_error(code, err, "'gan' checkpoint", "'aegan'")
 
@@ -161,8 +162,8 @@ def test_truncated_weights(monkeypatch, capsys, tmp_path, aegan_run):
 
     run = tmp_path / "cut"
     shutil.copytree(aegan_run, run)
-    data = (run / "weights.safetensors").read_bytes()
-    (run / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    weights = latest_checkpoint(run).weights
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     code, _, err = run_cli(monkeypatch, capsys, "eval", run)
     assert_clean_error(code, err, "weights.safetensors", "truncated or corrupt")
 

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from ganinv.config import read_config
 from ganinv.methods import method_class
+from ganinv.rundir import latest_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
@@ -91,9 +92,9 @@ def assert_one_writer(run: Path, steps: int) -> None:
     assert [r["step"] for r in records(run, "train")] == list(range(1, steps + 1))
     assert sorted(p.name for p in (run / "samples").iterdir()) == [f"step-{s:07d}.png" for s in (5, 10)]
     names = {p.name for p in run.iterdir()}
-    assert {"weights.safetensors", "state.pt", "config.json"} <= names
+    assert {"weights.safetensors", "checkpoint.json", "config.json"} <= names
     assert not [n for n in names if "tmp" in n], names
-    state = torch.load(run / "state.pt", weights_only=True)
+    state = torch.load(latest_checkpoint(run).state, weights_only=True)
     assert state["step"] == steps and state["world_size"] == 2
 
 

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from ganinv import load
 from ganinv.errors import GaninvError, TrainingDiverged
+from ganinv.rundir import latest_checkpoint
 from ganinv.runs import build_config, new_method
 from ganinv.train import ResumableBatchSampler, train
 
@@ -16,8 +17,13 @@ from conftest import TINY_NET, TINY_TRAIN, tiny_train
 
 def test_run_directory_layout(gan_run, aegan_run, generator_run):
     for run in (gan_run, aegan_run):
-        for name in ("config.json", "weights.safetensors", "state.pt", "metrics.jsonl"):
+        for name in ("config.json", "checkpoint.json", "weights.safetensors", "metrics.jsonl"):
             assert (run / name).is_file(), name
+        checkpoint = latest_checkpoint(run)
+        assert checkpoint.step == 10 and checkpoint.state.is_file()
+        assert checkpoint.weights.read_bytes() == (run / "weights.safetensors").read_bytes()
+        folders = list((run / "checkpoints").iterdir())  # the newest, and the one before it until the next commit
+        assert checkpoint.folder in folders and len(folders) <= 2
         assert list((run / "samples").glob("step-*.png"))
         assert list((run / "tb").iterdir())
     config = json.loads((aegan_run / "config.json").read_text())
@@ -105,7 +111,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
     with pytest.raises(TrainingDiverged, match=r"d_loss=nan at step 8.*step 5"):
         train(method, tmp_path / "run", dataset=open_dataset("digits", 16, 1), show_progress=False)
-    assert torch.load(tmp_path / "run" / "state.pt", weights_only=True)["step"] == 5
+    assert latest_checkpoint(tmp_path / "run").step == 5
     load(tmp_path / "run")  # still a loadable run
 
 

@@ -17,6 +17,7 @@ from .data import open_dataset
 from .errors import GaninvError
 from .evaluate import generated_batch
 from .io import atomic_write, atomic_write_text
+from .rundir import finished_step
 from .metrics.fid import feature_extractor, frechet_distance
 
 PRIORS = ("normal", "uniform_sqrt3")
@@ -90,7 +91,7 @@ def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False
         name = cell_name(prior, dls, on)
         log(f"[{i}/{len(cells)}] {name}: {epochs} epochs × {steps_per_epoch} steps")
         run = out / name
-        finished = (run / "state.pt").exists() and _last_step(run) >= steps
+        finished = finished_step(run) >= steps
         if not finished:
             train_run("dlsgan", run, data=data, seed=seed, resume=(run / "config.json").exists(),
                       show_progress=show_progress, evaluators=evaluators, options={"dls": dls, "encoder_loss_on": on, "window_batches": window},
@@ -104,12 +105,6 @@ def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False
     table = write_table(out, curves, families, extractor.name, budget, epochs, data, seed, window)
     atomic_write_text(out / "curves.json", json.dumps(curves))
     return {"table": table, "figures": figures, "curves": curves}
-
-
-def _last_step(run: Path) -> int:
-    import torch
-
-    return int(torch.load(run / "state.pt", weights_only=True)["step"])
 
 
 def read_curves(run: Path, steps_per_epoch: int, families) -> dict[str, list[tuple[float, float]]]:

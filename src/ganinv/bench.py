@@ -399,8 +399,10 @@ def frozen_generator(data: str, out: Path, *, steps: int, seed: int, batch_size:
     """The one frozen generator every post-hoc method inverts: a GAN trained on ``data`` (reused if present)."""
     from .workflows import train_run
 
+    from .rundir import finished_step
+
     run = out / "generator"
-    if not (run / "weights.safetensors").is_file():
+    if finished_step(run) < steps:
         log(f"training the frozen generator (gan, {steps} steps on {data})")
         train_run("gan", run, data=data, seed=seed, resume=(run / "config.json").is_file(), show_progress=show_progress,
                   net_overrides=net or None, train_overrides=dict(steps=steps, batch_size=batch_size,

@@ -55,6 +55,7 @@ class RunConfig:
     data: str | None = None  # dataset spec of the real images (None: trained on generated samples only)
     seed: int = 0
     generator_run: str | None = None  # the run a post-hoc method's frozen generator was copied from
+    generator_fingerprint: str | None = None  # sha256 of that generator's tensors (ganinv.rundir), checked on resume
     options: dict[str, Any] = field(default_factory=dict)  # method-specific, validated by the method's Options
     # a post-hoc method's frozen generator: {"kind": "dcgan" | "style" | "module", …} (see ganinv.wrap);
     # None for joint methods and for DCGAN generators

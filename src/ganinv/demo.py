@@ -29,12 +29,11 @@ SHOWN = 12
 
 def _train_or_reuse(method: str, run: Path, steps: int, show_progress: bool, log, **kwargs) -> None:
     if (run / "config.json").exists():
-        if read_config(run).train.steps == steps and (run / "state.pt").exists():
-            from .rundir import read_state
+        from .rundir import finished_step
 
-            if read_state(run)["step"] >= steps:
-                log(f"reusing finished {method} run {run}")
-                return
+        if read_config(run).train.steps == steps and finished_step(run) >= steps:
+            log(f"reusing finished {method} run {run}")
+            return
         log(f"resuming {method} run {run}")
         train_run(method, run, resume=True, show_progress=show_progress, train_overrides={"steps": steps})
         return

@@ -1,14 +1,69 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename over the target.
+"""File writes that never leave half a file behind, and the few filesystem operations checkpoints are built of.
 
-A reader (or a resumed run) therefore sees either the old file or the new one, never half of one.
+``atomic_write`` writes to a temporary name in the same folder, then renames it over the target: a reader (or a
+resumed run) sees either the old file or the new one, never half of one. The run directory's checkpoint commit
+(:mod:`ganinv.rundir`) is made of ``write_durable``, ``fsync_dir``, ``make_dir``, ``replace`` and
+``link_or_copy`` alone — one place to reason about durability, and one place a test can make fail.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+def write_durable(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a new file and flush it to the disk (so a power cut after a commit cannot lose it)."""
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename or a new entry in ``path`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):  # some filesystems refuse fsync on a folder
+            raise
+    finally:
+        os.close(fd)
+
+
+def make_dir(path: str | os.PathLike) -> None:
+    Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """The atomic step: ``dst`` is the old file or the new one, never anything in between."""
+    os.replace(src, dst)
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """A hard link (no extra space), or a copy on filesystems without them."""
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        shutil.copyfile(src, dst)
+
+
+def temporary_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` (``.NAME.XXXX.tmp``): half-written files are recognisable by it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.remove(tmp)
+    return Path(tmp)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -26,6 +81,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """``data`` onto ``path`` atomically and durably, through the primitives above."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        write_durable(tmp, data)
+        replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,50 +1,142 @@
 """The run directory: the unit of persistence. Loading needs nothing but its path.
 
-    config.json          the full RunConfig (method, nets, prior, data spec, seed, versions)
-    weights.safetensors  every net as "<net>.<param>", extra tensors as "extra.<name>"; metadata: method, step
-    state.pt             optimisers, step, RNG states — only what resuming needs (tensors and plain types only)
+    config.json                     the full RunConfig (method, nets, prior, data spec, seed, versions)
+    checkpoint.json                 THE commit point: the step and folder of the newest complete checkpoint
+    checkpoints/step-NNNNNNN-XXXX/  one checkpoint: weights.safetensors + state.pt
+        weights.safetensors         every net as "<net>.<param>", extra tensors as "extra.<name>"; metadata:
+                                    method, step
+        state.pt                    optimisers, step, RNG states — only what resuming needs (tensors and plain
+                                    types only, read with ``weights_only``)
+    weights.safetensors             the newest checkpoint's weights again (a hard link), for people and tools that
+                                    open the file directly
     metrics.jsonl, samples/*.png, tb/
 
-Every file is written atomically; ``weights`` and ``state`` carry the same step so a resume can tell a
-mismatched pair (a crash between the two renames) from a good one.
+How a checkpoint commits as one unit: both files are written (and fsynced) into a fresh folder that nothing
+points to yet; then ``checkpoint.json`` is replaced atomically to name it. A kill, a full disk or any I/O error
+at any instant before that rename leaves the previous pointer — and the previous checkpoint's folder, which is
+only deleted once the next one has committed — so every reader (``ganinv.load``, ``--resume``, every command
+that reads a run) sees the newest *complete* checkpoint and ignores half-written folders; the next save cleans
+them. Runs written before this layout (weights.safetensors + state.pt at the top, no checkpoint.json) still load
+and resume.
 """
 from __future__ import annotations
 
+import io
+import json
+import secrets
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
 
+from . import io as fs
 from .config import FORMAT_VERSION, RunConfig, read_config
-from .errors import RunDirError
-from .io import atomic_write, atomic_write_json
+from .errors import RunDirError, describe_os_error
 
 WEIGHTS, STATE, CONFIG = "weights.safetensors", "state.pt", "config.json"
+POINTER, CHECKPOINTS = "checkpoint.json", "checkpoints"
+METRICS, SAMPLES = "metrics.jsonl", "samples"
+
+
+class CheckpointWriteError(RunDirError):
+    """A checkpoint could not be written (disk full, permission, a vanished folder); the previous one is kept."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One complete checkpoint: where its two files are and the step they hold."""
+    step: int
+    folder: Path
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / WEIGHTS
+
+    @property
+    def state(self) -> Path:
+        return self.folder / STATE
 
 
 def write_config(run_dir: Path, config: RunConfig) -> None:
-    atomic_write_json(run_dir / CONFIG, config.to_dict())
+    fs.atomic_write_json(run_dir / CONFIG, config.to_dict())
 
 
-def save_weights(run_dir: Path, nets: dict[str, nn.Module], extra: dict[str, Tensor], *, method: str, step: int):
-    tensors = {f"{name}.{key}": value.detach().cpu().contiguous()
-               for name, net in nets.items() for key, value in net.state_dict().items()}
-    tensors.update({f"extra.{key}": value.detach().cpu().contiguous() for key, value in extra.items()})
-    metadata = {"format": "ganinv-run", "format_version": str(FORMAT_VERSION), "method": method, "step": str(step)}
-    atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+def open_run(run_dir: str | Path) -> tuple[Path, RunConfig]:
+    run_dir = Path(run_dir)
+    return run_dir, read_config(run_dir)
 
 
-def read_weights(run_dir: Path, expect_method: str) -> tuple[dict[str, Tensor], dict[str, str]]:
-    path = run_dir / WEIGHTS
-    if not path.is_file():
+# ------------------------------------------------------------------------------------------------ finding
+def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
+    """The newest complete checkpoint, or None when the run never reached its first one."""
+    run_dir = Path(run_dir)
+    pointer = _read_pointer(run_dir)
+    if pointer is not None:
+        folder = run_dir / pointer["folder"]
+        if not (folder / WEIGHTS).is_file():
+            raise RunDirError(f"{run_dir / POINTER} names {folder}, which is missing its {WEIGHTS}")
+        return Checkpoint(step=int(pointer["step"]), folder=folder)
+    if (run_dir / WEIGHTS).is_file():  # the layout before checkpoint.json: one pair of files at the top
+        return Checkpoint(step=_legacy_step(run_dir), folder=run_dir)
+    return None
+
+
+def finished_step(run_dir: str | Path) -> int:
+    """The step of the newest complete checkpoint (0 when there is none): "is this run trained far enough?"."""
+    checkpoint = latest_checkpoint(run_dir) if (Path(run_dir) / CONFIG).is_file() else None
+    return checkpoint.step if checkpoint is not None else 0
+
+
+def weights_file(run_dir: str | Path) -> Path:
+    """The weights file of the newest checkpoint (what identifies a run's latents)."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
         raise RunDirError(f"{run_dir} has no {WEIGHTS}: the run never reached its first checkpoint")
-    try:
-        from safetensors import safe_open
+    return checkpoint.weights
 
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
+
+def _read_pointer(run_dir: Path) -> dict | None:
+    path = run_dir / POINTER
+    if not path.is_file():
+        return None
+    try:
+        pointer = json.loads(path.read_text(encoding="utf-8"))
+        int(pointer["step"]), str(pointer["folder"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is damaged ({type(exc).__name__}); it is replaced atomically, so something "
+                          "other than ganinv wrote it") from None
+    return pointer
+
+
+def _legacy_step(run_dir: Path) -> int:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(run_dir / WEIGHTS), framework="pt") as f:
+            return int((f.metadata() or {}).get("step", 0))
+    except Exception as exc:  # safetensors' error type moved between releases; any failure here is damage
+        raise RunDirError(f"{run_dir / WEIGHTS} is truncated or corrupt ({exc})") from exc
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_weights(run_dir: Path, expect_method: str) -> tuple[dict[str, Tensor], dict[str, str]]:
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise RunDirError(f"{run_dir} has no {WEIGHTS}: the run never reached its first checkpoint")
+    return read_weights_file(checkpoint.weights, expect_method)
+
+
+def read_weights_file(path: Path, expect_method: str) -> tuple[dict[str, Tensor], dict[str, str]]:
+    try:
+        data = path.read_bytes()
+        tensors = load_safetensors(data)
+        metadata = _safetensors_metadata(data)
+    except OSError:
+        raise
     except Exception as exc:  # safetensors' error type moved between releases; any failure here is damage
         raise RunDirError(f"{path} is truncated or corrupt ({exc})") from exc
     if metadata.get("format") != "ganinv-run":
@@ -54,6 +146,34 @@ def read_weights(run_dir: Path, expect_method: str) -> tuple[dict[str, Tensor], 
     if metadata.get("method") != expect_method:
         raise RunDirError(f"{path} holds a {metadata.get('method')!r} checkpoint but config.json says {expect_method!r}")
     return tensors, metadata
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    header_size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + header_size]).get("__metadata__") or {}
+
+
+def read_state(checkpoint: Checkpoint) -> dict:
+    path = checkpoint.state
+    if not path.is_file():
+        raise RunDirError(f"{checkpoint.folder} has no {STATE} to resume from")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+    except Exception as exc:  # torch raises several types for a damaged zip/pickle
+        raise RunDirError(f"{path} is truncated or corrupt ({type(exc).__name__})") from exc
+
+
+def read_checkpoint(run_dir: Path, expect_method: str) -> tuple[dict[str, Tensor], dict]:
+    """(tensors, state) of the newest complete checkpoint, checked to hold the same step."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise RunDirError(f"{run_dir} has no checkpoint to resume from")
+    tensors, metadata = read_weights_file(checkpoint.weights, expect_method)
+    state = read_state(checkpoint)
+    if int(metadata["step"]) != int(state["step"]):  # only possible in the layout before checkpoint.json
+        raise RunDirError(f"{checkpoint.folder}: {WEIGHTS} is at step {metadata['step']} but {STATE} at step "
+                          f"{state['step']} (written by an older ganinv, interrupted between the two files)")
+    return tensors, state
 
 
 def split_weights(tensors: dict[str, Tensor]) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor]]:
@@ -76,20 +196,84 @@ def load_net_weights(nets: dict[str, nn.Module], weights: dict[str, dict[str, Te
             raise RunDirError(f"{where / WEIGHTS}: the {name!r} weights do not fit this config ({first})") from exc
 
 
-def save_state(run_dir: Path, state: dict) -> None:
-    atomic_write(run_dir / STATE, lambda tmp: torch.save(state, tmp))
+# ------------------------------------------------------------------------------------------------ writing
+def weights_bytes(nets: dict[str, nn.Module], extra: dict[str, Tensor], *, method: str, step: int) -> bytes:
+    tensors = {f"{name}.{key}": value.detach().cpu().contiguous()
+               for name, net in nets.items() for key, value in net.state_dict().items()}
+    tensors.update({f"extra.{key}": value.detach().cpu().contiguous() for key, value in extra.items()})
+    metadata = {"format": "ganinv-run", "format_version": str(FORMAT_VERSION), "method": method, "step": str(step)}
+    return save_safetensors(tensors, metadata=metadata)
 
 
-def read_state(run_dir: Path) -> dict:
-    path = run_dir / STATE
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} has no {STATE} to resume from")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
-    except Exception as exc:  # torch raises several types for a damaged zip/pickle
-        raise RunDirError(f"{path} is truncated or corrupt ({type(exc).__name__})") from exc
+def state_bytes(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # serialised in memory, so a full disk is an OSError with a reason, not a zip error
+    return buffer.getvalue()
 
 
-def open_run(run_dir: str | Path) -> tuple[Path, RunConfig]:
+def commit_checkpoint(run_dir: Path, step: int, weights: bytes, state: bytes) -> Checkpoint:
+    """Write one checkpoint and make it the newest, as one unit (see the module docstring).
+
+    Raises ``CheckpointWriteError`` (one line: the path, the reason, which checkpoint is kept) on any I/O error;
+    the previous checkpoint then stays the newest."""
     run_dir = Path(run_dir)
-    return run_dir, read_config(run_dir)
+    previous = _read_pointer(run_dir)
+    folder = run_dir / CHECKPOINTS / f"step-{step:07d}-{secrets.token_hex(3)}"
+    try:
+        fs.make_dir(folder)
+        fs.write_durable(folder / WEIGHTS, weights)
+        fs.write_durable(folder / STATE, state)
+        fs.fsync_dir(folder)
+        pointer = {"format": "ganinv-checkpoint", "step": step, "folder": folder.relative_to(run_dir).as_posix()}
+        fs.atomic_write_bytes(run_dir / POINTER, (json.dumps(pointer, indent=2) + "\n").encode())  # the commit
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise CheckpointWriteError(_write_failure(step, exc, run_dir, previous)) from None
+    checkpoint = Checkpoint(step=step, folder=folder)
+    try:
+        _publish_weights(run_dir, checkpoint)
+    except OSError as exc:
+        raise CheckpointWriteError(f"the checkpoint of step {step} is saved in {folder}, but "
+                                   f"{describe_os_error(exc)}") from None
+    remove_stale_files(run_dir, keep={folder, run_dir / previous["folder"]} if previous else {folder})
+    return checkpoint
+
+
+def _write_failure(step: int, exc: OSError, run_dir: Path, previous: dict | None) -> str:
+    kept = (f"the checkpoint of step {previous['step']} is kept" if previous else
+            "no earlier checkpoint exists" if not (run_dir / WEIGHTS).is_file() else "the earlier checkpoint is kept")
+    return f"could not write the checkpoint of step {step}: {describe_os_error(exc)}; {kept}"
+
+
+def _publish_weights(run_dir: Path, checkpoint: Checkpoint) -> None:
+    """The top-level weights.safetensors becomes (atomically) the committed checkpoint's weights."""
+    target = run_dir / WEIGHTS
+    tmp = fs.temporary_name(target)
+    try:
+        fs.link_or_copy(checkpoint.weights, tmp)
+        fs.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_stale_files(run_dir: Path, keep: set[Path]) -> None:
+    """Delete checkpoint folders nothing points to (half-written or superseded), leftover temporary files and a
+    state.pt of the older layout. Best effort: what cannot be removed now is removed by a later save."""
+    checkpoints = run_dir / CHECKPOINTS
+    for folder in checkpoints.iterdir() if checkpoints.is_dir() else ():
+        if folder not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    for tmp in [*run_dir.glob(".*.tmp"), run_dir / STATE]:
+        tmp.unlink(missing_ok=True)
+
+
+def generator_fingerprint(generator: nn.Module) -> str:
+    """sha256 of a generator's tensors (names, dtypes, shapes, values): which generator a post-hoc run sits on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(generator.state_dict().items()):
+        value = value.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -134,7 +134,9 @@ def posthoc_config(config: RunConfig, generator: InversionModel, generator_path)
 
 
 def new_method(config: RunConfig, generator: InversionModel | None = None) -> Method:
-    """Build the method's nets; a post-hoc method gets a copy of the frozen generator's weights."""
+    """Build the method's nets; a post-hoc method gets a copy of the frozen generator's weights, and its config
+    records their fingerprint (a resumed run is checked against it)."""
+    from .rundir import generator_fingerprint
     from .wrap import generator_state
 
     cls = method_class(config.method)
@@ -142,9 +144,35 @@ def new_method(config: RunConfig, generator: InversionModel | None = None) -> Me
         raise GaninvError(f"method {config.method!r} inverts a pre-trained generator: give --generator RUN")
     method = cls(config)
     if generator is not None:
-        method.nets["generator"].load_state_dict(generator_state(generator))
-        method.nets["generator"].requires_grad_(False).eval()
+        net = method.nets["generator"]
+        net.load_state_dict(generator_state(generator))
+        net.requires_grad_(False).eval()
+        fingerprint = generator_fingerprint(net)
+        if config.generator_fingerprint not in (None, fingerprint):
+            raise GaninvError(f"the generator run {config.generator_run} has changed since this run started "
+                              f"(fingerprint {fingerprint}, recorded {config.generator_fingerprint}); "
+                              "refusing to continue against another generator")
+        method.config = method.config.replace(generator_fingerprint=fingerprint)
     return method
+
+
+def resumed_method(config: RunConfig, run_dir: Path) -> Method:
+    """The method of a run being resumed. Its checkpoint holds every net, the frozen generator included; a
+    post-hoc run killed before its first checkpoint takes its generator again from the run it records."""
+    from .rundir import latest_checkpoint
+
+    cls = method_class(config.method)
+    if cls.trains_generator or latest_checkpoint(run_dir) is not None:
+        return cls(config)
+    if not config.generator_run:
+        raise GaninvError(f"{run_dir} was interrupted before its first checkpoint and records no generator run to "
+                          "start again from; train it again with --generator")
+    try:
+        generator = load_generator_run(config.generator_run)
+    except GaninvError as exc:
+        raise GaninvError(f"{run_dir} was interrupted before its first checkpoint, and its generator run cannot "
+                          f"be loaded: {exc}") from None
+    return new_method(config, generator)
 
 
 def materialise_run(config: RunConfig, out: str | Path, generator: InversionModel | None = None) -> Path:

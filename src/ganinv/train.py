@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import RunConfig, current_versions, read_config
 from .distributed import check_batch_split, mean_across_ranks, rank_slice
-from .errors import GaninvError, TrainingDiverged
+from .errors import GaninvError, RunDirError, TrainingDiverged, describe_os_error
 from .io import atomic_write_text
 from .methods import Method
 from .model import InversionModel
 from .rundir import (
-    CONFIG, STATE, WEIGHTS, load_net_weights, read_state, read_weights, save_state, save_weights, split_weights,
-    write_config,
+    CONFIG, METRICS, commit_checkpoint, generator_fingerprint, latest_checkpoint, load_net_weights, read_checkpoint,
+    split_weights, state_bytes, weights_bytes, write_config,
 )
 from .viz import comparison_grid, save_png
 
@@ -95,8 +96,11 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, accelerator=
     if accelerator is not None:
         accelerator.wait_for_everyone()
     if accelerator is None or accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, config)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_config(run_dir, config)
+        except OSError as exc:
+            raise RunDirError(f"cannot create the run directory: {describe_os_error(exc)}") from None
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return config
@@ -116,7 +120,7 @@ def resolve_run_config(run_dir: Path, config: RunConfig, resume: bool) -> RunCon
 
 
 def save_checkpoint(method: Method, run_dir: Path, step: int) -> None:
-    save_weights(run_dir, method.unwrapped_nets(), method.extra_state(), method=method.name, step=step)
+    """Weights, optimisers and RNG states of ``step``, committed as one unit (see ganinv.rundir)."""
     state = {
         "step": step,
         "world_size": method.world_size,  # informational: a run resumes under any number of processes
@@ -124,22 +128,20 @@ def save_checkpoint(method: Method, run_dir: Path, step: int) -> None:
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    save_state(run_dir, state)
+    weights = weights_bytes(method.unwrapped_nets(), method.extra_state(), method=method.name, step=step)
+    commit_checkpoint(run_dir, step, weights, state_bytes(state))
 
 
 def restore_checkpoint(method: Method, run_dir: Path) -> int:
-    if not (run_dir / WEIGHTS).exists():
-        return 0  # killed before the first checkpoint: start over from the recorded config
-    tensors, metadata = read_weights(run_dir, method.name)
-    state = read_state(run_dir)
-    if int(metadata["step"]) != int(state["step"]):
-        raise GaninvError(
-            f"{run_dir}: {WEIGHTS} is at step {metadata['step']} but {STATE} at step {state['step']} "
-            "(interrupted between the two writes); delete the newer one to resume from the older"
-        )
+    """Load the newest complete checkpoint into ``method``; 0 when the run was killed before its first one (a
+    post-hoc method then already holds its real frozen generator: see ``workflows.train_run``)."""
+    if latest_checkpoint(run_dir) is None:
+        return 0
+    tensors, state = read_checkpoint(run_dir, method.name)
     weights, extra = split_weights(tensors)
     load_net_weights(method.unwrapped_nets(), weights, run_dir)
     method.load_extra_state(extra)
+    check_frozen_generator(method, run_dir)
     for name, opt in method.optimizers.items():
         opt.load_state_dict(state["optimizers"][name])
     torch.set_rng_state(state["rng_cpu"])
@@ -148,12 +150,23 @@ def restore_checkpoint(method: Method, run_dir: Path) -> int:
     return int(state["step"])
 
 
+def check_frozen_generator(method: Method, run_dir: Path) -> None:
+    """A post-hoc method must go on with the generator it started on: its fingerprint was recorded then."""
+    expected = method.config.generator_fingerprint
+    if method.trains_generator or not expected:
+        return
+    found = generator_fingerprint(method.unwrapped_nets()["generator"])
+    if found != expected:
+        raise GaninvError(f"{run_dir}: the frozen generator's weights (fingerprint {found}) are not the ones this "
+                          f"run started on ({expected}); refusing to continue against another generator")
+
+
 class RunLogger:
     """metrics.jsonl (append-only, one JSON object a line) and TensorBoard scalars, main process only."""
 
     def __init__(self, run_dir: Path, enabled: bool):
         self.enabled = enabled
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
@@ -217,11 +230,12 @@ def evaluate_during_training(method: Method, eval_images: Tensor | None, evaluat
 
 def train(
     method: Method, run_dir: str | Path, *, dataset: Dataset | None = None, eval_images: Tensor | None = None,
-    resume: bool = False, show_progress: bool = True, evaluators=(),
+    resume: bool = False, show_progress: bool = True, evaluators=(), warn=None,
 ) -> TrainResult:
     """Train ``method`` into ``run_dir`` (fresh, or continuing its last checkpoint when ``resume``).
 
     ``evaluators``: callables ``InversionModel -> dict[str, float]`` run at every evaluation (e.g. an FD).
+    ``warn``: where warnings go (default: Python's ``warnings``), e.g. losses past ``EXPLOSION_BOUND``.
     """
     run_dir = Path(run_dir)
     if method.uses_real_data and dataset is None:
@@ -247,6 +261,7 @@ def train(
     epoch_logs = EpochAverager(steps_per_epoch)
     logs: dict[str, float] = {}
     last_checkpoint = first_step = step
+    explosion = ExplosionWarning(warn, enabled=accelerator.is_main_process)
     started = time.perf_counter()
     try:
         with _progress(show_progress and accelerator.is_main_process) as progress:
@@ -262,12 +277,8 @@ def train(
                     logs = method.train_step(batch)
                 logs = mean_across_ranks(accelerator, logs)  # the global batch's losses, on every rank
                 step += 1
-                bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
-                if bad:
-                    raise TrainingDiverged(
-                        f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; stopped. The last good "
-                        f"checkpoint (step {last_checkpoint}) is kept in {run_dir}; lower --lr or resume with --resume"
-                    )
+                check_finite(logs, step, run_dir)
+                explosion.check(logs, step)
                 progress.update(task, advance=1, info="  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
                 if step % t.log_every == 0 or step == t.steps:
                     logger.log(step, "train", logs)
@@ -354,6 +365,40 @@ class EpochAverager:
         averages["epoch"] = step // self.steps_per_epoch
         self.sums, self.count = {}, 0
         return averages if complete else None
+
+
+EXPLOSION_BOUND = 1e4  # |loss| past this: a GAN, encoder or image loss has left any sane range (they start near 1)
+
+
+def check_finite(logs: dict[str, float], step: int, run_dir: Path) -> None:
+    """Stop at the first NaN/inf loss, saying truthfully what is kept (nothing is written after it)."""
+    bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+    if not bad:
+        return
+    checkpoint = latest_checkpoint(run_dir)
+    kept = (f"The last good checkpoint (step {checkpoint.step}) is kept in {run_dir}; lower --lr and continue it with "
+            "--resume" if checkpoint is not None else
+            f"No checkpoint was written before it, so there is nothing to resume: delete {run_dir} and start again "
+            "with a lower --lr")
+    raise TrainingDiverged(f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; stopped. {kept}")
+
+
+class ExplosionWarning:
+    """One warning (then one per tenfold growth) when a loss passes ``EXPLOSION_BOUND`` in magnitude: such a run is
+    finite but no longer learning (e.g. --lr 1e9 gives losses near 1e18), and would otherwise end without a word."""
+
+    def __init__(self, warn=None, enabled: bool = True):
+        self.warn = warn or (lambda message: warnings.warn(message, stacklevel=2))
+        self.enabled, self.next_bound = enabled, EXPLOSION_BOUND
+
+    def check(self, logs: dict[str, float], step: int) -> None:
+        if not self.enabled:
+            return
+        name, value = max(logs.items(), key=lambda kv: abs(kv[1]), default=(None, 0.0))
+        if abs(value) > self.next_bound:
+            self.warn(f"{name} = {value:.3g} at step {step}: past {EXPLOSION_BOUND:g}, training has probably "
+                      "diverged; lower --lr")
+            self.next_bound = abs(value) * 10
 
 
 def logs_are_bad(logs: dict[str, float]) -> bool:

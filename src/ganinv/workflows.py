@@ -15,7 +15,7 @@ from .evaluate import evaluate
 from .io import atomic_write, atomic_write_text
 from .methods import method_class
 from .model import InversionModel
-from .runs import build_config, load_generator_run, new_method, posthoc_config
+from .runs import build_config, load_generator_run, new_method, posthoc_config, resumed_method
 from .train import TrainResult, train
 from .viz import comparison_grid, save_png
 
@@ -26,7 +26,7 @@ def train_run(
     method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
     preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
     net_overrides: dict | None = None, train_overrides: dict | None = None, options: dict | None = None,
-    evaluators=(),
+    evaluators=(), warn: Callable[[str], None] | None = None,
 ) -> TrainResult | RunConfig:
     """Validate everything (config, data, generator) before the run directory is touched, then train."""
     out = Path(out)
@@ -48,10 +48,9 @@ def train_run(
     if dry_run:
         return config
     dataset, eval_images = open_training_data(config)
-    # a resumed post-hoc run already holds its generator's weights: they come back with the checkpoint
-    method_obj = method_class(config.method)(config) if resume else new_method(config, frozen)
+    method_obj = resumed_method(config, out) if resume else new_method(config, frozen)
     return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
-                 show_progress=show_progress, evaluators=evaluators)
+                 show_progress=show_progress, evaluators=evaluators, warn=warn)
 
 
 def open_training_data(config: RunConfig):

@@ -33,6 +33,7 @@ from ..errors import GaninvError
 from ..evaluate import generated_batch, reconstruction_report
 from ..io import atomic_write_json
 from ..model import InversionModel
+from ..rundir import finished_step
 from ..runs import load_generator_run
 from ..viz import comparison_grid, save_png
 
@@ -77,18 +78,11 @@ def _train(method: str, out: Path, *, settings: CompareSettings, generator=None,
     resume = (out / "config.json").is_file()
     if resume and read_config(out).method != method:
         raise GaninvError(f"{out} holds a {read_config(out).method!r} run, not {method!r}; choose another --out")
-    done = resume and (out / "weights.safetensors").is_file() and _finished_step(out) >= steps
+    done = resume and finished_step(out) >= steps
     if not done:
         train_run(method, out, data=data, generator=generator, seed=settings.seed, resume=resume,
                   show_progress=show_progress, net_overrides=net, train_overrides=train, options=options)
     return InversionModel.load(out)
-
-
-def _finished_step(run: Path) -> int:
-    from safetensors import safe_open
-
-    with safe_open(str(run / "weights.safetensors"), framework="pt") as f:
-        return int((f.metadata() or {}).get("step", 0))
 
 
 def real_test_images(data: str, model: InversionModel, n: int) -> torch.Tensor:
