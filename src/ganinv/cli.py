@@ -39,6 +39,10 @@ def exit_if_skipped(skipped: int) -> None:
         raise typer.Exit(EXIT_SKIPPED)
 
 
+def _warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     try:
         app()
@@ -108,7 +112,7 @@ def train(
                    num_workers=workers),
     )
     result = train_run(method, out, data=data, generator=generator, preset=preset, seed=seed, resume=resume,
-                       dry_run=dry_run, show_progress=not quiet, **overrides)
+                       dry_run=dry_run, show_progress=not quiet, warn=_warn, **overrides)
     if dry_run:
         console.print_json(json.dumps(result.to_dict()))
         return
