@@ -219,18 +219,22 @@ def commit_checkpoint(run_dir: Path, step: int, weights: bytes, state: bytes) ->
     run_dir = Path(run_dir)
     previous = _read_pointer(run_dir)
     folder = run_dir / CHECKPOINTS / f"step-{step:07d}-{secrets.token_hex(3)}"
+    pointer = {"format": "ganinv-checkpoint", "step": step, "folder": folder.relative_to(run_dir).as_posix()}
+    pending = fs.temporary_name(run_dir / POINTER)
     try:
         fs.make_dir(folder)
         fs.write_durable(folder / WEIGHTS, weights)
         fs.write_durable(folder / STATE, state)
         fs.fsync_dir(folder)
-        pointer = {"format": "ganinv-checkpoint", "step": step, "folder": folder.relative_to(run_dir).as_posix()}
-        fs.atomic_write_bytes(run_dir / POINTER, (json.dumps(pointer, indent=2) + "\n").encode())  # the commit
+        fs.write_durable(pending, (json.dumps(pointer, indent=2) + "\n").encode())
+        fs.replace(pending, run_dir / POINTER)  # the commit: before it the previous checkpoint is the newest
     except OSError as exc:
+        pending.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
         raise CheckpointWriteError(_write_failure(step, exc, run_dir, previous)) from None
     checkpoint = Checkpoint(step=step, folder=folder)
     try:
+        fs.fsync_dir(run_dir)
         _publish_weights(run_dir, checkpoint)
     except OSError as exc:
         raise CheckpointWriteError(f"the checkpoint of step {step} is saved in {folder}, but "
