@@ -95,7 +95,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     assert max(steps) == 10 and steps.count(6) == 0  # no duplicate lines from the killed part
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def poisoned_method(monkeypatch, at_call: int, value: float):
+    """A tiny gan whose ``at_call``-th step reports d_loss = value."""
     config = build_config("gan", data="digits", net=TINY_NET, train={**TINY_TRAIN, "steps": 20})
     method = new_method(config)
     original = method.train_step
@@ -104,15 +105,39 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     def poisoned(batch):
         calls["n"] += 1
         logs = original(batch)
-        return {**logs, "d_loss": math.nan} if calls["n"] == 8 else logs
+        return {**logs, "d_loss": value} if calls["n"] == at_call else logs
 
     monkeypatch.setattr(method, "train_step", poisoned)
+    return method
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from ganinv.data import open_dataset
 
+    method = poisoned_method(monkeypatch, 8, math.nan)
     with pytest.raises(TrainingDiverged, match=r"d_loss=nan at step 8.*step 5"):
         train(method, tmp_path / "run", dataset=open_dataset("digits", 16, 1), show_progress=False)
     assert latest_checkpoint(tmp_path / "run").step == 5
     load(tmp_path / "run")  # still a loadable run
+
+
+def test_nan_before_the_first_checkpoint_says_nothing_is_kept(tmp_path, monkeypatch):
+    from ganinv.data import open_dataset
+
+    method = poisoned_method(monkeypatch, 3, math.inf)
+    with pytest.raises(TrainingDiverged, match=r"d_loss=inf at step 3.*No checkpoint was written") as failure:
+        train(method, tmp_path / "run", dataset=open_dataset("digits", 16, 1), show_progress=False)
+    assert "step 0" not in str(failure.value) and latest_checkpoint(tmp_path / "run") is None
+
+
+def test_an_exploding_loss_warns_once(tmp_path, monkeypatch):
+    from ganinv.data import open_dataset
+
+    method = poisoned_method(monkeypatch, 4, 3e7)
+    warnings = []
+    train(method, tmp_path / "run", dataset=open_dataset("digits", 16, 1), show_progress=False,
+          warn=warnings.append)
+    assert len(warnings) == 1 and "d_loss = 3e+07 at step 4" in warnings[0] and "--lr" in warnings[0]
 
 
 def test_fresh_run_refuses_to_overwrite(gan_run):

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError
+from .errors import RunDirError, describe_os_error
 
 FORMAT_VERSION = 1
 PRECISIONS = ("no", "bf16", "fp16")
@@ -119,8 +120,12 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
 
 def read_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.json"
-    if not Path(run_dir).exists():
-        raise RunDirError(f"run directory {run_dir} does not exist")
+    try:
+        os.stat(run_dir)
+    except FileNotFoundError:
+        raise RunDirError(f"run directory {run_dir} does not exist") from None
+    except OSError as exc:  # a symbolic link loop, a permission: say which, not "does not exist"
+        raise RunDirError(f"run directory {describe_os_error(exc)}") from None
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a ganinv run directory (no config.json)")
     try:
