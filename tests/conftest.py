@@ -75,3 +75,31 @@ def aegan_run(tmp_path_factory, generator_run):
     out = tmp_path_factory.mktemp("runs") / "aegan"
     tiny_train("aegan", out, steps=10, generator=generator_run)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- bad image files
+@pytest.fixture(scope="session")
+def bad_corpus(tmp_path_factory):
+    """(root, {name: "ok" | "bad" | "skip: REASON"}): the bad-file corpus of tests/badfiles.py, made once."""
+    from badfiles import make_corpus
+
+    root = tmp_path_factory.mktemp("badfiles") / "corpus"
+    return root, make_corpus(root)
+
+
+def run_ganinv(monkeypatch, capsys, *args):
+    """Run the CLI in-process as `ganinv ARGS…`: (exit status, stdout, stderr). Arguments may be str or paths
+    (os.fsdecode: a name that is not UTF-8 reaches the command as the shell would pass it)."""
+    import os
+    import sys
+
+    from ganinv import cli
+
+    monkeypatch.setattr(sys, "argv", ["ganinv", *map(os.fsdecode, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err

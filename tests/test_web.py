@@ -107,16 +107,34 @@ def test_display_and_loopback_helpers():
 
 # ------------------------------------------------------------------------------------------------ handlers
 @pytest.fixture(scope="module")
-def page(aegan_run, tmp_path_factory):
-    """The app over the tiny grey AEGAN run with a small digits index; its handlers by name."""
+def page_blocks(aegan_run, tmp_path_factory):
+    """The app over the tiny grey AEGAN run with a small digits index."""
     pytest.importorskip("gradio")
     from ganinv.apps.search import build_index
     from ganinv.web import build_app
 
     index = build_index(aegan_run, "digits", tmp_path_factory.mktemp("index") / "idx", limit=48,
                         show_progress=False)
-    blocks = build_app(InversionModel.load(aegan_run), index)
-    return {fn.fn.__name__: fn.fn for fn in blocks.fns.values() if fn.fn is not None}
+    return build_app(InversionModel.load(aegan_run), index)
+
+
+@pytest.fixture(scope="module")
+def page(page_blocks):
+    """The app's handlers by name."""
+    return {fn.fn.__name__: fn.fn for fn in page_blocks.fns.values() if fn.fn is not None}
+
+
+def test_page_components_are_drawn_by_gradios_own_widgets(page_blocks):
+    """Images, galleries and uploads are ganinv's subclasses (result files of their own, see ResultFiles; no file
+    left per upload), marked as templates so the browser draws them with gradio's Image, Gallery and File."""
+    from ganinv.web import page_components
+
+    ours = {type(b).__name__: b for b in page_blocks.blocks.values() if type(b) in page_components()}
+    assert set(ours) == {"ResultImage", "ResultGallery", "UploadFile"}
+    assert {b.get_block_name() for b in ours.values()} == {"image", "gallery", "file"}
+    types = {c["type"] for c in page_blocks.get_config_file()["components"]}
+    assert {"image", "gallery", "file"} <= types and not any(t.startswith(("result", "upload")) for t in types)
+    assert page_blocks.results.paths() == []  # building the page writes nothing
 
 
 def test_every_tab_handler_answers_and_bad_uploads_become_messages(page, tmp_path):
@@ -192,15 +210,19 @@ def free_port() -> int:
 
 
 class Server:
-    """``ganinv serve RUN --port P`` in a subprocess, waited for until the page answers."""
+    """``ganinv serve RUN --port P [--host HOST] [EXTRA_ARGS]`` in a subprocess, waited for until the page answers;
+    ``env`` adds to the server's environment (GRADIO_TEMP_DIR, to keep its files where a test can count them)."""
 
-    def __init__(self, run, timeout_s=90.0):
+    def __init__(self, run, timeout_s=90.0, host: str | None = None, env: dict[str, str] | None = None,
+                 extra_args: list[str] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = tempfile.TemporaryFile()
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+        host_args = [] if host is None else ["--host", host]
         self.proc = subprocess.Popen([sys.executable, "-c", "from ganinv.cli import main; main()", "serve", str(run),
-                                      "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+                                      "--port", str(self.port), *host_args, *extra_args],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -17,6 +17,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import GaninvError, describe_os_error
@@ -47,10 +48,10 @@ def main() -> None:
     try:
         app()
     except GaninvError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # a path we could not read or write (permission, full disk, /proc, a symlink loop)
-        err_console.print(f"[bold red]error:[/] {describe_os_error(exc)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         err_console.print("interrupted; the last checkpoint is kept (continue with --resume)")
@@ -123,7 +124,8 @@ def train(
 @app.command()
 def invert(
     run: Path = typer.Argument(..., help="run directory of an inverter (aegan, regression, …)"),
-    images: Optional[list[Path]] = typer.Argument(None, help="image files or folders (or give --data)"),
+    images: Optional[list[Path]] = typer.Argument(None, help="image files or folders (or give --data)",
+                                                  readable=False),  # unreadable files are named and skipped
     out: Path = typer.Option(..., "--out", help="output folder (created; with --data: resumed if it exists)"),
     data: Optional[str] = typer.Option(None, help="a whole collection instead of IMAGES: folder:PATH | celeba:PATH "
                                        "| mnist | digits — latents streamed to shards, resumable"),
@@ -144,15 +146,21 @@ def invert(
     With --data, invert a whole collection (any size): latents go to OUT/shards/NNNNN.npy with the items of each
     shard in NNNNN.json; run the same command again to finish an interrupted run; under `accelerate launch` the
     processes split the shards."""
+    from rich.markup import escape
+
     from .workflows import invert_dataset, invert_files
 
-    warn = lambda m: err_console.print(f"[yellow]note:[/] {m}")  # noqa: E731
+    def warn(message: str) -> None:  # one line whatever the width; a file name is never read as markup
+        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
     if (data is None) == (not images):
         raise GaninvError("give either IMAGES (files or folders) or --data SPEC (a whole collection), not both")
     if data is None:
         result = invert_files(run, images, out, warn=warn, refine=refine, refine_lr=refine_lr,
                               refine_loss=refine_loss)
-        console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, grid.png)")
+        console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, manifest.json, "
+                      "grid.png)")
+        exit_if_skipped(len(result["skipped"]))
         return
     result = invert_dataset(run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
                             workers=workers, device=device, refine=refine, refine_lr=refine_lr,
@@ -161,8 +169,9 @@ def invert(
         print(json.dumps(result))
     elif result["rank"] == 0:
         console.print(f"inverted {result['inverted_now']} images ({result['done_before']} done before, "
-                      f"{result['failed']} unreadable) at {result['images_per_s']} images/s, peak memory "
-                      f"{result['peak_rss_mib']} MiB → {out}/shards")
+                      f"{result['failed'] + result['failed_before']} unreadable) at {result['images_per_s']} "
+                      f"images/s, peak memory {result['peak_rss_mib']} MiB → {out}/shards")
+    exit_if_skipped(result["failed"] + result["failed_before"])
 
 
 # ----------------------------------------------------------------------------------------------------- eval

@@ -1,20 +1,28 @@
-"""CLI commands of the applications (search, super-resolution, clustering, editing); registered on ``cli.app``."""
+"""CLI commands of the applications (search, super-resolution, clustering, editing); registered on ``cli.app``.
+
+Every command that reads image files names each unreadable one on stderr (one line: the file and the reason),
+goes on with the others and ends with ``exit_if_skipped``: exit status 3 when any was skipped."""
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from .cli import app, console, err_console  # noqa: F401
+from rich.markup import escape
+
+from .cli import app, console, err_console, exit_if_skipped  # noqa: F401
+from .data import display_path
 from .errors import GaninvError
 
 
 def _note(message: str) -> None:
-    err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+    # escaped: a file name such as "a[b].png" is text, not rich markup
+    err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -55,6 +63,7 @@ def index(
                          batch_size=batch_size, shard_size=shard_size, workers=workers, show_progress=not quiet,
                          log=_note)
     console.print(f"indexed {len(result)} images ({', '.join(result.methods)}; {result.manifest['kind']}) → {out}")
+    exit_if_skipped(len(result.failures))
 
 
 @app.command("index-latents")
@@ -74,7 +83,7 @@ def index_latents_command(
 @app.command()
 def search(
     index_dir: Path = typer.Argument(..., metavar="INDEX", help="index directory (from `ganinv index`)"),
-    images: list[Path] = typer.Argument(..., help="query image files or folders"),
+    images: list[Path] = typer.Argument(..., help="query image files or folders", readable=False),
     k: int = typer.Option(10, "-k", "--k", help="results per query"),
     method: str = typer.Option("latent", help="latent | dhash | phash | colour"),
     run: Optional[Path] = typer.Option(None, help="the run the index was built from, if it has moved"),
@@ -90,26 +99,29 @@ def search(
     idx = SearchIndex.load(index_dir)
     check_k(k, len(idx))
     model = idx.open_model(run) if method == "latent" else None
-    files, queries = read_images(images, idx.image_shape, warn=_note)
+    read = read_images(images, idx.image_shape, warn=_note)
+    files, queries = read.files, read.batch()
     result = idx.search_images(queries, k=k, method=method, model=model, nprobe=nprobe)
-    found = idx.images(result.ids.reshape(-1)).view(len(files), k, *idx.image_shape)
+    found = idx.images(result.ids.reshape(-1), warn=_note).view(len(files), k, *idx.image_shape)
     save_png(_stack_grid(queries, found), out)
-    payload = [{"query": str(f), "results": [{"rank": r + 1, "item": item, "distance": float(d)}
+    payload = [{"query": os.fsdecode(f), "results": [{"rank": r + 1, "item": item, "distance": float(d)}
                                              for r, (item, d) in enumerate(zip(items, dists))]}
                for f, items, dists in zip(files, result.items, result.distances)]
     if as_json:
-        print(json.dumps({"index": str(index_dir), "method": method, "k": k, "grid": str(out), "queries": payload},
-                         indent=2))
+        print(json.dumps({"index": str(index_dir), "method": method, "k": k, "grid": str(out), "queries": payload,
+                          "skipped": [s.to_json() for s in read.skipped]}, indent=2))
+        exit_if_skipped(len(read.skipped))
         return
     for entry in payload:
-        table = Table(title=f"{entry['query']} — {method}")
+        table = Table(title=f"{escape(display_path(entry['query']))} — {method}")
         table.add_column("rank", justify="right")
         table.add_column("item")
         table.add_column("distance", justify="right")
         for r in entry["results"]:
-            table.add_row(str(r["rank"]), r["item"], f"{r['distance']:.4g}")
+            table.add_row(str(r["rank"]), escape(display_path(r["item"])), f"{r['distance']:.4g}")
         console.print(table)
     console.print(f"grid: {out}")
+    exit_if_skipped(len(read.skipped))
 
 
 def _stack_grid(queries, found):
@@ -145,6 +157,7 @@ def eval_search(
                               methods=methods.split(","), seed=seed, show_progress=not quiet, log=_note)
     if as_json:
         print(json.dumps(results, indent=2))
+        exit_if_skipped(len(results["skipped"]))
         return
     table = Table(title=f"label similarity of the top-{k} ({results['queries']} test queries, "
                         f"{results['indexed']} indexed train images)")
@@ -161,13 +174,14 @@ def eval_search(
         table.add_row(name, *[f"{r['recall@1']:.3f} / {r['recall@10']:.3f} / {r['median_rank']:g}"
                               for r in (per_kind[kind] for kind in PERTURBATIONS)])
     console.print(table)
+    exit_if_skipped(len(results["skipped"]))
 
 
 # -------------------------------------------------------------------------------------------------- superres
 @app.command()
 def superres(
     run: Path = typer.Argument(..., help="run directory of an inverter"),
-    images: list[Path] = typer.Argument(..., help="image files or folders"),
+    images: list[Path] = typer.Argument(..., help="image files or folders", readable=False),
     sigma: Optional[float] = typer.Option(None, help="blur the (clean) images with this gaussian σ first"),
     factor: Optional[int] = typer.Option(None, help="downsample the (clean) images by this factor first"),
     out: Path = typer.Option(Path("superres.png"), "--out", help="grid PNG: clean, degraded, [bicubic], inverted"),
@@ -176,38 +190,33 @@ def superres(
     demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
     import torch
 
-    from .apps import read_images
+    from .apps import load_inverter, read_images
     from .apps.superres import check_degradation, compare, super_resolve, upsample
-    from .apps import load_inverter
-    from .data import load_image
+    from .data import read_image_files
     from .viz import comparison_grid, save_png
 
     check_degradation(sigma, factor)
     model = load_inverter(run)
     channels, size, _ = model.image_shape
     if sigma is None and factor is None:
-        from PIL import Image
-
-        from .apps import expand_image_paths
-
+        read = read_image_files(images, None, channels, warn=_note)  # each at its own short side
         rows_in, rows_bicubic, rows_out = [], [], []
-        for f in expand_image_paths(images):
-            with Image.open(f) as im:
-                side = min(im.size)
-            low = load_image(f, image_size=side, channels=channels).unsqueeze(0)
+        for f, image in zip(read.files, read.images):
+            low, side = image.unsqueeze(0), image.shape[-1]
             if side != size:
-                _note(f"{f}: {side}×{side} (centre crop) → super-resolved to {size}×{size}")
+                _note(f"{display_path(f)}: {side}×{side} (centre crop) → super-resolved to {size}×{size}")
             rows_in.append(upsample(low, (size, size), "nearest"))
             rows_bicubic.append(upsample(low, (size, size), "bicubic"))
             rows_out.append(super_resolve(model, low, (size, size), channels))
         rows = [torch.cat(rows_in), torch.cat(rows_bicubic), torch.cat(rows_out)]
         names = "input (nearest), bicubic, inverted"
     else:
-        _, clean = read_images(images, model.image_shape, warn=_note)
-        result = compare(clean, sigma=sigma, factor=factor, model=model)
+        read = read_images(images, model.image_shape, warn=_note)
+        result = compare(read.batch(), sigma=sigma, factor=factor, model=model)
         rows, names = list(result.values()), ", ".join(result)
     save_png(comparison_grid(rows), out)
     console.print(f"super-resolved {len(rows[0])} image(s) → {out} (rows: {names})")
+    exit_if_skipped(len(read.skipped))
 
 
 @app.command("eval-superres")
@@ -221,20 +230,21 @@ def eval_superres(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     """PSNR/SSIM against the clean image for each σ / factor: inversion beside bicubic and the degraded input."""
-    from .apps import load_inverter
+    from .apps import load_inverter, read_dataset_images
     from .apps.superres import evaluate_superres
     from .data import open_dataset
 
     model = load_inverter(run)
-    real = None
+    real, skipped = None, []
     if data is not None:
         test = open_dataset(data, image_size=model.image_shape[1], channels=model.image_shape[0], split="test")
-        real, _ = test.tensors(min(n, len(test)))
+        real, _, skipped = read_dataset_images(test, n, _note, f"test images of {data}")
     factor_list = [int(f) for f in _floats(factors, "--factors")]
     rows = evaluate_superres(model, real=real, n=n, seed=seed, sigmas=_floats(sigmas, "--sigmas"),
                              factors=factor_list)
     if as_json:
-        print(json.dumps({"run": str(run), "rows": rows}, indent=2))
+        print(json.dumps({"run": str(run), "rows": rows, "skipped": [s.to_json() for s in skipped]}, indent=2))
+        exit_if_skipped(len(skipped))
         return
     table = Table(title=f"super-resolution by inversion — {run} ({model.image_shape[1]} px)")
     for column in ("images", "degradation", "method", "PSNR dB ↑", "SSIM ↑"):
@@ -243,6 +253,7 @@ def eval_superres(
         table.add_row(f"{r['images']} ({r['n']})", r["degradation"], r["method"], f"{r['psnr']:.2f}",
                       f"{r['ssim']:.4f}")
     console.print(table)
+    exit_if_skipped(len(skipped))
 
 
 # --------------------------------------------------------------------------------------------------- cluster
@@ -264,6 +275,7 @@ def cluster(
     summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=_note)
     if as_json:
         print(json.dumps(summary, indent=2))
+        exit_if_skipped(len(summary["skipped"]))
         return
     console.print(f"{summary['n']} images in {k} clusters of sizes {summary['sizes']}; "
                   f"silhouette {_fmt(summary['silhouette'])}")
@@ -276,13 +288,15 @@ def cluster(
             table.add_row(name, f"{p['purity']:.4f}", f"{p['chance']:.4f}")
         console.print(table)
     console.print(f"grids: {out}")
+    exit_if_skipped(len(summary["skipped"]))
 
 
 # ------------------------------------------------------------------------------------------------------ edit
 @app.command()
 def edit(
     run: Path = typer.Argument(..., help="run directory (an inverter when images are given)"),
-    images: Optional[list[Path]] = typer.Argument(None, help="image files; none: latents sampled from the prior"),
+    images: Optional[list[Path]] = typer.Argument(None, help="image files; none: latents sampled from the prior",
+                                                  readable=False),
     out: Path = typer.Option(Path("edit.png"), "--out", help="grid PNG"),
     interpolate: bool = typer.Option(False, "--interpolate", help="interpolate between two images' latents"),
     attribute: Optional[str] = typer.Option(None, help="attribute to add/remove, e.g. Smiling (needs --data)"),
@@ -313,19 +327,24 @@ def edit(
     model = load_inverter(run) if (images or attribute is not None) else InversionModel.load(run)
     if traverse is not None:
         elements = E.top_elements(model, traverse, run)  # fail fast, before any inversion
+    skipped = []
     if images:
-        _, x = read_images(images, model.image_shape, warn=_note)
+        read = read_images(images, model.image_shape, warn=_note)
+        skipped += read.skipped
+        x = read.batch()
         with torch.inference_mode():
             z = model.invert(x).float()
     else:
         z = model.sample(2 if interpolate else samples, generator=torch.Generator().manual_seed(seed)).float()
     if interpolate:
         if len(z) != 2:
-            raise GaninvError(f"--interpolate needs exactly two images, got {len(z)}")
+            raise GaninvError(f"--interpolate needs exactly two readable images, got {len(z)}"
+                              + (f" ({len(skipped)} skipped, named above)" if skipped else ""))
         grid = comparison_grid([E.interpolate(model, z[:1], z[1:], steps)])
         what = f"{steps}-step interpolation"
     elif attribute is not None:
-        latents, labels, names = E.labelled_latents(model, data, train_n, show_progress=True)
+        latents, labels, names = E.labelled_latents(model, data, train_n, show_progress=True, skipped=skipped,
+                                                    warn=_note)
         columns = E.attribute_columns(names, labels)
         if not columns:
             raise GaninvError(f"{data} has no labels to learn an attribute direction from")
@@ -344,3 +363,4 @@ def edit(
         what = "traversal of elements " + ", ".join(f"{int(e)} (s={float(scale[e]):.3f})" for e in elements)
     save_png(grid, out)
     console.print(f"{what} → {out}")
+    exit_if_skipped(len(skipped))

@@ -18,10 +18,13 @@ def serve(
     port: int = typer.Option(7860, min=1, max=65535, help="port to listen on"),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback exposes the page (a warning "
                              "is printed)"),
+    # web.KEEP_RESULTS and web.MIN_KEEP_RESULTS, written out: importing ganinv.web here would load torch for --help
+    keep_results: int = typer.Option(1000, "--keep-results", min=128, help="result images kept on disk for the page "
+                                     "to serve; older ones are deleted"),
 ):
     """Serve a web page over the run: reconstruct, search, super-resolve, edit and sample, in the browser."""
     from .web import serve as serve_web
 
-    serve_web(run, index=index, host=host, port=port,
+    serve_web(run, index=index, host=host, port=port, keep_results=keep_results,
               warn=lambda m: err_console.print(f"[bold yellow]warning:[/] {m}", highlight=False, soft_wrap=True),
               log=lambda m: console.print(m, highlight=False, soft_wrap=True))

@@ -2,26 +2,37 @@
 
     build_app(model, index=None)        gr.Blocks with the tabs Reconstruct, Search (with an index),
                                         Super-resolve, Edit and Random
-    serve(run, index=..., host=..., port=...)
-    ganinv serve RUN [--index INDEX] [--port 7860] [--host 127.0.0.1]
+    serve(run, index=..., host=..., port=..., keep_results=...)
+    ganinv serve RUN [--index INDEX] [--port 7860] [--host 127.0.0.1] [--keep-results 1000]
 
 Every handler turns a bad upload (not an image, empty, huge) or any other failure into a message on the page,
 never a stack trace, and the server keeps serving; grey and RGBA uploads are converted with a note saying so.
 Nothing phones home: gradio's analytics are off, there is no share link (so no frpc download) and the theme uses
 system fonts instead of fetching Google Fonts.
 
+Result images are written by the page itself (``ResultFiles``), each once under a name of its own, never rewritten
+while a browser downloads it, and only the newest ``keep_results`` are kept on disk; uploads are deleted an hour
+after they arrive.
+
 The logic behind the widgets (``read_upload``, ``run_inversion``, ``reconstruct_image``, ``to_display``, …) is
 plain Python over tensors, importable and testable without a browser.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import ipaddress
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
 import traceback
+import uuid
 import warnings
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +53,10 @@ DISPLAY_SIDE = 192                 # tiny run images are shown enlarged (nearest
 METHODS = ("encoder", "hybrid")    # runs with an inverse network; a generator-only run gets "optimisation"
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L")
+KEEP_RESULTS = 1000                # result images kept on disk to be served (a few kB each at these sizes)
+MIN_KEEP_RESULTS = 128             # a search alone makes up to 81 images: fewer could delete some before they are seen
+UPLOAD_MAX_AGE_S = 3600            # uploads are deleted this long after they arrive …
+UPLOAD_SWEEP_S = 600               # … by a sweep this often (gradio's delete_cache)
 
 
 class UploadError(GaninvError):
@@ -275,6 +290,122 @@ class AttributeDirections:
         return self._cache[name]
 
 
+# ------------------------------------------------------------------------------------------------ result files
+class ResultFiles:
+    """The page's output images as PNG files, each written once under a name never used before, in a folder the
+    app owns inside gradio's upload folder (so gradio serves it in place instead of copying it), and never
+    rewritten; beyond the newest ``keep`` the oldest are deleted.
+
+    Why not let gradio save the arrays: gradio names each saved image by a hash of its bytes and rewrites that file
+    on every request (``processing_utils.save_pil_to_cache``: ``Path.write_bytes``, which truncates first), so
+    identical results of concurrent requests cut each other's downloads short (h11: "Too little data for declared
+    Content-Length")."""
+
+    def __init__(self, folder: str | Path | None = None, keep: int = KEEP_RESULTS):
+        if keep < 1:
+            raise GaninvError(f"keep must be at least 1, got {keep}")
+        self.keep = int(keep)
+        self._folder = None if folder is None else Path(os.path.abspath(folder))
+        self._kept: deque[tuple[Path, set | None]] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        """Made on first use, so building the page writes nothing; removed when the process exits."""
+        with self._lock:
+            if self._folder is None:
+                from gradio.utils import get_upload_folder
+
+                parent = Path(os.path.abspath(get_upload_folder()))
+                parent.mkdir(parents=True, exist_ok=True)
+                self._folder = Path(tempfile.mkdtemp(prefix="ganinv-results-", dir=parent))
+                atexit.register(self.remove_all)
+            else:
+                self._folder.mkdir(parents=True, exist_ok=True)
+            return self._folder
+
+    def write_png(self, array: np.ndarray, served_paths: set | None = None) -> str:
+        """The H×W×3 uint8 ``array`` as a new PNG file; its path. ``served_paths``: the gradio component's set of
+        the files it has served, from which the path is removed again when the file is deleted (gradio only ever
+        adds to it)."""
+        from PIL import Image
+
+        folder = self.folder
+        final = folder / f"{uuid.uuid4().hex}.png"
+        staging = folder / f".{final.name}.part"
+        try:
+            Image.fromarray(array).save(staging, format="PNG")
+            os.replace(staging, final)  # a file under its final name is always complete
+        finally:
+            staging.unlink(missing_ok=True)
+        self._remember(final, served_paths)
+        return str(final)
+
+    def _remember(self, path: Path, served_paths: set | None) -> None:
+        with self._lock:
+            self._kept.append((path, served_paths))
+            expired = [self._kept.popleft() for _ in range(len(self._kept) - self.keep)]
+        for old, served in expired:
+            old.unlink(missing_ok=True)
+            if served is not None:
+                served.discard(str(old))
+
+    def paths(self) -> list[Path]:
+        with self._lock:
+            return [path for path, _ in self._kept]
+
+    def remove_all(self) -> None:
+        with self._lock:
+            folder, self._kept = self._folder, deque()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.cache
+def page_components() -> tuple[type, type, type]:
+    """gr.Image and gr.Gallery that give gradio a file from their ``results`` (a ``ResultFiles``) for each image
+    array instead of letting gradio save it (see ResultFiles for why), and a gr.File that leaves no file behind per
+    upload. ``is_template`` has the page draw them with gradio's own Image, Gallery and File widgets."""
+    import gradio as gr
+    from gradio.data_classes import ListFiles
+
+    class ResultImage(gr.Image):
+        is_template = True
+        results: ResultFiles
+
+        def postprocess(self, value):
+            if isinstance(value, np.ndarray):
+                value = self.results.write_png(value, self.temp_files)
+            return super().postprocess(value)
+
+    class ResultGallery(gr.Gallery):
+        is_template = True
+        results: ResultFiles
+
+        def postprocess(self, value):
+            if isinstance(value, (list, tuple)):
+                value = [self._as_file(item) for item in value]
+            return super().postprocess(value)
+
+        def _as_file(self, item):
+            image, caption = item if isinstance(item, (tuple, list)) else (item, None)
+            if isinstance(image, np.ndarray):
+                image = self.results.write_png(image, self.temp_files)
+            return image if caption is None else (image, caption)
+
+    class UploadFile(gr.File):
+        is_template = True
+
+        def preprocess(self, payload):
+            # The uploaded file's path, as gr.File(type="filepath") gives, without gradio's File.preprocess, which
+            # (6.x) also creates an empty NamedTemporaryFile in its cache on every upload and never deletes it.
+            if isinstance(payload, ListFiles):
+                payload = payload[0] if len(payload.root) else None
+            return None if payload is None else payload.path
+
+    return ResultImage, ResultGallery, UploadFile
+
+
 # ------------------------------------------------------------------------------------------------ the page
 THEME_FONTS = ["system-ui", "sans-serif"]
 CSS = ".status p { margin: 0.2em 0; } footer { display: none !important; }"
@@ -288,8 +419,10 @@ def theme():
                              font_mono=[gr.themes.Font("ui-monospace"), gr.themes.Font("monospace")])
 
 
-def build_app(model: InversionModel, index=None, *, title: str = "ganinv") -> "gr.Blocks":  # noqa: F821
-    """The gradio page over one model (and, optionally, a ``SearchIndex`` or index directory built from it)."""
+def build_app(model: InversionModel, index=None, *, title: str = "ganinv",
+              results: ResultFiles | None = None) -> "gr.Blocks":  # noqa: F821
+    """The gradio page over one model (and, optionally, a ``SearchIndex`` or index directory built from it); its
+    result images are written to ``results`` (by default a new ``ResultFiles``), kept as ``blocks.results``."""
     import gradio as gr
 
     from .apps import latent_scale
@@ -309,22 +442,32 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv") -> "g
     describe = (f"**{model.config.method}** run · {size}×{size} px · {channels} channel(s) · latent dimension "
                 f"{model.prior.dim}" + ("" if model.can_invert else " · no encoder: inversion by optimisation"))
 
+    results = ResultFiles() if results is None else results
+    ResultImage, ResultGallery, UploadFile = page_components()
+
     def image(label, elem_id, **kw):
-        return gr.Image(label=label, elem_id=elem_id, type="numpy", format="png", interactive=False,
-                        height=kw.pop("height", 220), **kw)
+        component = ResultImage(label=label, elem_id=elem_id, type="numpy", format="png", interactive=False,
+                                height=kw.pop("height", 220), **kw)
+        component.results = results
+        return component
+
+    def gallery(label, elem_id, **kw):
+        component = ResultGallery(label=label, elem_id=elem_id, format="png", **kw)
+        component.results = results
+        return component
 
     def status(elem_id):
         return gr.Markdown(elem_id=elem_id, elem_classes=["status"])
 
     def upload(label, elem_id):
-        return gr.File(label=label, elem_id=elem_id, file_count="single", type="filepath", height=140)
+        return UploadFile(label=label, elem_id=elem_id, file_count="single", type="filepath", height=140)
 
     def on(event, fn, inputs, outputs):
         # One model, one event at a time: every handler shares the "model" concurrency slot.
         return event(fn, inputs=inputs, outputs=outputs, concurrency_id="model", concurrency_limit=1,
                      show_progress="minimal")
 
-    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S)) as blocks:
         gr.Markdown(f"# ganinv — see what inversion does to your image\n{describe}")
         with gr.Tabs():
             # ---------------------------------------------------------------------------- Reconstruct
@@ -379,7 +522,7 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv") -> "g
                     gr.Markdown("Start the page with `--index INDEX` (built by `ganinv index RUN --data SPEC "
                                 "--out INDEX`) to search a collection by latents and by the hash baselines.")
                 else:
-                    _search_tab(gr, model, index, image, upload, status, on)
+                    _search_tab(gr, model, index, image, gallery, upload, status, on)
 
             # ---------------------------------------------------------------------------- Super-resolve
             with gr.Tab("Super-resolve", id="superres"):
@@ -550,10 +693,11 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv") -> "g
                     return to_display(comparison_grid([g, rec])), md, None
 
                 on(rnd_run.click, do_random, [rnd_seed, rnd_n], [rnd_out, rnd_metrics, rnd_status])
+    blocks.results = results
     return blocks
 
 
-def _search_tab(gr, model, index, image, upload, status, on) -> None:
+def _search_tab(gr, model, index, image, gallery, upload, status, on) -> None:
     from .apps.search import check_k
 
     methods = list(index.methods)
@@ -566,8 +710,8 @@ def _search_tab(gr, model, index, image, upload, status, on) -> None:
             q_pick = gr.Button("search with that indexed image")
             q_k = gr.Slider(1, min(20, len(index)), value=min(8, len(index)), step=1, label="k")
         q_image = image("query", "search-query", height=180)
-    galleries = [gr.Gallery(label=f"{m}" + (" (latents)" if m == "latent" else " (baseline)"), columns=8,
-                            height=220, elem_id=f"search-{m}") for m in methods]
+    galleries = [gallery(f"{m}" + (" (latents)" if m == "latent" else " (baseline)"), f"search-{m}", columns=8,
+                         height=220) for m in methods]
     q_status = status("search-status")
 
     def run(x, k, query_labels, notes):
@@ -626,25 +770,32 @@ def check_index_matches(run: str | Path, index_dir: str | Path):
 
 
 def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
-          warn: Callable[[str], None] = _log_stderr, log: Callable[[str], None] = print,
-          block: bool = True):
-    """Load the run (and index), build the page and serve it on host:port until interrupted."""
+          keep_results: int = KEEP_RESULTS, warn: Callable[[str], None] = _log_stderr,
+          log: Callable[[str], None] = print, block: bool = True):
+    """Load the run (and index), build the page and serve it on host:port until interrupted (Ctrl-C or SIGTERM),
+    keeping the newest ``keep_results`` result images on disk."""
     if not 1 <= int(port) <= 65535:
         raise GaninvError(f"--port must be between 1 and 65535, got {port}")
+    if int(keep_results) < MIN_KEEP_RESULTS:
+        raise GaninvError(f"--keep-results must be at least {MIN_KEEP_RESULTS} (a search alone makes up to 81 "
+                          f"images), got {keep_results}")
     if not is_loopback(host):
         warn(f"serving on {host}, not loopback: anyone who can reach this machine on port {port} can use the page "
              "and upload files to it")
     model = InversionModel.load(run)
     search_index = check_index_matches(run, index) if index is not None else None
-    blocks = build_app(model, search_index, title=f"ganinv — {Path(run).name}")
+    blocks = build_app(model, search_index, title=f"ganinv — {Path(run).name}",
+                       results=ResultFiles(keep=keep_results))
     try:
         blocks.launch(server_name=host, server_port=int(port), share=False, inbrowser=False, show_error=False,
                       quiet=True, ssr_mode=False, mcp_server=False, pwa=False, prevent_thread_lock=True,
                       max_file_size=2 * MAX_UPLOAD_BYTES, theme=theme(), css=CSS)
     except OSError as exc:
+        blocks.results.remove_all()
         raise GaninvError(f"cannot serve on {host}:{port}: {' '.join(str(exc).split())}") from None
     log(f"serving {run} on http://{host}:{port}/ (Ctrl-C to stop)")
     if block:
+        stop_on_sigterm()
         try:
             while True:
                 time.sleep(3600)
@@ -652,4 +803,16 @@ def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.
             log("stopped")
         finally:
             blocks.close()
+            blocks.results.remove_all()
     return blocks
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (kill, systemd, a test's terminate()) stops the server as Ctrl-C does, so it closes and removes its
+    result files instead of dying on the spot."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

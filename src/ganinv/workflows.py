@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,12 +10,13 @@ import numpy as np
 import torch
 
 from .config import RunConfig, read_config
-from .data import expand_image_paths, load_image, open_dataset
+from .data import display_path, open_dataset, read_image_files
 from .errors import GaninvError
 from .evaluate import evaluate
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_json, atomic_write_text
 from .methods import method_class
 from .model import InversionModel
+from .rundir import CONFIG
 from .runs import build_config, load_generator_run, new_method, posthoc_config, resumed_method
 from .train import TrainResult, train
 from .viz import comparison_grid, save_png
@@ -31,6 +33,9 @@ def train_run(
     """Validate everything (config, data, generator) before the run directory is touched, then train."""
     out = Path(out)
     frozen = None
+    if resume and not (out / CONFIG).is_file():  # killed before it wrote anything: resuming is starting
+        (warn or (lambda m: None))(f"{out} holds no run yet (interrupted before its config was written); starting it")
+        resume = False
     if resume:
         config = read_config(out)
         if config.method != method:
@@ -43,6 +48,9 @@ def train_run(
         config = build_config(method, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides,
                               options=options)
         if generator is not None:
+            if method_class(method).trains_generator:
+                raise GaninvError(f"{method} trains its own generator; --generator is for the post-hoc methods "
+                                  "(aegan, regression, optimize)")
             frozen = load_generator_run(generator)
             config = posthoc_config(config, frozen, generator)
     if dry_run:
@@ -87,24 +95,42 @@ def evaluate_run(run: str | Path, *, data: str | None = None, n: int = 256, seed
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
                  warn: Callable[[str], None] = lambda m: None, *, refine: int = 0, refine_lr: float | None = None,
                  refine_loss: str = "mse") -> dict:
-    """Invert image files: every image is read (and resized/converted to the run's shape) before anything is
-    written, so a bad file stops the command with nothing half-done. ``refine`` > 0 adds that many optimisation
-    steps after the encoder (the hybrid); on a run without an encoder it is optimisation from the prior's mean."""
+    """Invert image files: latents.npy (row i = the i-th readable file), reconstructions/NNNNN-NAME.png (numbered by
+    row, so two inputs named x.png never collide), manifest.json (each row's exact input path and output, and the
+    skipped files with their reasons), paths.txt (the inputs, one printable line each) and grid.png.
+
+    Each unreadable file is named through ``warn`` and skipped; the readable ones are all read before anything is
+    written. When none is readable it is a DataError and nothing is written. ``refine`` > 0 adds that many
+    optimisation steps after the encoder (the hybrid); on a run without an encoder it is optimisation from the
+    prior's mean."""
     model = inverting_model(run, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss, warn=warn)
-    files = expand_image_paths(images)
     channels, size, _ = model.image_shape
-    batch = torch.stack([load_image(f, image_size=size, channels=channels) for f in files])
+    read = read_image_files(images, size, channels, warn=warn)
+    batch = read.batch()
     warn(f"images are centre-cropped and resized to {size}×{size} with {channels} channel(s) for this run")
     latents = model.invert(batch)
     reconstructions = model.generate(latents)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for f, image in zip(files, reconstructions):
-        save_png(image, out / "reconstructions" / f"{f.stem}.png")
+    outputs = [reconstruction_name(row, f) for row, f in enumerate(read.files)]
+    for name, image in zip(outputs, reconstructions):
+        save_png(image, out / name)
     atomic_write(out / "latents.npy", lambda tmp: np.save(open(tmp, "wb"), latents.cpu().numpy()))
-    atomic_write_text(out / "paths.txt", "".join(f"{f}\n" for f in files))
+    atomic_write_text(out / "paths.txt", "".join(f"{display_path(f)}\n" for f in read.files))
+    atomic_write_json(out / "manifest.json", {
+        "format": "ganinv-inverted-files", "format_version": 1, "run": str(run), "image_shape": [channels, size, size],
+        "items": [{"row": row, "input": os.fsdecode(f), "reconstruction": name}
+                  for row, (f, name) in enumerate(zip(read.files, outputs))],
+        "skipped": [s.to_json() for s in read.skipped]})
     save_png(comparison_grid([batch, reconstructions]), out / "grid.png")
-    return {"n": len(files), "latents": latents}
+    return {"n": len(read.files), "latents": latents, "outputs": outputs, "skipped": read.skipped}
+
+
+def reconstruction_name(row: int, path: Path) -> str:
+    """reconstructions/00012-NAME.png: the row number keeps names unique; NAME (the input's stem, letters, digits
+    and - _ . only, at most 40 characters) keeps them readable in any shell and on any file system."""
+    stem = "".join(ch if (ch.isalnum() and ch.isprintable()) or ch in "-_." else "_" for ch in path.stem)[:40]
+    return f"reconstructions/{row:05d}-{stem}.png"
 
 
 def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None = None, refine_loss: str = "mse",

@@ -3,7 +3,9 @@ editing (edit.py).
 
 This module holds the helpers they share: loading a run that can invert, reading query images at a run's shape
 (saying when they are resized or converted), latents as features (scaled by s for runs with a latent scale),
-channel conversion, batched inversion of a dataset through a DataLoader, and a progress bar."""
+channel conversion, batched reading of a dataset through a DataLoader, and a progress bar. Unreadable image files
+never stop a command: each is named with its reason (one line, through ``warn``/``log``), returned as a
+``ganinv.data.Skipped`` record and left out; the CLI then ends with exit status 3."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data import expand_image_paths, load_image  # noqa: F401  (re-exported for cli_apps)
+from ..data import ImageFiles, Skipped, TolerantImages, display_path, no_usable_images, read_image_files
 from ..errors import GaninvError
 from ..model import InversionModel
 
@@ -55,28 +57,20 @@ def latent_features(model: InversionModel, images: Tensor) -> np.ndarray:
 
 
 
-def read_images(paths: list[str | Path], shape: tuple[int, int, int], warn: Warn = _quiet) -> tuple[list[Path], Tensor]:
-    """Read image files at a run's C×H×W; every file of another size or channel count is resized / converted and
-    the user is told so (one line per file)."""
-    from PIL import Image
-
+def read_images(paths: list[str | Path], shape: tuple[int, int, int], warn: Warn = _quiet) -> ImageFiles:
+    """Read image files at a run's C×H×W (``read_image_files``: unreadable ones are named and skipped); every file
+    of another size or channel count is resized / converted and the user is told so (one line per file)."""
     channels, size, _ = shape
-    files = expand_image_paths(paths)
-    images = []
-    for f in files:
-        image = load_image(f, image_size=size, channels=channels)  # raises DataError naming the file
-        with Image.open(f) as im:
-            w, h = im.size
-            c = 1 if im.mode in ("1", "L", "I", "F", "I;16", "LA") else 3
+    read = read_image_files(paths, size, channels, warn=warn)
+    for f, header in zip(read.files, read.headers):
         changes = []
-        if (w, h) != (size, size):
-            changes.append(f"{w}×{h} → centre-cropped and resized to {size}×{size}")
-        if c != channels:
-            changes.append(f"{c} → {channels} channel(s)")
+        if (header.width, header.height) != (size, size):
+            changes.append(f"{header.width}×{header.height} → centre-cropped and resized to {size}×{size}")
+        if header.channels != channels:
+            changes.append(f"{header.channels} → {channels} channel(s)")
         if changes:
-            warn(f"{f}: {'; '.join(changes)} for this run")
-        images.append(image)
-    return files, torch.stack(images)
+            warn(f"{display_path(f)}: {'; '.join(changes)} for this run")
+    return read
 
 
 def convert_channels(x: Tensor, channels: int) -> Tensor:
@@ -105,11 +99,37 @@ def fit_to_run(x: Tensor, shape: tuple[int, int, int]) -> Tensor:
     return resize(convert_channels(x, channels), (h, w))
 
 
-def iterate_dataset(dataset, start: int, stop: int, batch_size: int, workers: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-    """Images [start, stop) of a dataset in batches through a DataLoader: memory is one batch, whatever the size."""
-    subset = torch.utils.data.Subset(dataset, range(start, stop))
+def iterate_readable(dataset, start: int, stop: int, batch_size: int, workers: int = 0, *,
+                     skipped: list[Skipped], warn: Warn = _quiet) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """The readable images of items [start, stop) of a dataset in batches through a DataLoader, as (dataset indices,
+    images, labels); memory is one batch, whatever the size. Each unreadable item is named through ``warn`` and
+    appended to ``skipped``; a batch with nothing readable is not yielded."""
+    subset = torch.utils.data.Subset(TolerantImages(dataset), range(start, stop))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    yield from loader
+    for indices, images, labels, reasons in loader:
+        ok = torch.tensor([not r for r in reasons])
+        for i, reason in zip(indices.tolist(), reasons):
+            if reason:
+                skipped.append(Skipped(item_name(dataset, i), reason))
+                warn(reason)
+        if ok.any():
+            yield indices[ok], images[ok], labels[ok]
+
+
+def item_name(dataset, i: int) -> str:
+    """An item's exact name: its file path, or ``SPEC[SPLIT]#i`` for in-memory sets."""
+    return dataset.paths[i] if dataset.paths is not None else f"{dataset.spec}[{dataset.split}]#{i}"
+
+
+def read_dataset_images(dataset, n: int, warn: Warn = _quiet,
+                        what: str = "images") -> tuple[Tensor, Tensor, list[Skipped]]:
+    """The readable ones of the first ``n`` items of a dataset: (images, labels, skipped); none readable is a
+    DataError."""
+    skipped: list[Skipped] = []
+    batches = list(iterate_readable(dataset, 0, min(n, len(dataset)), 256, skipped=skipped, warn=warn))
+    if not batches:
+        raise no_usable_images(skipped, what)
+    return torch.cat([b[1] for b in batches]), torch.cat([b[2] for b in batches]), skipped
 
 
 @contextlib.contextmanager

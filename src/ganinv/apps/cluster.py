@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import open_dataset
+from ..data import no_usable_images, open_dataset
 from ..errors import GaninvError
 from ..io import atomic_write_json
 from ..viz import comparison_grid, save_png
-from . import Warn, _quiet, iterate_dataset, labels_matrix, latent_features, load_inverter, progress_bar
+from . import Warn, _quiet, item_name, iterate_readable, labels_matrix, latent_features, load_inverter, progress_bar
 
 SILHOUETTE_SAMPLE = 5000
 
@@ -70,40 +70,54 @@ def purity(assignments: np.ndarray, labels: np.ndarray, names: list[str]) -> dic
 def cluster_dataset(run: str | Path, data: str, k: int, out: str | Path, *, split: str = "train", n: int = 2000,
                     per_cluster: int = 16, batch_size: int = 256, show_progress: bool = True,
                     log: Warn = _quiet) -> dict:
-    """Invert the first n images of a split, Ward-cluster their latents, write a PNG grid per cluster, a grid of
-    the closest pairs and clusters.json; return the summary."""
+    """Invert the readable ones of the first n images of a split (each unreadable one is named through ``log`` and
+    listed in ``skipped``), Ward-cluster their latents, write a PNG grid per cluster, a grid of the closest pairs
+    and clusters.json (with each clustered item's exact name); return the summary. Indices in ``closest_pairs``
+    are dataset rows."""
     model = load_inverter(run)
     net = model.config.net
     dataset = open_dataset(data, image_size=net.image_size, channels=net.channels, split=split)
     n = min(n, len(dataset))
     if k > n:
         raise GaninvError(f"--k {k} is larger than the number of images ({n})")
-    features, labels = [], []
-    with torch.inference_mode(), progress_bar("inverting", n, show_progress) as advance:
-        for images, batch_labels in iterate_dataset(dataset, 0, n, batch_size):
-            features.append(latent_features(model, images))
-            labels.append(labels_matrix(batch_labels))
-            advance(len(images))
-    latents, labels = np.concatenate(features), np.concatenate(labels)
+    latents, labels, rows, skipped = _invert_readable(model, dataset, n, batch_size, show_progress, log)
     result = ward(latents, k)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = np.bincount(result.assignments, minlength=k)
     for c in range(k):
-        members = np.flatnonzero(result.assignments == c)[:per_cluster]
+        members = rows[np.flatnonzero(result.assignments == c)[:per_cluster]]
         images = torch.stack([dataset[int(i)][0] for i in members])
         save_png(comparison_grid([images]), out / f"cluster-{c:02d}.png")
-    if result.pairs:
-        left = torch.stack([dataset[a][0] for a, _, _ in result.pairs])
-        right = torch.stack([dataset[b][0] for _, b, _ in result.pairs])
+    pairs = [(int(rows[a]), int(rows[b]), d) for a, b, d in result.pairs]
+    if pairs:
+        left = torch.stack([dataset[a][0] for a, _, _ in pairs])
+        right = torch.stack([dataset[b][0] for _, b, _ in pairs])
         save_png(comparison_grid([left, right]), out / "closest-pairs.png")
     summary = {
-        "run": str(run), "data": data, "split": split, "n": n, "k": k, "sizes": sizes.tolist(),
+        "run": str(run), "data": data, "split": split, "n": len(rows), "k": k, "sizes": sizes.tolist(),
         "silhouette": result.silhouette,
-        "closest_pairs": [{"a": a, "b": b, "ward_distance": d} for a, b, d in result.pairs],
+        "closest_pairs": [{"a": a, "b": b, "ward_distance": d} for a, b, d in pairs],
+        "skipped": [s.to_json() for s in skipped],
     }
     if dataset.label_names:
         summary["purity"] = purity(result.assignments, labels, dataset.label_names)
-    atomic_write_json(out / "clusters.json", {**summary, "assignments": result.assignments.tolist()})
+    items = [item_name(dataset, int(r)) for r in rows]
+    atomic_write_json(out / "clusters.json", {**summary, "assignments": result.assignments.tolist(),
+                                              "rows": rows.tolist(), "items": items})
     log(f"wrote {k} cluster grids, closest-pairs.png and clusters.json to {out}")
     return summary
+
+
+def _invert_readable(model, dataset, n: int, batch_size: int, show_progress: bool, log: Warn):
+    """(latent features, labels, dataset rows, skipped) of the readable ones of the first n items."""
+    features, labels, rows, skipped = [], [], [], []
+    with torch.inference_mode(), progress_bar("inverting", n, show_progress) as advance:
+        for indices, images, batch_labels in iterate_readable(dataset, 0, n, batch_size, skipped=skipped, warn=log):
+            features.append(latent_features(model, images))
+            labels.append(labels_matrix(batch_labels))
+            rows.append(indices.numpy())
+            advance(len(images))
+    if not features:
+        raise no_usable_images(skipped, f"first {n} images of {dataset.spec}")
+    return np.concatenate(features), np.concatenate(labels), np.concatenate(rows), skipped

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import open_dataset
+from ..data import TolerantImages, open_dataset
 from ..errors import DataError, GaninvError
 from ..io import atomic_write, atomic_write_json
 from ..model import InversionModel
 from ..viz import comparison_grid, save_png
-from . import Warn, _quiet, progress_bar
+from . import Warn, _quiet, item_name, progress_bar
 
 FORMAT = "ganinv-latents"
 FORMAT_VERSION = 1
@@ -80,29 +80,6 @@ class ShardBatches(torch.utils.data.Sampler):
         return sum(math.ceil(shard_length(i, self.n, self.shard_size) / self.batch_size) for i in self.shards)
 
 
-class TolerantImages(torch.utils.data.Dataset):
-    """(index, image, error) for each item: one unreadable file in ten million does not stop the run — its latent
-    is NaN and the shard's JSON names it."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-        c, s = dataset.channels, dataset.image_size
-        self.blank = torch.zeros(c, s, s)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int):
-        try:
-            return i, self.dataset[i][0], ""
-        except DataError as exc:
-            return i, self.blank, str(exc)
-
-
-def item_name(dataset, i: int) -> str:
-    return dataset.paths[i] if dataset.paths is not None else f"{dataset.spec}[{dataset.split}]#{i}"
-
-
 # ------------------------------------------------------------------------------------------------ inverting
 def invert_collection(
     model: InversionModel, run: str | Path, data: str, out: str | Path, *, split: str = "all",
@@ -112,7 +89,9 @@ def invert_collection(
     """Invert every image of ``data`` (``split``) into latent shards under ``out``; resumable; rank-aware.
 
     ``model`` is what inverts (an encoder, or an encoder + ``refine`` optimisation steps); ``run`` names it in the
-    manifest. Returns a summary: images done now and before, seconds, images/s, failures, peak RSS.
+    manifest. Each unreadable image is named through ``log`` (those of shards finished by an earlier session too)
+    and recorded in its shard's JSON. Returns a summary: images done now and before, seconds, images/s, failures
+    now and before, peak RSS. A single process that could read none of its images raises DataError.
     """
     from accelerate import PartialState
 
@@ -144,6 +123,7 @@ def invert_collection(
     todo = [i for i in mine if not latent_shard(out, i).is_file()]
     sizes = {i: shard_length(i, n, shard_size) for i in mine}
     before = sum(sizes[i] for i in mine if i not in todo)
+    failed_before = _name_earlier_failures(out, [i for i in mine if i not in todo], log)
     loader = torch.utils.data.DataLoader(
         TolerantImages(dataset), batch_sampler=ShardBatches(todo, n, shard_size, batch_size), num_workers=workers,
         persistent_workers=False)
@@ -154,8 +134,10 @@ def invert_collection(
     with progress_bar("inverting", sum(sizes.values()), show_progress and state.is_main_process,
                       completed=before, unit="images") as advance:
         pending = _PendingShard(out, dataset, shard_size, n)
-        for indices, images, errors in loader:
+        for indices, images, _, errors in loader:
             ok = torch.tensor([not e for e in errors])
+            for e in filter(None, errors):
+                log(e)
             latents = torch.full((len(images), model.prior.dim), float("nan"))
             if ok.any():
                 latents[ok] = model.invert(images[ok]).float().cpu()
@@ -171,10 +153,30 @@ def invert_collection(
     if state.is_main_process and all(latent_shard(out, i).is_file() for i in range(manifest["shards"])):
         atomic_write_json(out / "manifest.json", {**manifest, "complete": True})
     done = sum(sizes[i] for i in todo)
+    mine_total = sum(sizes.values())
+    if state.num_processes == 1 and mine_total and failed + failed_before == mine_total:
+        # every image failed: "finished with some skipped" would hide that nothing was inverted
+        raise DataError(f"none of the {mine_total} images of {data} could be read (each is named above and "
+                        f"recorded in {out}/shards/*.json)")
     return {"out": str(out), "n": n, "inverted_now": done, "done_before": before, "shards": manifest["shards"],
             "rank": state.process_index, "processes": state.num_processes, "failed": failed,
-            "seconds": round(seconds, 3), "images_per_s": round(done / seconds, 1) if done and seconds > 0 else None,
-            "peak_rss_mib": peak_rss_mib()}
+            "failed_before": failed_before, "seconds": round(seconds, 3),
+            "images_per_s": round(done / seconds, 1) if done and seconds > 0 else None, "peak_rss_mib": peak_rss_mib()}
+
+
+def _name_earlier_failures(out: Path, shards: list[int], log: Warn) -> int:
+    """Name again the unreadable images of shards an earlier session finished (a resumed run reports all of its
+    skipped inputs, and counts them in its exit status); returns how many."""
+    count = 0
+    for i in shards:
+        try:
+            failed = json.loads(items_shard(out, i).read_text(encoding="utf-8")).get("failed", [])
+        except (OSError, ValueError):
+            continue  # a shard whose items file is unreadable still holds its latents; nothing to name
+        for failure in failed:
+            log(failure["error"])
+        count += len(failed)
+    return count
 
 
 class _PendingShard:

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import open_dataset
+from ..data import Skipped, no_usable_images, open_dataset
 from ..errors import GaninvError
 from ..model import InversionModel
-from . import iterate_dataset, labels_matrix, latent_scale, progress_bar
+from . import Warn, _quiet, iterate_readable, labels_matrix, latent_scale, progress_bar
 
 
 def interpolate(model: InversionModel, z_a: Tensor, z_b: Tensor, steps: int = 8) -> Tensor:
@@ -57,17 +57,22 @@ def attribute_direction(latents: np.ndarray, target: np.ndarray, seed: int = 0) 
 
 
 def labelled_latents(model: InversionModel, data: str, n: int, split: str = "train", batch_size: int = 256,
-                     show_progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """Latents (in the prior's units: editing acts on z itself) and labels of the first n images of a split."""
+                     show_progress: bool = False, *, skipped: list[Skipped] | None = None,
+                     warn: Warn = _quiet) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Latents (in the prior's units: editing acts on z itself) and labels of the readable ones of the first n
+    images of a split; each unreadable one is named through ``warn`` and appended to ``skipped``."""
     net = model.config.net
     dataset = open_dataset(data, image_size=net.image_size, channels=net.channels, split=split)
     n = min(n, len(dataset))
+    skipped = [] if skipped is None else skipped
     latents, labels = [], []
     with torch.inference_mode(), progress_bar("inverting labelled images", n, show_progress) as advance:
-        for images, batch_labels in iterate_dataset(dataset, 0, n, batch_size):
+        for _, images, batch_labels in iterate_readable(dataset, 0, n, batch_size, skipped=skipped, warn=warn):
             latents.append(model.invert(images).float().cpu().numpy())
             labels.append(labels_matrix(batch_labels))
             advance(len(images))
+    if not latents:
+        raise no_usable_images(skipped, f"first {n} images of {data}")
     return np.concatenate(latents), np.concatenate(labels), dataset.label_names
 
 

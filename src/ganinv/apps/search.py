@@ -4,8 +4,15 @@ An *index directory* holds:
 
 ``manifest.json``   what was indexed and how: the run (path and a fingerprint of its weights), the data spec and
                     split, the image shape, label names, the feature methods, the FAISS index kind, ``complete``
-``items.txt``       one line per entry: the file path (folder/celeba) or ``SPEC[SPLIT]#i`` for in-memory sets
-``shards/*.npz``    features of every method and the labels for ``shard_size`` images each, written atomically;
+``items.json``      per entry (FAISS id), its exact name — the file path (folder/celeba) or ``SPEC[SPLIT]#i`` for
+                    in-memory sets — and its row in the dataset: ``{"items": [...], "rows": [...]}``. JSON, so any
+                    legal file name round-trips (a newline; bytes that are not UTF-8 as \\udcXX escapes, which
+                    ``os.fsencode`` turns back into the bytes). Indexes of format 1 have ``items.txt`` (a line each)
+                    instead, and are still read.
+``failures.json``   the images that could not be read (``[{"item", "reason"}]``): left out of the index, named on
+                    stderr, counted in ``manifest.json`` (``indexed``, ``failed``)
+``shards/*.npz``    features of every method, the labels and the dataset rows of the readable images among
+                    ``shard_size`` items each, written atomically after ``shards/*.json`` (that shard's failures);
                     a killed ``ganinv index`` resumes by skipping the shards already on disk
 ``labels.npy``      N×A float32 labels (written when the index is complete; absent for unlabelled data)
 ``METHOD.faiss``    one FAISS index per method: latents (L2; exact ``IndexFlatL2`` or trained IVF-PQ with SQ8
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,17 +36,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import open_dataset
-from ..data import degrade
-from ..errors import GaninvError
-from ..io import atomic_write, atomic_write_json, atomic_write_text
+from ..data import Skipped, degrade, load_image, no_usable_images, open_dataset
+from ..errors import DataError, GaninvError
+from ..io import atomic_write, atomic_write_json
 from ..metrics import colour_histogram, dhash_bits, phash_bits
 from ..model import InversionModel
-from . import Warn, _quiet, iterate_dataset, labels_matrix, latent_features, load_inverter, progress_bar
+from . import (Warn, _quiet, item_name, iterate_readable, labels_matrix, latent_features, load_inverter, progress_bar,
+               read_dataset_images)
 from .collection import shard_bounds, shard_length
 
 FORMAT = "ganinv-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: items.json (+ dataset rows) and failures.json instead of items.txt
 METHODS = ("latent", "dhash", "phash", "colour")
 BINARY_METHODS = ("dhash", "phash")
 DEFAULT_SHARD_SIZE = 4096
@@ -154,10 +162,14 @@ class SearchResult:
 
 
 class SearchIndex:
-    """A built index directory: FAISS indexes per method, the manifest, items and labels."""
+    """A built index directory: FAISS indexes per method, the manifest, items (with their dataset rows), labels and
+    the images that could not be read (``failures``: dicts with ``item`` and ``reason``)."""
 
-    def __init__(self, root: Path, manifest: dict, indexes: dict, items: list[str], labels: np.ndarray | None):
+    def __init__(self, root: Path, manifest: dict, indexes: dict, items: list[str], labels: np.ndarray | None,
+                 rows: list[int] | None = None, failures: list[dict] | None = None):
         self.root, self.manifest, self.indexes, self.items, self.labels = root, manifest, indexes, items, labels
+        self.rows = list(range(len(items))) if rows is None else rows
+        self.failures = failures or []
 
     # --- loading ---
     @classmethod
@@ -173,11 +185,11 @@ class SearchIndex:
             if method == "latent":
                 set_search_params(index, manifest.get("ivf"))
             indexes[method] = index
-        items = (root / "items.txt").read_text(encoding="utf-8").splitlines()
+        items, rows = read_items(root)
         labels = np.load(root / "labels.npy") if (root / "labels.npy").is_file() else None
         if any(index.ntotal != len(items) for index in indexes.values()):
-            raise GaninvError(f"{root}: the FAISS indexes and items.txt disagree on the number of entries")
-        return cls(root, manifest, indexes, items, labels)
+            raise GaninvError(f"{root}: the FAISS indexes and the items disagree on the number of entries")
+        return cls(root, manifest, indexes, items, labels, rows, read_failures(root))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -237,18 +249,34 @@ class SearchIndex:
 
     def vectors(self, method: str) -> np.ndarray:
         """Every entry's features for one method (from the shards), in index order."""
-        return np.concatenate([shard[method] for shard in self._shards()])
+        return np.concatenate([shard[method] for shard in self._shards() if method in shard])
 
     def _shards(self):
         for i in range(self.manifest["shards"]):
             with np.load(shard_path(self.root, i)) as shard:
                 yield dict(shard)
 
-    def images(self, ids) -> Tensor:
-        """The indexed images with these ids (read again from the data), for result grids."""
+    def images(self, ids, warn: Warn = _quiet) -> Tensor:
+        """The indexed images with these ids (read again), for result grids. Files are read by their recorded path
+        (listing the folder again would shift every row after a file added or deleted since); one that can no
+        longer be read is named through ``warn`` and shown as a mid-grey square."""
         m = self.manifest
-        dataset = open_dataset(m["data"], image_size=m["image_size"], channels=m["channels"], split=m["split"])
-        return torch.stack([dataset[int(i)][0] for i in ids])
+        if m["data"].split(":", 1)[0].lower() in ("folder", "celeba"):
+            def read(i):
+                return load_image(self.items[i], m["image_size"], m["channels"])
+        else:  # an in-memory set (mnist, digits): its rows never move
+            dataset = open_dataset(m["data"], image_size=m["image_size"], channels=m["channels"], split=m["split"])
+
+            def read(i):
+                return dataset[self.rows[i]][0]
+        return torch.stack([self._image(read, int(i), warn) for i in ids])
+
+    def _image(self, read, i: int, warn: Warn) -> Tensor:
+        try:
+            return read(i)
+        except DataError as exc:
+            warn(f"indexed entry {i}: {exc}")
+            return torch.full(self.image_shape, 0.5)
 
 
 def check_k(k: int, n: int) -> None:
@@ -279,10 +307,48 @@ def shard_path(root: Path, i: int) -> Path:
     return root / "shards" / f"{i:05d}.npz"
 
 
+def shard_failures_path(root: Path, i: int) -> Path:
+    return root / "shards" / f"{i:05d}.json"
+
+
+def read_items(root: Path) -> tuple[list[str], list[int]]:
+    """(names, dataset rows) of the entries, from items.json, or from a format-1 index's items.txt (every row)."""
+    if (root / "items.json").is_file():
+        data = _read_json(root / "items.json")
+        return data["items"], data["rows"]
+    items = (root / "items.txt").read_text(encoding="utf-8").splitlines()
+    return items, list(range(len(items)))
+
+
+def read_failures(root: Path) -> list[dict]:
+    return _read_json(root / "failures.json") if (root / "failures.json").is_file() else []
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GaninvError(f"{path} is unreadable ({exc}); rebuild the index") from None
+
+
 def _item_names(dataset) -> list[str]:
+    """Absolute paths (folder/celeba) or ``SPEC[SPLIT]#i``: names that stay valid from any working folder."""
     if dataset.paths is not None:
-        return [str(Path(p).resolve()) for p in dataset.paths]
-    return [f"{dataset.spec}[{dataset.split}]#{i}" for i in range(len(dataset))]
+        return [_absolute(p) for p in dataset.paths]
+    return [item_name(dataset, i) for i in range(len(dataset))]
+
+
+def _failure_name(dataset, item: str) -> str:
+    """An unreadable item's name: absolute like the items, but without following links (it may be a dangling link
+    or a loop)."""
+    return os.path.abspath(item) if dataset.paths is not None else item
+
+
+def _absolute(path: str) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a symbolic link loop: Python 3.11 raises RuntimeError from resolve()
+        return os.path.abspath(path)
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -325,63 +391,107 @@ def build_index(
         raise GaninvError(f"{out} exists and is not an index; choose another --out")
     manifest["complete"] = False
     atomic_write_json(out / "manifest.json", manifest)
-    atomic_write_text(out / "items.txt", "".join(f"{name}\n" for name in _item_names(dataset)[:n]))
 
     todo = [i for i in range(shards) if not shard_path(out, i).is_file()]
     done_images = n - sum(shard_length(i, n, shard_size) for i in todo)
     with torch.inference_mode(), progress_bar("inverting", n, show_progress, completed=done_images) as advance:
-        for i in todo:
-            start, stop = shard_bounds(i, n, shard_size)
-            parts: dict[str, list] = {m: [] for m in methods}
-            labels = []
-            for images, batch_labels in iterate_dataset(dataset, start, stop, batch_size, workers):
-                for method in methods:
-                    parts[method].append(embed(method, images, model))
-                labels.append(labels_matrix(batch_labels))
-                advance(len(images))
-            arrays = {m: np.concatenate(p) for m, p in parts.items()}
-            arrays["labels"] = np.concatenate(labels)
-            atomic_write(shard_path(out, i), lambda tmp: np.savez(open(tmp, "wb"), **arrays))
-    return finish_index(out, manifest, ivf=ivf, log=log)
+        for i in range(shards):
+            if i in todo:
+                _index_shard(out, i, dataset, shard_bounds(i, n, shard_size), methods, model, batch_size, workers,
+                             advance, log)
+            else:  # finished by an earlier session: its failures are named again, as this run's skipped inputs
+                for failure in _shard_failures(out, i):
+                    log(failure["reason"])
+    return finish_index(out, manifest, ivf=ivf, names=_item_names(dataset)[:n], log=log)
 
 
-def finish_index(out: Path, manifest: dict, *, ivf: bool, log: Warn = _quiet) -> SearchIndex:
-    """Build the FAISS indexes from the shards (one shard in memory at a time, beyond the index itself)."""
+def _index_shard(out: Path, i: int, dataset, bounds: tuple[int, int], methods, model, batch_size: int,
+                 workers: int, advance, log: Warn) -> None:
+    """Features, labels and dataset rows of the readable images of one shard; its failures (named through ``log``)
+    go to shards/NNNNN.json, written before the .npz whose presence marks the shard done."""
+    parts: dict[str, list] = {m: [] for m in methods}
+    rows, labels, skipped = [], [], []
+    start, stop = bounds
+    for indices, images, batch_labels in iterate_readable(dataset, start, stop, batch_size, workers,
+                                                          skipped=skipped, warn=log):
+        for method in methods:
+            parts[method].append(embed(method, images, model))
+        labels.append(labels_matrix(batch_labels))
+        rows.append(indices.numpy().astype(np.int64))
+        advance(len(images))
+    advance(len(skipped))
+    # a shard with no readable image stores no features: its methods' arrays would have no known width
+    arrays = {m: np.concatenate(p) for m, p in parts.items() if p}
+    arrays["labels"] = np.concatenate(labels) if labels else np.zeros((0, 0), np.float32)
+    arrays["rows"] = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    failed = [{"item": _failure_name(dataset, s.item), "reason": s.reason} for s in skipped]
+    atomic_write_json(shard_failures_path(out, i), {"failed": failed})
+    atomic_write(shard_path(out, i), lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+
+
+def _shard_failures(out: Path, i: int) -> list[dict]:
+    path = shard_failures_path(out, i)
+    return _read_json(path).get("failed", []) if path.is_file() else []  # format 1 shards failed nothing
+
+
+def _shard_rows(shard: dict, i: int, manifest: dict) -> np.ndarray:
+    """The dataset rows of a shard's entries (format 1 shards hold every row of their range)."""
+    if "rows" in shard:
+        return shard["rows"]
+    start, stop = shard_bounds(i, manifest["n"], manifest["shard_size"])
+    return np.arange(start, stop, dtype=np.int64)
+
+
+def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log: Warn = _quiet) -> SearchIndex:
+    """Build the FAISS indexes from the shards (one shard in memory at a time, beyond the index itself), then
+    items.json, failures.json and labels.npy. No readable image at all is a DataError."""
     shards = manifest["shards"]
 
     def load_shard(i):
         with np.load(shard_path(out, i)) as shard:
             return dict(shard)
 
+    rows = [_shard_rows(load_shard(i), i, manifest) for i in range(shards)]
+    failures = [f for i in range(shards) for f in _shard_failures(out, i)]
+    filled = [i for i in range(shards) if len(rows[i])]
+    if not filled:
+        raise no_usable_images([Skipped(f["item"], f["reason"]) for f in failures],
+                               f"{manifest['n']} images of {manifest['data']}")
+    indexed = sum(len(r) for r in rows)
     faiss = _faiss()
     for method in manifest["methods"]:
-        first = load_shard(0)[method]
+        first = load_shard(filled[0])[method]
         if method in BINARY_METHODS:
             index = faiss.IndexBinaryFlat(first.shape[1] * 8)
         elif method == "latent" and ivf:
-            params = ivf_params(manifest["n"], first.shape[1])
+            params = ivf_params(indexed, first.shape[1])
             if params["nlist"] < 2:
-                raise GaninvError(f"--ivf needs at least 78 images to train on; this collection has {manifest['n']}")
+                raise GaninvError(f"--ivf needs at least 78 images to train on; this collection has {indexed} "
+                                  "readable ones")
             # training sample: the first shards up to 64 points per list (or all), then every shard is added
-            sample, have, i = [], 0, 0
-            want = min(manifest["n"], max(64 * params["nlist"], 256 * 64))
-            while have < want and i < shards:
+            sample, have = [], 0
+            want = min(indexed, max(64 * params["nlist"], 256 * 64))
+            for i in filled:
+                if have >= want:
+                    break
                 part = load_shard(i)[method][: want - have]
                 sample.append(part)
                 have += len(part)
-                i += 1
             log(f"training IVF{params['nlist']},PQ{params['pq_m']}x8 with SQ8 re-ranking on {have} latents")
             index = train_ivf(np.concatenate(sample), params)
             manifest["ivf"] = params
         else:
             index = faiss.IndexFlatL2(first.shape[1])
-        for i in range(shards):
+        for i in filled:
             index.add(np.ascontiguousarray(load_shard(i)[method]))
         _write_faiss(index, out / f"{method}.faiss", method in BINARY_METHODS)
-    labels = np.concatenate([load_shard(i)["labels"] for i in range(shards)])
+    labels = np.concatenate([load_shard(i)["labels"] for i in filled])
     if manifest.get("label_names"):
         atomic_write(out / "labels.npy", lambda tmp: np.save(open(tmp, "wb"), labels))
-    manifest["complete"] = True
+    all_rows = [int(r) for i in filled for r in rows[i]]
+    atomic_write_json(out / "items.json", {"items": [names[r] for r in all_rows], "rows": all_rows})
+    atomic_write_json(out / "failures.json", failures)
+    manifest.update(complete=True, indexed=indexed, failed=len(failures))
     atomic_write_json(out / "manifest.json", manifest)
     return SearchIndex.load(out)
 
@@ -434,7 +544,8 @@ def evaluate_search(
 ) -> dict:
     """Seed 001 table 2 (label similarity of the top-k, per method, beside random picks) and robustness (rank of
     the original under each perturbation, recall@1/@10). Indexes the train split (into ``index_dir``, reused
-    and resumable, or a temporary folder) and queries with the first ``queries`` test images."""
+    and resumable, or a temporary folder) and queries with the readable ones of the first ``queries`` test images.
+    ``skipped`` in the result lists every unreadable image (indexed or query), each also named through ``log``."""
     methods = check_methods(methods)
     tmp = None
     if index_dir is None:
@@ -445,6 +556,8 @@ def evaluate_search(
         if (index_dir / "manifest.json").is_file() and read_manifest(index_dir).get("complete"):
             index = SearchIndex.load(index_dir)
             log(f"using the index in {index_dir} ({len(index)} entries)")
+            for failure in index.failures:
+                log(failure["reason"])
         else:
             index = build_index(run, data, index_dir, methods=methods, limit=limit, show_progress=show_progress, log=log)
         methods = tuple(m for m in methods if m in index.methods)
@@ -453,7 +566,7 @@ def evaluate_search(
             raise GaninvError(f"{data} has no labels: label similarity needs labelled data (mnist, digits, celeba)")
         check_k(k, len(index))
         test = open_dataset(data, image_size=index.image_shape[1], channels=index.image_shape[0], split="test")
-        q_images, q_labels = test.tensors(min(queries, len(test)))
+        q_images, q_labels, q_skipped = read_dataset_images(test, queries, log, f"test images of {data}")
         q_labels = labels_matrix(q_labels)
         with torch.inference_mode():
             features = {m: embed(m, q_images, model) for m in methods}
@@ -476,4 +589,5 @@ def evaluate_search(
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return {"run": str(run), "data": data, "queries": len(q_images), "k": k, "indexed": len(index),
-            "label_names": index.label_names, "label_similarity": similarity, "robustness": robustness}
+            "label_names": index.label_names, "label_similarity": similarity, "robustness": robustness,
+            "skipped": index.failures + [s.to_json() for s in q_skipped]}

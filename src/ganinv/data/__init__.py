@@ -1,10 +1,15 @@
 """Datasets (bundled MNIST/digits, image folders, CelebA) and image degradations.
 
-See :mod:`ganinv.data.datasets` for the dataset specs and split rules and
-:mod:`ganinv.data.degrade` for the degradations.
+See :mod:`ganinv.data.datasets` for the dataset specs and split rules, and for how unreadable image files are
+reported (:func:`read_image_files`, :class:`TolerantImages`, :class:`Skipped`), and :mod:`ganinv.data.degrade`
+for the degradations.
 """
 
 from ganinv.data import degrade
-from ganinv.data.datasets import ImageDataset, expand_image_paths, load_image, open_dataset
+from ganinv.data.datasets import (
+    ImageDataset, ImageFiles, Skipped, TolerantImages, display_path, expand_image_paths, load_image,
+    no_usable_images, open_dataset, read_image, read_image_files,
+)
 
-__all__ = ["open_dataset", "load_image", "expand_image_paths", "ImageDataset", "degrade"]
+__all__ = ["open_dataset", "load_image", "read_image", "expand_image_paths", "read_image_files", "ImageFiles",
+           "Skipped", "TolerantImages", "display_path", "no_usable_images", "ImageDataset", "degrade"]

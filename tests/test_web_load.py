@@ -1,0 +1,175 @@
+"""The web page under load: ``ganinv serve`` on 127.0.0.1 answers several clients at once, every result image it
+links to downloads whole, and the result files it keeps on disk stay within their bound.
+
+Why: gradio saved each output image under a name made from its content and rewrote that file on every request, so
+clients getting identical results (the same upload → the same reconstruction) truncated each other's downloads
+mid-stream ("Too little data for declared Content-Length" in the server, "peer closed connection" in the client).
+The load test sends identical uploads on purpose.
+"""
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_web import Server, rgb_array, save
+
+CLIENTS, REQUESTS_PER_CLIENT = 8, 10
+DISPLAY_SIZE = (192, 192)       # the tiny 16 px run's images, enlarged for the page
+KEEP_RESULTS = 128              # below the 2 × 80 images the test makes, so the bound is reached under load
+SERVER_START_S = 60
+LOAD_BUDGET_S = 50              # all 80 requests; measured ~15-25 s on 2 busy cores
+REQUEST_TIMEOUT_S = 30
+
+
+def download_png(http, url: str) -> tuple[int, int]:
+    """The image at url, checked to have arrived whole (all declared bytes, decodes to the end); its size."""
+    response = http.get(url)
+    response.raise_for_status()
+    declared = int(response.headers["content-length"])
+    assert len(response.content) == declared, f"got {len(response.content)} of {declared} bytes"
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.format == "PNG"
+        image.load()  # raises on truncated data
+        return image.size
+
+
+def reconstruct_once(client, http, upload: Path) -> None:
+    from gradio_client import handle_file
+
+    original, reconstruction, metrics, _, status = client.predict(
+        handle_file(str(upload)), "encoder", 0, api_name="/rec_from_upload")
+    assert metrics and "PSNR" in metrics, status
+    for image in (original, reconstruction):
+        assert download_png(http, image["url"]) == DISPLAY_SIZE
+
+
+def client_session(url: str, upload: Path, n_requests: int, deadline: float) -> list[tuple[float, str | None]]:
+    """One client's requests in turn: (seconds, None) for each success, (seconds, why) for each failure."""
+    import httpx
+    from gradio_client import Client
+
+    client = Client(url, download_files=False, verbose=False, httpx_kwargs={"timeout": REQUEST_TIMEOUT_S})
+    outcomes = []
+    with httpx.Client(timeout=REQUEST_TIMEOUT_S) as http:
+        for _ in range(n_requests):
+            if time.monotonic() > deadline:
+                outcomes.append((float("nan"), "not sent: out of time"))
+                continue
+            start = time.monotonic()
+            try:
+                reconstruct_once(client, http, upload)
+                outcomes.append((time.monotonic() - start, None))
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+                outcomes.append((time.monotonic() - start, f"{type(exc).__name__}: {exc}"))
+    return outcomes
+
+
+def run_clients(url: str, upload: Path) -> list[tuple[float, str | None]]:
+    deadline = time.monotonic() + LOAD_BUDGET_S
+    pool = ThreadPoolExecutor(CLIENTS)
+    futures = [pool.submit(client_session, url, upload, REQUESTS_PER_CLIENT, deadline) for _ in range(CLIENTS)]
+    done, _ = wait(futures, timeout=LOAD_BUDGET_S + REQUEST_TIMEOUT_S)
+    pool.shutdown(wait=False, cancel_futures=True)
+    outcomes = [o for f in done for o in f.result()]
+    missing = CLIENTS * REQUESTS_PER_CLIENT - len(outcomes)
+    return outcomes + [(float("nan"), "client hung")] * missing
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_serve_answers_concurrent_clients_in_full(aegan_run, tmp_path):
+    """8 clients × 10 identical reconstructions through gradio_client, each result image downloaded and decoded:
+    all 80 succeed, the server logs no error, and 160 result images leave only the newest KEEP_RESULTS on disk."""
+    pytest.importorskip("gradio_client")
+    start = time.monotonic()
+    upload = save(tmp_path / "face.png", rgb_array(seed=3, h=40, w=30))
+    gradio_dir = tmp_path / "gradio"
+    server = Server(aegan_run, timeout_s=SERVER_START_S, host="127.0.0.1", env={"GRADIO_TEMP_DIR": str(gradio_dir)},
+                    extra_args=["--keep-results", str(KEEP_RESULTS)])
+    try:
+        outcomes = run_clients(server.url, upload)
+        kept = files_under(gradio_dir)
+        assert server.proc.poll() is None, server.output()
+    finally:
+        server.close()
+    seconds = [s for s, why in outcomes if why is None]
+    failures = [why for _, why in outcomes if why is not None]
+    if seconds:
+        print(f"\n{len(seconds)}/{len(outcomes)} requests succeeded; p50 {statistics.median(seconds):.2f} s, "
+              f"p95 {np.percentile(seconds, 95):.2f} s")
+    log = server.output()
+    assert not failures, f"{len(failures)}/{len(outcomes)} failed, first: {failures[:3]}\n{log[-3000:]}"
+    assert "LocalProtocolError" not in log and "Traceback" not in log, log[-3000:]
+    # the newest result images, plus the one upload everybody sent; nothing else
+    assert len(kept) == KEEP_RESULTS + 1, sorted(str(p.relative_to(gradio_dir)) for p in kept)[-20:]
+    assert time.monotonic() - start < 120
+
+
+# ------------------------------------------------------------------------------------------------ the bound
+def test_result_files_keep_only_the_newest(tmp_path):
+    from ganinv.web import ResultFiles
+
+    results = ResultFiles(tmp_path / "results", keep=5)
+    served = set()  # gradio's record of the files a component served, which it only ever adds to
+    same = rgb_array(seed=0, h=24, w=24)
+    paths = []
+    for i in range(20):  # identical and distinct results alike get files of their own
+        path = results.write_png(same if i % 2 else rgb_array(seed=i, h=24, w=24), served)
+        served.add(path)
+        paths.append(path)
+    assert len(set(paths)) == 20
+    on_disk = sorted(map(str, files_under(tmp_path / "results")))
+    assert on_disk == sorted(paths[-5:]) == sorted(served) == sorted(map(str, results.paths()))
+    for path in paths[-5:]:
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (24, 24)
+    results.remove_all()
+    assert not (tmp_path / "results").exists()
+
+
+def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_path, monkeypatch):
+    """The page served in this process (so gradio's bookkeeping can be looked at) through gradio_client: 12
+    requests with a bound of 8 files leave 8 result files, gradio remembers no more than those, uploads leave
+    nothing behind but themselves, and the newest results still download."""
+    pytest.importorskip("gradio_client")
+    import httpx
+    from gradio_client import Client, handle_file
+
+    from ganinv.model import InversionModel
+    from ganinv.web import ResultFiles, build_app
+    from test_web import free_port
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    upload = save(tmp_path / "face.png", rgb_array(seed=4))
+    blocks = build_app(InversionModel.load(aegan_run), results=ResultFiles(keep=8))
+    port = free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
+                  mcp_server=False, pwa=False, share=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False,
+                        httpx_kwargs={"timeout": REQUEST_TIMEOUT_S})
+        for seed in range(6):
+            client.predict(seed, "encoder", 0, api_name="/rec_from_sample")
+            original, reconstruction, *_ = client.predict(handle_file(str(upload)), "encoder", 0,
+                                                          api_name="/rec_from_upload")
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S) as http:
+            assert download_png(http, original["url"]) == download_png(http, reconstruction["url"]) == DISPLAY_SIZE
+        kept = files_under(blocks.results.folder)
+        remembered = set().union(*(getattr(b, "temp_files", set()) for b in blocks.blocks.values()))
+        everything = files_under(tmp_path / "gradio")
+    finally:
+        blocks.close()
+        blocks.results.remove_all()
+    assert len(kept) == 8
+    assert {p for p in remembered if "ganinv-results-" in p} == set(map(str, kept))
+    assert len(everything) == 8 + 1, sorted(map(str, everything))  # the result files and the one upload
