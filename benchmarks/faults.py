@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shutil
 import signal
@@ -72,7 +71,7 @@ def result_arrays(kind: str, out: Path) -> dict[str, np.ndarray]:
         from safetensors.torch import load_file
 
         from ganinv import load
-        from ganinv.rundir import latest_checkpoint
+        from ganinv.core.rundir import latest_checkpoint
 
         load(out)  # loadable through the public API
         return {k: v.float().numpy() for k, v in load_file(latest_checkpoint(out).weights).items()}

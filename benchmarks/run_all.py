@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ganinv.bench import SUITES, run_suite
+from ganinv.experiments.bench import SUITES, run_suite
 
 
 def main(argv=None) -> int:

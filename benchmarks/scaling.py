@@ -21,8 +21,8 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from ganinv.bench import header, md_table  # noqa: E402
-from ganinv.io import atomic_write_text  # noqa: E402
+from ganinv.core.io import atomic_write_text  # noqa: E402
+from ganinv.experiments.bench import header, md_table  # noqa: E402
 
 
 def free_port() -> int:

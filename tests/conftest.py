@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganinv.workflows import train_run
+from ganinv.training.launch import train_run
+
 
 @pytest.fixture(autouse=True, scope="session")
 def one_thread():
@@ -38,10 +39,9 @@ def make_generator_run(out, seed=0, channels=1, image_size=16):
     """A tiny untrained DCGAN generator whose images vary strongly with z (a 10-step GAN's barely do): batch-norm
     statistics calibrated on prior samples, the output layer scaled up. Invertible enough to test that encoders
     learn, at no training cost."""
-    from ganinv.config import current_versions
-    from ganinv.rundir import write_config
-    from ganinv.runs import build_config, new_method
-    from ganinv.train import save_checkpoint
+    from ganinv.core.config import current_versions
+    from ganinv.core.rundir import save_checkpoint, write_config
+    from ganinv.training.launch import build_config, new_method
 
     torch.manual_seed(seed)
     config = build_config("gan", data="digits", net={**TINY_NET, "channels": channels, "image_size": image_size},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ganinv import workflows
+from ganinv.training import launch as workflows
 
 NET = dict(image_size=16, width=8, latent_dim=8)
 TRAIN = dict(batch_size=8, checkpoint_every=5, sample_every=5, eval_every=100, eval_samples=16, log_every=1,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ganinv.ablation import CELLS, Budget, run_ablation
-from ganinv.errors import GaninvError
+from ganinv.core.errors import GaninvError
+from ganinv.experiments.ablation import CELLS, Budget, run_ablation
 from ganinv.metrics.fid import domain_extractor, frechet_distance, inception_extractor
-from ganinv.train import EpochAverager, set_learning_rates
+from ganinv.training.loop import EpochAverager, set_learning_rates
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():

@@ -15,14 +15,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from badfiles import (
+    NAMED_ONLY,
+    NEWLINE,
+    NON_UTF8,
+    REASONS,
+    UNREADABLE,
+    listable,
+    make_corpus,
+    picture,
+    seen_by_folder_scan,
+    usable,
+)
+from conftest import run_ganinv
 from PIL import Image
 
-from badfiles import NAMED_ONLY, NEWLINE, NON_UTF8, REASONS, UNREADABLE, listable, make_corpus, picture, \
-    seen_by_folder_scan, usable
-from conftest import run_ganinv
+from ganinv.core.errors import DataError
 from ganinv.data import display_path, load_image, read_image_files
 from ganinv.data.datasets import MAX_IMAGE_PIXELS
-from ganinv.errors import DataError
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -6,26 +6,23 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_NET, TINY_TRAIN, tiny_train
 from PIL import Image
 from safetensors.torch import save_file
+from test_cli import assert_clean_error, run_cli
 
 import ganinv
 from ganinv import load
-from ganinv.errors import GaninvError
+from ganinv.core.errors import GaninvError
 from ganinv.metrics import psnr
-
-from conftest import TINY_NET, TINY_TRAIN, tiny_train
-from test_cli import assert_clean_error, run_cli
-
 
 
 @pytest.fixture(scope="module")
 def dlsgan_run(tmp_path_factory):
     """An untrained tiny dlsgan run (style generator + scale), saved as a run directory: a generator to sit on."""
-    from ganinv.config import current_versions
-    from ganinv.rundir import write_config
-    from ganinv.runs import build_config, new_method
-    from ganinv.train import save_checkpoint
+    from ganinv.core.config import current_versions
+    from ganinv.core.rundir import save_checkpoint, write_config
+    from ganinv.training.launch import build_config, new_method
 
     out = tmp_path_factory.mktemp("runs") / "dlsgan"
     config = build_config("dlsgan", data="digits", net={**TINY_NET, "prior": "normal"}, train=TINY_TRAIN)
@@ -54,7 +51,7 @@ def test_optimisation_recovers_a_known_latent(generator_run):
 
 
 def test_bce_loss_and_sample_start_run(generator_run):
-    from ganinv.methods.hybrid import OptimizingModel
+    from ganinv.inference.hybrid import OptimizingModel
 
     model = OptimizingModel(load(generator_run), steps=20, loss="bce", start="sample")
     x = model.generate(model.sample(3, generator=torch.Generator().manual_seed(1)))
@@ -62,7 +59,7 @@ def test_bce_loss_and_sample_start_run(generator_run):
 
 
 def test_hybrid_ends_no_worse_than_its_encoder(aegan_run):
-    from ganinv.methods.hybrid import refine
+    from ganinv.inference.hybrid import refine
 
     model = load(aegan_run)
     x = model.generate(model.sample(8, generator=torch.Generator().manual_seed(4)))
@@ -86,7 +83,12 @@ def test_invert_cli_refine(monkeypatch, capsys, tmp_path, aegan_run, generator_r
 
 
 def test_optimize_method_is_a_loadable_run(generator_run, tmp_path):
-    from ganinv.runs import build_config, load_generator_run, materialise_run, posthoc_config
+    from ganinv.training.launch import (
+        build_config,
+        load_generator_run,
+        materialise_run,
+        posthoc_config,
+    )
 
     g = load_generator_run(generator_run)
     config = posthoc_config(build_config("optimize", options={"steps": 10}), g, generator_run)
@@ -99,7 +101,7 @@ def test_optimize_method_is_a_loadable_run(generator_run, tmp_path):
 # --- BiGAN -----------------------------------------------------------------------------------------------------
 
 def train_bigan(out, steps, **train):
-    from ganinv.workflows import train_run
+    from ganinv.training.launch import train_run
 
     return train_run("bigan", out, data="digits", show_progress=False, net_overrides=TINY_NET,
                      train_overrides={**TINY_TRAIN, "steps": steps, **train})
@@ -237,7 +239,7 @@ def test_wrap_generator_api_and_bad_modules(user_module, tmp_path):
         ganinv.wrap_generator(user_module, "uniform", latent_dim=5)
     with pytest.raises(GaninvError, match="image_range"):
         ganinv.wrap_generator(user_module, "uniform", (0, 255), latent_dim=8)
-    from ganinv.wrap import save_wrapped_run
+    from ganinv.inference.wrap import save_wrapped_run
 
     with pytest.raises(GaninvError, match="factory"):
         save_wrapped_run(model, tmp_path / "nofactory")

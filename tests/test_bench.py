@@ -9,8 +9,15 @@ import time
 import pytest
 import torch
 
-from ganinv.bench import (
-    SPEED_BUDGETS, TABLE_BUDGETS, bench_scale, bench_speed, bench_table1, fresh_model, md_table, speed_options,
+from ganinv.experiments.bench import (
+    SPEED_BUDGETS,
+    TABLE_BUDGETS,
+    bench_scale,
+    bench_speed,
+    bench_table1,
+    fresh_model,
+    md_table,
+    speed_options,
 )
 
 NET = dict(image_size=16, width=8, latent_dim=8, channels=1)
@@ -98,7 +105,7 @@ def test_compile_inversion_matches_fp32():
 
 
 def _train_losses(tmp_path, name, steps=3, **train):
-    from ganinv.workflows import train_run
+    from ganinv.training.launch import train_run
 
     result = train_run("gan", tmp_path / name, data="digits", show_progress=False, seed=0,
                        net_overrides=dict(image_size=16, width=8, latent_dim=8),
@@ -131,7 +138,7 @@ def test_training_bf16_close_to_fp32(tmp_path, fresh_accelerate_state):
 
 @COMPILE
 def test_training_compile_option_keeps_weight_names(tmp_path):
-    from ganinv.model import InversionModel
+    from ganinv.inference.model import InversionModel
 
     start = time.perf_counter()
     try:
@@ -157,8 +164,8 @@ def test_cuda_speed_options_match_fp32():
 
 
 def test_dlsgan_suite_delegates_to_the_ablation_runner(tmp_path, monkeypatch):
-    from ganinv.ablation import Budget
-    from ganinv.bench import bench_dlsgan
+    from ganinv.experiments.ablation import Budget
+    from ganinv.experiments.bench import bench_dlsgan
 
     calls = {}
 
@@ -169,9 +176,9 @@ def test_dlsgan_suite_delegates_to_the_ablation_runner(tmp_path, monkeypatch):
         table.write_text("| run | enc_loss |\n|---|---|\n| N-DLS-D | 0.5 |\n")
         return {"table": table, "figures": [kwargs["out"] / "enc_loss.png"], "curves": {}}
 
-    import ganinv.ablation
+    import ganinv.experiments.bench
 
-    monkeypatch.setattr(ganinv.ablation, "run_ablation", fake_run_ablation)
+    monkeypatch.setattr(ganinv.experiments.bench, "run_ablation", fake_run_ablation)
     bench_dlsgan("digits", tmp_path, quick=True, command="t", budget=Budget(1, 8, 4, 4))
     assert calls["method"] == "dlsgan" and calls["quick"] and calls["data"] == "digits"
     text = (tmp_path / "dlsgan.md").read_text()

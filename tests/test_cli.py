@@ -6,12 +6,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import make_generator_run, tiny_train
 from PIL import Image
 
 from ganinv import cli
-from ganinv.rundir import latest_checkpoint
-
-from conftest import make_generator_run, tiny_train
+from ganinv.core.rundir import latest_checkpoint
 
 
 def run_cli(monkeypatch, capsys, *args):
@@ -184,7 +183,7 @@ def test_bad_flag_values(monkeypatch, capsys, tmp_path):
 
 def test_images_of_the_wrong_shape_are_refused_by_the_api(aegan_run):
     from ganinv import load
-    from ganinv.errors import GaninvError
+    from ganinv.core.errors import GaninvError
 
     model = load(aegan_run)
     with pytest.raises(GaninvError, match="1×16×16"):

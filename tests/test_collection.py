@@ -13,13 +13,13 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import make_generator_run, tiny_train
 from PIL import Image
 
-from conftest import make_generator_run, tiny_train
 from ganinv import load
 from ganinv.apps.collection import index_latents, read_latents, search_latents
-from ganinv.errors import GaninvError
-from ganinv.workflows import invert_dataset
+from ganinv.apps.invert import invert_dataset
+from ganinv.core.errors import GaninvError
 
 SIZE, CHANNELS = 32, 3  # a 5,000-image batch held in memory would be 61 MB: visible in the peak RSS
 SHARD, BATCH = 250, 50

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from ganinv.core.errors import DataError, GaninvError
 from ganinv.data import ImageDataset, degrade, load_image, open_dataset
-from ganinv.errors import DataError, GaninvError
 
 # --------------------------------------------------------------------------- helpers
 

@@ -13,19 +13,28 @@ from hypothesis.extra.numpy import arrays
 from safetensors.torch import load_file
 
 from ganinv import cli, load
-from ganinv.config import read_config
-from ganinv.errors import GaninvError
+from ganinv.core.config import read_config
+from ganinv.core.errors import GaninvError
+from ganinv.inference.evaluate import evaluate_run
 from ganinv.latent import (
-    HALF_PI, cartesian_dim, cartesian_to_spherical, make_prior, sequential_spherical_to_cartesian,
-    spherical_to_cartesian, spherical_to_normal,
+    HALF_PI,
+    cartesian_dim,
+    cartesian_to_spherical,
+    make_prior,
+    sequential_spherical_to_cartesian,
+    spherical_to_cartesian,
+    spherical_to_normal,
 )
 from ganinv.losses import direction_angle, tan_angle_loss
 from ganinv.methods import METHODS
 from ganinv.methods.dedgan import DEDGAN, DEDGANOptions
-from ganinv.nets.dedgan import DirectionDiscriminator, QuantileStyleGenerator, split_embedding
-from ganinv.runs import build_config
-from ganinv.train import train
-from ganinv.workflows import evaluate_run, open_training_data
+from ganinv.nets.dedgan import (
+    DirectionDiscriminator,
+    QuantileStyleGenerator,
+    split_embedding,
+)
+from ganinv.training.launch import build_config, open_training_data
+from ganinv.training.loop import train
 
 TINY = dict(image_size=16, width=8, latent_dim=7)  # n = 8 cartesian coordinates
 TINY_TRAIN = dict(batch_size=16, checkpoint_every=10, sample_every=20, eval_every=20, eval_samples=32, log_every=1)

@@ -20,9 +20,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganinv.config import read_config
+from ganinv.core.config import read_config
+from ganinv.core.rundir import latest_checkpoint
 from ganinv.methods import method_class
-from ganinv.rundir import latest_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
@@ -158,8 +158,8 @@ def test_a_one_process_run_resumes_under_two(single_runs, tmp_path):
 
 
 def test_rank_slices_tile_the_one_process_batches_and_odd_batches_are_refused():
-    from ganinv.errors import GaninvError
-    from ganinv.train import ResumableBatchSampler
+    from ganinv.core.errors import GaninvError
+    from ganinv.training.loop import ResumableBatchSampler
 
     def first(sampler, n=12):
         it = iter(sampler)

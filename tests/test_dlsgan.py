@@ -9,18 +9,22 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from ganinv import load
-from ganinv.config import read_config
-from ganinv.errors import GaninvError
+from ganinv.core.config import read_config
+from ganinv.core.errors import GaninvError
 from ganinv.latent import LatentScale, scaled_latent_entropy
 from ganinv.losses import (
-    dls_encoder_loss, gan_discriminator_loss, gan_generator_loss, nsgan_d_loss, nsgan_g_loss, r1_penalty,
+    dls_encoder_loss,
+    gan_discriminator_loss,
+    gan_generator_loss,
+    nsgan_d_loss,
+    nsgan_g_loss,
+    r1_penalty,
 )
 from ganinv.methods import METHODS
 from ganinv.methods.dlsgan import DLSGAN, DLSGANOptions
 from ganinv.nets.style import ResidualDiscriminator, StyleGenerator, resolution_widths
-from ganinv.runs import build_config
-from ganinv.train import make_accelerator, train
-from ganinv.workflows import open_training_data
+from ganinv.training.launch import build_config, open_training_data
+from ganinv.training.loop import make_accelerator, train
 
 TINY = dict(image_size=16, width=8, latent_dim=8)
 TINY_TRAIN = dict(batch_size=16, checkpoint_every=10, sample_every=20, eval_every=20, eval_samples=32, log_every=1)

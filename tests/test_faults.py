@@ -12,15 +12,14 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_NET
 from safetensors.torch import load_file
 
-import ganinv.io as fs
+import ganinv.core.io as fs
 from ganinv import load
-from ganinv.errors import GaninvError
-from ganinv.rundir import CHECKPOINTS, latest_checkpoint
-from ganinv.workflows import train_run
-
-from conftest import TINY_NET
+from ganinv.core.errors import GaninvError
+from ganinv.core.rundir import CHECKPOINTS, latest_checkpoint
+from ganinv.training.launch import train_run
 
 FS_OPERATIONS = ("make_dir", "write_durable", "fsync_dir", "replace", "link_or_copy")
 STEPS, EVERY = 4, 2  # checkpoints at steps 2 and 4: the failures hit the second, which has a previous one
@@ -142,8 +141,8 @@ def test_a_posthoc_run_refuses_a_changed_generator(tmp_path, generator_run):
     weights = latest_checkpoint(generator).weights  # … and the generator run retrained meanwhile
     tensors = load_file(weights)
     tensors = {k: v + 1 if v.is_floating_point() else v for k, v in tensors.items()}
-    from safetensors.torch import save_file
     from safetensors import safe_open
+    from safetensors.torch import save_file
 
     with safe_open(str(weights), framework="pt") as f:
         metadata = f.metadata()

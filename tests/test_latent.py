@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ganinv.errors import GaninvError
+from ganinv.core.errors import GaninvError
 from ganinv.latent import make_prior
 
 

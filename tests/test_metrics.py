@@ -209,7 +209,7 @@ def test_reconstruction_metrics_rejects_non_finite():
 
 
 def test_reconstruction_metrics_error_is_ganinv_error():
-    from ganinv.errors import GaninvError
+    from ganinv.core.errors import GaninvError
 
     with pytest.raises(GaninvError):
         M.reconstruction_metrics(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 8, 8))

@@ -4,15 +4,14 @@ import math
 
 import pytest
 import torch
+from conftest import TINY_NET, TINY_TRAIN, tiny_train
 from safetensors.torch import load_file
 
 from ganinv import load
-from ganinv.errors import GaninvError, TrainingDiverged
-from ganinv.rundir import latest_checkpoint
-from ganinv.runs import build_config, new_method
-from ganinv.train import ResumableBatchSampler, train
-
-from conftest import TINY_NET, TINY_TRAIN, tiny_train
+from ganinv.core.errors import GaninvError, TrainingDiverged
+from ganinv.core.rundir import latest_checkpoint
+from ganinv.training.launch import build_config, new_method
+from ganinv.training.loop import ResumableBatchSampler, train
 
 
 def test_run_directory_layout(gan_run, aegan_run, generator_run):

@@ -22,9 +22,16 @@ import pytest
 import torch
 from PIL import Image
 
-from ganinv.errors import GaninvError
-from ganinv.model import InversionModel
-from ganinv.web import UploadError, error_markdown, guarded, is_loopback, read_upload, to_display
+from ganinv.core.errors import GaninvError
+from ganinv.inference.model import InversionModel
+from ganinv.web.page import (
+    UploadError,
+    error_markdown,
+    guarded,
+    is_loopback,
+    read_upload,
+    to_display,
+)
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -111,7 +118,7 @@ def page_blocks(aegan_run, tmp_path_factory):
     """The app over the tiny grey AEGAN run with a small digits index."""
     pytest.importorskip("gradio")
     from ganinv.apps.search import build_index
-    from ganinv.web import build_app
+    from ganinv.web.page import build_app
 
     index = build_index(aegan_run, "digits", tmp_path_factory.mktemp("index") / "idx", limit=48,
                         show_progress=False)
@@ -127,7 +134,7 @@ def page(page_blocks):
 def test_page_components_are_drawn_by_gradios_own_widgets(page_blocks):
     """Images, galleries and uploads are ganinv's subclasses (result files of their own, see ResultFiles; no file
     left per upload), marked as templates so the browser draws them with gradio's Image, Gallery and File."""
-    from ganinv.web import page_components
+    from ganinv.web.page import page_components
 
     ours = {type(b).__name__: b for b in page_blocks.blocks.values() if type(b) in page_components()}
     assert set(ours) == {"ResultImage", "ResultGallery", "UploadFile"}
@@ -173,7 +180,7 @@ def test_every_tab_handler_answers_and_bad_uploads_become_messages(page, tmp_pat
 
 def test_traversal_handler_on_a_run_with_a_latent_scale(aegan_run):
     pytest.importorskip("gradio")
-    from ganinv.web import build_app
+    from ganinv.web.page import build_app
 
     model = InversionModel.load(aegan_run)
     model.method.latent_scale = torch.linspace(1.0, 0.1, model.prior.dim)  # as a dlsgan run has

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_web import Server, rgb_array, save
 
 CLIENTS, REQUESTS_PER_CLIENT = 8, 10
@@ -116,7 +115,7 @@ def test_serve_answers_concurrent_clients_in_full(aegan_run, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the bound
 def test_result_files_keep_only_the_newest(tmp_path):
-    from ganinv.web import ResultFiles
+    from ganinv.web.page import ResultFiles
 
     results = ResultFiles(tmp_path / "results", keep=5)
     served = set()  # gradio's record of the files a component served, which it only ever adds to
@@ -144,10 +143,10 @@ def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_pa
     pytest.importorskip("gradio_client")
     import httpx
     from gradio_client import Client, handle_file
-
-    from ganinv.model import InversionModel
-    from ganinv.web import ResultFiles, build_app
     from test_web import free_port
+
+    from ganinv.inference.model import InversionModel
+    from ganinv.web.page import ResultFiles, build_app
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     upload = save(tmp_path / "face.png", rgb_array(seed=4))

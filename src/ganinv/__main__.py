@@ -1,4 +1,4 @@
 """``python -m ganinv`` — the CLI, also the form `accelerate launch -m ganinv train …` takes."""
-from .cli import main
+from ganinv.cli import main
 
 main()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .errors import GaninvError
+from ganinv.core.errors import GaninvError
 
 SQRT3 = math.sqrt(3.0)
 HALF_PI = math.pi / 2

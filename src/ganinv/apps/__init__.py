@@ -17,9 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data import ImageFiles, Skipped, TolerantImages, display_path, no_usable_images, read_image_files
-from ..errors import GaninvError
-from ..model import InversionModel
+from ganinv.core.errors import GaninvError
+from ganinv.data import (
+    ImageFiles,
+    Skipped,
+    TolerantImages,
+    display_path,
+    no_usable_images,
+    read_image_files,
+)
+from ganinv.inference.model import InversionModel
 
 Warn = Callable[[str], None]
 
@@ -139,7 +146,14 @@ def progress_bar(description: str, total: int, show: bool = True, completed: int
     if not show:
         yield lambda n=1: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()]
     if unit:

@@ -8,11 +8,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import no_usable_images, open_dataset
-from ..errors import GaninvError
-from ..io import atomic_write_json
-from ..viz import comparison_grid, save_png
-from . import Warn, _quiet, item_name, iterate_readable, labels_matrix, latent_features, load_inverter, progress_bar
+from ganinv.apps import (
+    Warn,
+    _quiet,
+    item_name,
+    iterate_readable,
+    labels_matrix,
+    latent_features,
+    load_inverter,
+    progress_bar,
+)
+from ganinv.core.errors import GaninvError
+from ganinv.core.io import atomic_write_json
+from ganinv.core.viz import comparison_grid, save_png
+from ganinv.data import no_usable_images, open_dataset
 
 SILHOUETTE_SAMPLE = 5000
 

@@ -28,12 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import TolerantImages, open_dataset
-from ..errors import DataError, GaninvError
-from ..io import atomic_write, atomic_write_json
-from ..model import InversionModel
-from ..viz import comparison_grid, save_png
-from . import Warn, _quiet, item_name, progress_bar
+from ganinv.apps import Warn, _quiet, item_name, progress_bar
+from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss
+from ganinv.core.errors import DataError, GaninvError
+from ganinv.core.io import atomic_write, atomic_write_json
+from ganinv.core.rundir import run_fingerprint
+from ganinv.core.viz import comparison_grid, save_png
+from ganinv.data import TolerantImages, open_dataset
+from ganinv.inference.model import InversionModel
 
 FORMAT = "ganinv-latents"
 FORMAT_VERSION = 1
@@ -95,7 +97,6 @@ def invert_collection(
     """
     from accelerate import PartialState
 
-    from .search import run_fingerprint
 
     if batch_size < 1 or shard_size < 1:
         raise GaninvError(f"--batch-size and --shard-size must be at least 1, got {batch_size} and {shard_size}")
@@ -260,9 +261,8 @@ def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = _quie
     ``ivf``: IVF-PQ (``search.ivf_params``: ≈4√n lists, 8-bit PQ) trained on the first ≤ 64·nlist latents, or an
     exact flat index; default IVF-PQ from 100,000 latents on. With GPUs and faiss-gpu, training and adding run on
     all of them (``index_cpu_to_all_gpus``); the file written is a CPU index either way."""
-    from .search import _faiss, ivf_params
 
-    faiss = _faiss()
+    faiss = faiss_module()
     out = Path(out)
     manifest = _complete_manifest(out)
     n, d, shards = manifest["n"], manifest["latent_dim"], manifest["shards"]
@@ -299,15 +299,13 @@ def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = _quie
 
 def search_latents(out: str | Path, queries: np.ndarray, k: int = 10, nprobe: int | None = None):
     """(distances Q×k, item names Q×k) of the k nearest indexed latents of each query (z units)."""
-    from .search import _read_faiss
 
     out = Path(out)
     manifest = _complete_manifest(out)
-    index = _read_faiss(out / "latents.faiss", binary=False)
+    index = read_faiss(out / "latents.faiss", binary=False)
     if nprobe:
-        from .search import _faiss
-
-        _faiss().extract_index_ivf(index).nprobe = int(nprobe)
+    
+        faiss_module().extract_index_ivf(index).nprobe = int(nprobe)
     distances, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     shard_items: dict[int, list[str]] = {}
 

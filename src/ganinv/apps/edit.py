@@ -9,10 +9,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import Skipped, no_usable_images, open_dataset
-from ..errors import GaninvError
-from ..model import InversionModel
-from . import Warn, _quiet, iterate_readable, labels_matrix, latent_scale, progress_bar
+from ganinv.apps import (
+    Warn,
+    _quiet,
+    iterate_readable,
+    labels_matrix,
+    latent_scale,
+    progress_bar,
+)
+from ganinv.core.errors import GaninvError
+from ganinv.data import Skipped, no_usable_images, open_dataset
+from ganinv.inference.model import InversionModel
 
 
 def interpolate(model: InversionModel, z_a: Tensor, z_b: Tensor, steps: int = 8) -> Tensor:

@@ -23,7 +23,6 @@ Latent features are ``z∘s`` for runs with a latent scale (dlsgan), plain ``z``
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -36,14 +35,32 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import Skipped, degrade, load_image, no_usable_images, open_dataset
-from ..errors import DataError, GaninvError
-from ..io import atomic_write, atomic_write_json
-from ..metrics import colour_histogram, dhash_bits, phash_bits
-from ..model import InversionModel
-from . import (Warn, _quiet, item_name, iterate_readable, labels_matrix, latent_features, load_inverter, progress_bar,
-               read_dataset_images)
-from .collection import shard_bounds, shard_length
+from ganinv.apps import (
+    Warn,
+    _quiet,
+    item_name,
+    iterate_readable,
+    labels_matrix,
+    latent_features,
+    load_inverter,
+    progress_bar,
+    read_dataset_images,
+)
+from ganinv.apps.collection import shard_bounds, shard_length
+from ganinv.apps.faiss_index import (
+    faiss_module,
+    ivf_params,
+    read_faiss,
+    set_search_params,
+    train_ivf,
+    write_faiss,
+)
+from ganinv.core.errors import DataError, GaninvError
+from ganinv.core.io import atomic_write, atomic_write_json
+from ganinv.core.rundir import run_fingerprint
+from ganinv.data import Skipped, degrade, load_image, no_usable_images, open_dataset
+from ganinv.inference.model import InversionModel
+from ganinv.metrics import colour_histogram, dhash_bits, phash_bits
 
 FORMAT = "ganinv-index"
 FORMAT_VERSION = 2  # 2: items.json (+ dataset rows) and failures.json instead of items.txt
@@ -76,81 +93,6 @@ def check_methods(methods) -> tuple[str, ...]:
     return methods
 
 
-# ------------------------------------------------------------------------------------------------ faiss
-def _faiss():
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise GaninvError(f"image search needs faiss: pip install faiss-cpu ({exc})") from None
-    return faiss
-
-
-def ivf_params(n: int, dim: int) -> dict:
-    """IVF-PQ sizes: nlist ≈ 4√n lists (at least 39 training points each), PQ with 2 dimensions per sub-quantizer
-    (8 bits), SQ8 re-ranking of 4k candidates, an eighth of the lists probed (at least 16)."""
-    nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
-    m = max(d for d in range(1, dim + 1) if dim % d == 0 and d <= max(1, dim // 2))
-    return {"nlist": nlist, "pq_m": m, "pq_bits": 8, "nprobe": max(1, min(nlist, max(16, nlist // 8))), "k_factor": 4}
-
-
-def new_float_index(dim: int, kind: str, params: dict | None = None):
-    faiss = _faiss()
-    if kind == "flat":
-        return faiss.IndexFlatL2(dim)
-    p = params
-    index = faiss.index_factory(dim, f"IVF{p['nlist']},PQ{p['pq_m']}x{p['pq_bits']}np,Refine(SQ8)")
-    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
-    ivf.cp.niter = 10  # coarse k-means: 10 iterations are plenty for assignment, and 2.5× faster to train
-    ivf.pq.cp.niter = 10
-    ivf.pq.cp.max_points_per_centroid = 64  # PQ codebooks from at most 16k residuals
-    ivf.pq.cp.min_points_per_centroid = 16  # 4k+ residuals train 256 centroids of 2-d sub-vectors well
-    return index
-
-
-def set_search_params(index, params: dict | None, nprobe: int | None = None) -> None:
-    if params is None:
-        return
-    faiss = _faiss()
-    faiss.extract_index_ivf(index).nprobe = int(nprobe or params["nprobe"])
-    index.k_factor = float(params["k_factor"])
-
-
-def train_ivf(vectors: np.ndarray, params: dict):
-    index = new_float_index(vectors.shape[1], "ivfpq", params)
-    index.train(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def _write_faiss(index, path: Path, binary: bool) -> None:
-    faiss = _faiss()
-    atomic_write(path, lambda tmp: (faiss.write_index_binary if binary else faiss.write_index)(index, tmp))
-
-
-def _read_faiss(path: Path, binary: bool):
-    faiss = _faiss()
-    if not path.is_file():
-        raise GaninvError(f"{path} is missing: the index is incomplete (run `ganinv index` again to finish it)")
-    try:
-        return (faiss.read_index_binary if binary else faiss.read_index)(str(path))
-    except RuntimeError as exc:
-        raise GaninvError(f"{path} is truncated or corrupt ({str(exc).splitlines()[0][:120]})") from None
-
-
-# ------------------------------------------------------------------------------------------------ the run
-def run_fingerprint(run: str | Path) -> str:
-    """sha256 of the run's config.json and weights.safetensors: the identity of the latents it produces."""
-    run = Path(run)
-    digest = hashlib.sha256()
-    for name in ("config.json", "weights.safetensors"):
-        path = run / name
-        if not path.is_file():
-            raise GaninvError(f"{run} is not a run directory (no {name})")
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 # ------------------------------------------------------------------------------------------------ the index
 @dataclass
 class SearchResult:
@@ -181,7 +123,7 @@ class SearchIndex:
                               "run the same `ganinv index` command again to finish it")
         indexes = {}
         for method in manifest["methods"]:
-            index = _read_faiss(root / f"{method}.faiss", method in BINARY_METHODS)
+            index = read_faiss(root / f"{method}.faiss", method in BINARY_METHODS)
             if method == "latent":
                 set_search_params(index, manifest.get("ivf"))
             indexes[method] = index
@@ -458,7 +400,7 @@ def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log:
         raise no_usable_images([Skipped(f["item"], f["reason"]) for f in failures],
                                f"{manifest['n']} images of {manifest['data']}")
     indexed = sum(len(r) for r in rows)
-    faiss = _faiss()
+    faiss = faiss_module()
     for method in manifest["methods"]:
         first = load_shard(filled[0])[method]
         if method in BINARY_METHODS:
@@ -484,7 +426,7 @@ def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log:
             index = faiss.IndexFlatL2(first.shape[1])
         for i in filled:
             index.add(np.ascontiguousarray(load_shard(i)[method]))
-        _write_faiss(index, out / f"{method}.faiss", method in BINARY_METHODS)
+        write_faiss(index, out / f"{method}.faiss", method in BINARY_METHODS)
     labels = np.concatenate([load_shard(i)["labels"] for i in filled])
     if manifest.get("label_names"):
         atomic_write(out / "labels.npy", lambda tmp: np.save(open(tmp, "wb"), labels))

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import degrade
-from ..errors import GaninvError
-from ..evaluate import generated_batch
-from ..metrics import psnr, ssim
-from ..model import InversionModel
-from . import convert_channels, fit_to_run, resize
+from ganinv.apps import convert_channels, fit_to_run, resize
+from ganinv.core.errors import GaninvError
+from ganinv.data import degrade
+from ganinv.inference.evaluate import generated_batch
+from ganinv.inference.model import InversionModel
+from ganinv.metrics import psnr, ssim
 
 DEFAULT_SIGMAS = (1.0, 2.0, 3.0)
 DEFAULT_FACTORS = (2, 4, 8)

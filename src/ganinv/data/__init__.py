@@ -7,8 +7,17 @@ for the degradations.
 
 from ganinv.data import degrade
 from ganinv.data.datasets import (
-    ImageDataset, ImageFiles, Skipped, TolerantImages, display_path, expand_image_paths, load_image,
-    no_usable_images, open_dataset, read_image, read_image_files,
+    ImageDataset,
+    ImageFiles,
+    Skipped,
+    TolerantImages,
+    display_path,
+    expand_image_paths,
+    load_image,
+    no_usable_images,
+    open_dataset,
+    read_image,
+    read_image_files,
 )
 
 __all__ = ["open_dataset", "load_image", "read_image", "expand_image_paths", "read_image_files", "ImageFiles",

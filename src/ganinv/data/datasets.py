@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ganinv.errors import DataError
+from ganinv.core.errors import DataError
 
 __all__ = ["ImageDataset", "open_dataset", "load_image", "read_image", "expand_image_paths", "read_image_files",
            "ImageFiles", "Skipped", "TolerantImages", "display_path", "no_usable_images", "IMAGE_EXTENSIONS",

@@ -1,16 +1,16 @@
 """Methods by name: an explicit registry (no string-resolved globals)."""
 from __future__ import annotations
 
-from ..errors import GaninvError
-from .aegan import AEGAN
-from .base import Method
-from .bigan import BiGAN
-from .dedgan import DEDGAN
-from .dlsgan import DLSGAN
-from .gan import GAN
-from .optimize import Optimize
-from .regression import Regression
-from .wrapped import WrappedGenerator
+from ganinv.core.errors import GaninvError
+from ganinv.methods.aegan import AEGAN
+from ganinv.methods.base import Method
+from ganinv.methods.bigan import BiGAN
+from ganinv.methods.dedgan import DEDGAN
+from ganinv.methods.dlsgan import DLSGAN
+from ganinv.methods.gan import GAN
+from ganinv.methods.optimize import Optimize
+from ganinv.methods.regression import Regression
+from ganinv.methods.wrapped import WrappedGenerator
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, DLSGAN, DEDGAN, BiGAN, Optimize, WrappedGenerator)}
 

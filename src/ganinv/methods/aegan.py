@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..losses import reconstruction_bce
-from .base import Method, dcgan_generator, dcgan_inverse_generator
+from ganinv.losses import reconstruction_bce
+from ganinv.methods.base import Method, dcgan_generator, dcgan_inverse_generator
 
 
 class AEGAN(Method):

@@ -14,9 +14,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import RunConfig
-from ..errors import GaninvError
-from ..latent import Prior, make_prior
+from ganinv.core.config import RunConfig
+from ganinv.core.distributed import rank_slice, sync_batchnorm
+from ganinv.core.errors import GaninvError
+from ganinv.latent import Prior, make_prior
+from ganinv.nets.dcgan import Generator, InverseGenerator
+from ganinv.nets.frozen import DCGAN_SPEC, build_generator
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,6 @@ class Method:
     trainable: ClassVar[tuple[str, ...]]  # names in ``nets`` that have optimisers
 
     def __init__(self, config: RunConfig):
-        from ..wrap import DCGAN_SPEC, build_generator
 
         # a post-hoc method's frozen generator is described by config.generator (see ganinv.wrap); None: DCGAN
         spec = config.generator if not self.trains_generator else None
@@ -100,7 +102,6 @@ class Method:
     def configure(self, accelerator) -> None:
         """Move nets to the accelerator's device and build one optimiser per trainable net (wrapped in DDP by
         Accelerate when several processes run; their BatchNorms then normalise over the global batch)."""
-        from ..distributed import sync_batchnorm
 
         self.accelerator = accelerator
         self.device = accelerator.device
@@ -132,7 +133,6 @@ class Method:
     def sample_latents(self, n: int | None = None) -> Tensor:
         """``n`` (default: this rank's share of the batch) prior samples. Every rank draws the global batch and
         keeps its own slice, so N processes use the latents one process would (outside the loop: global RNG)."""
-        from ..distributed import rank_slice
 
         n = self.local_batch_size if n is None else n
         z = self.prior.sample(n * self.world_size, generator=self._latent_rng)
@@ -181,14 +181,12 @@ class Method:
 
 
 def dcgan_generator(config: RunConfig) -> nn.Module:
-    from ..nets.dcgan import Generator
 
     n = config.net
     return Generator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width, channels=n.channels)
 
 
 def dcgan_inverse_generator(config: RunConfig, prior: Prior) -> nn.Module:
-    from ..nets.dcgan import InverseGenerator
 
     n = config.net
     bound = prior.bounds[1] if prior.bounds else None

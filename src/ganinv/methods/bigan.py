@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..losses import gan_discriminator_loss
-from ..nets.bigan import JointDiscriminator
-from .base import Method, dcgan_generator, dcgan_inverse_generator
+from ganinv.losses import gan_discriminator_loss
+from ganinv.methods.base import Method, dcgan_generator, dcgan_inverse_generator
+from ganinv.nets.bigan import JointDiscriminator
 
 
 class BiGAN(Method):

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import RunConfig
-from ..distributed import gather_rows
-from ..errors import GaninvError, RunDirError
-from ..latent import LATENT_SCALE_MODES, LatentScale, scaled_latent_entropy
-from ..losses import dls_encoder_loss, nsgan_d_loss, nsgan_g_loss, r1_penalty
-from ..nets.style import ResidualDiscriminator, StyleGenerator
-from .base import Method
+from ganinv.core.config import RunConfig
+from ganinv.core.distributed import gather_rows
+from ganinv.core.errors import GaninvError, RunDirError
+from ganinv.latent import LATENT_SCALE_MODES, LatentScale, scaled_latent_entropy
+from ganinv.losses import dls_encoder_loss, nsgan_d_loss, nsgan_g_loss, r1_penalty
+from ganinv.methods.base import Method
+from ganinv.nets.style import ResidualDiscriminator, StyleGenerator
 
 ENCODER_LOSS_ON = ("D", "DG")
 R1_PIXEL_UNITS = 0.25  # (d[-1,1]/d[0,1])⁻² : ||∇ wrt [-1,1] pixels||² = ||∇ wrt [0,1] pixels||² / 4

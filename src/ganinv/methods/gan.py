@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..losses import gan_discriminator_loss, gan_generator_loss
-from ..nets.dcgan import Discriminator
-from .base import Method, dcgan_generator
+from ganinv.losses import gan_discriminator_loss, gan_generator_loss
+from ganinv.methods.base import Method, dcgan_generator
+from ganinv.nets.dcgan import Discriminator
 
 
 class GAN(Method):

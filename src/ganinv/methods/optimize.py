@@ -27,12 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import GaninvError
-from ..latent import Prior
-from .base import Method, dcgan_generator
+from ganinv.core.errors import GaninvError
+from ganinv.latent import Prior
+from ganinv.methods.base import Method, dcgan_generator
+from ganinv.metrics import lpips_status
+from ganinv.metrics.image import _build
 
-if TYPE_CHECKING:
-    from ..model import InversionModel
+if TYPE_CHECKING:  # annotations only: methods sit below inference
+    from ganinv.inference.model import InversionModel
 
 LOSSES = ("bce", "mse", "mse+lpips")
 STARTS = ("mean", "sample")
@@ -48,7 +50,6 @@ def perceptual_distance(x: Tensor, y: Tensor) -> Tensor | None:
     """Differentiable per-image LPIPS (AlexNet, via torchmetrics) when its weights are on disk; else None, with
     one warning per process saying why (ganinv.metrics.lpips_status)."""
     global _lpips_warned
-    from ..metrics import lpips_status
 
     available, message = lpips_status()
     if not available:
@@ -56,7 +57,6 @@ def perceptual_distance(x: Tensor, y: Tensor) -> Tensor | None:
             warnings.warn(f"{message} — the LPIPS term is left out (MSE only)", stacklevel=2)
             _lpips_warned = True
         return None
-    from ..metrics.image import _build
 
     net = _build().net.to(x.device)  # torchmetrics' _LPIPS module: differentiable
     if x.shape[1] == 1:

@@ -23,10 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import GaninvError
-from ..latent import Prior
-from ..losses import latent_mse
-from .base import Method, dcgan_generator, dcgan_inverse_generator
+from ganinv.core.errors import GaninvError
+from ganinv.latent import Prior
+from ganinv.losses import latent_mse
+from ganinv.methods.base import Method, dcgan_generator, dcgan_inverse_generator
+from ganinv.methods.optimize import perceptual_distance
+from ganinv.nets.dcgan import InverseGenerator
+from ganinv.nets.encoders import ResNetEncoder
 
 SPACES = ("z", "w")
 BACKBONES = ("dcgan", "resnet18")
@@ -110,14 +113,12 @@ class Regression(Method):
         generator = dcgan_generator(self.config)  # replaced by the base class for other generator kinds
         bounded = self.prior.bounds if o.space == "z" else None
         if o.backbone == "resnet18":
-            from ..nets.encoders import ResNetEncoder
 
             encoder = ResNetEncoder(latent_dim=n.latent_dim, channels=n.channels,
                                     latent_bound=bounded[1] if bounded else None)
         elif bounded:
             encoder = dcgan_inverse_generator(self.config, self.prior)
         else:
-            from ..nets.dcgan import InverseGenerator
 
             encoder = InverseGenerator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width,
                                        channels=n.channels, latent_bound=None)
@@ -156,7 +157,6 @@ class Regression(Method):
 
 def reconstruction_loss(reconstruction: Tensor, target: Tensor) -> Tensor:
     """MSE, plus LPIPS when its weights are on disk (warned once otherwise)."""
-    from .optimize import perceptual_distance
 
     loss = F.mse_loss(reconstruction.float(), target.float())
     lp = perceptual_distance(reconstruction, target)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..config import RunConfig
-from ..errors import GaninvError
-from ..wrap import ModuleGenerator, build_module
-from .base import Method
+from ganinv.core.config import RunConfig
+from ganinv.core.errors import GaninvError
+from ganinv.methods.base import Method
+from ganinv.nets.frozen import ModuleGenerator, build_module
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ganinv.errors import GaninvError
-from ganinv.metrics.hashes import colour_histogram, dhash_bits, dhash_similarity, phash_bits, to_pil
+from ganinv.core.errors import GaninvError
+from ganinv.metrics.hashes import (
+    colour_histogram,
+    dhash_bits,
+    dhash_similarity,
+    phash_bits,
+    to_pil,
+)
 from ganinv.metrics.image import lpips, lpips_status, psnr, ssim
 
 __all__ = [

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import GaninvError
+from ganinv.core.errors import GaninvError
+from ganinv.core.io import atomic_write
+from ganinv.data import open_dataset
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 DOMAIN_FEATURES = 128
@@ -142,8 +144,6 @@ def domain_extractor(data_spec: str, *, image_size: int, channels: int, steps: i
     """The FD-domain extractor for a dataset, trained once on its train split and cached (safetensors)."""
     from safetensors.torch import load_file, save_file
 
-    from ..data import open_dataset
-    from ..io import atomic_write
 
     key = hashlib.sha1(f"{data_spec}|{image_size}|{channels}|{steps}|v1".encode()).hexdigest()[:16]
     path = _cache_dir() / f"{key}.safetensors"

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .dcgan import dcgan_init_, down_block
+from ganinv.nets.dcgan import dcgan_init_, down_block
 
 CONCAT_SIZE = 8
 JOINT_STAGES = 3  # 8 → 4 → 2 → 1

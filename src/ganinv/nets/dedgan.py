@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..latent import spherical_to_normal
-from .style import ResidualDiscriminator, StyleGenerator
+from ganinv.latent import spherical_to_normal
+from ganinv.nets.style import ResidualDiscriminator, StyleGenerator
 
 EMBEDDING_NORM_FLOOR = 1e-30  # ‖D(x)‖ below this (every softplus output underflowed) is read as this
 

@@ -1,61 +1,23 @@
-"""The ``ganinv`` command line: each command a thin wrapper over a library function.
-
-Exit status (every command):
-
-    0   everything asked for was done
-    2   an error of ours (``GaninvError``) or of the operating system (a path that cannot be read or written, a
-        full disk): one line on stderr, and nothing is written half-way
-    3   done, but some inputs were skipped (unreadable or odd image files): each is named on stderr with its reason
-    130 interrupted (Ctrl-C); a training run keeps its last checkpoint
-"""
+"""``ganinv train | invert | eval | ablate | demo``: training runs, inverting images, evaluating, the papers' ablation
+and the demo — each a thin wrapper over a library function."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from .errors import GaninvError, describe_os_error
-
-app = typer.Typer(
-    help="GAN inversion: train generators and their inverters, invert images, evaluate, run the demo.",
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+from ganinv.cli.common import (
+    console,
+    err_console,
+    exit_if_skipped,
+    print_results_table,
+    warn,
 )
-console = Console()
-err_console = Console(stderr=True)
+from ganinv.core.errors import GaninvError
 
-EXIT_ERROR = 2
-EXIT_SKIPPED = 3  # finished, but some inputs were skipped and named on stderr
-
-
-def exit_if_skipped(skipped: int) -> None:
-    """End a command that read user files: status 3 when any was skipped (each already named on stderr)."""
-    if skipped:
-        err_console.print(f"[yellow]note:[/] {skipped} input(s) skipped (named above); exit status {EXIT_SKIPPED}")
-        raise typer.Exit(EXIT_SKIPPED)
-
-
-def _warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-
-
-def main() -> None:
-    try:
-        app()
-    except GaninvError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_ERROR)
-    except OSError as exc:  # a path we could not read or write (permission, full disk, /proc, a symlink loop)
-        err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; the last checkpoint is kept (continue with --resume)")
-        sys.exit(130)
+app = typer.Typer()
 
 
 # ---------------------------------------------------------------------------------------------------- train
@@ -96,8 +58,8 @@ def train(
                                f"checkpoints every {QUICK_EVERY} (explicit --steps / --*-every flags win)"),
 ):
     """Train a method into a run directory (gan, aegan, regression, dlsgan, …)."""
-    from .runs import parse_option_strings
-    from .workflows import train_run
+
+    from ganinv.training.launch import parse_option_strings, train_run
 
     if quick:
         steps = steps or QUICK_STEPS
@@ -113,7 +75,7 @@ def train(
                    num_workers=workers),
     )
     result = train_run(method, out, data=data, generator=generator, preset=preset, seed=seed, resume=resume,
-                       dry_run=dry_run, show_progress=not quiet, warn=_warn, **overrides)
+                       dry_run=dry_run, show_progress=not quiet, warn=warn, **overrides)
     if dry_run:
         console.print_json(json.dumps(result.to_dict()))
         return
@@ -148,7 +110,8 @@ def invert(
     processes split the shards."""
     from rich.markup import escape
 
-    from .workflows import invert_dataset, invert_files
+    from ganinv.apps.invert import invert_dataset, invert_files
+
 
     def warn(message: str) -> None:  # one line whatever the width; a file name is never read as markup
         err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -184,8 +147,9 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     """Reconstruction quality (PSNR, SSIM, dHash similarity, LPIPS if available) on generated and real images."""
-    from .metrics import lpips_status
-    from .workflows import evaluate_run
+
+    from ganinv.inference.evaluate import evaluate_run
+    from ganinv.metrics import lpips_status
 
     results = evaluate_run(run, data=data, n=n, seed=seed)
     if as_json:
@@ -195,26 +159,6 @@ def eval_(
     available, message = lpips_status()
     if not available:
         err_console.print(f"[yellow]note:[/] {message}")
-
-
-COLUMNS = {"dhash_similarity": "dHash sim ↑", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓",
-           "angle_error_deg": "angle err °", "angle_chance_deg": "chance °", "invert_ms_per_image": "ms/image"}
-
-
-def print_results_table(results: dict[str, dict], title: str) -> None:
-    table = Table(title=title)
-    table.add_column("run / method")
-    table.add_column("images", no_wrap=True)
-    shown = [k for k in COLUMNS if any(k in m for r in results.values() for m in r.values() if isinstance(m, dict))]
-    for key in shown:
-        table.add_column(COLUMNS[key], justify="right", no_wrap=True)
-    for name, result in results.items():
-        for split in ("generated", "real"):
-            metrics = result.get(split)
-            if isinstance(metrics, dict):
-                table.add_row(name, f"{split} ({metrics.get('n', '?')})",
-                              *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown])
-    console.print(table)
 
 
 # --------------------------------------------------------------------------------------------------- ablate
@@ -237,7 +181,8 @@ def ablate(
     """Seed 003's ablation: DLS / No DLS × encoder loss on D / DG × priors, curves per epoch, final table."""
     import dataclasses
 
-    from .ablation import BUDGETS, CELLS, run_ablation
+    from ganinv.experiments.ablation import BUDGETS, CELLS, run_ablation
+
 
     cells = [c for c in CELLS if prior in (None, c[0]) and encoder_loss_on in (None, c[2])]
     if not cells:
@@ -260,17 +205,11 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="also print the results as JSON"),
 ):
     """The main job on bundled MNIST: train a GAN, then AEGAN and the direct baseline on it; compare; report."""
-    from .demo import run_demo
+
+    from ganinv.experiments.demo import run_demo
 
     results, report = run_demo(out, quick=quick, seed=seed, show_progress=True, log=console.print)
     print_results_table(results, title="seed 001 table 1 on MNIST: reconstruction of generated and real digits")
     console.print(f"report: {report}")
     if as_json:
         print(json.dumps(results, indent=2))
-
-
-# Commands of other areas live in their own modules and register themselves on ``app``.
-from . import cli_apps, cli_bench, cli_compare, cli_web  # noqa: E402,F401
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

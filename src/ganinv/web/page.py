@@ -44,8 +44,19 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from .errors import DataError, GaninvError  # noqa: E402
-from .model import InversionModel  # noqa: E402
+from ganinv.apps import edit as E
+from ganinv.apps import latent_scale
+from ganinv.apps.edit import attribute_columns, attribute_direction, check_attribute
+from ganinv.apps.search import SearchIndex, check_k
+from ganinv.apps.superres import compare
+from ganinv.core.errors import DataError, GaninvError  # noqa: E402
+from ganinv.core.rundir import run_fingerprint
+from ganinv.core.viz import comparison_grid
+from ganinv.data import load_image
+from ganinv.inference.hybrid import refine
+from ganinv.inference.model import InversionModel  # noqa: E402
+from ganinv.methods.optimize import invert_by_optimization
+from ganinv.metrics import psnr, reconstruction_metrics, ssim
 
 MAX_UPLOAD_BYTES = 20 * 2**20      # larger uploads are refused with a message
 MAX_UPLOAD_PIXELS = 50_000_000     # so are images of more pixels (decompression bombs among them)
@@ -70,7 +81,6 @@ def read_upload(path: str | Path | None, shape: tuple[int, int, int], *, max_byt
     transparency). Raises ``UploadError`` with a one-line reason for anything that is not a usable image."""
     from PIL import Image, UnidentifiedImageError
 
-    from .data import load_image
 
     if path is None or str(path) == "":
         raise UploadError("no file: upload an image first")
@@ -157,11 +167,9 @@ def run_inversion(model: InversionModel, x: Tensor, method: str = "encoder", ste
         with torch.inference_mode():
             return model.invert(x)
     if method == "hybrid":
-        from .methods.hybrid import refine
 
         return refine(model, x, steps=steps).detach()
     if method == "optimisation":
-        from .methods.optimize import invert_by_optimization
 
         return invert_by_optimization(model, x, steps=max(steps, 1), start="mean").detach()
     raise GaninvError(f"unknown method {method!r}; choose one of {', '.join(METHODS + ('optimisation',))}")
@@ -169,7 +177,6 @@ def run_inversion(model: InversionModel, x: Tensor, method: str = "encoder", ste
 
 def reconstruct_image(model: InversionModel, x: Tensor, method: str = "encoder", steps: int = 50) -> dict:
     """G(invert(x)) with its metrics against x and the time taken."""
-    from .metrics import reconstruction_metrics
 
     start = time.perf_counter()
     z = run_inversion(model, x, method, steps)
@@ -205,7 +212,6 @@ def sample_image(model: InversionModel, seed: int) -> Tensor:
 
 def strip(images: Tensor) -> Tensor:
     """A batch as one row (C×H×W) with white gaps."""
-    from .viz import comparison_grid
 
     return comparison_grid([images])
 
@@ -260,8 +266,6 @@ class AttributeDirections:
     labels; latents in the prior's units (an index stores z∘s for runs with a latent scale)."""
 
     def __init__(self, model: InversionModel, index, limit: int = 5000):
-        from .apps import latent_scale
-        from .apps.edit import attribute_columns
 
         self.columns: dict[str, np.ndarray] = {}
         self.latents = None
@@ -281,7 +285,6 @@ class AttributeDirections:
         return list(self.columns)
 
     def get(self, name: str) -> tuple[np.ndarray, float]:
-        from .apps.edit import attribute_direction, check_attribute
 
         check_attribute(name, self.names)
         if name not in self._cache:
@@ -425,11 +428,8 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv",
     result images are written to ``results`` (by default a new ``ResultFiles``), kept as ``blocks.results``."""
     import gradio as gr
 
-    from .apps import latent_scale
-    from .apps import edit as E
 
     if index is not None and not hasattr(index, "search_images"):
-        from .apps.search import SearchIndex
 
         index = SearchIndex.load(index)
     if index is not None and tuple(index.image_shape) != tuple(model.image_shape):
@@ -545,8 +545,6 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv",
                 sr_status = status("superres-status")
 
                 def _superres(clean, kind, factor, sigma, notes=()):
-                    from .apps.superres import compare
-                    from .metrics import psnr, ssim
 
                     if not model.can_invert:
                         raise GaninvError("super-resolution needs a run with an encoder")
@@ -650,7 +648,6 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv",
 
                     @guarded(2)
                     def do_traverse(a, k, steps):
-                        from .viz import comparison_grid
 
                         z, notes = _latent_of(a)
                         elements = E.top_elements(model, int(k))
@@ -674,8 +671,6 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv",
 
                 @guarded(3)
                 def do_random(seed, n):
-                    from .metrics import reconstruction_metrics
-                    from .viz import comparison_grid
 
                     with torch.inference_mode():
                         z = model.sample(int(n), generator=torch.Generator().manual_seed(int(seed or 0)))
@@ -698,7 +693,6 @@ def build_app(model: InversionModel, index=None, *, title: str = "ganinv",
 
 
 def _search_tab(gr, model, index, image, gallery, upload, status, on) -> None:
-    from .apps.search import check_k
 
     methods = list(index.methods)
     names = index.label_names
@@ -759,7 +753,6 @@ def is_loopback(host: str) -> bool:
 
 def check_index_matches(run: str | Path, index_dir: str | Path):
     """The index at ``index_dir``, refused with a clear message when another run built it."""
-    from .apps.search import SearchIndex, run_fingerprint
 
     index = SearchIndex.load(index_dir)
     if run_fingerprint(run) != index.manifest.get("run_fingerprint"):

@@ -8,7 +8,10 @@ from typing import Optional
 
 import typer
 
-from .cli import app, console, err_console, print_results_table
+from ganinv.cli.common import console, err_console, print_results_table
+from ganinv.core.errors import GaninvError
+
+app = typer.Typer()
 
 
 @app.command()
@@ -37,9 +40,11 @@ def compare(
     quiet: bool = typer.Option(False, help="no progress bars"),
 ):
     """Every inversion method on one generator: same generated samples, same real images; one table and a grid."""
-    from .apps.compare import CompareSettings, compare as run_compare, parse_methods
-    from .metrics import lpips_status
-    from .runs import parse_option_strings
+
+    from ganinv.experiments.compare import CompareSettings, parse_methods
+    from ganinv.experiments.compare import compare as run_compare
+    from ganinv.metrics import lpips_status
+    from ganinv.training.launch import parse_option_strings
 
     settings = CompareSettings(
         train_steps=train_steps, bigan_steps=bigan_steps, optimize_steps=optimize_steps, optimize_lr=optimize_lr,
@@ -75,8 +80,8 @@ def wrap(
     width: int = typer.Option(32, help="width of the encoders post-hoc methods will train on it"),
 ):
     """Bring your own generator: a run directory every post-hoc method accepts (--generator RUN)."""
-    from .errors import GaninvError
-    from .wrap import save_wrapped_run, wrap_factory
+
+    from ganinv.inference.wrap import save_wrapped_run, wrap_factory
 
     try:
         low, high = (float(v) for v in image_range.split(","))

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .metrics import reconstruction_metrics
-from .model import InversionModel
+from ganinv.core.errors import GaninvError
+from ganinv.data import open_dataset
+from ganinv.inference.model import InversionModel
+from ganinv.metrics import reconstruction_metrics
 
 
 def generated_batch(model: InversionModel, n: int, seed: int = 0) -> Tensor:
@@ -48,3 +51,19 @@ def evaluate(model: InversionModel, *, n_generated: int = 256, real: Tensor | No
     if real is not None and len(real):
         results["real"] = reconstruction_report(model, real)[0]
     return results
+
+
+def evaluate_run(run: str | Path, *, data: str | None = None, n: int = 256, seed: int = 0) -> dict:
+    model = InversionModel.load(run)
+    if not model.can_invert:
+        raise GaninvError(
+            f"{run} is a {model.config.method!r} run with no inverse network; evaluate an inverter trained on it "
+            f"(ganinv train aegan --generator {run} --out RUN)"
+        )
+    real = None
+    if data is not None:
+        net = model.config.net
+        test = open_dataset(data, image_size=net.image_size, channels=net.channels, split="test")
+        real, _ = test.tensors(min(n, len(test)))
+    results = evaluate(model, n_generated=n, real=real, seed=seed)
+    return {"run": str(run), "method": model.config.method, **results}

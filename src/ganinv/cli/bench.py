@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
-from .cli import app, console, err_console
+from ganinv.cli.common import console, err_console
+
+app = typer.Typer()
 
 
 @app.command()
@@ -21,7 +23,8 @@ def bench(
     quiet: bool = typer.Option(False, help="no progress messages"),
 ):
     """Measure one suite and write OUT/SUITE.md (machine, versions, seed and this command at the top)."""
-    from .bench import run_suite
+
+    from ganinv.experiments.bench import run_suite
 
     command = "ganinv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     log = (lambda m: None) if quiet else (lambda m: err_console.print(f"[dim]{m}[/]"))

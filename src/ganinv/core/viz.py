@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from .io import atomic_write
+from ganinv.core.io import atomic_write
 
 
 def comparison_grid(rows: list[Tensor], pad_value: float = 1.0) -> Tensor:

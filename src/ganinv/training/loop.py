@@ -9,7 +9,6 @@ saved with the weights, so a run killed and resumed ends with the same weights a
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -22,17 +21,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .config import RunConfig, current_versions, read_config
-from .distributed import check_batch_split, mean_across_ranks, rank_slice
-from .errors import GaninvError, RunDirError, TrainingDiverged, describe_os_error
-from .io import atomic_write_text
-from .methods import Method
-from .model import InversionModel
-from .rundir import (
-    CONFIG, METRICS, commit_checkpoint, generator_fingerprint, latest_checkpoint, load_net_weights, read_checkpoint,
-    split_weights, state_bytes, weights_bytes, write_config,
+from ganinv.core.config import RunConfig
+from ganinv.core.distributed import check_batch_split, mean_across_ranks, rank_slice
+from ganinv.core.errors import (
+    GaninvError,
+    TrainingDiverged,
 )
-from .viz import comparison_grid, save_png
+from ganinv.core.io import atomic_write_text
+from ganinv.core.rundir import (
+    METRICS,
+    latest_checkpoint,
+    prepare_run_dir,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from ganinv.core.viz import comparison_grid, save_png
+from ganinv.inference.evaluate import evaluate
+from ganinv.inference.model import InversionModel
+from ganinv.methods import Method
 
 SAMPLE_COUNT = 16
 
@@ -85,80 +91,6 @@ def make_accelerator(config: RunConfig):
     if t.device == "cuda" and not torch.cuda.is_available():
         raise GaninvError("--device cuda was asked for but no CUDA device is visible")
     return Accelerator(cpu=cpu, mixed_precision=t.precision)
-
-
-def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, accelerator=None) -> RunConfig:
-    """Fresh run: refuse to overwrite, record the config before step 0. Resume: the saved config wins.
-
-    Under several processes every rank checks (so all raise the same error, none waits forever), then the main
-    process alone writes, and all go on once it has."""
-    config = resolve_run_config(run_dir, config, resume)
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    if accelerator is None or accelerator.is_main_process:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_config(run_dir, config)
-        except OSError as exc:
-            raise RunDirError(f"cannot create the run directory: {describe_os_error(exc)}") from None
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    return config
-
-
-def resolve_run_config(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
-    """The config a (re)started run goes on with; raises, writing nothing, when the directory does not fit."""
-    if resume:
-        saved = read_config(run_dir)
-        if saved.method != config.method:
-            raise GaninvError(f"{run_dir} holds a {saved.method!r} run, not {config.method!r}; cannot resume it")
-        # extending a finished run is the one change allowed
-        return saved.replace(train=dataclasses.replace(saved.train, steps=config.train.steps))
-    if (run_dir / CONFIG).exists():
-        raise GaninvError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
-    return config.replace(versions=current_versions())
-
-
-def save_checkpoint(method: Method, run_dir: Path, step: int) -> None:
-    """Weights, optimisers and RNG states of ``step``, committed as one unit (see ganinv.rundir)."""
-    state = {
-        "step": step,
-        "world_size": method.world_size,  # informational: a run resumes under any number of processes
-        "optimizers": {name: opt.state_dict() for name, opt in method.optimizers.items()},
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    weights = weights_bytes(method.unwrapped_nets(), method.extra_state(), method=method.name, step=step)
-    commit_checkpoint(run_dir, step, weights, state_bytes(state))
-
-
-def restore_checkpoint(method: Method, run_dir: Path) -> int:
-    """Load the newest complete checkpoint into ``method``; 0 when the run was killed before its first one (a
-    post-hoc method then already holds its real frozen generator: see ``workflows.train_run``)."""
-    if latest_checkpoint(run_dir) is None:
-        return 0
-    tensors, state = read_checkpoint(run_dir, method.name)
-    weights, extra = split_weights(tensors)
-    load_net_weights(method.unwrapped_nets(), weights, run_dir)
-    method.load_extra_state(extra)
-    check_frozen_generator(method, run_dir)
-    for name, opt in method.optimizers.items():
-        opt.load_state_dict(state["optimizers"][name])
-    torch.set_rng_state(state["rng_cpu"])
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-    return int(state["step"])
-
-
-def check_frozen_generator(method: Method, run_dir: Path) -> None:
-    """A post-hoc method must go on with the generator it started on: its fingerprint was recorded then."""
-    expected = method.config.generator_fingerprint
-    if method.trains_generator or not expected:
-        return
-    found = generator_fingerprint(method.unwrapped_nets()["generator"])
-    if found != expected:
-        raise GaninvError(f"{run_dir}: the frozen generator's weights (fingerprint {found}) are not the ones this "
-                          f"run started on ({expected}); refusing to continue against another generator")
 
 
 class RunLogger:
@@ -215,7 +147,6 @@ def write_samples(method: Method, run_dir: Path, step: int, fixed_z: Tensor, rea
 
 def evaluate_during_training(method: Method, eval_images: Tensor | None, evaluators=()) -> dict[str, float]:
     """Reconstruction metrics (generated/…, real/…) plus whatever the caller's evaluators add (e.g. FD)."""
-    from .evaluate import evaluate
 
     model = InversionModel(method)
     values: dict[str, float] = {}
@@ -406,7 +337,14 @@ def logs_are_bad(logs: dict[str, float]) -> bool:
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -6,11 +6,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import RunConfig
-from .errors import GaninvError
-from .latent import Prior
-from .methods import Method, method_class
-from .rundir import load_net_weights, open_run, read_weights, split_weights
+from ganinv.core.config import RunConfig
+from ganinv.core.errors import GaninvError
+from ganinv.core.rundir import load_net_weights, open_run, read_weights, split_weights
+from ganinv.latent import Prior
+from ganinv.methods import Method, method_class
 
 
 class InversionModel:

@@ -1,7 +1,7 @@
-"""What each CLI command does, as importable functions (the CLI only parses flags and prints)."""
+"""Inverting image files and whole collections: ``ganinv invert RUN IMAGES… --out DIR`` and ``ganinv invert RUN
+--data SPEC --out DIR`` (the second streams to resumable latent shards: see ``ganinv.apps.collection``)."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -9,87 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import RunConfig, read_config
-from .data import display_path, open_dataset, read_image_files
-from .errors import GaninvError
-from .evaluate import evaluate
-from .io import atomic_write, atomic_write_json, atomic_write_text
-from .methods import method_class
-from .model import InversionModel
-from .rundir import CONFIG
-from .runs import build_config, load_generator_run, new_method, posthoc_config, resumed_method
-from .train import TrainResult, train
-from .viz import comparison_grid, save_png
-
-EVAL_REAL_IMAGES = 256
-
-
-def train_run(
-    method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
-    preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
-    net_overrides: dict | None = None, train_overrides: dict | None = None, options: dict | None = None,
-    evaluators=(), warn: Callable[[str], None] | None = None,
-) -> TrainResult | RunConfig:
-    """Validate everything (config, data, generator) before the run directory is touched, then train."""
-    out = Path(out)
-    frozen = None
-    if resume and not (out / CONFIG).is_file():  # killed before it wrote anything: resuming is starting
-        (warn or (lambda m: None))(f"{out} holds no run yet (interrupted before its config was written); starting it")
-        resume = False
-    if resume:
-        config = read_config(out)
-        if config.method != method:
-            raise GaninvError(f"{out} holds a {config.method!r} run, not {method!r}; cannot resume it")
-        check_resume_overrides(config, net_overrides or {}, options or {})
-        steps = (train_overrides or {}).get("steps")
-        if steps:  # extending a run is the one change a resume accepts
-            config = config.replace(train=dataclasses.replace(config.train, steps=steps))
-    else:
-        config = build_config(method, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides,
-                              options=options)
-        if generator is not None:
-            if method_class(method).trains_generator:
-                raise GaninvError(f"{method} trains its own generator; --generator is for the post-hoc methods "
-                                  "(aegan, regression, optimize)")
-            frozen = load_generator_run(generator)
-            config = posthoc_config(config, frozen, generator)
-    if dry_run:
-        return config
-    dataset, eval_images = open_training_data(config)
-    method_obj = resumed_method(config, out) if resume else new_method(config, frozen)
-    return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
-                 show_progress=show_progress, evaluators=evaluators, warn=warn)
-
-
-def open_training_data(config: RunConfig):
-    """The training split (for methods that train on real images) and a few test images for evaluation."""
-    if config.data is None:
-        if method_class(config.method).uses_real_data:
-            raise GaninvError(f"method {config.method!r} trains on real images: give --data")
-        return None, None
-    n = config.net
-    dataset = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="train")
-    test = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="test")
-    eval_images, _ = test.tensors(min(EVAL_REAL_IMAGES, len(test)))
-    return (dataset if method_class(config.method).uses_real_data else None), eval_images
-
-
-def evaluate_run(run: str | Path, *, data: str | None = None, n: int = 256, seed: int = 0) -> dict:
-    model = InversionModel.load(run)
-    if not model.can_invert:
-        raise GaninvError(
-            f"{run} is a {model.config.method!r} run with no inverse network; evaluate an inverter trained on it "
-            f"(ganinv train aegan --generator {run} --out RUN)"
-        )
-    real = None
-    if data is not None:
-        net = model.config.net
-        test = open_dataset(data, image_size=net.image_size, channels=net.channels, split="test")
-        real, _ = test.tensors(min(n, len(test)))
-    results = evaluate(model, n_generated=n, real=real, seed=seed)
-    return {"run": str(run), "method": model.config.method, **results}
-
-
+from ganinv.apps.collection import invert_collection
+from ganinv.core.errors import GaninvError
+from ganinv.core.io import atomic_write, atomic_write_json, atomic_write_text
+from ganinv.core.viz import comparison_grid, save_png
+from ganinv.data import display_path, read_image_files
+from ganinv.inference.hybrid import REFINE_LR, OptimizingModel
+from ganinv.inference.model import InversionModel
+from ganinv.methods.optimize import check_settings
 
 
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
@@ -137,7 +64,6 @@ def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None
                     device: str = "cpu", warn: Callable[[str], None] = lambda m: None) -> InversionModel:
     """The run's encoder, or encoder + ``refine`` optimisation steps (the hybrid); on a run without an encoder,
     optimisation from the prior's mean."""
-    from .methods.optimize import check_settings
 
     model = InversionModel.load(run, device=device)
     if refine < 0:
@@ -147,7 +73,6 @@ def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None
                           "(give --refine N to invert it by optimisation)")
     if not refine:
         return model
-    from .methods.hybrid import REFINE_LR, OptimizingModel
 
     start = "encoder" if model.can_invert else "mean"
     lr = refine_lr or (REFINE_LR if start == "encoder" else 0.05)
@@ -165,7 +90,6 @@ def invert_dataset(run: str | Path, data: str, out: str | Path, *, split: str = 
     ``accelerate launch``."""
     from accelerate import PartialState
 
-    from .apps.collection import invert_collection
 
     if device == "cuda" and not torch.cuda.is_available():
         raise GaninvError("--device cuda was asked for but no CUDA device is visible")
@@ -174,16 +98,3 @@ def invert_dataset(run: str | Path, data: str, out: str | Path, *, split: str = 
                             device=PartialState(cpu=use_cpu).device, warn=warn)
     return invert_collection(model, run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
                              workers=workers, refine=refine, show_progress=show_progress, log=warn)
-
-
-def check_resume_overrides(config: RunConfig, net_overrides: dict, options: dict) -> None:
-    """A resumed run keeps its nets and options; a flag that contradicts them is an error, not silently ignored."""
-    for key, value in net_overrides.items():
-        saved = getattr(config.net, key)
-        if value is not None and value != saved:
-            flag = "--" + key.replace("_", "-")
-            raise GaninvError(f"{flag} {value} does not match the run being resumed ({key} = {saved})")
-    for key, value in options.items():
-        if config.options.get(key) != value:
-            raise GaninvError(f"option {key}={value} does not match the run being resumed "
-                              f"({key} = {config.options.get(key)})")

@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
-from .cli import app, console, err_console
+from ganinv.cli.common import console, err_console
+
+app = typer.Typer()
 
 
 @app.command()
@@ -23,7 +25,8 @@ def serve(
                                      "to serve; older ones are deleted"),
 ):
     """Serve a web page over the run: reconstruct, search, super-resolve, edit and sample, in the browser."""
-    from .web import serve as serve_web
+
+    from ganinv.web.page import serve as serve_web
 
     serve_web(run, index=index, host=host, port=port, keep_results=keep_results,
               warn=lambda m: err_console.print(f"[bold yellow]warning:[/] {m}", highlight=False, soft_wrap=True),

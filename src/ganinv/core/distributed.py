@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .errors import GaninvError
+from ganinv.core.errors import GaninvError
 
 
 def world_size() -> int:

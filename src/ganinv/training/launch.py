@@ -5,13 +5,26 @@ Library functions the CLI and the demo share; validation happens here, before an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
-from .config import PRESETS, PRECISIONS, RunConfig
-from .errors import GaninvError
-from .latent import PRIOR_NAMES
-from .methods import Method, method_class
-from .model import InversionModel
+from ganinv.core.config import PRECISIONS, PRESETS, RunConfig, read_config
+from ganinv.core.errors import GaninvError
+from ganinv.core.rundir import (
+    CONFIG,
+    generator_fingerprint,
+    latest_checkpoint,
+    prepare_run_dir,
+    save_checkpoint,
+)
+from ganinv.data import open_dataset
+from ganinv.inference.model import InversionModel
+from ganinv.inference.wrap import generator_spec, generator_state
+from ganinv.latent import PRIOR_NAMES
+from ganinv.methods import Method, method_class
+from ganinv.methods.base import parse_options
+from ganinv.nets.frozen import DCGAN_SPEC
+from ganinv.training.loop import TrainResult, train
 
 
 def default_channels(data_spec: str | None) -> int:
@@ -72,7 +85,6 @@ def build_config(
         train=dataclasses.replace(train_base, **{k: v for k, v in (train or {}).items() if v is not None}),
     )
     validate(config)
-    from .methods.base import parse_options
 
     # fail now, before anything is written; record every option with its resolved value
     resolved = parse_options(method_class(method).Options, config.options, method)
@@ -106,7 +118,6 @@ def validate(config: RunConfig) -> None:
 def load_generator_run(path) -> InversionModel:
     """The frozen generator of a post-hoc method: a run that trained or wraps one (gan, bigan, dlsgan, wrapped),
     by path — or an ``InversionModel`` already in memory (e.g. from ``ganinv.wrap_generator``)."""
-    from .wrap import generator_spec
 
     model = path if isinstance(path, InversionModel) else InversionModel.load(path)
     if not method_class(model.config.method).trains_generator:
@@ -122,7 +133,6 @@ def posthoc_config(config: RunConfig, generator: InversionModel, generator_path)
     """A post-hoc method inherits the generator's nets config (image shape, width, latent, prior) and its data
     spec (for real-image evaluation); its own training settings stay. The generator's kind is recorded in
     ``config.generator`` so the run rebuilds the right net when loaded."""
-    from .wrap import DCGAN_SPEC, generator_spec
 
     g = generator.config
     spec = generator_spec(generator)
@@ -136,8 +146,6 @@ def posthoc_config(config: RunConfig, generator: InversionModel, generator_path)
 def new_method(config: RunConfig, generator: InversionModel | None = None) -> Method:
     """Build the method's nets; a post-hoc method gets a copy of the frozen generator's weights, and its config
     records their fingerprint (a resumed run is checked against it)."""
-    from .rundir import generator_fingerprint
-    from .wrap import generator_state
 
     cls = method_class(config.method)
     if not cls.trains_generator and generator is None:
@@ -159,7 +167,6 @@ def new_method(config: RunConfig, generator: InversionModel | None = None) -> Me
 def resumed_method(config: RunConfig, run_dir: Path) -> Method:
     """The method of a run being resumed. Its checkpoint holds every net, the frozen generator included; a
     post-hoc run killed before its first checkpoint takes its generator again from the run it records."""
-    from .rundir import latest_checkpoint
 
     cls = method_class(config.method)
     if cls.trains_generator or latest_checkpoint(run_dir) is not None:
@@ -178,10 +185,76 @@ def resumed_method(config: RunConfig, run_dir: Path) -> Method:
 def materialise_run(config: RunConfig, out: str | Path, generator: InversionModel | None = None) -> Path:
     """A run directory for a method with nothing to train (``optimize``): config + weights at step 0, loadable by
     path like any other run."""
-    from .train import prepare_run_dir, save_checkpoint
 
     out = Path(out)
     method = new_method(config, generator)
     method.config = prepare_run_dir(out, method.config, resume=False)
     save_checkpoint(method, out, step=0)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ train or resume
+EVAL_REAL_IMAGES = 256
+
+
+def train_run(
+    method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
+    preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
+    net_overrides: dict | None = None, train_overrides: dict | None = None, options: dict | None = None,
+    evaluators=(), warn: Callable[[str], None] | None = None,
+) -> TrainResult | RunConfig:
+    """Validate everything (config, data, generator) before the run directory is touched, then train."""
+    out = Path(out)
+    frozen = None
+    if resume and not (out / CONFIG).is_file():  # killed before it wrote anything: resuming is starting
+        (warn or (lambda m: None))(f"{out} holds no run yet (interrupted before its config was written); starting it")
+        resume = False
+    if resume:
+        config = read_config(out)
+        if config.method != method:
+            raise GaninvError(f"{out} holds a {config.method!r} run, not {method!r}; cannot resume it")
+        check_resume_overrides(config, net_overrides or {}, options or {})
+        steps = (train_overrides or {}).get("steps")
+        if steps:  # extending a run is the one change a resume accepts
+            config = config.replace(train=dataclasses.replace(config.train, steps=steps))
+    else:
+        config = build_config(method, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides,
+                              options=options)
+        if generator is not None:
+            if method_class(method).trains_generator:
+                raise GaninvError(f"{method} trains its own generator; --generator is for the post-hoc methods "
+                                  "(aegan, regression, optimize)")
+            frozen = load_generator_run(generator)
+            config = posthoc_config(config, frozen, generator)
+    if dry_run:
+        return config
+    dataset, eval_images = open_training_data(config)
+    method_obj = resumed_method(config, out) if resume else new_method(config, frozen)
+    return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
+                 show_progress=show_progress, evaluators=evaluators, warn=warn)
+
+
+def open_training_data(config: RunConfig):
+    """The training split (for methods that train on real images) and a few test images for evaluation."""
+    if config.data is None:
+        if method_class(config.method).uses_real_data:
+            raise GaninvError(f"method {config.method!r} trains on real images: give --data")
+        return None, None
+    n = config.net
+    dataset = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="train")
+    test = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="test")
+    eval_images, _ = test.tensors(min(EVAL_REAL_IMAGES, len(test)))
+    return (dataset if method_class(config.method).uses_real_data else None), eval_images
+
+
+def check_resume_overrides(config: RunConfig, net_overrides: dict, options: dict) -> None:
+    """A resumed run keeps its nets and options; a flag that contradicts them is an error, not silently ignored."""
+    for key, value in net_overrides.items():
+        saved = getattr(config.net, key)
+        if value is not None and value != saved:
+            flag = "--" + key.replace("_", "-")
+            raise GaninvError(f"{flag} {value} does not match the run being resumed ({key} = {saved})")
+    for key, value in options.items():
+        if config.options.get(key) != value:
+            raise GaninvError(f"option {key}={value} does not match the run being resumed "
+                              f"({key} = {config.options.get(key)})")

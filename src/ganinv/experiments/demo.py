@@ -11,14 +11,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import read_config
-from .data import open_dataset
-from .evaluate import generated_batch, reconstruction_report
-from .io import atomic_write_text
-from .metrics import lpips_status
-from .model import InversionModel
-from .viz import comparison_grid, png_data_uri
-from .workflows import train_run
+from ganinv.core.config import read_config
+from ganinv.core.io import atomic_write_text
+from ganinv.core.rundir import finished_step
+from ganinv.core.viz import comparison_grid, png_data_uri
+from ganinv.data import open_dataset
+from ganinv.inference.evaluate import generated_batch, reconstruction_report
+from ganinv.inference.model import InversionModel
+from ganinv.metrics import lpips_status
+from ganinv.training.launch import train_run
 
 DATA = "mnist"
 # (gan steps, encoder steps): full fits ≤ 10 min on 2 CPU cores, quick ≤ 2 min
@@ -29,7 +30,6 @@ SHOWN = 12
 
 def _train_or_reuse(method: str, run: Path, steps: int, show_progress: bool, log, **kwargs) -> None:
     if (run / "config.json").exists():
-        from .rundir import finished_step
 
         if read_config(run).train.steps == steps and finished_step(run) >= steps:
             log(f"reusing finished {method} run {run}")

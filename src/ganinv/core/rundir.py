@@ -21,25 +21,40 @@ and resume.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
 
-from . import io as fs
-from .config import FORMAT_VERSION, RunConfig, read_config
-from .errors import RunDirError, describe_os_error
+from ganinv.core import io as fs
+from ganinv.core.config import FORMAT_VERSION, RunConfig, current_versions, read_config
+from ganinv.core.errors import GaninvError, RunDirError, describe_os_error
 
 WEIGHTS, STATE, CONFIG = "weights.safetensors", "state.pt", "config.json"
 POINTER, CHECKPOINTS = "checkpoint.json", "checkpoints"
 METRICS, SAMPLES = "metrics.jsonl", "samples"
+
+
+class Checkpointable(Protocol):
+    """What a checkpoint saves and restores of a method (``ganinv.methods.base.Method`` is one)."""
+    name: str
+    config: RunConfig
+    trains_generator: bool
+    world_size: int
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def unwrapped_nets(self) -> dict[str, nn.Module]: ...
+    def extra_state(self) -> dict[str, Tensor]: ...
+    def load_extra_state(self, tensors: dict[str, Tensor]) -> None: ...
 
 
 class CheckpointWriteError(RunDirError):
@@ -281,3 +296,93 @@ def generator_fingerprint(generator: nn.Module) -> str:
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
         digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def run_fingerprint(run: str | Path) -> str:
+    """sha256 of the run's config.json and newest weights: the identity of the latents it produces."""
+    import hashlib
+
+    run = Path(run)
+    if not (run / CONFIG).is_file():
+        raise RunDirError(f"{run} is not a run directory (no {CONFIG})")
+    digest = hashlib.sha256()
+    for path in (run / CONFIG, weights_file(run)):
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------ the run's life
+def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, accelerator=None) -> RunConfig:
+    """Fresh run: refuse to overwrite, record the config before step 0. Resume: the saved config wins.
+
+    Under several processes every rank checks (so all raise the same error, none waits forever), then the main
+    process alone writes, and all go on once it has."""
+    config = resolve_run_config(run_dir, config, resume)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    if accelerator is None or accelerator.is_main_process:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_config(run_dir, config)
+        except OSError as exc:
+            raise RunDirError(f"cannot create the run directory: {describe_os_error(exc)}") from None
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return config
+
+
+def resolve_run_config(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
+    """The config a (re)started run goes on with; raises, writing nothing, when the directory does not fit."""
+    if resume:
+        saved = read_config(run_dir)
+        if saved.method != config.method:
+            raise GaninvError(f"{run_dir} holds a {saved.method!r} run, not {config.method!r}; cannot resume it")
+        # extending a finished run is the one change allowed
+        return saved.replace(train=dataclasses.replace(saved.train, steps=config.train.steps))
+    if (run_dir / CONFIG).exists():
+        raise GaninvError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    return config.replace(versions=current_versions())
+
+
+def save_checkpoint(method: Checkpointable, run_dir: Path, step: int) -> None:
+    """Weights, optimisers and RNG states of ``step``, committed as one unit (see ganinv.rundir)."""
+    state = {
+        "step": step,
+        "world_size": method.world_size,  # informational: a run resumes under any number of processes
+        "optimizers": {name: opt.state_dict() for name, opt in method.optimizers.items()},
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    weights = weights_bytes(method.unwrapped_nets(), method.extra_state(), method=method.name, step=step)
+    commit_checkpoint(run_dir, step, weights, state_bytes(state))
+
+
+def restore_checkpoint(method: Checkpointable, run_dir: Path) -> int:
+    """Load the newest complete checkpoint into ``method``; 0 when the run was killed before its first one (a
+    post-hoc method then already holds its real frozen generator: see ``workflows.train_run``)."""
+    if latest_checkpoint(run_dir) is None:
+        return 0
+    tensors, state = read_checkpoint(run_dir, method.name)
+    weights, extra = split_weights(tensors)
+    load_net_weights(method.unwrapped_nets(), weights, run_dir)
+    method.load_extra_state(extra)
+    check_frozen_generator(method, run_dir)
+    for name, opt in method.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    torch.set_rng_state(state["rng_cpu"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return int(state["step"])
+
+
+def check_frozen_generator(method: Checkpointable, run_dir: Path) -> None:
+    """A post-hoc method must go on with the generator it started on: its fingerprint was recorded then."""
+    expected = method.config.generator_fingerprint
+    if method.trains_generator or not expected:
+        return
+    found = generator_fingerprint(method.unwrapped_nets()["generator"])
+    if found != expected:
+        raise GaninvError(f"{run_dir}: the frozen generator's weights (fingerprint {found}) are not the ones this "
+                          f"run started on ({expected}); refusing to continue against another generator")

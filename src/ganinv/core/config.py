@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError, describe_os_error
+from ganinv.core import __version__
+from ganinv.core.errors import RunDirError, describe_os_error
 
 FORMAT_VERSION = 1
 PRECISIONS = ("no", "bf16", "fp16")
@@ -87,7 +88,6 @@ PRESETS: dict[str, tuple[NetConfig, TrainConfig]] = {
 def current_versions() -> dict[str, str]:
     import torch
 
-    from . import __version__
 
     return {"ganinv": __version__, "torch": torch.__version__, "python": platform.python_version()}
 

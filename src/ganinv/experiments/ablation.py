@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import open_dataset
-from .errors import GaninvError
-from .evaluate import generated_batch
-from .io import atomic_write, atomic_write_text
-from .rundir import finished_step
-from .metrics.fid import feature_extractor, frechet_distance
+from ganinv.core.errors import GaninvError
+from ganinv.core.io import atomic_write, atomic_write_text
+from ganinv.core.rundir import finished_step
+from ganinv.data import open_dataset
+from ganinv.inference.evaluate import generated_batch
+from ganinv.metrics.fid import feature_extractor, frechet_distance
+from ganinv.training.launch import train_run
 
 PRIORS = ("normal", "uniform_sqrt3")
 CELLS = [(prior, dls, on) for prior in PRIORS for dls in (True, False) for on in ("D", "DG")]
@@ -65,7 +66,6 @@ def fd_evaluator(extractor, real_features, key: str, seed: int) -> Callable:
 def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False, seed: int = 0,
                  epochs: int | None = None, fid_weights: str | None = None, show_progress: bool = True,
                  log: Callable[[str], None] = print, budget: Budget | None = None, cells=CELLS) -> dict:
-    from .workflows import train_run
 
     if method != "dlsgan":
         raise GaninvError(f"the ablation grid is seed 003's, for dlsgan only; got {method!r}")

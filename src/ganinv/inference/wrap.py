@@ -1,16 +1,9 @@
-"""Generators a post-hoc method can sit on, and bringing your own.
+"""Bring your own generator, and the generator a post-hoc method freezes.
 
 A post-hoc method (aegan, regression/projection, optimize) keeps a frozen copy of some generator inside its own
-run directory. Which net that copy is, is recorded in the post-hoc run's ``config.generator`` (a *generator
-spec*), so loading the run still needs nothing but its path:
-
-    {"kind": "dcgan"}                                     a gan or bigan run's DCGAN generator (the default:
-                                                          runs written before specs existed have none)
-    {"kind": "style", "mapping_layers": 8}                a dlsgan run's style generator, frozen with its latent
-                                                          scale s: generate(z) = G(z∘s), w = F(z∘s)
-    {"kind": "module", "factory": "pkg.mod:fn",           a user's nn.Module (``wrap_generator`` / ``ganinv
-     "image_range": [-1.0, 1.0]}                           wrap``), rebuilt by importing ``factory`` — never
-                                                          pickled code
+run directory; which net that is, is recorded in its ``config.generator`` (a generator spec, see
+``ganinv.nets.frozen``), so loading the run still needs nothing but its path. ``generator_spec`` and
+``generator_state`` read a generator run's spec and weights.
 
 ``wrap_generator(module, prior, image_range)`` turns any ``nn.Module`` (latents N×d → images N×C×H×W) into an
 ``InversionModel`` of the ``wrapped`` method; ``save_wrapped_run`` writes it as a run directory that every
@@ -19,109 +12,28 @@ spec*), so loading the run still needs nothing but its path:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .config import NetConfig, RunConfig, current_versions
-from .errors import GaninvError
-from .latent import Prior, make_prior
+from ganinv.core.config import NetConfig, RunConfig, current_versions
+from ganinv.core.errors import GaninvError
+from ganinv.core.rundir import prepare_run_dir, save_checkpoint
+from ganinv.inference.model import InversionModel
+from ganinv.latent import Prior, make_prior
+from ganinv.methods.wrapped import WrappedGenerator, WrappedOptions
+from ganinv.nets.dcgan import Generator
+from ganinv.nets.frozen import DCGAN_SPEC, ModuleGenerator, build_module
+from ganinv.nets.style import StyleGenerator
 
-DCGAN_SPEC = {"kind": "dcgan"}
 RANGE_TOLERANCE = 1e-3
 DEFAULT_ENCODER_WIDTH = 32  # a wrapped run has no nets config of its own; its post-hoc encoders use this width
 
 
-# --- frozen generator nets ---------------------------------------------------------------------------------------
-
-class ScaledStyleGenerator(nn.Module):
-    """A DLSGAN style generator frozen with its latent scale s (a buffer, saved with the weights).
-
-    ``forward(z) = G(z∘s)`` (what the dlsgan run's ``generate`` does); ``mapping(z) = F(z∘s) = w``;
-    ``from_w(w)`` is the synthesis network's image in [0, 1] — the W space of a projection network."""
-
-    def __init__(self, *, latent_dim: int, image_size: int, width: int, channels: int, mapping_layers: int):
-        super().__init__()
-        from .nets.style import StyleGenerator
-
-        self.generator = StyleGenerator(latent_dim=latent_dim, image_size=image_size, width=width,
-                                        channels=channels, mapping_layers=mapping_layers)
-        self.register_buffer("scale", torch.ones(latent_dim))
-
-    @property
-    def w_dim(self) -> int:
-        return self.generator.mapping.w_dim
-
-    def mapping(self, z: Tensor) -> Tensor:
-        return self.generator.mapping(z * self.scale.to(z.dtype))
-
-    def from_w(self, w: Tensor) -> Tensor:
-        return (torch.tanh(self.generator.synthesis(w)) + 1.0) / 2.0
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.from_w(self.mapping(z))
-
-
-class ModuleGenerator(nn.Module):
-    """A user's module behind the [0, 1] image boundary: ``(module(z) − low) / (high − low)``, clamped."""
-
-    def __init__(self, module: nn.Module, image_range: tuple[float, float]):
-        super().__init__()
-        self.module = module
-        self.low, self.high = float(image_range[0]), float(image_range[1])
-
-    def forward(self, z: Tensor) -> Tensor:
-        y = self.module(z)
-        return ((y - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
-
-
-def import_factory(factory: str):
-    """``"pkg.mod:fn"`` (or ``"pkg.mod:Class"``) → the callable, with an error that names what is missing."""
-    module_name, sep, attr = factory.partition(":")
-    if not sep or not module_name or not attr:
-        raise GaninvError(f"generator module {factory!r}: expected 'package.module:factory'")
-    try:
-        obj = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise GaninvError(f"generator module {factory!r}: cannot import {module_name!r} ({exc})") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise GaninvError(f"generator module {factory!r}: {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise GaninvError(f"generator module {factory!r}: {attr!r} is not callable")
-    return obj
-
-
-def build_module(factory: str) -> nn.Module:
-    module = import_factory(factory)()
-    if not isinstance(module, nn.Module):
-        raise GaninvError(f"generator module {factory!r} returned a {type(module).__name__}, not a torch nn.Module")
-    return module
-
-
-def build_generator(spec: dict[str, Any], net: NetConfig) -> nn.Module:
-    """The frozen generator net a post-hoc run's spec describes (weights are loaded separately)."""
-    kind = spec.get("kind")
-    if kind == "dcgan":
-        from .nets.dcgan import Generator
-
-        return Generator(latent_dim=net.latent_dim, image_size=net.image_size, width=net.width, channels=net.channels)
-    if kind == "style":
-        return ScaledStyleGenerator(latent_dim=net.latent_dim, image_size=net.image_size, width=net.width,
-                                    channels=net.channels, mapping_layers=int(spec["mapping_layers"]))
-    if kind == "module":
-        return ModuleGenerator(build_module(spec["factory"]), tuple(spec["image_range"]))
-    raise GaninvError(f"unknown generator kind {kind!r} in this run's options; expected dcgan, style or module")
-
-
 def generator_spec(model) -> dict[str, Any]:
     """The spec of the generator inside a loaded generator run (gan, bigan, dlsgan, wrapped)."""
-    from .nets.dcgan import Generator
-    from .nets.style import StyleGenerator
 
     method = model.method
     net = method.nets.get("generator")
@@ -194,7 +106,6 @@ def wrap_generator(module: nn.Module, prior: str | Prior = "uniform", image_rang
     """Any ``nn.Module`` (latents N×d → images N×C×H×W) as an ``InversionModel`` usable by every post-hoc method
     and application. ``image_range`` is what the module outputs: (-1, 1) or (0, 1). ``factory``
     ("pkg.mod:fn", which rebuilds the module with no arguments) is needed only to save it as a run directory."""
-    from .model import InversionModel
 
     if not isinstance(module, nn.Module):
         raise GaninvError(f"wrap_generator needs a torch nn.Module, got {type(module).__name__}")
@@ -211,7 +122,6 @@ def wrap_generator(module: nn.Module, prior: str | Prior = "uniform", image_rang
             raise GaninvError("give latent_dim (the module has no latent_dim attribute)")
         prior_obj = make_prior(prior, int(latent_dim))
     channels, size = check_generator_output(module, prior_obj, image_range)
-    from .methods.wrapped import WrappedGenerator, WrappedOptions
 
     options = WrappedOptions(factory=factory or "", image_low=image_range[0], image_high=image_range[1],
                              weights=str(weights or ""))
@@ -261,7 +171,6 @@ def wrap_factory(factory: str, *, latent_dim: int, prior: str = "uniform", image
 def save_wrapped_run(model, out: str | Path) -> Path:
     """Write a wrapped generator as a run directory (config.json records the factory, the weights file it came
     from and the image range; weights.safetensors holds the module's weights)."""
-    from .train import prepare_run_dir, save_checkpoint
 
     if model.config.method != "wrapped":
         raise GaninvError(f"save_wrapped_run takes a wrap_generator model, got a {model.config.method!r} run")

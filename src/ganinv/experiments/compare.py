@@ -27,15 +27,17 @@ from pathlib import Path
 
 import torch
 
-from ..config import read_config
-from ..data import open_dataset
-from ..errors import GaninvError
-from ..evaluate import generated_batch, reconstruction_report
-from ..io import atomic_write_json
-from ..model import InversionModel
-from ..rundir import finished_step
-from ..runs import load_generator_run
-from ..viz import comparison_grid, save_png
+from ganinv.core.config import read_config
+from ganinv.core.errors import GaninvError
+from ganinv.core.io import atomic_write_json
+from ganinv.core.rundir import finished_step
+from ganinv.core.viz import comparison_grid, save_png
+from ganinv.data import open_dataset
+from ganinv.inference.evaluate import generated_batch, reconstruction_report
+from ganinv.inference.hybrid import OptimizingModel, with_refinement
+from ganinv.inference.model import InversionModel
+from ganinv.methods.optimize import check_settings
+from ganinv.training.launch import load_generator_run, train_run
 
 METHODS = ("aegan", "regression", "bigan", "optimize", "hybrid")
 ENCODERS = ("aegan", "regression")
@@ -71,7 +73,6 @@ def parse_methods(text: str | list[str]) -> list[str]:
 def _train(method: str, out: Path, *, settings: CompareSettings, generator=None, data=None, net=None,
            steps: int, options=None, show_progress: bool) -> InversionModel:
     """Train (or resume / reuse) one run under out/runs and load it."""
-    from ..workflows import train_run
 
     train = dict(steps=steps, batch_size=settings.batch_size, lr=settings.lr, checkpoint_every=max(steps // 4, 1),
                  sample_every=steps, eval_every=steps, eval_samples=min(64, settings.n_generated))
@@ -98,8 +99,6 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
     """Train what needs training, invert the same images with every method, write results.json and grid.png.
 
     Returns {method: {"generated": metrics, "real": metrics, "run": path or None}, …, "summary": {…}}."""
-    from ..methods.hybrid import OptimizingModel, with_refinement
-    from ..methods.optimize import check_settings
 
     methods = parse_methods(methods)
     check_settings(settings.optimize_steps, settings.optimize_lr, settings.loss)

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from rich.markup import escape
+from ganinv.cli.common import console, err_console, exit_if_skipped  # noqa: F401
+from ganinv.core.errors import GaninvError
 
-from .cli import app, console, err_console, exit_if_skipped  # noqa: F401
-from .data import display_path
-from .errors import GaninvError
+app = typer.Typer()
 
 
 def _note(message: str) -> None:
@@ -57,7 +57,8 @@ def index(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Invert a collection into a FAISS index (latents + dHash/pHash/colour-histogram baselines); resumable."""
-    from .apps.search import build_index
+
+    from ganinv.apps.search import build_index
 
     result = build_index(run, data, out, split=split, methods=methods.split(","), ivf=ivf, limit=limit,
                          batch_size=batch_size, shard_size=shard_size, workers=workers, show_progress=not quiet,
@@ -73,7 +74,8 @@ def index_latents_command(
 ):
     """Index inverted latents with FAISS, one shard in memory at a time (GPUs used when faiss-gpu sees them):
     writes DIR/latents.faiss for `ganinv.apps.collection.search_latents`."""
-    from .apps.collection import index_latents
+
+    from ganinv.apps.collection import index_latents
 
     info = index_latents(latents, ivf=ivf, log=_note)
     console.print(f"indexed {info['indexed']} of {info['n']} latents ({info['kind']}) → {latents}/latents.faiss")
@@ -92,9 +94,11 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ):
     """Find the k nearest indexed images of each query; print ranked paths + distances, write a grid PNG."""
-    from .apps import read_images
-    from .apps.search import SearchIndex, check_k
-    from .viz import save_png
+
+    from ganinv.apps import read_images
+    from ganinv.apps.search import SearchIndex, check_k
+    from ganinv.core.viz import save_png
+    from ganinv.data import display_path
 
     idx = SearchIndex.load(index_dir)
     check_k(k, len(idx))
@@ -127,7 +131,8 @@ def search(
 def _stack_grid(queries, found):
     import torch
 
-    from .viz import comparison_grid
+    from ganinv.core.viz import comparison_grid
+
 
     rows = [torch.cat([q.unsqueeze(0), f]) for q, f in zip(queries, found)]
     return comparison_grid(rows)
@@ -151,7 +156,8 @@ def eval_search(
 ):
     """Seed 001 table 2 (label similarity of the top-k) and robustness (recall@1/@10 of the original under colour,
     occlusion and blur), latents vs dHash / pHash / colour histogram."""
-    from .apps.search import PERTURBATIONS, evaluate_search
+
+    from ganinv.apps.search import PERTURBATIONS, evaluate_search
 
     results = evaluate_search(run, data, index_dir=index_dir, queries=queries, k=k, limit=limit,
                               methods=methods.split(","), seed=seed, show_progress=not quiet, log=_note)
@@ -190,10 +196,11 @@ def superres(
     demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
     import torch
 
-    from .apps import load_inverter, read_images
-    from .apps.superres import check_degradation, compare, super_resolve, upsample
-    from .data import read_image_files
-    from .viz import comparison_grid, save_png
+    from ganinv.apps import load_inverter, read_images
+    from ganinv.apps.superres import check_degradation, compare, super_resolve, upsample
+    from ganinv.core.viz import comparison_grid, save_png
+    from ganinv.data import display_path, read_image_files
+
 
     check_degradation(sigma, factor)
     model = load_inverter(run)
@@ -230,9 +237,10 @@ def eval_superres(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     """PSNR/SSIM against the clean image for each σ / factor: inversion beside bicubic and the degraded input."""
-    from .apps import load_inverter, read_dataset_images
-    from .apps.superres import evaluate_superres
-    from .data import open_dataset
+
+    from ganinv.apps import load_inverter, read_dataset_images
+    from ganinv.apps.superres import evaluate_superres
+    from ganinv.data import open_dataset
 
     model = load_inverter(run)
     real, skipped = None, []
@@ -270,7 +278,8 @@ def cluster(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Ward agglomerative clustering of latents: a grid per cluster, the closest pairs, silhouette and purity."""
-    from .apps.cluster import cluster_dataset
+
+    from ganinv.apps.cluster import cluster_dataset
 
     summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=_note)
     if as_json:
@@ -313,10 +322,11 @@ def edit(
     import numpy as np
     import torch
 
-    from .apps import load_inverter, parse_range, read_images
-    from .apps import edit as E
-    from .model import InversionModel
-    from .viz import comparison_grid, save_png
+    from ganinv.apps import edit as E
+    from ganinv.apps import load_inverter, parse_range, read_images
+    from ganinv.core.viz import comparison_grid, save_png
+    from ganinv.inference.model import InversionModel
+
 
     modes = [name for name, on in (("--interpolate", interpolate), ("--attribute", attribute is not None),
                                    ("--traverse", traverse is not None)) if on]

@@ -1,0 +1,46 @@
+"""The ``ganinv`` command line: one module per command group, each command a thin wrapper over a library function.
+
+Exit status (every command):
+
+    0   everything asked for was done
+    2   an error of ours (``GaninvError``) or of the operating system (a path that cannot be read or written, a
+        full disk): one line on stderr, and nothing is written half-way
+    3   done, but some inputs were skipped (unreadable or odd image files): each is named on stderr with its reason
+    130 interrupted (Ctrl-C); a training run keeps its last checkpoint
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ganinv.cli import apps, bench, compare, train, web
+from ganinv.cli.common import EXIT_ERROR, err_console
+from ganinv.core.errors import GaninvError, describe_os_error
+
+app = typer.Typer(
+    help="GAN inversion: train generators and their inverters, invert images, evaluate, run the demo.",
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+)
+for group in (train, apps, compare, bench, web):  # the order of `ganinv --help`
+    app.add_typer(group.app)
+
+
+def main() -> None:
+    from rich.markup import escape
+
+    try:
+        app()
+    except GaninvError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:  # a path we could not read or write (permission, full disk, /proc, a symlink loop)
+        err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; the last checkpoint is kept (continue with --resume)")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""The papers' experiments and our benchmarks: compare, ablation, the bench suites and the demo."""
