@@ -226,7 +226,7 @@ def disk_table(records: list[dict]) -> str:
         if "skipped" in r:
             return f"disk-full trials skipped: {r['skipped']}"
         lines.append(f"| {r['tmpfs_kib']} KiB | {r['exit']} | {'yes' if r['traceback'] else 'no'} | "
-                     f"{r['message'][:120]} | {'yes' if r['finished'] else 'no'} | {r.get('delta', '—')} |")
+                     f"{r['message'][:200]} | {'yes' if r['finished'] else 'no'} | {r.get('delta', '—')} |")
     return "\n".join(lines)
 
 
@@ -257,11 +257,11 @@ def main(argv=None) -> int:
               f"{'finished' if record['finished'] else 'UNRESUMABLE'}"
               f"{', CORRUPT' if record.get('corrupt') else ''}, |Δ| {record.get('delta')}", flush=True)
     command = f"python benchmarks/faults.py --out {args.out} --trials {args.trials} --seed {args.seed}"
-    report = [f"# Faults: SIGKILL at random instants, then the same command again\n", f"`{command}`\n",
+    report = ["# Faults: SIGKILL at random instants, then the same command again\n", f"`{command}`\n",
               "Reference (uninterrupted) wall times, s: " + ", ".join(f"{k} {v:.1f}" for k, v in durations.items()),
               "", summary_table(records)]
     if args.disk_full:
-        disk = disk_full_trials(setup, scratch, [400, 700, 1000, 1500])
+        disk = disk_full_trials(setup, scratch, [150, 250, 350, 450, 600])
         report += ["", f"Disk full (`{command} --disk-full`): `train gan` on a tmpfs of the given size, grown to "
                    "64 MiB after the failure, then `--resume`:", "", disk_table(disk)]
     text = "\n".join(report) + "\n"

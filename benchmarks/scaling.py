@@ -132,7 +132,7 @@ def main(argv=None) -> None:
         f"weights beyond 1e-5; last logged losses {last_losses(many)} vs {last_losses(one)}. Float32 sums in another "
         "order differ by rounding, but Adam moves each weight by ≈ lr·sign(g), so a gradient element within rounding "
         "of zero flips sign and moves its weight by up to 2·lr, and GAN training spreads such differences step by "
-        "step (tests/test_distributed.py checks 10 steps). The control — the same single process with other "
+        "step (tests/core/test_distributed.py checks 10 steps). The control — the same single process with other "
         "convolution kernels (mkldnn off), a change of rounding and nothing else — drifts by the same order: median "
         f"|Δweight| {rounding.median().item():.3g}, largest {rounding.max().item():.3g}, "
         f"{(rounding > 1e-5).double().mean().item():.2%} beyond 1e-5.", ""])

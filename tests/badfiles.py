@@ -10,7 +10,7 @@
   12 KB on disk), a folder named .jpg, a missing path, a dangling symbolic link, a symbolic link loop;
 * ``"skip: REASON"``: a case this process cannot make: the unreadable file (mode 000) is readable to root,
   so as root it is whatever its bytes are (a good PNG) and the permission check runs in a subprocess without
-  CAP_DAC_OVERRIDE (tests/test_badfiles.py).
+  CAP_DAC_OVERRIDE (tests/apps/test_badfiles.py).
 
 ``REASONS`` holds a phrase each bad entry's message must contain. Names are relative to ``root``; two good files
 share the name ``same.png`` in different folders (outputs must not collide).
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ganinv.data import display_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # what a folder: scan lists (ganinv.data)
 NON_UTF8 = os.fsdecode(b"bytes-\xff\xfe.png")
@@ -160,3 +162,43 @@ def listable(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return not any(ch.isspace() for ch in name)
+
+
+# ------------------------------------------------------------------------------------------------ assertions
+def split_corpus(root: Path, corpus: dict, names) -> tuple[list[str], list[str]]:
+    """(names a command must process, names it must skip) among ``names``."""
+    names = list(names)
+    good = [n for n in names if usable(root, n, corpus[n])]
+    bad = [n for n in names if n not in good and not corpus[n].startswith("skip")]
+    return good, bad
+
+
+def folder_names(root: Path, corpus: dict) -> list[str]:
+    return [n for n in corpus if seen_by_folder_scan(root, n)]
+
+
+def assert_reported(err: str, root: Path, corpus: dict, bad: list[str], good: list[str]) -> None:
+    """No traceback; every bad file on exactly one stderr line, with its reason; no good file reported as bad."""
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    for name in bad:
+        shown = display_path(root / name)
+        mentions = [line for line in lines if shown in line]
+        assert len(mentions) == 1, (name, mentions)
+        assert REASONS[name] in mentions[0], (name, mentions[0])
+    for name in good:
+        shown = display_path(root / name)
+        assert not any(shown in line and any(r in line for r in REASONS.values()) for line in lines), name
+
+
+def assert_skipped_records(records: list[dict], root: Path, bad: list[str], *, resolved: bool = False) -> None:
+    """The JSON failure records name exactly the bad files (exact names) with their reasons."""
+    expected = {item_name(root / n, resolved): n for n in bad}
+    assert sorted(r["item"] for r in records) == sorted(expected), records
+    for r in records:
+        assert REASONS[expected[r["item"]]] in r.get("reason", r.get("error", "")), r
+
+
+def item_name(path: Path, resolved: bool) -> str:
+    """How a command records an item: the path as given, or resolved (an index resolves all but links)."""
+    return str(path.resolve()) if resolved and not path.is_symlink() else os.fsdecode(path)

@@ -61,7 +61,7 @@ class Prior:
                 "spherical": HALF_PI / (2 * SQRT3)}[self.name]
 
 
-# "spherical" (seed 002, DED-GAN): angles z_s ~ U(0, π/2)^d, read as a point on the unit d-sphere in R^(d+1) by
+# "spherical" (DED-GAN, Cho): angles z_s ~ U(0, π/2)^d, read as a point on the unit d-sphere in R^(d+1) by
 # ``spherical_to_cartesian`` below
 PRIOR_NAMES = ("uniform", "normal", "uniform_sqrt3", "spherical")
 
@@ -74,7 +74,7 @@ def make_prior(name: str, dim: int) -> Prior:
     return Prior(name, dim)
 
 
-# --- the dynamic latent scale (seed 003, DLSGAN) -----------------------------------------------------------------
+# --- the dynamic latent scale (DLSGAN, Cho & Krzyzak) ------------------------------------------------------------
 
 LATENT_SCALE_MODES = ("window", "ema")
 
@@ -83,7 +83,7 @@ def scaled_latent_entropy(scale: Tensor, prior_name: str) -> float:
     """Differential entropy (nats) of Z∘s for an i.i.d. prior Z: Σ_i h(s_i Z_i) = Σ_i [h(Z_i) + log s_i].
 
     normal: Σ log(s_i √(2πe)); uniform_sqrt3 (U(−√3,√3)): Σ log(s_i · 2√3); uniform (U(−1,1)): Σ log(2 s_i).
-    At s = 1 it is the prior's own entropy; it can be negative (seed 003 figs. 5–6), and −inf if some s_i = 0.
+    At s = 1 it is the prior's own entropy; it can be negative (DLSGAN paper figs. 5–6), and −inf if some s_i = 0.
     """
     per_element = {"normal": 0.5 * math.log(2 * math.pi * math.e), "uniform_sqrt3": math.log(2 * SQRT3),
                    "uniform": math.log(2.0), "spherical": math.log(HALF_PI)}
@@ -95,7 +95,7 @@ def scaled_latent_entropy(scale: Tensor, prior_name: str) -> float:
 
 class LatentScale:
     """Traces the element-wise variance v of predicted latents z' and gives the DLS scale vector
-    ``s = √d · v^½ / ||v^½||₂`` (seed 003 Algorithm 1, line 3), so that ||s||₂ = √d and s = 1 when v is constant.
+    ``s = √d · v^½ / ||v^½||₂`` (DLSGAN Algorithm 1, line 3), so that ||s||₂ = √d and s = 1 when v is constant.
 
     Like the paper (and the authors' code) v is the running mean of z'² — "the mean of the predicted latent
     random variable becomes automatically zero, so z'² can be considered as the sample variance" — and it starts
@@ -216,7 +216,7 @@ class LatentScale:
         return self
 
 
-# --- spherical ↔ cartesian coordinates (seed 002, DED-GAN §3) --------------------------------------------------------
+# --- spherical ↔ cartesian coordinates (DED-GAN (Cho) §3) ------------------------------------------------------------
 #
 # d angles in (0, π/2) are a point on the positive orthant of the unit sphere in R^n, n = d + 1. The paper's
 # *perfect binary tree* (its ref. [7]) writes each coordinate as a product of only log2(n) sines/cosines:
@@ -300,7 +300,7 @@ def sequential_spherical_to_cartesian(angles: Tensor) -> Tensor:
 
 
 def spherical_to_normal(angles: Tensor) -> Tensor:
-    """Seed 002 §5.1's quantile preprocessing: U(0, π/2) angles → Φ⁻¹(angle / (π/2)) ~ N(0, 1), so the
+    """The DED-GAN paper's (Cho) §5.1 quantile preprocessing: U(0, π/2) angles → Φ⁻¹(angle / (π/2)) ~ N(0, 1), so the
     generator's network sees normal inputs. The uniform is clamped into [m, 1 − m] (m = margin / (π/2)) first:
     Φ⁻¹ is ±inf at 0 and 1."""
     m = SPHERICAL_MARGIN / HALF_PI

@@ -9,7 +9,7 @@ from torch import Tensor
 
 
 def gan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """DCGAN's D objective (seed 001 eq. 4): −log D(x) − log(1 − D(G(z))), on logits for stability."""
+    """DCGAN's D objective (AEGAN (Luo et al.) eq. 4): −log D(x) − log(1 − D(G(z))), on logits for stability."""
     real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return real + fake
@@ -21,7 +21,7 @@ def gan_generator_loss(fake_logits: Tensor) -> Tensor:
 
 
 def reconstruction_bce(reconstruction: Tensor, target: Tensor) -> Tensor:
-    """Seed 001 eq. 5: −x log x' − (1 − x) log(1 − x'), pixels treated as Bernoulli, mean over pixels.
+    """AEGAN (Luo et al.) eq. 5: −x log x' − (1 − x) log(1 − x'), pixels treated as Bernoulli, mean over pixels.
 
     Computed in float32 (BCE on probabilities is unsafe under autocast), clamped away from 0 and 1.
     """
@@ -30,11 +30,11 @@ def reconstruction_bce(reconstruction: Tensor, target: Tensor) -> Tensor:
 
 
 def latent_mse(predicted: Tensor, target: Tensor) -> Tensor:
-    """The 'directly trained' inverse model's loss ||z − IG(G(z))||² (seed 001 eq. 3, without labels)."""
+    """The 'directly trained' inverse model's loss ||z − IG(G(z))||² (AEGAN paper eq. 3, no labels)."""
     return F.mse_loss(predicted.float(), target.float())
 
 
-# --- DLSGAN (seed 003): NSGAN + R1, and the scaled encoder loss --------------------------------------------------
+# --- DLSGAN (Cho & Krzyzak): NSGAN + R1, and the scaled encoder loss ---------------------------------------------
 
 def nsgan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """Non-saturating GAN, D side: mean softplus(−D(x)) + mean softplus(D(G(z))) (= −log σ(a_r) − log(1 − σ(a_g)))."""
@@ -50,7 +50,7 @@ def r1_penalty(real_images: Tensor, real_logits: Tensor) -> Tensor:
     """R1 (Mescheder et al. 2018): mean over the batch of ||∇_x D(x)||², summed over pixels, on real images.
 
     ``real_images`` must have ``requires_grad`` set before ``real_logits = D(real_images)``; the graph is kept
-    (``create_graph=True``) so the penalty trains D. Convention (seed 003 §4.1, and the authors' code): the loss
+    (``create_graph=True``) so the penalty trains D. Convention (DLSGAN §4.1, and the authors' code): the loss
     term is ``λ_r1 · r1_penalty`` with λ_r1 = 10, which is Mescheder's γ/2 · ||∇||² with γ = 20. The gradient is
     taken with respect to whatever tensor D was given — scale it by (dx/dx')² to express it in other pixel units.
     """
@@ -59,12 +59,12 @@ def r1_penalty(real_images: Tensor, real_logits: Tensor) -> Tensor:
 
 
 def dls_encoder_loss(latents: Tensor, predicted: Tensor, scale: Tensor) -> Tensor:
-    """Seed 003 Algorithm 1 line 5: L_enc = avg((z − z')² ∘ s²), the MSE between z∘s and z'∘s (mean over batch
+    """DLSGAN Algorithm 1 line 5: L_enc = avg((z − z')² ∘ s²), the MSE between z∘s and z'∘s (mean over batch
     and elements). With s = 1 (no DLS) it is the plain latent MSE of InfoGAN / ICGAN-style encoders."""
     return ((latents.float() - predicted.float()).square() * scale.float().square()).mean()
 
 
-# --- DED-GAN (seed 002): the direction-embedding loss ----------------------------------------------------------------
+# --- DED-GAN (Cho): the direction-embedding loss ---------------------------------------------------------------------
 
 def direction_angle(u: Tensor, v: Tensor) -> Tensor:
     """Angle (radians, per row) between unit vectors u and v (N×n), by Kahan's θ = 2·atan2(‖u − v‖, ‖u + v‖):
@@ -75,7 +75,7 @@ def direction_angle(u: Tensor, v: Tensor) -> Tensor:
 
 
 def tan_angle_loss(target: Tensor, predicted: Tensor, max_angle: float = 1.5) -> Tensor:
-    """Seed 002 Algorithm 1 line 7, L_emb = mean tan(arccos(z_c · z'_c)), for unit vectors with positive
+    """DED-GAN (Cho) Algorithm 1 line 7, L_emb = mean tan(arccos(z_c · z'_c)), for unit vectors with positive
     coordinates (θ ∈ [0, π/2]), made numerically safe two ways:
 
     * θ comes from ``direction_angle`` (Kahan), not arccos of the dot product — same value, finite gradient at

@@ -31,8 +31,8 @@ from ganinv.inference.model import InversionModel
 Warn = Callable[[str], None]
 
 
-def _quiet(_message: str) -> None:
-    pass
+def silent(_message: str) -> None:
+    """The default ``warn``/``log``: messages go nowhere (the CLI passes one that prints them)."""
 
 
 def load_inverter(run: str | Path) -> InversionModel:
@@ -48,13 +48,13 @@ def load_inverter(run: str | Path) -> InversionModel:
 
 def latent_scale(model: InversionModel) -> Tensor | None:
     """The run's latent scale s (dlsgan), or None for runs without one."""
-    scale = getattr(model.method, "latent_scale", None)
+    scale = model.method.latent_scale
     return None if scale is None else scale.detach().float().cpu()
 
 
 def latent_features(model: InversionModel, images: Tensor) -> np.ndarray:
     """Latents as float32 feature vectors. For runs with a latent scale, z∘s: distances then weigh each element by
-    its importance (seed 003), so the elements the generator ignores do not add noise to a search or a clustering."""
+    its importance (DLSGAN), so the elements the generator ignores do not add noise to a search or a clustering."""
     z = model.invert(images).float().cpu()
     scale = latent_scale(model)
     if scale is not None:
@@ -64,7 +64,7 @@ def latent_features(model: InversionModel, images: Tensor) -> np.ndarray:
 
 
 
-def read_images(paths: list[str | Path], shape: tuple[int, int, int], warn: Warn = _quiet) -> ImageFiles:
+def read_images(paths: list[str | Path], shape: tuple[int, int, int], warn: Warn = silent) -> ImageFiles:
     """Read image files at a run's C×H×W (``read_image_files``: unreadable ones are named and skipped); every file
     of another size or channel count is resized / converted and the user is told so (one line per file)."""
     channels, size, _ = shape
@@ -107,7 +107,7 @@ def fit_to_run(x: Tensor, shape: tuple[int, int, int]) -> Tensor:
 
 
 def iterate_readable(dataset, start: int, stop: int, batch_size: int, workers: int = 0, *,
-                     skipped: list[Skipped], warn: Warn = _quiet) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+                     skipped: list[Skipped], warn: Warn = silent) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """The readable images of items [start, stop) of a dataset in batches through a DataLoader, as (dataset indices,
     images, labels); memory is one batch, whatever the size. Each unreadable item is named through ``warn`` and
     appended to ``skipped``; a batch with nothing readable is not yielded."""
@@ -128,7 +128,7 @@ def item_name(dataset, i: int) -> str:
     return dataset.paths[i] if dataset.paths is not None else f"{dataset.spec}[{dataset.split}]#{i}"
 
 
-def read_dataset_images(dataset, n: int, warn: Warn = _quiet,
+def read_dataset_images(dataset, n: int, warn: Warn = silent,
                         what: str = "images") -> tuple[Tensor, Tensor, list[Skipped]]:
     """The readable ones of the first ``n`` items of a dataset: (images, labels, skipped); none readable is a
     DataError."""

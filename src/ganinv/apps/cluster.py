@@ -1,4 +1,4 @@
-"""Clustering of images by their latents (seed 004 §4.4): Ward agglomerative clustering, its closest pairs,
+"""Clustering of images by their latents (Arfeen & Zhang §4.4): Ward agglomerative clustering, its closest pairs,
 silhouette, and — where the data has labels — purity of the clusters per attribute beside chance."""
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import torch
 
 from ganinv.apps import (
     Warn,
-    _quiet,
     item_name,
     iterate_readable,
     labels_matrix,
     latent_features,
     load_inverter,
     progress_bar,
+    silent,
 )
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json
@@ -78,7 +78,7 @@ def purity(assignments: np.ndarray, labels: np.ndarray, names: list[str]) -> dic
 
 def cluster_dataset(run: str | Path, data: str, k: int, out: str | Path, *, split: str = "train", n: int = 2000,
                     per_cluster: int = 16, batch_size: int = 256, show_progress: bool = True,
-                    log: Warn = _quiet) -> dict:
+                    log: Warn = silent) -> dict:
     """Invert the readable ones of the first n images of a split (each unreadable one is named through ``log`` and
     listed in ``skipped``), Ward-cluster their latents, write a PNG grid per cluster, a grid of the closest pairs
     and clusters.json (with each clustered item's exact name); return the summary. Indices in ``closest_pairs``

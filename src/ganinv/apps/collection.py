@@ -23,12 +23,13 @@ import math
 import resource
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ganinv.apps import Warn, _quiet, item_name, progress_bar
+from ganinv.apps import Warn, item_name, latent_scale, progress_bar, silent
 from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json
@@ -86,7 +87,7 @@ class ShardBatches(torch.utils.data.Sampler):
 def invert_collection(
     model: InversionModel, run: str | Path, data: str, out: str | Path, *, split: str = "all",
     batch_size: int = 256, shard_size: int = DEFAULT_SHARD_SIZE, workers: int = 0, refine: int = 0,
-    show_progress: bool = True, log: Warn = _quiet,
+    show_progress: bool = True, log: Warn = silent,
 ) -> dict:
     """Invert every image of ``data`` (``split``) into latent shards under ``out``; resumable; rank-aware.
 
@@ -97,21 +98,51 @@ def invert_collection(
     """
     from accelerate import PartialState
 
-
     if batch_size < 1 or shard_size < 1:
         raise GaninvError(f"--batch-size and --shard-size must be at least 1, got {batch_size} and {shard_size}")
     state = PartialState(cpu=model.device.type == "cpu")
     out = Path(out)
     channels, size, _ = model.image_shape
     dataset = open_dataset(data, image_size=size, channels=channels, split=split)
-    n = len(dataset)
-    manifest = {
+    manifest = collection_manifest(model, run, data, split=split, n=len(dataset), shard_size=shard_size,
+                                   refine=refine)
+    start_latent_dir(out, manifest, state, log)
+    shards = RankShards.of(out, manifest, state.process_index, state.num_processes)
+    failed_before = _name_earlier_failures(out, shards.finished, log)
+    started = time.perf_counter()
+    with progress_bar("inverting", shards.images(shards.mine), show_progress and state.is_main_process,
+                      completed=shards.images(shards.finished), unit="images") as advance:
+        failed = invert_shards(model, dataset, out, shards.todo, manifest, batch_size=batch_size, workers=workers,
+                               preview=state.is_main_process and not (out / "preview.png").exists(), log=log,
+                               advance=advance)
+    seconds = time.perf_counter() - started
+    mark_complete(out, manifest, state)
+    mine_total, done = shards.images(shards.mine), shards.images(shards.todo)
+    if state.num_processes == 1 and mine_total and failed + failed_before == mine_total:
+        # every image failed: "finished with some skipped" would hide that nothing was inverted
+        raise DataError(f"none of the {mine_total} images of {data} could be read (each is named above and "
+                        f"recorded in {out}/shards/*.json)")
+    return {"out": str(out), "n": manifest["n"], "inverted_now": done, "done_before": shards.images(shards.finished),
+            "shards": manifest["shards"], "rank": state.process_index, "processes": state.num_processes,
+            "failed": failed, "failed_before": failed_before, "seconds": round(seconds, 3),
+            "images_per_s": round(done / seconds, 1) if done and seconds > 0 else None, "peak_rss_mib": peak_rss_mib()}
+
+
+def collection_manifest(model: InversionModel, run: str | Path, data: str, *, split: str, n: int, shard_size: int,
+                        refine: int) -> dict:
+    """The manifest of a latent directory (see the module docstring), not yet complete."""
+    return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "run": str(Path(run).resolve()),
         "run_fingerprint": run_fingerprint(run), "method": model.config.method, "data": data, "split": split,
         "n": n, "shard_size": shard_size, "shards": math.ceil(n / shard_size), "latent_dim": model.prior.dim,
-        "prior": model.prior.name, "refine": refine, "latent_scale": _latent_scale(model), "complete": False,
+        "prior": model.prior.name, "refine": refine, "latent_scale": _scale_list(model), "complete": False,
     }
-    check_resumable(out, manifest)  # every rank checks, so every rank raises the same error
+
+
+def start_latent_dir(out: Path, manifest: dict, state, log: Warn) -> None:
+    """Create ``out`` (or check that it holds latents of the same inputs, to resume) and write its manifest. Every
+    rank checks, so every rank raises the same error; only the main process writes, and all wait for it."""
+    check_resumable(out, manifest)
     state.wait_for_everyone()
     if state.is_main_process:
         if (out / "manifest.json").is_file():
@@ -120,49 +151,64 @@ def invert_collection(
         atomic_write_json(out / "manifest.json", manifest)
     state.wait_for_everyone()
 
-    mine = shards_of_rank(manifest["shards"], state.process_index, state.num_processes)
-    todo = [i for i in mine if not latent_shard(out, i).is_file()]
-    sizes = {i: shard_length(i, n, shard_size) for i in mine}
-    before = sum(sizes[i] for i in mine if i not in todo)
-    failed_before = _name_earlier_failures(out, [i for i in mine if i not in todo], log)
-    loader = torch.utils.data.DataLoader(
-        TolerantImages(dataset), batch_sampler=ShardBatches(todo, n, shard_size, batch_size), num_workers=workers,
-        persistent_workers=False)
-    started = time.perf_counter()
-    failed = 0
-    want_preview = state.is_main_process and not (out / "preview.png").exists()
-    # no inference_mode here: --refine optimises latents with autograd (the encoder alone runs under no_grad)
-    with progress_bar("inverting", sum(sizes.values()), show_progress and state.is_main_process,
-                      completed=before, unit="images") as advance:
-        pending = _PendingShard(out, dataset, shard_size, n)
-        for indices, images, _, errors in loader:
-            ok = torch.tensor([not e for e in errors])
-            for e in filter(None, errors):
-                log(e)
-            latents = torch.full((len(images), model.prior.dim), float("nan"))
-            if ok.any():
-                latents[ok] = model.invert(images[ok]).float().cpu()
-            if want_preview and ok.any():
-                _write_preview(model, images[ok][:16], latents[ok][:16], out / "preview.png")
-                want_preview = False
-            failed += int((~ok).sum())
-            pending.add(indices.tolist(), latents, errors)
-            advance(len(images))
-        pending.flush()
-    seconds = time.perf_counter() - started
+
+def mark_complete(out: Path, manifest: dict, state) -> None:
+    """Once every rank is done, the main process marks the directory complete if every shard is on disk (a rank
+    killed under ``accelerate launch`` leaves it incomplete: the same command finishes it)."""
     state.wait_for_everyone()
     if state.is_main_process and all(latent_shard(out, i).is_file() for i in range(manifest["shards"])):
         atomic_write_json(out / "manifest.json", {**manifest, "complete": True})
-    done = sum(sizes[i] for i in todo)
-    mine_total = sum(sizes.values())
-    if state.num_processes == 1 and mine_total and failed + failed_before == mine_total:
-        # every image failed: "finished with some skipped" would hide that nothing was inverted
-        raise DataError(f"none of the {mine_total} images of {data} could be read (each is named above and "
-                        f"recorded in {out}/shards/*.json)")
-    return {"out": str(out), "n": n, "inverted_now": done, "done_before": before, "shards": manifest["shards"],
-            "rank": state.process_index, "processes": state.num_processes, "failed": failed,
-            "failed_before": failed_before, "seconds": round(seconds, 3),
-            "images_per_s": round(done / seconds, 1) if done and seconds > 0 else None, "peak_rss_mib": peak_rss_mib()}
+
+
+@dataclass(frozen=True)
+class RankShards:
+    """One rank's share of a latent directory: its shards, those an earlier session finished, those left to do,
+    and the number of images in each."""
+    mine: list[int]
+    todo: list[int]
+    sizes: dict[int, int]
+
+    @classmethod
+    def of(cls, out: Path, manifest: dict, rank: int, world: int) -> RankShards:
+        mine = shards_of_rank(manifest["shards"], rank, world)
+        todo = [i for i in mine if not latent_shard(out, i).is_file()]  # a shard's .npy is written last
+        return cls(mine, todo, {i: shard_length(i, manifest["n"], manifest["shard_size"]) for i in mine})
+
+    @property
+    def finished(self) -> list[int]:
+        return [i for i in self.mine if i not in self.todo]
+
+    def images(self, shards: list[int]) -> int:
+        return sum(self.sizes[i] for i in shards)
+
+
+def invert_shards(model: InversionModel, dataset, out: Path, shards: list[int], manifest: dict, *, batch_size: int,
+                  workers: int, preview: bool, log: Warn, advance) -> int:
+    """Invert the images of ``shards`` batch by batch, writing each shard as soon as it is complete, and the
+    preview from the first readable batch when ``preview``. Returns how many images could not be read (each named
+    through ``log``, recorded in its shard's JSON, its latent row NaN)."""
+    n, shard_size = manifest["n"], manifest["shard_size"]
+    loader = torch.utils.data.DataLoader(
+        TolerantImages(dataset), batch_sampler=ShardBatches(shards, n, shard_size, batch_size), num_workers=workers,
+        persistent_workers=False)
+    pending = _PendingShard(out, dataset, shard_size, n)
+    failed = 0
+    # no inference_mode here: --refine optimises latents with autograd (the encoder alone runs under no_grad)
+    for indices, images, _, errors in loader:
+        ok = torch.tensor([not e for e in errors])
+        for e in filter(None, errors):
+            log(e)
+        latents = torch.full((len(images), model.prior.dim), float("nan"))
+        if ok.any():
+            latents[ok] = model.invert(images[ok]).float().cpu()
+            if preview:
+                _write_preview(model, images[ok][:16], latents[ok][:16], out / "preview.png")
+                preview = False
+        failed += int((~ok).sum())
+        pending.add(indices.tolist(), latents, errors)
+        advance(len(images))
+    pending.flush()
+    return failed
 
 
 def _name_earlier_failures(out: Path, shards: list[int], log: Warn) -> int:
@@ -226,9 +272,10 @@ def check_resumable(out: Path, manifest: dict) -> None:
         raise GaninvError(f"{out} exists and is not a latent directory; choose another --out")
 
 
-def _latent_scale(model: InversionModel) -> list[float] | None:
-    scale = getattr(model.method, "latent_scale", None)
-    return None if scale is None else [float(v) for v in scale.detach().cpu()]
+def _scale_list(model: InversionModel) -> list[float] | None:
+    """The run's latent scale for the manifest (JSON numbers), or None."""
+    scale = latent_scale(model)
+    return None if scale is None else [float(v) for v in scale]
 
 
 def _write_preview(model: InversionModel, images: torch.Tensor, latents: torch.Tensor, path: Path) -> None:
@@ -254,7 +301,7 @@ def read_latents(out: str | Path) -> tuple[np.ndarray, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------------ indexing
-def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = _quiet) -> dict:
+def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = silent) -> dict:
     """A FAISS index of a complete latent directory, streamed shard by shard: ``out/latents.faiss`` (row ids =
     positions in item order; rows of unreadable images are left out) and ``out/latents.index.json``.
 

@@ -1,8 +1,10 @@
 """Editing in latent space: interpolation between two images, attribute directions from a linear classifier on
-latents of labelled images, and the most-important-element traversal of runs with a latent scale (seed 003
-fig. 17: the k elements with the largest s, each swept from −2 to 2)."""
+latents of labelled images, and the most-important-element traversal of runs with a latent scale (DLSGAN
+(Cho & Krzyzak) fig. 17: the k elements with the largest s, each swept from −2 to 2). ``edit_run`` is the whole
+``ganinv edit`` workflow (one of the three, on images or on sampled latents → a grid)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +13,17 @@ from torch import Tensor
 
 from ganinv.apps import (
     Warn,
-    _quiet,
     iterate_readable,
     labels_matrix,
     latent_scale,
+    load_inverter,
+    parse_range,
     progress_bar,
+    read_images,
+    silent,
 )
 from ganinv.core.errors import GaninvError
+from ganinv.core.viz import comparison_grid
 from ganinv.data import Skipped, no_usable_images, open_dataset
 from ganinv.inference.model import InversionModel
 
@@ -65,7 +71,7 @@ def attribute_direction(latents: np.ndarray, target: np.ndarray, seed: int = 0) 
 
 def labelled_latents(model: InversionModel, data: str, n: int, split: str = "train", batch_size: int = 256,
                      show_progress: bool = False, *, skipped: list[Skipped] | None = None,
-                     warn: Warn = _quiet) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+                     warn: Warn = silent) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """Latents (in the prior's units: editing acts on z itself) and labels of the readable ones of the first n
     images of a split; each unreadable one is named through ``warn`` and appended to ``skipped``."""
     net = model.config.net
@@ -114,3 +120,86 @@ def traverse(model: InversionModel, z: Tensor, elements: np.ndarray, steps: int 
         rows[r, :, int(e)] = values
     with torch.inference_mode():
         return model.generate(rows.view(-1, z.shape[1]))
+
+
+# ------------------------------------------------------------------------------------------------ the workflow
+@dataclass(frozen=True)
+class EditResult:
+    """What ``edit_run`` made: the grid (one row per latent or element), a line describing it, the skipped files."""
+    grid: Tensor
+    description: str
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpolation: bool = False,
+             attribute: str | None = None, traversal: int | None = None, data: str | None = None,
+             train_n: int = 2000, strength: str = "-2..2", steps: int = 9, samples: int = 4, seed: int = 0,
+             show_progress: bool = True, warn: Warn = silent) -> EditResult:
+    """``ganinv edit``: exactly one of ``interpolation`` (between two images' latents), ``attribute`` (moved along
+    a direction learned on the labelled images of ``data``, ``strength`` a range in std) or ``traversal`` (the K
+    elements with the largest latent scale, each swept from −2 to 2), applied to the latents of ``images`` — or,
+    without images, to latents sampled from the prior (``samples``, ``seed``). ``steps`` images per row."""
+    modes = [name for name, on in (("--interpolate", interpolation), ("--attribute", attribute is not None),
+                                   ("--traverse", traversal is not None)) if on]
+    if len(modes) != 1:
+        raise GaninvError("choose exactly one of --interpolate, --attribute NAME, --traverse K")
+    if attribute is not None and data is None:
+        raise GaninvError("--attribute needs --data SPEC: the labelled images its direction is learned from")
+    model = load_inverter(run) if (images or attribute is not None) else InversionModel.load(run)
+    elements = top_elements(model, traversal, run) if traversal is not None else None  # fail before inverting
+    z, skipped = starting_latents(model, images, samples=2 if interpolation else samples, seed=seed, warn=warn)
+    if interpolation:
+        if len(z) != 2:
+            raise GaninvError(f"--interpolate needs exactly two readable images, got {len(z)}"
+                              + (f" ({len(skipped)} skipped, named above)" if skipped else ""))
+        return EditResult(comparison_grid([interpolate(model, z[:1], z[1:], steps)]),
+                          f"{steps}-step interpolation", skipped)
+    if attribute is not None:
+        grid, description = attribute_grid(model, z, attribute, data, train_n=train_n, strength=strength, steps=steps,
+                                           seed=seed, show_progress=show_progress, skipped=skipped, warn=warn)
+        return EditResult(grid, description, skipped)
+    return EditResult(*traversal_grid(model, z, elements, steps), skipped)
+
+
+def starting_latents(model: InversionModel, images: list[str | Path] | None, *, samples: int, seed: int,
+                     warn: Warn = silent) -> tuple[Tensor, list[Skipped]]:
+    """(latents, skipped files): the inverted readable images, or ``samples`` seeded draws from the prior."""
+    if not images:
+        return model.sample(samples, generator=torch.Generator().manual_seed(seed)).float(), []
+    read = read_images(images, model.image_shape, warn=warn)
+    with torch.inference_mode():
+        return model.invert(read.batch()).float(), list(read.skipped)
+
+
+def attribute_grid(model: InversionModel, z: Tensor, attribute: str, data: str, *, train_n: int, strength: str,
+                   steps: int, seed: int, show_progress: bool, skipped: list[Skipped],
+                   warn: Warn = silent) -> tuple[Tensor, str]:
+    """(grid, description): each latent a row, moved along the attribute's direction over the ``strength`` range
+    ("-2..2", in std of the labelled latents along it). The direction is learned on the first ``train_n``
+    labelled images of ``data``; their unreadable files are added to ``skipped``."""
+    latents, labels, names = labelled_latents(model, data, train_n, show_progress=show_progress, skipped=skipped,
+                                              warn=warn)
+    columns = attribute_columns(names, labels)
+    if not columns:
+        raise GaninvError(f"{data} has no labels to learn an attribute direction from")
+    check_attribute(attribute, list(columns))
+    direction, spread, accuracy = attribute_direction(latents, columns[attribute], seed)
+    low, high = parse_range(strength, "--strength")
+    edited = edit_attribute(model, z, direction, spread, np.linspace(low, high, steps))
+    return comparison_grid(rows_of(edited, steps)), (
+        f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "
+        f"training accuracy {accuracy:.3f})")
+
+
+def traversal_grid(model: InversionModel, z: Tensor, elements: np.ndarray, steps: int) -> tuple[Tensor, str]:
+    """(grid, description): for each latent, a row per element swept from −2 to 2; the description names each
+    element with its scale s."""
+    rows = [traverse(model, z[i:i + 1], elements, steps) for i in range(len(z))]
+    scale = latent_scale(model)
+    return comparison_grid(rows_of(torch.cat(rows), steps)), (
+        "traversal of elements " + ", ".join(f"{int(e)} (s={float(scale[e]):.3f})" for e in elements))
+
+
+def rows_of(images: Tensor, per_row: int) -> list[Tensor]:
+    """A batch cut into grid rows of ``per_row`` images."""
+    return [images[i:i + per_row] for i in range(0, len(images), per_row)]

@@ -1,4 +1,4 @@
-"""Image search by latents (seed 001 §4.2), with dHash, pHash and colour-histogram baselines in the same interface.
+"""Image search by latents (AEGAN paper §4.2), with dHash, pHash and colour-histogram baselines in the same interface.
 
 An *index directory* holds:
 
@@ -37,7 +37,6 @@ from torch import Tensor
 
 from ganinv.apps import (
     Warn,
-    _quiet,
     item_name,
     iterate_readable,
     labels_matrix,
@@ -45,6 +44,8 @@ from ganinv.apps import (
     load_inverter,
     progress_bar,
     read_dataset_images,
+    read_images,
+    silent,
 )
 from ganinv.apps.collection import shard_bounds, shard_length
 from ganinv.apps.faiss_index import (
@@ -58,6 +59,7 @@ from ganinv.apps.faiss_index import (
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
+from ganinv.core.viz import comparison_grid, save_png
 from ganinv.data import Skipped, degrade, load_image, no_usable_images, open_dataset
 from ganinv.inference.model import InversionModel
 from ganinv.metrics import colour_histogram, dhash_bits, phash_bits
@@ -198,7 +200,7 @@ class SearchIndex:
             with np.load(shard_path(self.root, i)) as shard:
                 yield dict(shard)
 
-    def images(self, ids, warn: Warn = _quiet) -> Tensor:
+    def images(self, ids, warn: Warn = silent) -> Tensor:
         """The indexed images with these ids (read again), for result grids. Files are read by their recorded path
         (listing the folder again would shift every row after a file added or deleted since); one that can no
         longer be read is named through ``warn`` and shown as a mid-grey square."""
@@ -219,6 +221,28 @@ class SearchIndex:
         except DataError as exc:
             warn(f"indexed entry {i}: {exc}")
             return torch.full(self.image_shape, 0.5)
+
+
+def search_files(index_dir: str | Path, images: list[str | Path], out: str | Path, *, k: int = 10,
+                 method: str = "latent", run: str | Path | None = None, nprobe: int | None = None,
+                 warn: Warn = silent) -> dict:
+    """``ganinv search``: the k nearest indexed images of each readable query file (the others are named through
+    ``warn`` and skipped), and a grid PNG at ``out`` (each query, then its results). Returns the JSON summary:
+    ``{"index", "method", "k", "grid", "queries": [{"query", "results": [{"rank", "item", "distance"}]}],
+    "skipped"}``. ``run``: the run the index was built from, when it has moved since."""
+    index = SearchIndex.load(index_dir)
+    check_k(k, len(index))
+    model = index.open_model(run) if method == "latent" else None
+    read = read_images(images, index.image_shape, warn=warn)
+    queries = read.batch()
+    result = index.search_images(queries, k=k, method=method, model=model, nprobe=nprobe)
+    found = index.images(result.ids.reshape(-1), warn=warn).view(len(read.files), k, *index.image_shape)
+    save_png(comparison_grid([torch.cat([q.unsqueeze(0), f]) for q, f in zip(queries, found)]), out)
+    payload = [{"query": os.fsdecode(f), "results": [{"rank": r + 1, "item": item, "distance": float(d)}
+                                                     for r, (item, d) in enumerate(zip(items, dists))]}
+               for f, items, dists in zip(read.files, result.items, result.distances)]
+    return {"index": str(index_dir), "method": method, "k": k, "grid": str(out), "queries": payload,
+            "skipped": [s.to_json() for s in read.skipped]}
 
 
 def check_k(k: int, n: int) -> None:
@@ -297,7 +321,7 @@ def _absolute(path: str) -> str:
 def build_index(
     run: str | Path, data: str, out: str | Path, *, split: str = "train", methods=METHODS, ivf: bool = False,
     limit: int | None = None, batch_size: int = 256, shard_size: int = DEFAULT_SHARD_SIZE, workers: int = 0,
-    show_progress: bool = True, log: Warn = _quiet,
+    show_progress: bool = True, log: Warn = silent,
 ) -> SearchIndex:
     """Invert a collection into ``out`` (see the module doc). Streams batch by batch through a DataLoader; features
     are kept per shard on disk, so a killed build resumes where it stopped (same command, same ``out``)."""
@@ -316,24 +340,10 @@ def build_index(
         "run_fingerprint": fingerprint, "run_method": (model.config.method if model else None),
         "data": data, "split": split, "n": n, "image_size": net.image_size, "channels": net.channels,
         "label_names": dataset.label_names, "methods": list(methods), "shard_size": shard_size, "shards": shards,
-        "kind": "ivfpq" if ivf else "flat", "latent_scaled": bool(model is not None
-                                                                   and getattr(model.method, "latent_scale", None) is not None),
+        "kind": "ivfpq" if ivf else "flat",
+        "latent_scaled": model is not None and model.method.latent_scale is not None,
     }
-    identity = ("run_fingerprint", "data", "split", "n", "image_size", "channels", "methods", "shard_size")
-    if (out / "manifest.json").is_file():
-        old = read_manifest(out)
-        if any(old.get(key) != manifest[key] for key in identity):
-            changed = [key for key in identity if old.get(key) != manifest[key]]
-            raise GaninvError(
-                f"{out} already holds an index of other inputs (it was built from {old.get('run')} on "
-                f"{old.get('data')}; differs in {', '.join(changed)}); choose another --out or delete it"
-            )
-        log(f"resuming the index in {out}")
-    elif out.exists() and any(out.iterdir()):
-        raise GaninvError(f"{out} exists and is not an index; choose another --out")
-    manifest["complete"] = False
-    atomic_write_json(out / "manifest.json", manifest)
-
+    start_index_dir(out, manifest, log)
     todo = [i for i in range(shards) if not shard_path(out, i).is_file()]
     done_images = n - sum(shard_length(i, n, shard_size) for i in todo)
     with torch.inference_mode(), progress_bar("inverting", n, show_progress, completed=done_images) as advance:
@@ -345,6 +355,25 @@ def build_index(
                 for failure in _shard_failures(out, i):
                     log(failure["reason"])
     return finish_index(out, manifest, ivf=ivf, names=_item_names(dataset)[:n], log=log)
+
+
+def start_index_dir(out: Path, manifest: dict, log: Warn = silent) -> None:
+    """Write the (incomplete) manifest into a new ``out``, or into one that holds an unfinished index of the same
+    inputs (to resume it); anything else in ``out`` is an error, never overwritten."""
+    identity = ("run_fingerprint", "data", "split", "n", "image_size", "channels", "methods", "shard_size")
+    if (out / "manifest.json").is_file():
+        old = read_manifest(out)
+        changed = [key for key in identity if old.get(key) != manifest[key]]
+        if changed:
+            raise GaninvError(
+                f"{out} already holds an index of other inputs (it was built from {old.get('run')} on "
+                f"{old.get('data')}; differs in {', '.join(changed)}); choose another --out or delete it"
+            )
+        log(f"resuming the index in {out}")
+    elif out.exists() and any(out.iterdir()):
+        raise GaninvError(f"{out} exists and is not an index; choose another --out")
+    manifest["complete"] = False
+    atomic_write_json(out / "manifest.json", manifest)
 
 
 def _index_shard(out: Path, i: int, dataset, bounds: tuple[int, int], methods, model, batch_size: int,
@@ -384,7 +413,7 @@ def _shard_rows(shard: dict, i: int, manifest: dict) -> np.ndarray:
     return np.arange(start, stop, dtype=np.int64)
 
 
-def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log: Warn = _quiet) -> SearchIndex:
+def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log: Warn = silent) -> SearchIndex:
     """Build the FAISS indexes from the shards (one shard in memory at a time, beyond the index itself), then
     items.json, failures.json and labels.npy. No readable image at all is a DataError."""
     shards = manifest["shards"]
@@ -400,32 +429,13 @@ def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log:
         raise no_usable_images([Skipped(f["item"], f["reason"]) for f in failures],
                                f"{manifest['n']} images of {manifest['data']}")
     indexed = sum(len(r) for r in rows)
-    faiss = faiss_module()
     for method in manifest["methods"]:
-        first = load_shard(filled[0])[method]
-        if method in BINARY_METHODS:
-            index = faiss.IndexBinaryFlat(first.shape[1] * 8)
-        elif method == "latent" and ivf:
-            params = ivf_params(indexed, first.shape[1])
-            if params["nlist"] < 2:
-                raise GaninvError(f"--ivf needs at least 78 images to train on; this collection has {indexed} "
-                                  "readable ones")
-            # training sample: the first shards up to 64 points per list (or all), then every shard is added
-            sample, have = [], 0
-            want = min(indexed, max(64 * params["nlist"], 256 * 64))
-            for i in filled:
-                if have >= want:
-                    break
-                part = load_shard(i)[method][: want - have]
-                sample.append(part)
-                have += len(part)
-            log(f"training IVF{params['nlist']},PQ{params['pq_m']}x8 with SQ8 re-ranking on {have} latents")
-            index = train_ivf(np.concatenate(sample), params)
+        features = [lambda i=i, m=method: load_shard(i)[m] for i in filled]  # one shard in memory at a time
+        index, params = _empty_index(method, features, indexed, ivf=ivf, log=log)
+        if params:
             manifest["ivf"] = params
-        else:
-            index = faiss.IndexFlatL2(first.shape[1])
-        for i in filled:
-            index.add(np.ascontiguousarray(load_shard(i)[method]))
+        for shard_features in features:
+            index.add(np.ascontiguousarray(shard_features()))
         write_faiss(index, out / f"{method}.faiss", method in BINARY_METHODS)
     labels = np.concatenate([load_shard(i)["labels"] for i in filled])
     if manifest.get("label_names"):
@@ -438,13 +448,38 @@ def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log:
     return SearchIndex.load(out)
 
 
+def _empty_index(method: str, features: list, indexed: int, *, ivf: bool, log: Warn) -> tuple[object, dict | None]:
+    """(an index for ``method``'s features, with nothing added yet; the IVF parameters or None). ``features``:
+    one loader per non-empty shard. Hash codes get a binary flat index; latents an exact flat index or, with
+    ``ivf``, IVF-PQ trained on the first shards (up to 64 points per list, at least 16,384, or all)."""
+    faiss = faiss_module()
+    width = features[0]().shape[1]
+    if method in BINARY_METHODS:
+        return faiss.IndexBinaryFlat(width * 8), None
+    if method != "latent" or not ivf:
+        return faiss.IndexFlatL2(width), None
+    params = ivf_params(indexed, width)
+    if params["nlist"] < 2:
+        raise GaninvError(f"--ivf needs at least 78 images to train on; this collection has {indexed} readable ones")
+    sample, have = [], 0
+    want = min(indexed, max(64 * params["nlist"], 256 * 64))
+    for shard_features in features:
+        if have >= want:
+            break
+        part = shard_features()[: want - have]
+        sample.append(part)
+        have += len(part)
+    log(f"training IVF{params['nlist']},PQ{params['pq_m']}x8 with SQ8 re-ranking on {have} latents")
+    return train_ivf(np.concatenate(sample), params), params
+
+
 # ------------------------------------------------------------------------------------------------ evaluation
 PERTURBATIONS = ("colour", "occlude", "blur")
 
 
 def perturb(images: Tensor, kind: str, seed: int = 0) -> Tensor:
-    """The robustness perturbations of seed 001 fig. 3: a colour transform, an occluding patch (a quarter of the
-    side, like sunglasses), a gaussian blur (σ = 1 px at 32 px, scaled with the image size)."""
+    """The robustness perturbations of AEGAN (Luo et al.) fig. 3: a colour transform, an occluding patch (a quarter
+    of the side, like sunglasses), a gaussian blur (σ = 1 px at 32 px, scaled with the image size)."""
     if kind == "colour":
         return degrade.colour_shift(images, gain=(1.2, 0.85, 0.9), offset=(0.05, 0.0, -0.05))
     if kind == "occlude":
@@ -475,17 +510,17 @@ def rank_of_original(method: str, perturbed: np.ndarray, originals: np.ndarray, 
 
 
 def label_similarity(query_labels: np.ndarray, result_labels: np.ndarray) -> float:
-    """Seed 001 table 2: mean over queries and their top-k results of the fraction of labels they share
+    """AEGAN (Luo et al.) table 2: mean over queries and their top-k results of the fraction of labels they share
     (``result_labels`` is Q×k×A; for a class label: the fraction of results of the same class)."""
     return float((query_labels[:, None, :] == result_labels).mean())
 
 
 def evaluate_search(
     run: str | Path, data: str, *, index_dir: str | Path | None = None, queries: int = 64, k: int = 10,
-    limit: int | None = None, methods=METHODS, seed: int = 0, show_progress: bool = True, log: Warn = _quiet,
+    limit: int | None = None, methods=METHODS, seed: int = 0, show_progress: bool = True, log: Warn = silent,
 ) -> dict:
-    """Seed 001 table 2 (label similarity of the top-k, per method, beside random picks) and robustness (rank of
-    the original under each perturbation, recall@1/@10). Indexes the train split (into ``index_dir``, reused
+    """AEGAN (Luo et al.) table 2 (label similarity of the top-k, per method, beside random picks) and robustness
+    (rank of the original under each perturbation, recall@1/@10). Indexes the train split (into ``index_dir``, reused
     and resumable, or a temporary folder) and queries with the readable ones of the first ``queries`` test images.
     ``skipped`` in the result lists every unreadable image (indexed or query), each also named through ``log``."""
     methods = check_methods(methods)
@@ -494,14 +529,8 @@ def evaluate_search(
         tmp = tempfile.mkdtemp(prefix="ganinv-eval-index-")
         index_dir = Path(tmp) / "index"
     try:
-        index_dir = Path(index_dir)
-        if (index_dir / "manifest.json").is_file() and read_manifest(index_dir).get("complete"):
-            index = SearchIndex.load(index_dir)
-            log(f"using the index in {index_dir} ({len(index)} entries)")
-            for failure in index.failures:
-                log(failure["reason"])
-        else:
-            index = build_index(run, data, index_dir, methods=methods, limit=limit, show_progress=show_progress, log=log)
+        index = complete_index(run, data, Path(index_dir), methods=methods, limit=limit, show_progress=show_progress,
+                               log=log)
         methods = tuple(m for m in methods if m in index.methods)
         model = index.open_model(run) if "latent" in methods else None
         if index.labels is None:
@@ -509,27 +538,51 @@ def evaluate_search(
         check_k(k, len(index))
         test = open_dataset(data, image_size=index.image_shape[1], channels=index.image_shape[0], split="test")
         q_images, q_labels, q_skipped = read_dataset_images(test, queries, log, f"test images of {data}")
-        q_labels = labels_matrix(q_labels)
         with torch.inference_mode():
             features = {m: embed(m, q_images, model) for m in methods}
-            similarity = {}
-            for m in methods:
-                result = index.search(features[m], k, m)
-                similarity[m] = label_similarity(q_labels, index.labels[result.ids])
-            rng = np.random.default_rng(seed)
-            random_ids = rng.integers(0, len(index), size=(len(q_images), k))
-            similarity["random"] = label_similarity(q_labels, index.labels[random_ids])
-            robustness: dict[str, dict] = {m: {} for m in methods}
-            for m in methods:
-                base = index.vectors(m)
-                for kind in PERTURBATIONS:
-                    perturbed = embed(m, perturb(q_images, kind, seed), model)
-                    ranks = rank_of_original(m, perturbed, features[m], base)
-                    robustness[m][kind] = {"recall@1": float((ranks <= 1).mean()), "recall@10": float((ranks <= 10).mean()),
-                                           "median_rank": float(np.median(ranks))}
+            similarity = label_similarities(index, features, labels_matrix(q_labels), k=k, seed=seed)
+            robustness = {m: robustness_of(index, m, q_images, features[m], model, seed) for m in methods}
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return {"run": str(run), "data": data, "queries": len(q_images), "k": k, "indexed": len(index),
             "label_names": index.label_names, "label_similarity": similarity, "robustness": robustness,
             "skipped": index.failures + [s.to_json() for s in q_skipped]}
+
+
+def complete_index(run: str | Path, data: str, index_dir: Path, *, methods, limit: int | None, show_progress: bool,
+                   log: Warn = silent) -> SearchIndex:
+    """The complete index in ``index_dir`` (its unreadable images named again, as this run's skipped inputs), or
+    one built (or finished) there from the train split."""
+    if (index_dir / "manifest.json").is_file() and read_manifest(index_dir).get("complete"):
+        index = SearchIndex.load(index_dir)
+        log(f"using the index in {index_dir} ({len(index)} entries)")
+        for failure in index.failures:
+            log(failure["reason"])
+        return index
+    return build_index(run, data, index_dir, methods=methods, limit=limit, show_progress=show_progress, log=log)
+
+
+def label_similarities(index: SearchIndex, features: dict[str, np.ndarray], query_labels: np.ndarray, *, k: int,
+                       seed: int) -> dict[str, float]:
+    """Per method, the labels the top-k results share with their query; "random": k random picks (chance)."""
+    similarity = {}
+    for method, query_features in features.items():
+        result = index.search(query_features, k, method)
+        similarity[method] = label_similarity(query_labels, index.labels[result.ids])
+    random_ids = np.random.default_rng(seed).integers(0, len(index), size=(len(query_labels), k))
+    similarity["random"] = label_similarity(query_labels, index.labels[random_ids])
+    return similarity
+
+
+def robustness_of(index: SearchIndex, method: str, images: Tensor, features: np.ndarray, model, seed: int) -> dict:
+    """Per perturbation: recall@1, recall@10 and the median rank of each original when searching with its
+    perturbed copy among the originals and the indexed images."""
+    base = index.vectors(method)
+    results = {}
+    for kind in PERTURBATIONS:
+        perturbed = embed(method, perturb(images, kind, seed), model)
+        ranks = rank_of_original(method, perturbed, features, base)
+        results[kind] = {"recall@1": float((ranks <= 1).mean()), "recall@10": float((ranks <= 10).mean()),
+                         "median_rank": float(np.median(ranks))}
+    return results

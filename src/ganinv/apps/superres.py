@@ -1,4 +1,4 @@
-"""Super-resolution by inversion (seed 001 §4.3, seed 004 §4.2): a blurred or downsampled image → invert → G.
+"""Super-resolution by inversion (AEGAN §4.3, Arfeen & Zhang §4.2): a blurred or downsampled image → invert → G.
 
 The generator only knows images of its own shape, so a low-resolution input is first brought to the run's shape
 (bicubic, channels converted) and the reconstruction is brought back to the shape the caller asks for: the
@@ -6,13 +6,16 @@ result always has the clean image's N×C×H×W, whatever the run's shape.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from ganinv.apps import convert_channels, fit_to_run, resize
+from ganinv.apps import Warn, convert_channels, fit_to_run, load_inverter, read_images, resize, silent
 from ganinv.core.errors import GaninvError
-from ganinv.data import degrade
+from ganinv.core.viz import comparison_grid, save_png
+from ganinv.data import ImageFiles, Skipped, degrade, display_path, read_image_files
 from ganinv.inference.evaluate import generated_batch
 from ganinv.inference.model import InversionModel
 from ganinv.metrics import psnr, ssim
@@ -73,6 +76,38 @@ def compare(clean: Tensor, *, sigma: float | None = None, factor: int | None = N
         rows["bicubic"] = upsample(low, size, "bicubic")
     rows["inverted"] = super_resolve(model, low, size, clean.shape[1])
     return rows
+
+
+def super_resolve_files(run: str | Path, images: list[str | Path], out: str | Path, *, sigma: float | None = None,
+                        factor: int | None = None, warn: Warn = silent) -> tuple[int, str, list[Skipped]]:
+    """``ganinv superres``: a grid PNG at ``out``; returns (images shown, the grid's row names, skipped files).
+
+    With ``sigma`` or ``factor`` each file is read at the run's shape and degraded first: a demonstration against
+    the clean image (``compare``'s rows). Without, each file is the low-resolution input as it is (read at its own
+    short side): rows input (nearest), bicubic and inverted, at the run's size."""
+    check_degradation(sigma, factor)
+    model = load_inverter(run)
+    if sigma is None and factor is None:
+        read = read_image_files(images, None, model.image_shape[0], warn=warn)
+        rows = _as_low_resolution(model, read, warn)
+    else:
+        read = read_images(images, model.image_shape, warn=warn)
+        rows = compare(read.batch(), sigma=sigma, factor=factor, model=model)
+    save_png(comparison_grid(list(rows.values())), out)
+    return len(next(iter(rows.values()))), ", ".join(rows), list(read.skipped)
+
+
+def _as_low_resolution(model: InversionModel, read: ImageFiles, warn: Warn) -> dict[str, Tensor]:
+    channels, size, _ = model.image_shape
+    rows: dict[str, list[Tensor]] = {"input (nearest)": [], "bicubic": [], "inverted": []}
+    for f, image in zip(read.files, read.images):
+        low, side = image.unsqueeze(0), image.shape[-1]
+        if side != size:
+            warn(f"{display_path(f)}: {side}×{side} (centre crop) → super-resolved to {size}×{size}")
+        rows["input (nearest)"].append(upsample(low, (size, size), "nearest"))
+        rows["bicubic"].append(upsample(low, (size, size), "bicubic"))
+        rows["inverted"].append(super_resolve(model, low, (size, size), channels))
+    return {name: torch.cat(row) for name, row in rows.items()}
 
 
 def _scores(clean: Tensor, other: Tensor) -> dict[str, float]:

@@ -7,6 +7,8 @@ Exit status (every command):
         full disk): one line on stderr, and nothing is written half-way
     3   done, but some inputs were skipped (unreadable or odd image files): each is named on stderr with its reason
     130 interrupted (Ctrl-C); a training run keeps its last checkpoint
+
+Library imports stay inside the command functions, so ``ganinv --help`` never loads torch.
 """
 from __future__ import annotations
 

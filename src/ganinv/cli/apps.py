@@ -1,12 +1,12 @@
 """CLI commands of the applications (search, super-resolution, clustering, editing); registered on ``cli.app``.
 
 Every command that reads image files names each unreadable one on stderr (one line: the file and the reason),
-goes on with the others and ends with ``exit_if_skipped``: exit status 3 when any was skipped."""
+goes on with the others and ends with ``exit_if_skipped``: exit status 3 when any was skipped.
+Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -14,15 +14,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ganinv.cli.common import console, err_console, exit_if_skipped  # noqa: F401
+from ganinv.cli.common import console, exit_if_skipped, note
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()
-
-
-def _note(message: str) -> None:
-    # escaped: a file name such as "a[b].png" is text, not rich markup
-    err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -30,10 +25,6 @@ def _floats(text: str, name: str) -> list[float]:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise GaninvError(f"{name} must be comma-separated numbers, got {text!r}") from None
-
-
-def _rows(images, per_row: int):
-    return [images[i:i + per_row] for i in range(0, len(images), per_row)]
 
 
 def _fmt(value: float) -> str:
@@ -62,7 +53,7 @@ def index(
 
     result = build_index(run, data, out, split=split, methods=methods.split(","), ivf=ivf, limit=limit,
                          batch_size=batch_size, shard_size=shard_size, workers=workers, show_progress=not quiet,
-                         log=_note)
+                         log=note)
     console.print(f"indexed {len(result)} images ({', '.join(result.methods)}; {result.manifest['kind']}) → {out}")
     exit_if_skipped(len(result.failures))
 
@@ -77,7 +68,7 @@ def index_latents_command(
 
     from ganinv.apps.collection import index_latents
 
-    info = index_latents(latents, ivf=ivf, log=_note)
+    info = index_latents(latents, ivf=ivf, log=note)
     console.print(f"indexed {info['indexed']} of {info['n']} latents ({info['kind']}) → {latents}/latents.faiss")
 
 
@@ -94,48 +85,28 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ):
     """Find the k nearest indexed images of each query; print ranked paths + distances, write a grid PNG."""
+    from ganinv.apps.search import search_files
 
-    from ganinv.apps import read_images
-    from ganinv.apps.search import SearchIndex, check_k
-    from ganinv.core.viz import save_png
+    result = search_files(index_dir, images, out, k=k, method=method, run=run, nprobe=nprobe, warn=note)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_search_results(result)
+    exit_if_skipped(len(result["skipped"]))
+
+
+def _print_search_results(result: dict) -> None:
     from ganinv.data import display_path
 
-    idx = SearchIndex.load(index_dir)
-    check_k(k, len(idx))
-    model = idx.open_model(run) if method == "latent" else None
-    read = read_images(images, idx.image_shape, warn=_note)
-    files, queries = read.files, read.batch()
-    result = idx.search_images(queries, k=k, method=method, model=model, nprobe=nprobe)
-    found = idx.images(result.ids.reshape(-1), warn=_note).view(len(files), k, *idx.image_shape)
-    save_png(_stack_grid(queries, found), out)
-    payload = [{"query": os.fsdecode(f), "results": [{"rank": r + 1, "item": item, "distance": float(d)}
-                                             for r, (item, d) in enumerate(zip(items, dists))]}
-               for f, items, dists in zip(files, result.items, result.distances)]
-    if as_json:
-        print(json.dumps({"index": str(index_dir), "method": method, "k": k, "grid": str(out), "queries": payload,
-                          "skipped": [s.to_json() for s in read.skipped]}, indent=2))
-        exit_if_skipped(len(read.skipped))
-        return
-    for entry in payload:
-        table = Table(title=f"{escape(display_path(entry['query']))} — {method}")
+    for entry in result["queries"]:
+        table = Table(title=f"{escape(display_path(entry['query']))} — {result['method']}")
         table.add_column("rank", justify="right")
         table.add_column("item")
         table.add_column("distance", justify="right")
         for r in entry["results"]:
             table.add_row(str(r["rank"]), escape(display_path(r["item"])), f"{r['distance']:.4g}")
         console.print(table)
-    console.print(f"grid: {out}")
-    exit_if_skipped(len(read.skipped))
-
-
-def _stack_grid(queries, found):
-    import torch
-
-    from ganinv.core.viz import comparison_grid
-
-
-    rows = [torch.cat([q.unsqueeze(0), f]) for q, f in zip(queries, found)]
-    return comparison_grid(rows)
+    console.print(f"grid: {result['grid']}")
 
 
 # ----------------------------------------------------------------------------------------------- eval-search
@@ -148,23 +119,29 @@ def eval_search(
                                              "[a temporary one]"),
     queries: int = typer.Option(64, min=1, help="number of query images (the first of the test split)"),
     k: int = typer.Option(10, "-k", "--k", help="results per query for label similarity"),
-    limit: Optional[int] = typer.Option(None, help="index only the first N train images (seed 001: 20000)"),
+    limit: Optional[int] = typer.Option(None, help="index only the first N train images (AEGAN paper: 20000)"),
     methods: str = typer.Option("latent,dhash,phash,colour", help="methods to compare"),
     seed: int = typer.Option(0, help="seed of the occlusion patches and the random baseline"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
-    """Seed 001 table 2 (label similarity of the top-k) and robustness (recall@1/@10 of the original under colour,
-    occlusion and blur), latents vs dHash / pHash / colour histogram."""
+    """AEGAN (Luo et al.) table 2 (label similarity of the top-k) and robustness (recall@1/@10 of the original
+    under colour, occlusion and blur), latents vs dHash / pHash / colour histogram."""
 
-    from ganinv.apps.search import PERTURBATIONS, evaluate_search
+    from ganinv.apps.search import evaluate_search
 
     results = evaluate_search(run, data, index_dir=index_dir, queries=queries, k=k, limit=limit,
-                              methods=methods.split(","), seed=seed, show_progress=not quiet, log=_note)
+                              methods=methods.split(","), seed=seed, show_progress=not quiet, log=note)
     if as_json:
         print(json.dumps(results, indent=2))
-        exit_if_skipped(len(results["skipped"]))
-        return
+    else:
+        _print_search_evaluation(results, k)
+    exit_if_skipped(len(results["skipped"]))
+
+
+def _print_search_evaluation(results: dict, k: int) -> None:
+    from ganinv.apps.search import PERTURBATIONS
+
     table = Table(title=f"label similarity of the top-{k} ({results['queries']} test queries, "
                         f"{results['indexed']} indexed train images)")
     table.add_column("method")
@@ -180,7 +157,6 @@ def eval_search(
         table.add_row(name, *[f"{r['recall@1']:.3f} / {r['recall@10']:.3f} / {r['median_rank']:g}"
                               for r in (per_kind[kind] for kind in PERTURBATIONS)])
     console.print(table)
-    exit_if_skipped(len(results["skipped"]))
 
 
 # -------------------------------------------------------------------------------------------------- superres
@@ -194,36 +170,11 @@ def superres(
 ):
     """Super-resolve images through the generator. With --sigma/--factor the images are degraded first (a
     demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
-    import torch
+    from ganinv.apps.superres import super_resolve_files
 
-    from ganinv.apps import load_inverter, read_images
-    from ganinv.apps.superres import check_degradation, compare, super_resolve, upsample
-    from ganinv.core.viz import comparison_grid, save_png
-    from ganinv.data import display_path, read_image_files
-
-
-    check_degradation(sigma, factor)
-    model = load_inverter(run)
-    channels, size, _ = model.image_shape
-    if sigma is None and factor is None:
-        read = read_image_files(images, None, channels, warn=_note)  # each at its own short side
-        rows_in, rows_bicubic, rows_out = [], [], []
-        for f, image in zip(read.files, read.images):
-            low, side = image.unsqueeze(0), image.shape[-1]
-            if side != size:
-                _note(f"{display_path(f)}: {side}×{side} (centre crop) → super-resolved to {size}×{size}")
-            rows_in.append(upsample(low, (size, size), "nearest"))
-            rows_bicubic.append(upsample(low, (size, size), "bicubic"))
-            rows_out.append(super_resolve(model, low, (size, size), channels))
-        rows = [torch.cat(rows_in), torch.cat(rows_bicubic), torch.cat(rows_out)]
-        names = "input (nearest), bicubic, inverted"
-    else:
-        read = read_images(images, model.image_shape, warn=_note)
-        result = compare(read.batch(), sigma=sigma, factor=factor, model=model)
-        rows, names = list(result.values()), ", ".join(result)
-    save_png(comparison_grid(rows), out)
-    console.print(f"super-resolved {len(rows[0])} image(s) → {out} (rows: {names})")
-    exit_if_skipped(len(read.skipped))
+    shown, names, skipped = super_resolve_files(run, images, out, sigma=sigma, factor=factor, warn=note)
+    console.print(f"super-resolved {shown} image(s) → {out} (rows: {names})")
+    exit_if_skipped(len(skipped))
 
 
 @app.command("eval-superres")
@@ -246,7 +197,7 @@ def eval_superres(
     real, skipped = None, []
     if data is not None:
         test = open_dataset(data, image_size=model.image_shape[1], channels=model.image_shape[0], split="test")
-        real, _, skipped = read_dataset_images(test, n, _note, f"test images of {data}")
+        real, _, skipped = read_dataset_images(test, n, note, f"test images of {data}")
     factor_list = [int(f) for f in _floats(factors, "--factors")]
     rows = evaluate_superres(model, real=real, n=n, seed=seed, sigmas=_floats(sigmas, "--sigmas"),
                              factors=factor_list)
@@ -281,7 +232,7 @@ def cluster(
 
     from ganinv.apps.cluster import cluster_dataset
 
-    summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=_note)
+    summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=note)
     if as_json:
         print(json.dumps(summary, indent=2))
         exit_if_skipped(len(summary["skipped"]))
@@ -319,58 +270,11 @@ def edit(
     seed: int = typer.Option(0, help="seed of sampled latents"),
 ):
     """Interpolate between images, move them along an attribute direction, or traverse important elements."""
-    import numpy as np
-    import torch
+    from ganinv.apps.edit import edit_run
+    from ganinv.core.viz import save_png
 
-    from ganinv.apps import edit as E
-    from ganinv.apps import load_inverter, parse_range, read_images
-    from ganinv.core.viz import comparison_grid, save_png
-    from ganinv.inference.model import InversionModel
-
-
-    modes = [name for name, on in (("--interpolate", interpolate), ("--attribute", attribute is not None),
-                                   ("--traverse", traverse is not None)) if on]
-    if len(modes) != 1:
-        raise GaninvError("choose exactly one of --interpolate, --attribute NAME, --traverse K")
-    if attribute is not None and data is None:
-        raise GaninvError("--attribute needs --data SPEC: the labelled images its direction is learned from")
-    model = load_inverter(run) if (images or attribute is not None) else InversionModel.load(run)
-    if traverse is not None:
-        elements = E.top_elements(model, traverse, run)  # fail fast, before any inversion
-    skipped = []
-    if images:
-        read = read_images(images, model.image_shape, warn=_note)
-        skipped += read.skipped
-        x = read.batch()
-        with torch.inference_mode():
-            z = model.invert(x).float()
-    else:
-        z = model.sample(2 if interpolate else samples, generator=torch.Generator().manual_seed(seed)).float()
-    if interpolate:
-        if len(z) != 2:
-            raise GaninvError(f"--interpolate needs exactly two readable images, got {len(z)}"
-                              + (f" ({len(skipped)} skipped, named above)" if skipped else ""))
-        grid = comparison_grid([E.interpolate(model, z[:1], z[1:], steps)])
-        what = f"{steps}-step interpolation"
-    elif attribute is not None:
-        latents, labels, names = E.labelled_latents(model, data, train_n, show_progress=True, skipped=skipped,
-                                                    warn=_note)
-        columns = E.attribute_columns(names, labels)
-        if not columns:
-            raise GaninvError(f"{data} has no labels to learn an attribute direction from")
-        E.check_attribute(attribute, list(columns))
-        direction, spread, accuracy = E.attribute_direction(latents, columns[attribute], seed)
-        low, high = parse_range(strength, "--strength")
-        strengths = np.linspace(low, high, steps)
-        edited = E.edit_attribute(model, z, direction, spread, strengths)
-        grid = comparison_grid(_rows(edited, steps))
-        what = (f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "
-                f"training accuracy {accuracy:.3f})")
-    else:
-        rows = [E.traverse(model, z[i:i + 1], elements, steps) for i in range(len(z))]
-        grid = comparison_grid(_rows(torch.cat(rows), steps))
-        scale = E.latent_scale(model)
-        what = "traversal of elements " + ", ".join(f"{int(e)} (s={float(scale[e]):.3f})" for e in elements)
-    save_png(grid, out)
-    console.print(f"{what} → {out}")
-    exit_if_skipped(len(skipped))
+    result = edit_run(run, images, interpolation=interpolate, attribute=attribute, traversal=traverse, data=data,
+                      train_n=train_n, strength=strength, steps=steps, samples=samples, seed=seed, warn=note)
+    save_png(result.grid, out)
+    console.print(f"{result.description} → {out}")
+    exit_if_skipped(len(result.skipped))

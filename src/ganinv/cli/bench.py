@@ -1,4 +1,5 @@
-"""``ganinv bench SUITE``: the benchmark suites (ganinv.bench), registered on ``cli.app``."""
+"""``ganinv bench SUITE``: the benchmark suites (ganinv.experiments.bench), registered on ``cli.app``.
+Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
 import shlex

@@ -1,4 +1,5 @@
-"""What every command shares: the consoles, the exit statuses, warnings on stderr and the results table."""
+"""What every command shares: the consoles, the exit statuses, warnings on stderr and the results table.
+Only typer and rich here: library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
 import typer

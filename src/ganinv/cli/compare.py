@@ -1,5 +1,6 @@
 """CLI commands for the baselines: ``ganinv compare`` (every inversion method on one generator) and ``ganinv
-wrap`` (bring your own generator as a run directory); registered on ``cli.app``."""
+wrap`` (bring your own generator as a run directory); registered on ``cli.app``.
+Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ganinv.cli.common import console, err_console, print_results_table
+from ganinv.cli.common import console, err_console, note, print_results_table
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()
@@ -43,7 +44,6 @@ def compare(
 
     from ganinv.experiments.compare import CompareSettings, parse_methods
     from ganinv.experiments.compare import compare as run_compare
-    from ganinv.metrics import lpips_status
     from ganinv.training.launch import parse_option_strings
 
     settings = CompareSettings(
@@ -56,6 +56,12 @@ def compare(
     if as_json:
         print(json.dumps(json.loads((out / "results.json").read_text()), indent=2))
         return
+    _print_comparison(results, generator, out)
+
+
+def _print_comparison(results: dict, generator: Path, out: Path) -> None:
+    from ganinv.metrics import lpips_status
+
     table = {name: r for name, r in results.items() if name != "summary"}
     print_results_table(table, title=f"inversion methods on {generator} (same images for every method; bigan: "
                         "its own G's samples)")
@@ -65,7 +71,7 @@ def compare(
     console.print(f"grid: {out / 'grid.png'}   results: {out / 'results.json'}")
     available, message = lpips_status()
     if not available:
-        err_console.print(f"[yellow]note:[/] {message}")
+        note(message)
 
 
 @app.command()

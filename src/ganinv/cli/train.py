@@ -1,5 +1,6 @@
 """``ganinv train | invert | eval | ablate | demo``: training runs, inverting images, evaluating, the papers' ablation
-and the demo — each a thin wrapper over a library function."""
+and the demo — each a thin wrapper over a library function.
+Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import typer
 
 from ganinv.cli.common import (
     console,
-    err_console,
     exit_if_skipped,
+    note,
     print_results_table,
     warn,
 )
@@ -31,7 +32,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="run directory to create (or continue with --resume)"),
     data: Optional[str] = typer.Option(None, help="dataset spec: mnist | digits | folder:PATH | celeba:PATH"),
     generator: Optional[Path] = typer.Option(None, help="run directory of the frozen generator (post-hoc methods)"),
-    preset: str = typer.Option("small", help="small (CPU-sized, 32 px) | paper (seed 001: 64 px, width 64)"),
+    preset: str = typer.Option("small", help="small (CPU-sized, 32 px) | paper (AEGAN (Luo et al.): 64 px, width 64)"),
     image_size: Optional[int] = typer.Option(None, help="image side in pixels, a power of two [preset]"),
     channels: Optional[int] = typer.Option(None, help="1 or 3 [1 for digits, 3 otherwise]"),
     width: Optional[int] = typer.Option(None, help="channels of the image-side conv stage [preset]"),
@@ -99,7 +100,7 @@ def invert(
     refine: int = typer.Option(0, help="optimisation steps after the encoder (hybrid); on a generator run: "
                                "optimisation inversion from the prior's mean"),
     refine_lr: Optional[float] = typer.Option(None, help="Adam lr of --refine [0.01 from an encoder, 0.05 from the mean]"),
-    refine_loss: str = typer.Option("mse", help="image loss of --refine: mse | bce (seed 001 eq. 2) | mse+lpips"),
+    refine_loss: str = typer.Option("mse", help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips"),
     as_json: bool = typer.Option(False, "--json", help="with --data: print the summary as JSON"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
@@ -108,18 +109,12 @@ def invert(
     With --data, invert a whole collection (any size): latents go to OUT/shards/NNNNN.npy with the items of each
     shard in NNNNN.json; run the same command again to finish an interrupted run; under `accelerate launch` the
     processes split the shards."""
-    from rich.markup import escape
-
     from ganinv.apps.invert import invert_dataset, invert_files
-
-
-    def warn(message: str) -> None:  # one line whatever the width; a file name is never read as markup
-        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
     if (data is None) == (not images):
         raise GaninvError("give either IMAGES (files or folders) or --data SPEC (a whole collection), not both")
     if data is None:
-        result = invert_files(run, images, out, warn=warn, refine=refine, refine_lr=refine_lr,
+        result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr,
                               refine_loss=refine_loss)
         console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, manifest.json, "
                       "grid.png)")
@@ -127,7 +122,7 @@ def invert(
         return
     result = invert_dataset(run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
                             workers=workers, device=device, refine=refine, refine_lr=refine_lr,
-                            refine_loss=refine_loss, show_progress=not quiet and not as_json, warn=warn)
+                            refine_loss=refine_loss, show_progress=not quiet and not as_json, warn=note)
     if as_json:
         print(json.dumps(result))
     elif result["rank"] == 0:
@@ -158,13 +153,13 @@ def eval_(
     print_results_table({str(run): results}, title=f"reconstruction quality — {run}")
     available, message = lpips_status()
     if not available:
-        err_console.print(f"[yellow]note:[/] {message}")
+        note(message)
 
 
 # --------------------------------------------------------------------------------------------------- ablate
 @app.command()
 def ablate(
-    method: str = typer.Argument(..., help="dlsgan (seed 003's grid)"),
+    method: str = typer.Argument(..., help="dlsgan (the DLSGAN paper's grid, Cho & Krzyzak)"),
     data: str = typer.Option(..., help="dataset spec (train split for training, test split for evaluation)"),
     out: Path = typer.Option(Path("ablation"), "--out", help="folder for the runs, PNG figures and ablation.md"),
     quick: bool = typer.Option(False, help="16 px, 3 epochs: minutes on a CPU"),
@@ -178,7 +173,8 @@ def ablate(
     prior: Optional[str] = typer.Option(None, help="only this prior's cells: normal | uniform_sqrt3 [both]"),
     encoder_loss_on: Optional[str] = typer.Option(None, help="only this encoder-loss target: D | DG [both]"),
 ):
-    """Seed 003's ablation: DLS / No DLS × encoder loss on D / DG × priors, curves per epoch, final table."""
+    """The DLSGAN paper's ablation (Cho & Krzyzak): DLS / No DLS × encoder loss on D / DG × priors, curves per
+    epoch, final table."""
     import dataclasses
 
     from ganinv.experiments.ablation import BUDGETS, CELLS, run_ablation
@@ -209,7 +205,8 @@ def demo(
     from ganinv.experiments.demo import run_demo
 
     results, report = run_demo(out, quick=quick, seed=seed, show_progress=True, log=console.print)
-    print_results_table(results, title="seed 001 table 1 on MNIST: reconstruction of generated and real digits")
+    print_results_table(results, title="AEGAN paper (Luo et al.) table 1 on MNIST: reconstruction of generated and "
+                                      "real digits")
     console.print(f"report: {report}")
     if as_json:
         print(json.dumps(results, indent=2))

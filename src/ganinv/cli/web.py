@@ -1,4 +1,5 @@
-"""``ganinv serve``: the web page over a run; registered on ``cli.app``."""
+"""``ganinv serve``: the web page over a run; registered on ``cli.app``.
+Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def serve(
     port: int = typer.Option(7860, min=1, max=65535, help="port to listen on"),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback exposes the page (a warning "
                              "is printed)"),
-    # web.KEEP_RESULTS and web.MIN_KEEP_RESULTS, written out: importing ganinv.web here would load torch for --help
+    # web.widgets.KEEP_RESULTS and MIN_KEEP_RESULTS, written out (importing them would load gradio for --help)
     keep_results: int = typer.Option(1000, "--keep-results", min=128, help="result images kept on disk for the page "
                                      "to serve; older ones are deleted"),
 ):

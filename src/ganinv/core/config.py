@@ -6,15 +6,12 @@ either reloads exactly or fails with a message naming the file.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ganinv.core import __version__
-from ganinv.core.errors import RunDirError, describe_os_error
+from ganinv.core.errors import RunDirError
 
 FORMAT_VERSION = 1
 PRECISIONS = ("no", "bf16", "fp16")
@@ -57,9 +54,9 @@ class RunConfig:
     data: str | None = None  # dataset spec of the real images (None: trained on generated samples only)
     seed: int = 0
     generator_run: str | None = None  # the run a post-hoc method's frozen generator was copied from
-    generator_fingerprint: str | None = None  # sha256 of that generator's tensors (ganinv.rundir), checked on resume
+    generator_fingerprint: str | None = None  # sha256 of that generator's tensors (core.rundir), checked on resume
     options: dict[str, Any] = field(default_factory=dict)  # method-specific, validated by the method's Options
-    # a post-hoc method's frozen generator: {"kind": "dcgan" | "style" | "module", …} (see ganinv.wrap);
+    # a post-hoc method's frozen generator: {"kind": "dcgan" | "style" | "module", …} (see ganinv.inference.wrap);
     # None for joint methods and for DCGAN generators
     generator: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
@@ -72,8 +69,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-# The seed-001 appendix: DCGAN 64×64, z ∈ U(-1,1)^100, Adam lr 2e-4 β1 0.5, batch 64 (tables 3–5).
-# A method may override a preset for its own paper (``Method.presets``), e.g. DLSGAN's seed-003 settings.
+# The AEGAN paper's (Luo et al.) appendix: DCGAN 64×64, z ∈ U(-1,1)^100, Adam lr 2e-4 β1 0.5, batch 64 (tables 3–5).
+# A method may override a preset for its own paper (``Method.presets``), e.g. the DLSGAN paper's settings.
 PRESETS: dict[str, tuple[NetConfig, TrainConfig]] = {
     "paper": (NetConfig(image_size=64, channels=3, width=64, latent_dim=100, prior="uniform"),
               TrainConfig(batch_size=64, lr=2e-4, beta1=0.5)),
@@ -117,19 +114,3 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
     except TypeError as exc:
         raise RunDirError(f"{where}: malformed config ({exc})") from exc
 
-
-def read_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.json"
-    try:
-        os.stat(run_dir)
-    except FileNotFoundError:
-        raise RunDirError(f"run directory {run_dir} does not exist") from None
-    except OSError as exc:  # a symbolic link loop, a permission: say which, not "does not exist"
-        raise RunDirError(f"run directory {describe_os_error(exc)}") from None
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} is not a ganinv run directory (no config.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is truncated or not JSON ({exc})") from exc
-    return config_from_dict(data, where=str(path))

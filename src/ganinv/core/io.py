@@ -2,7 +2,7 @@
 
 ``atomic_write`` writes to a temporary name in the same folder, then renames it over the target: a reader (or a
 resumed run) sees either the old file or the new one, never half of one. The run directory's checkpoint commit
-(:mod:`ganinv.rundir`) is made of ``write_durable``, ``fsync_dir``, ``make_dir``, ``replace`` and
+(:mod:`ganinv.core.rundir`) is made of ``write_durable``, ``fsync_dir``, ``make_dir``, ``replace`` and
 ``link_or_copy`` alone — one place to reason about durability, and one place a test can make fail.
 """
 from __future__ import annotations

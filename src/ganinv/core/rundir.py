@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -36,12 +37,12 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
 
 from ganinv.core import io as fs
-from ganinv.core.config import FORMAT_VERSION, RunConfig, current_versions, read_config
+from ganinv.core.config import FORMAT_VERSION, RunConfig, config_from_dict, current_versions
 from ganinv.core.errors import GaninvError, RunDirError, describe_os_error
 
 WEIGHTS, STATE, CONFIG = "weights.safetensors", "state.pt", "config.json"
 POINTER, CHECKPOINTS = "checkpoint.json", "checkpoints"
-METRICS, SAMPLES = "metrics.jsonl", "samples"
+METRICS, SAMPLES, TENSORBOARD = "metrics.jsonl", "samples", "tb"
 
 
 class Checkpointable(Protocol):
@@ -78,6 +79,31 @@ class Checkpoint:
 
 def write_config(run_dir: Path, config: RunConfig) -> None:
     fs.atomic_write_json(run_dir / CONFIG, config.to_dict())
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    """The run's saved RunConfig; a missing directory, a directory that is no run or a damaged file is a
+    RunDirError naming it."""
+    path = Path(run_dir) / CONFIG
+    try:
+        os.stat(run_dir)
+    except FileNotFoundError:
+        raise RunDirError(f"run directory {run_dir} does not exist") from None
+    except OSError as exc:  # a symbolic link loop, a permission: say which, not "does not exist"
+        raise RunDirError(f"run directory {describe_os_error(exc)}") from None
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} is not a ganinv run directory (no {CONFIG})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path} is truncated or not JSON ({exc})") from exc
+    return config_from_dict(data, where=str(path))
+
+
+def has_config(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a run at all: its config is written before step 0, so a directory without one
+    was never started (or was killed before writing anything)."""
+    return (Path(run_dir) / CONFIG).is_file()
 
 
 def open_run(run_dir: str | Path) -> tuple[Path, RunConfig]:
@@ -159,7 +185,7 @@ def read_weights_file(path: Path, expect_method: str) -> tuple[dict[str, Tensor]
     if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
         raise RunDirError(f"{path} has a newer format than this ganinv understands; upgrade ganinv")
     if metadata.get("method") != expect_method:
-        raise RunDirError(f"{path} holds a {metadata.get('method')!r} checkpoint but config.json says {expect_method!r}")
+        raise RunDirError(f"{path} holds a {metadata.get('method')!r} checkpoint but {CONFIG} says {expect_method!r}")
     return tensors, metadata
 
 
@@ -347,7 +373,7 @@ def resolve_run_config(run_dir: Path, config: RunConfig, resume: bool) -> RunCon
 
 
 def save_checkpoint(method: Checkpointable, run_dir: Path, step: int) -> None:
-    """Weights, optimisers and RNG states of ``step``, committed as one unit (see ganinv.rundir)."""
+    """Weights, optimisers and RNG states of ``step``, committed as one unit (see this module's docstring)."""
     state = {
         "step": step,
         "world_size": method.world_size,  # informational: a run resumes under any number of processes
@@ -361,7 +387,7 @@ def save_checkpoint(method: Checkpointable, run_dir: Path, step: int) -> None:
 
 def restore_checkpoint(method: Checkpointable, run_dir: Path) -> int:
     """Load the newest complete checkpoint into ``method``; 0 when the run was killed before its first one (a
-    post-hoc method then already holds its real frozen generator: see ``workflows.train_run``)."""
+    post-hoc method then already holds its real frozen generator: see ``training.launch.resumed_method``)."""
     if latest_checkpoint(run_dir) is None:
         return 0
     tensors, state = read_checkpoint(run_dir, method.name)

@@ -45,7 +45,7 @@ Splits (``split`` is "train", "test" or "all"):
 
 Anything that cannot be used (unknown kind, missing path, a file where a folder is expected,
 no images, a missing attribute file, a bad split or size, an unreadable image) raises
-:class:`ganinv.errors.DataError` with a one-line message naming the problem and the path.
+:class:`ganinv.core.errors.DataError` with a one-line message naming the problem and the path.
 
 Image files are refused, each with such a line, when they are missing, a dangling symbolic link or a
 symbolic link loop, not a regular file, unreadable, empty, not an image PIL can decode, truncated,

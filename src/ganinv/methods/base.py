@@ -22,8 +22,16 @@ from ganinv.nets.dcgan import Generator, InverseGenerator
 from ganinv.nets.frozen import DCGAN_SPEC, build_generator
 
 
+class MethodOptions:
+    """The base of every method's Options: a frozen dataclass whose fields are config.json's ``options``."""
+
+    def check_before_training(self) -> None:
+        """Raise GaninvError when an option names something that must exist before a run is written (e.g. a weights
+        file); called once by ``build_config``. The default checks nothing."""
+
+
 @dataclass(frozen=True)
-class NoOptions:
+class NoOptions(MethodOptions):
     """Methods without options of their own."""
 
 
@@ -39,7 +47,7 @@ def parse_options(cls: type, values: dict[str, Any], method: str):
 
 class Method:
     name: ClassVar[str]
-    Options: ClassVar[type] = NoOptions  # a frozen dataclass; its fields are config.json's "options"
+    Options: ClassVar[type[MethodOptions]] = NoOptions  # a frozen dataclass; its fields are config.json's "options"
     # method-specific presets, {name: (NetConfig overrides, TrainConfig overrides)}, over config.PRESETS
     presets: ClassVar[dict[str, tuple[dict, dict]]] = {}
     trains_generator: ClassVar[bool]  # joint methods train G; post-hoc ones take a frozen G via --generator
@@ -48,7 +56,7 @@ class Method:
 
     def __init__(self, config: RunConfig):
 
-        # a post-hoc method's frozen generator is described by config.generator (see ganinv.wrap); None: DCGAN
+        # a post-hoc method's frozen generator is described by config.generator (see ganinv.inference.wrap); None: DCGAN
         spec = config.generator if not self.trains_generator else None
         self.generator_spec: dict[str, Any] = dict(spec or DCGAN_SPEC)
         self.options = parse_options(self.Options, config.options, self.name)
@@ -94,6 +102,18 @@ class Method:
 
     def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
         pass
+
+    # --- optional hooks: a method overrides the ones it provides ------------------------------------
+    @property
+    def latent_scale(self) -> Tensor | None:
+        """The per-element latent scale s (d,) of runs that learn one (dlsgan), or None. Search and clustering
+        weigh latents by it, editing traverses its largest elements, and a frozen style generator keeps it."""
+        return None
+
+    def latent_metrics(self, latents: Tensor, predicted: Tensor) -> dict[str, float]:
+        """Latent-space metrics of generated images whose latents are known (``predicted`` = their inversions),
+        added to evaluations — e.g. dedgan's angle error in degrees. The default adds none."""
+        return {}
 
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         t = self.config.train

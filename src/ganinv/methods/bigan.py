@@ -1,4 +1,4 @@
-"""BiGAN / ALI (Donahue et al.; Dumoulin et al.), as seed 001 §2 and appendix compare against: a generator G
+"""BiGAN / ALI (Donahue et al.; Dumoulin et al.), as AEGAN (Luo et al.) §2 and appendix compare against: a generator G
 (table 3), an encoder E (the inverse generator of table 5) and a joint discriminator D(x, z) (table 6), trained
 together on the minimax objective of eq. 1,
 

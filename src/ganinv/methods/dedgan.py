@@ -1,4 +1,4 @@
-"""DED-GAN — direction-embedding discriminator GAN (seed 002, Algorithm 1): a joint method whose discriminator is
+"""DED-GAN — direction-embedding discriminator GAN (Cho, Algorithm 1): a joint method whose discriminator is
 the inverse of the generator. Latents are angles z_s ∈ (0, π/2)^d (the "spherical" prior), read as a unit vector
 z_c with positive coordinates in R^n (n = d + 1, ``ganinv.latent.spherical_to_cartesian``, binary tree). D embeds
 an image as a positive n-vector (softplus): its direction predicts z_c, the log of its norm is real/fake.
@@ -21,10 +21,10 @@ L_emb stability (``ganinv.losses.tan_angle_loss``): θ = ∠(z_c, z'_c) is compu
 near it — and tan is clamped at θ_max = ``emb_max_angle_deg`` (default 85°, tan ≈ 11.4), continued by its tangent
 line beyond, so an embedding orthogonal to z_c (tan = ∞) still gives a finite loss with a useful gradient.
 
-Paper settings (seed 002 §5.1): CelebA 128×128, "a partially reduced version of StyleGAN2" without minibatch
+Paper settings (DED-GAN paper §5.1): CelebA 128×128, "a partially reduced version of StyleGAN2" without minibatch
 stddev (nets/style.py, width 64 → 64…512 filters), normal-quantile preprocessing, NSGAN + R1, λ_emb 1.0 then
 10.0 "after some training". The paper does not state d, the optimiser, the batch size, R1's weight nor when λ_emb
-switches; ``--preset paper`` takes them from the same author's StyleGAN2 recipe in seed 003 (Adam lr 1e-3,
+switches; ``--preset paper`` takes them from the same author's StyleGAN2 recipe in DLSGAN (Cho & Krzyzak) (Adam lr 1e-3,
 β = (0, 0.99), batch 16, λ_r1 = 10, mapper lr ×0.01) and d = 511 so that n = 512 — the tree's power of two, and
 StyleGAN2's latent width. ``--preset small`` is the same recipe at 32 px (d = 63). The switch step is an option
 (``-o lambda_switch_step=N``), 10,000 by default.
@@ -52,7 +52,7 @@ from ganinv.losses import (
     r1_penalty,
     tan_angle_loss,
 )
-from ganinv.methods.base import Method
+from ganinv.methods.base import Method, MethodOptions
 from ganinv.methods.dlsgan import MAPPING_LAYERS, PAPER_TRAIN, R1_PIXEL_UNITS
 from ganinv.nets.dedgan import (
     DirectionDiscriminator,
@@ -64,7 +64,7 @@ PRIOR = "spherical"
 
 
 @dataclass(frozen=True)
-class DEDGANOptions:
+class DEDGANOptions(MethodOptions):
     lambda_emb: float = 1.0  # λ_emb before the switch (the paper's initial 1.0)
     lambda_emb_after: float = 10.0  # λ_emb from lambda_switch_step on (the paper's 10.0)
     lambda_switch_step: int = 10_000  # the first step (0-based count of steps done) trained with lambda_emb_after
@@ -93,7 +93,7 @@ class DEDGAN(Method):
 
     Options = DEDGANOptions
     presets = {
-        # seed 002 §5.1 (CelebA 128², reduced StyleGAN2) + what it leaves unstated from seed 003 §4.1 (see above)
+        # DED-GAN paper §5.1 (CelebA 128², reduced StyleGAN2) + what it leaves unstated from DLSGAN §4.1 (see above)
         "paper": (dict(image_size=128, channels=3, width=64, latent_dim=511, prior=PRIOR), dict(PAPER_TRAIN)),
         "small": (dict(image_size=32, width=16, latent_dim=63, prior=PRIOR), dict(PAPER_TRAIN)),
     }
@@ -177,8 +177,8 @@ class DEDGAN(Method):
         return self.prior.clamp(cartesian_to_spherical(direction, angle_dim=self.config.net.latent_dim))
 
     def latent_metrics(self, latents: Tensor, predicted: Tensor) -> dict[str, float]:
-        """Evaluation extras (``ganinv.evaluate``): the mean angle, in degrees, between z_c of the sampled latents
-        and of their inversions — for d + 1 a power of two exactly ∠(z_c, D(x)/‖D(x)‖) (the tree round-trips) —
+        """Evaluation extras (``ganinv.inference.evaluate``): the mean angle, in degrees, between z_c of the sampled
+        latents and of their inversions — for d + 1 a power of two exactly ∠(z_c, D(x)/‖D(x)‖) (the tree round-trips) —
         and, as its chance level, the mean angle of the best constant guess (the batch's mean direction): an
         inverter that ignores the image scores about that (≈ 57.6° at d = 63)."""
         z_c = spherical_to_cartesian(latents.float())

@@ -1,4 +1,4 @@
-"""DLSGAN — dynamic latent scale GAN (seed 003, Algorithm 1): a joint method whose discriminator is also the
+"""DLSGAN — dynamic latent scale GAN (Cho & Krzyzak, Algorithm 1): a joint method whose discriminator is also the
 encoder, and whose generator input z∘s is rescaled each step by the traced variance of the predicted latents.
 
 One training step (Algorithm 1):
@@ -14,7 +14,7 @@ One training step (Algorithm 1):
 generator is scaled, as the paper requires. The "No DLS" ablation (``dls=False``) keeps s = 1, which makes L_enc
 the plain latent MSE of ICGAN / Controllable-GAN style encoders.
 
-Paper settings (seed 003 §4.1; most are StyleGAN2's), exported as ``PAPER_NET`` / ``PAPER_TRAIN`` overrides:
+Paper settings (DLSGAN paper §4.1; most are StyleGAN2's), exported as ``PAPER_NET`` / ``PAPER_TRAIN`` overrides:
 CelebA 128×128, d_z = 512, priors N(0,1) and U(−√3,√3), reduced-filter StyleGAN2 (nets/style.py; width 64 gives
 the authors' 64…512 filters), no noise inputs, no minibatch stddev, NSGAN + R1 with λ_r1 = 10 (γ = 20), λ_enc = 1,
 Adam lr 1e-3, β = (0, 0.99), batch 16, 50 epochs, 2 % lr decay per epoch (the loop's ``lr_decay_per_epoch``),
@@ -43,20 +43,20 @@ from ganinv.core.distributed import gather_rows
 from ganinv.core.errors import GaninvError, RunDirError
 from ganinv.latent import LATENT_SCALE_MODES, LatentScale, scaled_latent_entropy
 from ganinv.losses import dls_encoder_loss, nsgan_d_loss, nsgan_g_loss, r1_penalty
-from ganinv.methods.base import Method
+from ganinv.methods.base import Method, MethodOptions
 from ganinv.nets.style import ResidualDiscriminator, StyleGenerator
 
 ENCODER_LOSS_ON = ("D", "DG")
 R1_PIXEL_UNITS = 0.25  # (d[-1,1]/d[0,1])⁻² : ||∇ wrt [-1,1] pixels||² = ||∇ wrt [0,1] pixels||² / 4
 MAPPING_LAYERS = 8  # StyleGAN2's mapper depth
 
-# seed 003 §4.1, as overrides for build_config / train_run (net=…, train=…); prior "uniform_sqrt3" is the other run
+# DLSGAN paper §4.1, as overrides for build_config / train_run (net=…, train=…); prior "uniform_sqrt3" is the other run
 PAPER_NET = dict(image_size=128, channels=3, width=64, latent_dim=512, prior="normal")
 PAPER_TRAIN = dict(lr=1e-3, beta1=0.0, beta2=0.99, batch_size=16)
 
 
 @dataclass(frozen=True)
-class DLSGANOptions:
+class DLSGANOptions(MethodOptions):
     encoder_loss_on: str = "D"  # "D": λ_enc·L_enc in L_d only; "DG": in L_d and L_g (the paper's best)
     dls: bool = True  # False: s stays 1 (the "No DLS" ablation)
     scale_mode: str = "window"  # "window": the paper's moving average over 512×batch samples; "ema": later code
@@ -88,7 +88,7 @@ class DLSGAN(Method):
     trainable = ("generator", "discriminator")
 
     Options = DLSGANOptions
-    # seed 003 §4.1 at full size, and the same recipe at the CPU-sized 32 px
+    # the DLSGAN paper's §4.1 at full size, and the same recipe at the CPU-sized 32 px
     presets = {
         "paper": (PAPER_NET, {**PAPER_TRAIN, "lr_decay_per_epoch": 0.02}),
         "small": (dict(image_size=32, width=16, latent_dim=64, prior="normal"),
@@ -125,7 +125,7 @@ class DLSGAN(Method):
         return self._scale
 
     def latent_entropy(self) -> float:
-        """Differential entropy of Z∘s (nats) for this run's prior (seed 003 figs. 5–6)."""
+        """Differential entropy of Z∘s (nats) for this run's prior (DLSGAN paper figs. 5–6)."""
         return scaled_latent_entropy(self._scale, self.prior.name)
 
     def configure(self, accelerator) -> None:

@@ -1,4 +1,4 @@
-"""Plain DCGAN (seed 001 appendix, eq. 4): the generator every post-hoc inverter is trained against."""
+"""Plain DCGAN (AEGAN (Luo et al.) appendix, eq. 4): the generator every post-hoc inverter is trained against."""
 from __future__ import annotations
 
 from torch import Tensor, nn

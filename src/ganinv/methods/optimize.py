@@ -1,4 +1,4 @@
-"""Optimisation inversion (Creswell & Bharath; seed 001 §2 eq. 2): no inverse network — each image's latent is
+"""Optimisation inversion (Creswell & Bharath; AEGAN (Luo et al.) §2 eq. 2): no inverse network — each image's latent is
 searched for by gradient descent through the frozen generator,
 
     z ← z − α ∇_z [−x log G(z) − (1 − x) log(1 − G(z))]                 (eq. 2, loss="bce")
@@ -29,9 +29,9 @@ from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior
-from ganinv.methods.base import Method, dcgan_generator
+from ganinv.methods.base import Method, MethodOptions, dcgan_generator
 from ganinv.metrics import lpips_status
-from ganinv.metrics.image import _build
+from ganinv.metrics.image import lpips_metric
 
 if TYPE_CHECKING:  # annotations only: methods sit below inference
     from ganinv.inference.model import InversionModel
@@ -58,7 +58,7 @@ def perceptual_distance(x: Tensor, y: Tensor) -> Tensor | None:
             _lpips_warned = True
         return None
 
-    net = _build().net.to(x.device)  # torchmetrics' _LPIPS module: differentiable
+    net = lpips_metric().net.to(x.device)  # the metric's inner network is differentiable; the metric is not
     if x.shape[1] == 1:
         x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
     if x.shape[-1] < 32:
@@ -164,10 +164,10 @@ def invert_by_optimization(model: InversionModel, images: Tensor, *, steps: int 
 # --- the method: a loadable run directory -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class OptimizeOptions:
+class OptimizeOptions(MethodOptions):
     steps: int = 500  # Adam steps per inversion
     lr: float = 0.05
-    loss: str = "mse"  # bce (seed 001 eq. 2) | mse | mse+lpips
+    loss: str = "mse"  # bce (AEGAN (Luo et al.) eq. 2) | mse | mse+lpips
     start: str = "mean"  # mean | sample (seeded by the run's seed)
 
     def __post_init__(self):

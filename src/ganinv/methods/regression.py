@@ -1,8 +1,8 @@
 """Regression onto the latent of a frozen generator — two faces of one method, chosen by options:
 
-* the 'directly trained' inverse model (seed 001 §2, ICGAN's L_ez without labels; the defaults): regress z from
-  G(z) with MSE, same IG architecture as AEGAN, so the two differ only in the loss;
-* the projection network of seed 004: θ* = argmin E_z ||P(G(F(z))) − F(z)||², with ``space="w"`` projecting onto
+* the 'directly trained' inverse model (AEGAN (Luo et al.) §2, ICGAN's L_ez without labels; the defaults): regress
+  z from G(z) with MSE, same IG architecture as AEGAN, so the two differ only in the loss;
+* the projection network of Arfeen & Zhang: θ* = argmin E_z ||P(G(F(z))) − F(z)||², with ``space="w"`` projecting onto
   the style generator's W space (F its mapping network; for a DLSGAN generator w = F(z∘s)) and
   ``backbone="resnet18"`` the paper's torchvision ResNet18 with a new fc (ImageNet weights when on disk).
 
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior
 from ganinv.losses import latent_mse
-from ganinv.methods.base import Method, dcgan_generator, dcgan_inverse_generator
+from ganinv.methods.base import Method, MethodOptions, dcgan_generator, dcgan_inverse_generator
 from ganinv.methods.optimize import perceptual_distance
 from ganinv.nets.dcgan import InverseGenerator
 from ganinv.nets.encoders import ResNetEncoder
@@ -37,9 +37,9 @@ W_MEAN_SAMPLES = 1024
 
 
 @dataclass(frozen=True)
-class RegressionOptions:
+class RegressionOptions(MethodOptions):
     space: str = "z"  # z | w (w: a style generator's mapping-network output)
-    backbone: str = "dcgan"  # dcgan (seed 001 table 5) | resnet18 (seed 004)
+    backbone: str = "dcgan"  # dcgan (AEGAN (Luo et al.) table 5) | resnet18 (Arfeen & Zhang)
     backbone_weights: str = ""  # ImageNet ResNet18 checkpoint; "" looks in torchvision's cache
     recon_weight: float = 0.0  # λ of the reconstruction fine-tuning term (0: off)
 

@@ -1,4 +1,4 @@
-"""The ``wrapped`` method: a user's generator module as a run directory (see ``ganinv.wrap``). It is never
+"""The ``wrapped`` method: a user's generator module as a run directory (see ``ganinv.inference.wrap``). It is never
 trained here; post-hoc methods take it with ``--generator RUN``."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from torch import nn
 
 from ganinv.core.config import RunConfig
 from ganinv.core.errors import GaninvError
-from ganinv.methods.base import Method
+from ganinv.methods.base import Method, MethodOptions
 from ganinv.nets.frozen import ModuleGenerator, build_module
 
 
 @dataclass(frozen=True)
-class WrappedOptions:
+class WrappedOptions(MethodOptions):
     factory: str = ""  # "pkg.mod:fn", called with no arguments
     image_low: float = -1.0  # the module's output range
     image_high: float = 1.0

@@ -109,8 +109,9 @@ def _missing_message() -> str | None:
     return None
 
 
-def _build() -> object:
-    """Build (once) the torchmetrics LPIPS metric, or raise RuntimeError with the reason."""
+def lpips_metric() -> object:
+    """The torchmetrics LPIPS metric (built once, shared: ``lpips`` and the optimisation losses use it), or
+    RuntimeError with the reason it is unavailable."""
     with _lock:
         path = str(lpips_weights_path())
         cached = _LPIPS_CACHE.get(path)
@@ -142,7 +143,7 @@ def _build() -> object:
 def lpips_status() -> tuple[bool, str]:
     """``(available, message)``. Checks local files first, so it never triggers a download."""
     try:
-        _build()
+        lpips_metric()
     except RuntimeError as exc:
         return False, str(exc)
     return True, f"LPIPS available (AlexNet backbone from {lpips_weights_path()})"
@@ -156,7 +157,7 @@ def lpips(x: Tensor, y: Tensor) -> Tensor | None:
     """
     _check_pair(x, y, "lpips")
     try:
-        metric = _build()
+        metric = lpips_metric()
     except RuntimeError:
         return None
     n = x.shape[0]

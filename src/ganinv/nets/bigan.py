@@ -1,4 +1,4 @@
-"""BiGAN / ALI's joint discriminator D(x, z) of seed 001 appendix table 6.
+"""BiGAN / ALI's joint discriminator D(x, z) of the AEGAN paper (Luo et al.), appendix table 6.
 
 At 64 px, latent 100, width 64 the layers are the table's: 5×5 stride-2 convs 64, 128, 256 (BN, LeakyReLU 0.2) on
 the image, down to 8×8; "conv cond concat": z tiled over the 8×8 map and concatenated (256 + 100 channels); three

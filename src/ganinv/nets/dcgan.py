@@ -1,4 +1,4 @@
-"""DCGAN generator, discriminator and inverse generator of seed 001 (AEGAN), appendix tables 3, 4 and 5.
+"""DCGAN generator, discriminator and inverse generator of the AEGAN paper (Luo et al.), appendix tables 3–5.
 
 At ``image_size=64, width=64, latent_dim=100, channels=3`` (the ``paper`` preset) the layers are exactly the
 tables': 5×5 kernels, stride 2, batch norm where the tables say Y, ReLU (G, IG) / LeakyReLU 0.2 (D), a sigmoid

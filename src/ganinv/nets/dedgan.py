@@ -1,11 +1,11 @@
-"""DED-GAN's nets (seed 002): the style generator behind a quantile preprocessing, and a residual discriminator
+"""DED-GAN's nets (Cho): the style generator behind a quantile preprocessing, and a residual discriminator
 whose one head is the direction embedding.
 
 * ``QuantileStyleGenerator``: angles z_s ∈ (0, π/2)^d → images. Its first, parameter-free operation is the paper's
   "quantile function of normal distribution ... so that the neural network part of the generator receives N(0,1)"
   (§5.1): Φ⁻¹(z_s / (π/2)) (``ganinv.latent.spherical_to_normal``); the body is ``StyleGenerator`` unchanged. It is
   a wrapper, not a ``StyleGenerator`` subclass, on purpose: code that recognises a style generator (e.g. freezing
-  one under a post-hoc method, ``ganinv.wrap``) must not mistake it for one that takes z directly.
+  one under a post-hoc method, ``ganinv.inference.wrap``) must not mistake it for one that takes z directly.
 * ``DirectionDiscriminator``: ``ResidualDiscriminator``'s trunk (no minibatch stddev, so one image is embedded as
   one vector) with a single dense head of n = ``cartesian_dim(d)`` outputs through softplus (§2: "so that the
   discriminator always outputs positive vectors"). Its norm is the adversarial value, v = log‖D(x)‖, its direction

@@ -1,5 +1,5 @@
 """Encoders beside DCGAN's strided-conv inverse generator (nets/dcgan.py): torchvision's ResNet18 with its fc
-replaced by a ``latent_dim`` head — the projection network P of seed 004 §4.1 ("ResNet18 pretrained on ImageNet
+replaced by a ``latent_dim`` head — the projection network P of Arfeen & Zhang §4.1 ("ResNet18 pretrained on ImageNet
 with the fully connected layer replaced with a randomly initialized one").
 
 ImageNet weights cannot be fetched on this project's machines, so they are looked for, never downloaded: an
@@ -58,7 +58,8 @@ class ResNetEncoder(nn.Module):
             if not path.is_file():
                 warnings.warn(
                     f"ImageNet ResNet18 weights not found (looked for {path}; pass -o backbone_weights=PATH); the "
-                    "resnet18 backbone starts from RANDOM init, unlike seed 004. Nothing is downloaded.",
+                    "resnet18 backbone starts from RANDOM init, unlike the projection networks paper (Arfeen & "
+                    "Zhang). Nothing is downloaded.",
                     BackboneWeightsWarning, stacklevel=2)
                 return "random"
         try:

@@ -1,4 +1,4 @@
-"""A reduced StyleGAN2-like generator and a residual discriminator with a latent head (seed 003, DLSGAN §4.1).
+"""A reduced StyleGAN2-like generator and a residual discriminator with a latent head (DLSGAN (Cho & Krzyzak) §4.1).
 
 The paper trains "StyleGAN2 with a reduced filter size", with the discriminator's minibatch-stddev layer and the
 generator's noise inputs removed "so that the encoder encodes one data point as one latent code". These nets are
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
-MAPPER_LR_MULTIPLIER = 0.01  # StyleGAN2 (and seed 003 §4.1): the mapper learns 100× slower
+MAPPER_LR_MULTIPLIER = 0.01  # StyleGAN2 (and DLSGAN (Cho & Krzyzak) §4.1): the mapper learns 100× slower
 
 
 def lrelu(x: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
-"""Building runs from user choices: presets + overrides → RunConfig, and a post-hoc method's frozen generator.
+"""Building runs from user choices: presets + overrides → RunConfig, and a post-hoc method's frozen generator;
+``train_run`` (train or resume one run) and ``ensure_trained`` (the one train-or-reuse the experiments share).
 
-Library functions the CLI and the demo share; validation happens here, before anything is written.
+Library functions the CLI and the experiments share; validation happens here, before anything is written.
 """
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from ganinv.core.config import PRECISIONS, PRESETS, RunConfig, read_config
+from ganinv.core.config import PRECISIONS, PRESETS, RunConfig
 from ganinv.core.errors import GaninvError
 from ganinv.core.rundir import (
-    CONFIG,
+    finished_step,
     generator_fingerprint,
+    has_config,
     latest_checkpoint,
     prepare_run_dir,
+    read_config,
     save_checkpoint,
 )
 from ganinv.data import open_dataset
@@ -64,33 +67,36 @@ def _typed(kind, text: str, key: str):
     return text
 
 
+def _resolve(method: str | type[Method]) -> type[Method]:
+    """A method class from its registered name, or the class itself when the caller has already resolved it."""
+    return method if isinstance(method, type) else method_class(method)
+
+
 def build_config(
-    method: str, *, preset: str = "small", data: str | None = None, seed: int = 0,
+    method: str | type[Method], *, preset: str = "small", data: str | None = None, seed: int = 0,
     net: dict | None = None, train: dict | None = None, options: dict | None = None,
 ) -> RunConfig:
     """A RunConfig from a preset plus overrides (``None`` values keep the preset's)."""
     if preset not in PRESETS:
         raise GaninvError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    cls = method_class(method)
+    cls = _resolve(method)
     net_base, train_base = PRESETS[preset]
-    if preset in cls.presets:  # the method's own paper (e.g. DLSGAN's seed 003) over seed 001's DCGAN
+    if preset in cls.presets:  # the method's own paper (e.g. DLSGAN's) over AEGAN's (Luo et al.) DCGAN
         net_extra, train_extra = cls.presets[preset]
         net_base = dataclasses.replace(net_base, **net_extra)
         train_base = dataclasses.replace(train_base, **train_extra)
     net_over = {k: v for k, v in (net or {}).items() if v is not None}
     net_over.setdefault("channels", default_channels(data) if preset != "paper" else net_base.channels)
     config = RunConfig(
-        method=method, data=data, seed=seed, options=dict(options or {}),
+        method=cls.name, data=data, seed=seed, options=dict(options or {}),
         net=dataclasses.replace(net_base, **net_over),
         train=dataclasses.replace(train_base, **{k: v for k, v in (train or {}).items() if v is not None}),
     )
     validate(config)
 
     # fail now, before anything is written; record every option with its resolved value
-    resolved = parse_options(method_class(method).Options, config.options, method)
-    check = getattr(resolved, "check_before_training", None)
-    if check is not None:  # e.g. a weights file named by an option must exist before the run is written
-        check()
+    resolved = parse_options(cls.Options, config.options, cls.name)
+    resolved.check_before_training()  # e.g. a weights file named by an option must exist before the run is written
     return config.replace(options=dataclasses.asdict(resolved))
 
 
@@ -120,7 +126,7 @@ def load_generator_run(path) -> InversionModel:
     by path — or an ``InversionModel`` already in memory (e.g. from ``ganinv.wrap_generator``)."""
 
     model = path if isinstance(path, InversionModel) else InversionModel.load(path)
-    if not method_class(model.config.method).trains_generator:
+    if not model.method.trains_generator:
         raise GaninvError(
             f"--generator {path} is a {model.config.method!r} run; it must be a run that trained a generator "
             "(gan, bigan, dlsgan) or a wrapped one (ganinv wrap)"
@@ -129,7 +135,8 @@ def load_generator_run(path) -> InversionModel:
     return model
 
 
-def posthoc_config(config: RunConfig, generator: InversionModel, generator_path) -> RunConfig:
+def posthoc_config(config: RunConfig, generator: InversionModel, generator_path,
+                   method_cls: type[Method] | None = None) -> RunConfig:
     """A post-hoc method inherits the generator's nets config (image shape, width, latent, prior) and its data
     spec (for real-image evaluation); its own training settings stay. The generator's kind is recorded in
     ``config.generator`` so the run rebuilds the right net when loaded."""
@@ -139,15 +146,17 @@ def posthoc_config(config: RunConfig, generator: InversionModel, generator_path)
     source = None if isinstance(generator_path, InversionModel) else str(Path(generator_path).resolve())
     config = config.replace(net=g.net, data=config.data or g.data, generator_run=source,
                             generator=None if spec == DCGAN_SPEC else spec)  # DCGAN: the default, recorded as None
-    method_class(config.method)(config)  # options that need this generator (e.g. space=w) fail now, not later
+    (method_cls or method_class(config.method))(config)  # options that need this generator (e.g. space=w) fail now
     return config
 
 
-def new_method(config: RunConfig, generator: InversionModel | None = None) -> Method:
+def new_method(config: RunConfig, generator: InversionModel | None = None,
+               method_cls: type[Method] | None = None) -> Method:
     """Build the method's nets; a post-hoc method gets a copy of the frozen generator's weights, and its config
-    records their fingerprint (a resumed run is checked against it)."""
+    records their fingerprint (a resumed run is checked against it). ``method_cls``: config.method's class, when
+    the caller has it already."""
 
-    cls = method_class(config.method)
+    cls = method_cls or method_class(config.method)
     if not cls.trains_generator and generator is None:
         raise GaninvError(f"method {config.method!r} inverts a pre-trained generator: give --generator RUN")
     method = cls(config)
@@ -164,11 +173,11 @@ def new_method(config: RunConfig, generator: InversionModel | None = None) -> Me
     return method
 
 
-def resumed_method(config: RunConfig, run_dir: Path) -> Method:
+def resumed_method(config: RunConfig, run_dir: Path, method_cls: type[Method] | None = None) -> Method:
     """The method of a run being resumed. Its checkpoint holds every net, the frozen generator included; a
     post-hoc run killed before its first checkpoint takes its generator again from the run it records."""
 
-    cls = method_class(config.method)
+    cls = method_cls or method_class(config.method)
     if cls.trains_generator or latest_checkpoint(run_dir) is not None:
         return cls(config)
     if not config.generator_run:
@@ -179,7 +188,7 @@ def resumed_method(config: RunConfig, run_dir: Path) -> Method:
     except GaninvError as exc:
         raise GaninvError(f"{run_dir} was interrupted before its first checkpoint, and its generator run cannot "
                           f"be loaded: {exc}") from None
-    return new_method(config, generator)
+    return new_method(config, generator, cls)
 
 
 def materialise_run(config: RunConfig, out: str | Path, generator: InversionModel | None = None) -> Path:
@@ -205,46 +214,90 @@ def train_run(
 ) -> TrainResult | RunConfig:
     """Validate everything (config, data, generator) before the run directory is touched, then train."""
     out = Path(out)
-    frozen = None
-    if resume and not (out / CONFIG).is_file():  # killed before it wrote anything: resuming is starting
+    cls = method_class(method)
+    if resume and not has_config(out):  # killed before it wrote anything: resuming is starting
         (warn or (lambda m: None))(f"{out} holds no run yet (interrupted before its config was written); starting it")
         resume = False
+    frozen = None
     if resume:
-        config = read_config(out)
-        if config.method != method:
-            raise GaninvError(f"{out} holds a {config.method!r} run, not {method!r}; cannot resume it")
-        check_resume_overrides(config, net_overrides or {}, options or {})
-        steps = (train_overrides or {}).get("steps")
-        if steps:  # extending a run is the one change a resume accepts
-            config = config.replace(train=dataclasses.replace(config.train, steps=steps))
+        config = resumed_config(cls, out, net_overrides=net_overrides, train_overrides=train_overrides,
+                                options=options)
     else:
-        config = build_config(method, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides,
-                              options=options)
-        if generator is not None:
-            if method_class(method).trains_generator:
-                raise GaninvError(f"{method} trains its own generator; --generator is for the post-hoc methods "
-                                  "(aegan, regression, optimize)")
-            frozen = load_generator_run(generator)
-            config = posthoc_config(config, frozen, generator)
+        config, frozen = fresh_config(cls, data=data, generator=generator, preset=preset, seed=seed,
+                                      net_overrides=net_overrides, train_overrides=train_overrides, options=options)
     if dry_run:
         return config
-    dataset, eval_images = open_training_data(config)
-    method_obj = resumed_method(config, out) if resume else new_method(config, frozen)
+    dataset, eval_images = open_training_data(config)  # called by name: tests/core/ddp_worker.py wraps it
+    method_obj = resumed_method(config, out, cls) if resume else new_method(config, frozen, cls)
     return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
                  show_progress=show_progress, evaluators=evaluators, warn=warn)
 
 
+def resumed_config(cls: type[Method], out: Path, *, net_overrides: dict | None = None,
+                   train_overrides: dict | None = None, options: dict | None = None) -> RunConfig:
+    """The saved config of the run in ``out``, checked against the flags given again; a new ``steps`` (extending
+    the run) is the one change a resume accepts."""
+    config = read_config(out)
+    if config.method != cls.name:
+        raise GaninvError(f"{out} holds a {config.method!r} run, not {cls.name!r}; cannot resume it")
+    check_resume_overrides(config, net_overrides or {}, options or {})
+    steps = (train_overrides or {}).get("steps")
+    if steps:
+        config = config.replace(train=dataclasses.replace(config.train, steps=steps))
+    return config
+
+
+def fresh_config(cls: type[Method], *, data: str | None, generator: str | Path | InversionModel | None,
+                 preset: str, seed: int, net_overrides: dict | None, train_overrides: dict | None,
+                 options: dict | None) -> tuple[RunConfig, InversionModel | None]:
+    """(config, frozen generator or None) of a new run; a post-hoc method's config inherits its generator's."""
+    config = build_config(cls, preset=preset, data=data, seed=seed, net=net_overrides, train=train_overrides,
+                          options=options)
+    if generator is None:
+        return config, None
+    if cls.trains_generator:
+        raise GaninvError(f"{cls.name} trains its own generator; --generator is for the post-hoc methods "
+                          "(aegan, regression, optimize)")
+    frozen = load_generator_run(generator)
+    return posthoc_config(config, frozen, generator, cls), frozen
+
+
+def ensure_trained(method: str, out: str | Path, *, steps: int, log: Callable[[str], None],
+                   **train_run_kwargs) -> Path:
+    """THE train-or-reuse every experiment shares (demo, compare, ablation, bench): a run of ``method`` in ``out``
+    trained to at least ``steps``, whatever happened before.
+
+    Reused as it is when its newest complete checkpoint has reached ``steps``; resumed (and extended to ``steps``)
+    when it exists unfinished — the flags given again must agree with it; trained from scratch when ``out`` holds
+    no run (also when a killed run left the folder before writing its config). A run of another method in ``out``
+    is an error, never overwritten. ``train_run_kwargs`` go to ``train_run``; ``steps`` wins over theirs."""
+    out = Path(out)
+    started = has_config(out)
+    if started:
+        saved = read_config(out).method
+        if saved != method:
+            raise GaninvError(f"{out} holds a {saved!r} run, not {method!r}; choose another --out")
+        if finished_step(out) >= steps:
+            log(f"reusing finished {method} run {out}")
+            return out
+        log(f"resuming {method} run {out}")
+    train_overrides = {**(train_run_kwargs.pop("train_overrides", None) or {}), "steps": steps}
+    train_run(method, out, resume=started, train_overrides=train_overrides, **train_run_kwargs)
+    return out
+
+
 def open_training_data(config: RunConfig):
     """The training split (for methods that train on real images) and a few test images for evaluation."""
+    uses_real_data = method_class(config.method).uses_real_data
     if config.data is None:
-        if method_class(config.method).uses_real_data:
+        if uses_real_data:
             raise GaninvError(f"method {config.method!r} trains on real images: give --data")
         return None, None
     n = config.net
     dataset = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="train")
     test = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="test")
     eval_images, _ = test.tensors(min(EVAL_REAL_IMAGES, len(test)))
-    return (dataset if method_class(config.method).uses_real_data else None), eval_images
+    return (dataset if uses_real_data else None), eval_images
 
 
 def check_resume_overrides(config: RunConfig, net_overrides: dict, options: dict) -> None:

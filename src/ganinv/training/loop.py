@@ -30,6 +30,8 @@ from ganinv.core.errors import (
 from ganinv.core.io import atomic_write_text
 from ganinv.core.rundir import (
     METRICS,
+    SAMPLES,
+    TENSORBOARD,
     latest_checkpoint,
     prepare_run_dir,
     restore_checkpoint,
@@ -103,7 +105,7 @@ class RunLogger:
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(run_dir / "tb"))
+            self.writer = SummaryWriter(str(run_dir / TENSORBOARD))
 
     def log(self, step: int, kind: str, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -142,7 +144,7 @@ def write_samples(method: Method, run_dir: Path, step: int, fixed_z: Tensor, rea
             rows.append(model.reconstruct(generated))
             if real is not None:
                 rows += [real, model.reconstruct(real.to(method.device))]
-    save_png(comparison_grid(rows), run_dir / "samples" / f"step-{step:07d}.png")
+    save_png(comparison_grid(rows), run_dir / SAMPLES / f"step-{step:07d}.png")
 
 
 def evaluate_during_training(method: Method, eval_images: Tensor | None, evaluators=()) -> dict[str, float]:
@@ -172,72 +174,120 @@ def train(
     if method.uses_real_data and dataset is None:
         raise GaninvError(f"method {method.name!r} trains on real images: give --data")
     accelerator = make_accelerator(method.config)
-    check_batch_split(method.config.train.batch_size, accelerator.num_processes)  # before anything is written
-    config = prepare_run_dir(run_dir, method.config, resume, accelerator)
-    method.config = config
-    torch.manual_seed(config.seed + accelerator.process_index)  # per-rank offset, recorded in the launch line
-    method.configure(accelerator)
-    apply_speed_options(method.nets, channels_last=config.train.channels_last, compile=config.train.compile)
-    step = restore_checkpoint(method, run_dir) if resume else 0
+    step = start_or_resume(method, run_dir, accelerator, resume)
     logger = RunLogger(run_dir, enabled=accelerator.is_main_process)
     if resume and accelerator.is_main_process:
         logger.forget_after(step)  # lines logged after the checkpoint will be logged again
-    logger.log(step, "launch", launch_record(accelerator, config, resume))
-    fixed_z = method.prior.sample(SAMPLE_COUNT, generator=torch.Generator().manual_seed(config.seed))
-    sample_real = eval_images[:SAMPLE_COUNT] if eval_images is not None else None
-    batches = (real_batches(dataset, config, step, accelerator.process_index, accelerator.num_processes)
-               if method.uses_real_data else None)
-    t = config.train
-    steps_per_epoch = max(len(dataset) // t.batch_size, 1) if dataset is not None else None
-    epoch_logs = EpochAverager(steps_per_epoch)
-    logs: dict[str, float] = {}
-    last_checkpoint = first_step = step
-    explosion = ExplosionWarning(warn, enabled=accelerator.is_main_process)
-    started = time.perf_counter()
+    logger.log(step, "launch", launch_record(accelerator, method.config, resume))
+    session = TrainingSession(method, run_dir, accelerator, logger, step=step, dataset=dataset,
+                              eval_images=eval_images, evaluators=evaluators, warn=warn)
     try:
-        with _progress(show_progress and accelerator.is_main_process) as progress:
-            task = progress.add_task(f"{method.name}", total=t.steps, completed=step, info="")
-            method.train_mode()
-            while step < t.steps:
-                batch = None
-                if batches is not None:
-                    batch = [b.to(accelerator.device, non_blocking=True) for b in next(batches)]
-                set_learning_rates(method, config, step, steps_per_epoch)
-                method.begin_step(step)
-                with accelerator.autocast():
-                    logs = method.train_step(batch)
-                logs = mean_across_ranks(accelerator, logs)  # the global batch's losses, on every rank
-                step += 1
-                check_finite(logs, step, run_dir)
-                explosion.check(logs, step)
-                progress.update(task, advance=1, info="  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
-                if step % t.log_every == 0 or step == t.steps:
-                    logger.log(step, "train", logs)
-                averages = epoch_logs.add(step, logs)
-                if averages:
-                    logger.log(step, "epoch", averages)
-                if accelerator.is_main_process and (step % t.sample_every == 0 or step == t.steps):
-                    write_samples(method, run_dir, step, fixed_z, sample_real)
-                if accelerator.is_main_process and (step % t.eval_every == 0 or step == t.steps):
-                    logger.log(step, "eval", evaluate_during_training(method, eval_images, evaluators))
-                if step % t.checkpoint_every == 0 or step == t.steps:
-                    if accelerator.is_main_process:
-                        save_checkpoint(method, run_dir, step)
-                    last_checkpoint = step
+        session.run(show_progress=show_progress and accelerator.is_main_process)
     except KeyboardInterrupt:
-        if accelerator.is_main_process and step > last_checkpoint and not logs_are_bad(logs):
-            save_checkpoint(method, run_dir, step)  # Ctrl-C keeps the work done so far
+        session.checkpoint_on_interrupt()  # Ctrl-C keeps the work done so far
         raise
     else:
-        seconds = time.perf_counter() - started  # this session's loop, samples/eval/checkpoints included
-        if step > first_step:
-            logger.log(step, "speed", {"steps": step - first_step, "seconds": round(seconds, 3),
-                                       "steps_per_s": (step - first_step) / seconds,
-                                       "images_per_s": (step - first_step) * t.batch_size / seconds})
+        session.log_speed()
     finally:
         logger.close()
     accelerator.wait_for_everyone()  # no rank returns before the main one has written the last checkpoint
-    return TrainResult(run_dir=run_dir, step=step, logs=logs)
+    return TrainResult(run_dir=run_dir, step=session.step, logs=session.logs)
+
+
+def start_or_resume(method: Method, run_dir: Path, accelerator, resume: bool) -> int:
+    """Ready ``method`` to train in ``run_dir``: the directory prepared (a fresh run's config recorded before step 0;
+    a resumed run's saved config wins), this rank seeded, nets on the device, the last checkpoint restored when
+    resuming. Returns the step training starts from."""
+    check_batch_split(method.config.train.batch_size, accelerator.num_processes)  # before anything is written
+    method.config = prepare_run_dir(run_dir, method.config, resume, accelerator)
+    torch.manual_seed(method.config.seed + accelerator.process_index)  # per-rank offset, recorded in the launch line
+    method.configure(accelerator)
+    t = method.config.train
+    apply_speed_options(method.nets, channels_last=t.channels_last, compile=t.compile)
+    return restore_checkpoint(method, run_dir) if resume else 0
+
+
+class TrainingSession:
+    """One process's pass of the loop, from the step it starts at to ``train.steps``: it feeds batches, takes steps
+    and does what falls due after each (logs, samples, evaluation, checkpoint). It keeps the step and the last
+    losses, so an interrupted session can still save its work."""
+
+    def __init__(self, method: Method, run_dir: Path, accelerator, logger: RunLogger, *, step: int,
+                 dataset: Dataset | None, eval_images: Tensor | None, evaluators, warn):
+        config = method.config
+        self.method, self.run_dir, self.accelerator, self.logger = method, run_dir, accelerator, logger
+        self.eval_images, self.evaluators = eval_images, evaluators
+        self.main = accelerator.is_main_process
+        self.step = self.first_step = self.last_checkpoint = step
+        self.logs: dict[str, float] = {}
+        # the same latents (and real images) in every sample grid, so grids of different steps compare
+        self.fixed_z = method.prior.sample(SAMPLE_COUNT, generator=torch.Generator().manual_seed(config.seed))
+        self.sample_real = eval_images[:SAMPLE_COUNT] if eval_images is not None else None
+        self.batches = (real_batches(dataset, config, step, accelerator.process_index, accelerator.num_processes)
+                        if method.uses_real_data else None)
+        self.steps_per_epoch = max(len(dataset) // config.train.batch_size, 1) if dataset is not None else None
+        self.epoch_logs = EpochAverager(self.steps_per_epoch)
+        self.explosion = ExplosionWarning(warn, enabled=self.main)
+        self.started = time.perf_counter()
+
+    def run(self, show_progress: bool) -> None:
+        total = self.method.config.train.steps
+        with _progress(show_progress) as progress:
+            task = progress.add_task(f"{self.method.name}", total=total, completed=self.step, info="")
+            self.method.train_mode()
+            while self.step < total:
+                self.take_step()
+                progress.update(task, advance=1, info="  ".join(f"{k} {v:.4f}" for k, v in self.logs.items()))
+                self.after_step()
+
+    def take_step(self) -> None:
+        """One ``train_step`` on the next batch; stops the run at the first non-finite loss."""
+        method, accelerator = self.method, self.accelerator
+        batch = None
+        if self.batches is not None:
+            batch = [b.to(accelerator.device, non_blocking=True) for b in next(self.batches)]
+        set_learning_rates(method, method.config, self.step, self.steps_per_epoch)
+        method.begin_step(self.step)
+        with accelerator.autocast():
+            logs = method.train_step(batch)
+        self.logs = mean_across_ranks(accelerator, logs)  # the global batch's losses, on every rank
+        self.step += 1
+        check_finite(self.logs, self.step, self.run_dir)
+        self.explosion.check(self.logs, self.step)
+
+    def after_step(self) -> None:
+        """What falls due after this step. Each also happens at the last step, so a finished run always ends with
+        its final losses, samples, evaluation and checkpoint; files are written by the main process alone."""
+        t, step, logger = self.method.config.train, self.step, self.logger
+        last = step == t.steps
+        if step % t.log_every == 0 or last:
+            logger.log(step, "train", self.logs)
+        averages = self.epoch_logs.add(step, self.logs)
+        if averages:
+            logger.log(step, "epoch", averages)
+        if self.main and (step % t.sample_every == 0 or last):
+            write_samples(self.method, self.run_dir, step, self.fixed_z, self.sample_real)
+        if self.main and (step % t.eval_every == 0 or last):
+            logger.log(step, "eval", evaluate_during_training(self.method, self.eval_images, self.evaluators))
+        if step % t.checkpoint_every == 0 or last:
+            if self.main:
+                save_checkpoint(self.method, self.run_dir, step)
+            self.last_checkpoint = step
+
+    def checkpoint_on_interrupt(self) -> None:
+        """Save the steps taken since the last checkpoint — unless the last losses were not finite."""
+        if self.main and self.step > self.last_checkpoint and not logs_are_bad(self.logs):
+            save_checkpoint(self.method, self.run_dir, self.step)
+
+    def log_speed(self) -> None:
+        """This session's throughput in metrics.jsonl (its samples, evaluations and checkpoints included)."""
+        steps = self.step - self.first_step
+        if steps <= 0:
+            return
+        seconds = time.perf_counter() - self.started
+        images = steps * self.method.config.train.batch_size
+        self.logger.log(self.step, "speed", {"steps": steps, "seconds": round(seconds, 3),
+                                             "steps_per_s": steps / seconds, "images_per_s": images / seconds})
 
 
 def launch_record(accelerator, config: RunConfig, resume: bool) -> dict:
@@ -273,7 +323,7 @@ def set_learning_rates(method: Method, config: RunConfig, step: int, steps_per_e
 
 
 class EpochAverager:
-    """Means of the training logs over each epoch of real data (the per-epoch curves of seed 003).
+    """Means of the training logs over each epoch of real data (the per-epoch curves of DLSGAN (Cho & Krzyzak)).
 
     Only full epochs observed in this process are reported: a resumed run restarts the average at its epoch.
     """

@@ -13,13 +13,13 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import make_generator_run, tiny_train
 from PIL import Image
 
 from ganinv import load
 from ganinv.apps.collection import index_latents, read_latents, search_latents
 from ganinv.apps.invert import invert_dataset
 from ganinv.core.errors import GaninvError
+from helpers import free_port, make_generator_run, tiny_train
 
 SIZE, CHANNELS = 32, 3  # a 5,000-image batch held in memory would be 61 MB: visible in the peak RSS
 SHARD, BATCH = 250, 50
@@ -148,8 +148,6 @@ def test_other_inputs_in_the_same_out_are_refused_and_refine_refines(encoder_run
 def test_ranks_write_disjoint_shards_equal_to_one_process(encoder_run, tmp_path):
     single = invert_dataset(encoder_run, "digits", tmp_path / "one", shard_size=300, device="cpu",
                             show_progress=False)
-    from test_distributed import free_port
-
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                str(free_port()), "-m", "ganinv", "invert", str(encoder_run), "--data", "digits", "--out",

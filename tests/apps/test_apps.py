@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_cli import assert_clean_error, run_cli
 
 from ganinv.apps import cluster as C
 from ganinv.apps import edit as E
 from ganinv.apps import search as S
 from ganinv.apps import superres as SR
 from ganinv.inference.model import InversionModel
+from helpers import assert_clean_error, run_cli
 
 
 def save_png(path, tensor):

@@ -1,7 +1,7 @@
 """Run by test_distributed.py under `accelerate launch` (and in one process for the reference): trains a tiny
 METHOD run into OUT through the same workflow the CLI uses, and records which dataset items this rank read.
 
-    python tests/ddp_worker.py METHOD OUT STEPS [--resume]
+    python tests/core/ddp_worker.py METHOD OUT STEPS [--resume]
 """
 from __future__ import annotations
 

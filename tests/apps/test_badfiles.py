@@ -2,7 +2,7 @@
 with its reason, every good file processed, exit status 3, outputs that never collide, names that round-trip.
 
 The corpus (tests/badfiles.py) mixes broken files, odd formats, links and odd names; see its docstring for which are
-accepted and which refused."""
+accepted and which refused. The library's reader itself: tests/data/test_image_files.py."""
 from __future__ import annotations
 
 import json
@@ -10,128 +10,32 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from badfiles import (
-    NAMED_ONLY,
     NEWLINE,
     NON_UTF8,
-    REASONS,
     UNREADABLE,
+    assert_reported,
+    assert_skipped_records,
+    folder_names,
+    item_name,
     listable,
     make_corpus,
     picture,
     seen_by_folder_scan,
-    usable,
+    split_corpus,
 )
-from conftest import run_ganinv
-from PIL import Image
-
-from ganinv.core.errors import DataError
-from ganinv.data import display_path, load_image, read_image_files
-from ganinv.data.datasets import MAX_IMAGE_PIXELS
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-def split_corpus(root: Path, corpus: dict, names) -> tuple[list[str], list[str]]:
-    """(names a command must process, names it must skip) among ``names``."""
-    names = list(names)
-    good = [n for n in names if usable(root, n, corpus[n])]
-    bad = [n for n in names if n not in good and not corpus[n].startswith("skip")]
-    return good, bad
-
-
-def folder_names(root: Path, corpus: dict) -> list[str]:
-    return [n for n in corpus if seen_by_folder_scan(root, n)]
-
-
-def assert_reported(err: str, root: Path, corpus: dict, bad: list[str], good: list[str]) -> None:
-    """No traceback; every bad file on exactly one stderr line, with its reason; no good file reported as bad."""
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    for name in bad:
-        shown = display_path(root / name)
-        mentions = [line for line in lines if shown in line]
-        assert len(mentions) == 1, (name, mentions)
-        assert REASONS[name] in mentions[0], (name, mentions[0])
-    for name in good:
-        shown = display_path(root / name)
-        assert not any(shown in line and any(r in line for r in REASONS.values()) for line in lines), name
-
-
-def assert_skipped_records(records: list[dict], root: Path, bad: list[str], *, resolved: bool = False) -> None:
-    """The JSON failure records name exactly the bad files (exact names) with their reasons."""
-    expected = {_name(root / n, resolved): n for n in bad}
-    assert sorted(r["item"] for r in records) == sorted(expected), records
-    for r in records:
-        assert REASONS[expected[r["item"]]] in r.get("reason", r.get("error", "")), r
-
-
-def _name(path: Path, resolved: bool) -> str:
-    return str(path.resolve()) if resolved and not path.is_symlink() else os.fsdecode(path)
+from helpers import run_cli
 
 
 def assert_exit_skipped(code: int, err: str) -> None:
     assert code == 3, err
     assert "exit status 3" in err.splitlines()[-1]
-
-
-# ------------------------------------------------------------------------------------------------ the library
-def test_read_image_files_names_each_bad_file_and_reads_every_good_one(bad_corpus):
-    root, corpus = bad_corpus
-    good, bad = split_corpus(root, corpus, corpus)
-    notes = []
-    read = read_image_files([root / n for n in corpus], 16, 3, warn=notes.append)
-    assert [os.fsdecode(f) for f in read.files] == [os.fsdecode(root / n) for n in good]
-    assert read.batch().shape == (len(good), 3, 16, 16)
-    assert_skipped_records([s.to_json() for s in read.skipped], root, bad)
-    assert len(notes) == len(bad) and all("\n" not in note for note in notes)
-    assert_reported("\n".join(notes), root, corpus, bad, good)
-
-
-def test_a_folder_is_read_like_a_folder_dataset(bad_corpus):
-    root, corpus = bad_corpus
-    good, bad = split_corpus(root, corpus, folder_names(root, corpus))
-    read = read_image_files([root], 16, 1)
-    assert sorted(os.fsdecode(f) for f in read.files) == sorted(os.fsdecode(root / n) for n in good)
-    assert_skipped_records([s.to_json() for s in read.skipped], root, bad)
-    assert not set(bad) & set(NAMED_ONLY)  # a folder scan does not see an absent path or a folder
-
-
-def test_load_image_raises_one_line_data_errors(bad_corpus):
-    root, corpus = bad_corpus
-    for name, expected in corpus.items():
-        if expected == "bad" and name not in NAMED_ONLY:
-            with pytest.raises(DataError, match=REASONS[name]) as info:
-                load_image(root / name, 16, 3)
-            assert "\n" not in str(info.value)
-        elif expected == "ok":
-            assert load_image(root / name, 16, 3).shape == (3, 16, 16)
-
-
-def test_a_decompression_bomb_is_refused_from_its_header(bad_corpus):
-    root, _ = bad_corpus
-    started = time.perf_counter()
-    with pytest.raises(DataError, match=f"above {MAX_IMAGE_PIXELS // 10**6} megapixels"):
-        load_image(root / "bomb.png", 16, 1)
-    assert time.perf_counter() - started < 1.0  # nothing was decoded
-
-
-def test_display_path_keeps_one_printable_line():
-    assert display_path("/a/b c/ü.png") == "/a/b c/ü.png"
-    assert display_path("/a/" + NEWLINE) == "/a/new\\nline.png"
-    assert display_path(os.fsencode("/a/" + NON_UTF8)) == "/a/bytes-\\xff\\xfe.png"
-
-
-def test_nothing_usable_is_an_error(bad_corpus):
-    root, _ = bad_corpus
-    with pytest.raises(DataError, match="does not exist"):
-        read_image_files([root / "missing.png"], 16, 1)
-    with pytest.raises(DataError, match="none of the inputs is a usable image .3 skipped"):
-        read_image_files([root / "missing.png", root / "empty.png", root / "loop.png"], 16, 1)
 
 
 # ------------------------------------------------------------------------------------------------ invert
@@ -140,7 +44,7 @@ def test_invert_files_writes_the_good_ones_names_the_bad_ones_and_exits_3(monkey
     root, corpus = bad_corpus
     good, bad = split_corpus(root, corpus, corpus)
     out = tmp_path / "inv"
-    code, _, err = run_ganinv(monkeypatch, capsys, "invert", aegan_run, *[root / n for n in corpus], "--out", out)
+    code, _, err = run_cli(monkeypatch, capsys, "invert", aegan_run, *[root / n for n in corpus], "--out", out)
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, good)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -158,7 +62,7 @@ def test_invert_with_no_usable_file_is_an_error_and_writes_nothing(monkeypatch, 
                                                                    aegan_run):
     root, _ = bad_corpus
     names = ["empty.png", "loop.png", "bomb.png"]
-    code, _, err = run_ganinv(monkeypatch, capsys, "invert", aegan_run, *[root / n for n in names],
+    code, _, err = run_cli(monkeypatch, capsys, "invert", aegan_run, *[root / n for n in names],
                               "--out", tmp_path / "o")
     assert code == 2 and "Traceback" not in err
     assert err.splitlines()[-1].startswith("error: none of the inputs is a usable image (3 skipped")
@@ -172,7 +76,7 @@ def test_invert_a_collection_records_the_bad_files_and_names_them_again_on_resum
     args = ["invert", aegan_run, "--data", f"folder:{root}", "--out", tmp_path / "lat", "--workers", "0",
             "--shard-size", "8", "--batch-size", "4", "--quiet"]
     for _ in range(2):  # the second run finds every shard done and still reports the skipped files
-        code, out, err = run_ganinv(monkeypatch, capsys, *args)
+        code, out, err = run_cli(monkeypatch, capsys, *args)
         assert_exit_skipped(code, err)
         assert_reported(err, root, corpus, bad, good)
     from ganinv.apps.collection import read_latents
@@ -188,7 +92,7 @@ def test_invert_a_collection_records_the_bad_files_and_names_them_again_on_resum
 # ------------------------------------------------------------------------------------------------ index, search
 def index_corpus(monkeypatch, capsys, out: Path, root: Path, run: Path) -> tuple[int, str]:
     """`ganinv index` over the corpus folder: (exit status, stderr)."""
-    code, _, err = run_ganinv(monkeypatch, capsys, "index", run, "--data", f"folder:{root}", "--split", "all",
+    code, _, err = run_cli(monkeypatch, capsys, "index", run, "--data", f"folder:{root}", "--split", "all",
                               "--out", out, "--shard-size", "8", "--quiet")
     return code, err
 
@@ -204,10 +108,10 @@ def test_index_keeps_the_good_files_and_records_the_bad_ones(monkeypatch, capsys
     assert_reported(err, root, corpus, bad, good)
     index = SearchIndex.load(out)
     assert len(index) == len(good) == index.manifest["indexed"]
-    assert sorted(os.fsencode(i) for i in index.items) == sorted(os.fsencode(_name(root / n, True)) for n in good)
+    assert sorted(os.fsencode(i) for i in index.items) == sorted(os.fsencode(item_name(root / n, True)) for n in good)
     assert_skipped_records(json.loads((out / "failures.json").read_text()), root, bad, resolved=True)
     assert index.manifest["failed"] == len(bad)
-    newline = index.items.index(_name(root / NEWLINE, True))  # a newline in a name survives items.json
+    newline = index.items.index(item_name(root / NEWLINE, True))  # a newline in a name survives items.json
     assert index.images([newline]).shape == (1, 1, 16, 16)
 
 
@@ -216,7 +120,7 @@ def test_search_with_bad_queries(monkeypatch, capsys, tmp_path, bad_corpus, aega
     good, bad = split_corpus(root, corpus, corpus)
     out = tmp_path / "index"
     index_corpus(monkeypatch, capsys, out, root, aegan_run)
-    code, stdout, err = run_ganinv(monkeypatch, capsys, "search", out, *[root / n for n in corpus], "-k", "3",
+    code, stdout, err = run_cli(monkeypatch, capsys, "search", out, *[root / n for n in corpus], "-k", "3",
                                    "--json", "--out", tmp_path / "s.png")
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, good)
@@ -225,7 +129,7 @@ def test_search_with_bad_queries(monkeypatch, capsys, tmp_path, bad_corpus, aega
     assert_skipped_records(result["skipped"], root, bad)
     # the tables print odd item names (a newline, bytes that are not UTF-8) on one line each
     indexed = len(split_corpus(root, corpus, folder_names(root, corpus))[0])  # every entry, in each table
-    code, stdout, err = run_ganinv(monkeypatch, capsys, "search", out, root / NEWLINE, root / NON_UTF8,
+    code, stdout, err = run_cli(monkeypatch, capsys, "search", out, root / NEWLINE, root / NON_UTF8,
                                    root / "empty.png", "-k", str(indexed), "--out", tmp_path / "t.png")
     assert_exit_skipped(code, err)
     assert "new\\nline.png" in stdout and "bytes-\\xff\\xfe.png" in stdout
@@ -260,7 +164,7 @@ def test_an_index_of_nothing_readable_is_an_error(monkeypatch, capsys, tmp_path,
     folder.mkdir()
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.png").write_text("not a picture")
-    code, _, err = run_ganinv(monkeypatch, capsys, "index", aegan_run, "--data", f"folder:{folder}", "--split",
+    code, _, err = run_cli(monkeypatch, capsys, "index", aegan_run, "--data", f"folder:{folder}", "--split",
                               "all", "--out", tmp_path / "ix", "--quiet")
     assert code == 2 and "Traceback" not in err
     assert "error: none of the 2 images of folder:" in err and "2 skipped" in err
@@ -271,13 +175,13 @@ def test_search_grid_survives_an_indexed_file_that_went_away(monkeypatch, capsys
     folder.mkdir()
     for i in range(3):
         Image.fromarray(picture(i, 16, 16, 1)).save(folder / f"{i}.png")
-    code, _, err = run_ganinv(monkeypatch, capsys, "index", aegan_run, "--data", f"folder:{folder}", "--split",
+    code, _, err = run_cli(monkeypatch, capsys, "index", aegan_run, "--data", f"folder:{folder}", "--split",
                               "all", "--out", tmp_path / "ix", "--quiet")
     assert code == 0, err
     query = tmp_path / "query.png"
     shutil.copy(folder / "1.png", query)
     (folder / "2.png").unlink()
-    code, _, err = run_ganinv(monkeypatch, capsys, "search", tmp_path / "ix", query, "-k", "3",
+    code, _, err = run_cli(monkeypatch, capsys, "search", tmp_path / "ix", query, "-k", "3",
                               "--out", tmp_path / "s.png")
     assert code == 0 and "Traceback" not in err
     assert f"indexed entry 2: {folder / '2.png'} does not exist" in err
@@ -307,7 +211,7 @@ def test_eval_search_skips_bad_train_and_test_images(monkeypatch, capsys, tmp_pa
     images, corpus = _celeba_corpus(tmp_path / "celeba")
     seen = [n for n in corpus if seen_by_folder_scan(images, n)]  # the rows whose image is in the folder
     good, bad = split_corpus(images, corpus, seen)
-    code, stdout, err = run_ganinv(monkeypatch, capsys, "eval-search", aegan_run, "--data",
+    code, stdout, err = run_cli(monkeypatch, capsys, "eval-search", aegan_run, "--data",
                                    f"celeba:{tmp_path / 'celeba'}", "--queries", "16", "-k", "3", "--index",
                                    tmp_path / "ix", "--json", "--quiet")
     assert_exit_skipped(code, err)
@@ -322,7 +226,7 @@ def test_eval_search_skips_bad_train_and_test_images(monkeypatch, capsys, tmp_pa
 def test_superres_with_bad_files(monkeypatch, capsys, tmp_path, bad_corpus, aegan_run, degrade):
     root, corpus = bad_corpus
     good, bad = split_corpus(root, corpus, corpus)
-    code, stdout, err = run_ganinv(monkeypatch, capsys, "superres", aegan_run, *[root / n for n in corpus],
+    code, stdout, err = run_cli(monkeypatch, capsys, "superres", aegan_run, *[root / n for n in corpus],
                                    *degrade, "--out", tmp_path / "sr.png")
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, good)
@@ -338,7 +242,7 @@ def test_eval_superres_skips_bad_test_images(monkeypatch, capsys, tmp_path, aega
     (root / "list_eval_partition.txt").write_text("".join(f"{n} 2\n" for n in names if listable(n)),
                                                   encoding="utf-8")
     good, bad = split_corpus(root, corpus, [n for n in names if listable(n)])
-    code, stdout, err = run_ganinv(monkeypatch, capsys, "eval-superres", aegan_run, "--data", f"folder:{root}",
+    code, stdout, err = run_cli(monkeypatch, capsys, "eval-superres", aegan_run, "--data", f"folder:{root}",
                                    "--n", "64", "--sigmas", "1", "--factors", "2", "--json")
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, good)
@@ -352,7 +256,7 @@ def test_cluster_skips_bad_files(monkeypatch, capsys, tmp_path, bad_corpus, aega
     root, corpus = bad_corpus
     good, bad = split_corpus(root, corpus, folder_names(root, corpus))
     out = tmp_path / "clusters"
-    code, stdout, err = run_ganinv(monkeypatch, capsys, "cluster", aegan_run, "--data", f"folder:{root}", "--k", "3",
+    code, stdout, err = run_cli(monkeypatch, capsys, "cluster", aegan_run, "--data", f"folder:{root}", "--k", "3",
                                    "--split", "all", "--out", out, "--json", "--quiet")
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, good)
@@ -367,12 +271,12 @@ def test_edit_interpolates_the_two_readable_images(monkeypatch, capsys, tmp_path
     root, corpus = bad_corpus
     bad = [n for n, e in corpus.items() if e == "bad"]
     files = [root / "plain.png", *[root / n for n in bad], root / NON_UTF8]
-    code, _, err = run_ganinv(monkeypatch, capsys, "edit", aegan_run, *files, "--interpolate", "--steps", "3",
+    code, _, err = run_cli(monkeypatch, capsys, "edit", aegan_run, *files, "--interpolate", "--steps", "3",
                               "--out", tmp_path / "i.png")
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, ["plain.png", NON_UTF8])
     assert Image.open(tmp_path / "i.png").size == (3 * 18 + 2, 20)
-    code, _, err = run_ganinv(monkeypatch, capsys, "edit", aegan_run, root / "plain.png", root / "empty.png",
+    code, _, err = run_cli(monkeypatch, capsys, "edit", aegan_run, root / "plain.png", root / "empty.png",
                               "--interpolate", "--out", tmp_path / "j.png")
     assert code == 2 and "exactly two readable images, got 1 (1 skipped" in err and "Traceback" not in err
 

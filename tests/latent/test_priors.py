@@ -1,3 +1,4 @@
+"""The latent priors: each samples its distribution, per-generator reproducible; unknown names refused."""
 import math
 
 import pytest

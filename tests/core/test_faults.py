@@ -12,7 +12,6 @@ import time
 
 import pytest
 import torch
-from conftest import TINY_NET
 from safetensors.torch import load_file
 
 import ganinv.core.io as fs
@@ -20,6 +19,7 @@ from ganinv import load
 from ganinv.core.errors import GaninvError
 from ganinv.core.rundir import CHECKPOINTS, latest_checkpoint
 from ganinv.training.launch import train_run
+from helpers import TINY_NET
 
 FS_OPERATIONS = ("make_dir", "write_durable", "fsync_dir", "replace", "link_or_copy")
 STEPS, EVERY = 4, 2  # checkpoints at steps 2 and 4: the failures hit the second, which has a previous one

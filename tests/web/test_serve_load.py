@@ -13,11 +13,15 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_web import Server, rgb_array, save
+from webtools import Server, rgb_array, save
+
+from ganinv.inference.model import InversionModel
+from helpers import free_port
 
 CLIENTS, REQUESTS_PER_CLIENT = 8, 10
 DISPLAY_SIZE = (192, 192)       # the tiny 16 px run's images, enlarged for the page
@@ -115,7 +119,7 @@ def test_serve_answers_concurrent_clients_in_full(aegan_run, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the bound
 def test_result_files_keep_only_the_newest(tmp_path):
-    from ganinv.web.page import ResultFiles
+    from ganinv.web.widgets import ResultFiles  # imports gradio: heavy, so only in the tests that need it
 
     results = ResultFiles(tmp_path / "results", keep=5)
     served = set()  # gradio's record of the files a component served, which it only ever adds to
@@ -139,14 +143,13 @@ def test_result_files_keep_only_the_newest(tmp_path):
 def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_path, monkeypatch):
     """The page served in this process (so gradio's bookkeeping can be looked at) through gradio_client: 12
     requests with a bound of 8 files leave 8 result files, gradio remembers no more than those, uploads leave
-    nothing behind but themselves, and the newest results still download."""
+    nothing behind but themselves, the newest results still download, and no other file on the machine does."""
     pytest.importorskip("gradio_client")
     import httpx
     from gradio_client import Client, handle_file
-    from test_web import free_port
 
-    from ganinv.inference.model import InversionModel
-    from ganinv.web.page import ResultFiles, build_app
+    from ganinv.web import build_app
+    from ganinv.web.widgets import ResultFiles
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     upload = save(tmp_path / "face.png", rgb_array(seed=4))
@@ -163,6 +166,10 @@ def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_pa
                                                           api_name="/rec_from_upload")
         with httpx.Client(timeout=REQUEST_TIMEOUT_S) as http:
             assert download_png(http, original["url"]) == download_png(http, reconstruction["url"]) == DISPLAY_SIZE
+            # no file outside gradio's folders, named directly or by climbing out of the results folder
+            for outside in ("/etc/passwd", f"{blocks.results.folder}/../../../../../../etc/passwd"):
+                response = http.get(f"http://127.0.0.1:{port}/gradio_api/file={quote(outside, safe='')}")
+                assert response.status_code in (403, 404) and "root:" not in response.text, outside
         kept = files_under(blocks.results.folder)
         remembered = set().union(*(getattr(b, "temp_files", set()) for b in blocks.blocks.values()))
         everything = files_under(tmp_path / "gradio")

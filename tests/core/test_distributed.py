@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +19,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganinv.core.config import read_config
-from ganinv.core.rundir import latest_checkpoint
+from ganinv.core.rundir import latest_checkpoint, read_config
 from ganinv.methods import method_class
+from helpers import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
@@ -34,12 +33,6 @@ WORKER = Path(__file__).parent / "ddp_worker.py"
 # 1 step: 2 weights in 10^5 differ by > 1e-6.
 TOLERANCE = 1e-4
 FLIPS_ALLOWED = 1e-3  # fraction of weights allowed beyond TOLERANCE
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(processes: int, *args: str) -> None:

@@ -1,0 +1,511 @@
+"""The logic behind the web page's widgets: plain functions over tensors, importable and tested without a browser
+and without gradio (nothing here imports it).
+
+    read_upload(path, shape)            an upload as a 1×C×H×W batch at the run's shape, plus notes on what changed;
+                                        ``UploadError`` with a one-line reason for anything unusable
+    to_display(x)                       an image as H×W×3 uint8, tiny images enlarged pixel by pixel
+    run_inversion / reconstruct_image   encoder, hybrid or optimisation; G(invert(x)) with metrics and time
+    guarded(n_outputs)                  any exception → a message in the handler's last output, never a trace
+    ReconstructHandlers, SearchHandlers, SuperresHandlers, EditHandlers, RandomHandlers
+                                        one class per tab: the functions its buttons and uploads call, each
+                                        answering a tuple in the order of the tab's output widgets
+
+A handler's name is its endpoint's name in gradio's API (``/rec_from_upload``): rename with care.
+"""
+from __future__ import annotations
+
+import functools
+import ipaddress
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from ganinv.apps import latent_scale
+from ganinv.apps.edit import (
+    attribute_columns,
+    attribute_direction,
+    check_attribute,
+    edit_attribute,
+    interpolate,
+    top_elements,
+    traverse,
+)
+from ganinv.apps.search import SearchIndex, check_k
+from ganinv.apps.superres import compare
+from ganinv.core.errors import DataError, GaninvError
+from ganinv.core.rundir import run_fingerprint
+from ganinv.core.viz import comparison_grid
+from ganinv.data import load_image
+from ganinv.inference.hybrid import refine
+from ganinv.inference.model import InversionModel
+from ganinv.methods.optimize import invert_by_optimization
+from ganinv.metrics import psnr, reconstruction_metrics, ssim
+
+MAX_UPLOAD_BYTES = 20 * 2**20      # larger uploads are refused with a message
+MAX_UPLOAD_PIXELS = 50_000_000     # so are images of more pixels (decompression bombs among them)
+DISPLAY_SIDE = 192                 # tiny run images are shown enlarged (nearest neighbour) to at least this side
+STRIP_SIDE = 96                    # … and rows of several images to at least this height
+METHODS = ("encoder", "hybrid")    # runs with an inverse network; a generator-only run gets "optimisation"
+EDIT_STEPS = 100                   # optimisation steps that invert an upload to edit, for runs without an encoder
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L")
+
+
+class UploadError(GaninvError):
+    """An upload that cannot be used; its message is shown on the page."""
+
+
+# ------------------------------------------------------------------------------------------------ uploads
+def read_upload(path: str | Path | None, shape: tuple[int, int, int], *, max_bytes: int = MAX_UPLOAD_BYTES,
+                max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Tensor, list[str]]:
+    """An uploaded file as a 1×C×H×W batch at the run's shape, plus notes on what was changed (size, channels,
+    transparency). Raises ``UploadError`` with a one-line reason for anything that is not a usable image."""
+    path = check_upload_file(path, max_bytes)
+    (w, h), mode, alpha = read_header(path, max_pixels)
+    channels, size, _ = shape
+    try:
+        x = load_image(path, image_size=size, channels=channels)
+    except DataError as exc:
+        raise UploadError(str(exc).replace(str(path), path.name)) from None
+    notes = []
+    if (w, h) != (size, size):
+        notes.append(f"{w}×{h} → centre-cropped and resized to {size}×{size}")
+    if alpha:
+        notes.append("transparency flattened onto white")
+    grey = mode in GREY_MODES
+    if grey and channels == 3:
+        notes.append("grey image → its grey level repeated in R, G and B")
+    elif not grey and channels == 1:
+        notes.append("colour image → converted to grey for this run")
+    return x.unsqueeze(0), notes
+
+
+def check_upload_file(path: str | Path | None, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+    """The upload's path, refused when missing, empty or over ``max_bytes``."""
+    if path is None or str(path) == "":
+        raise UploadError("no file: upload an image first")
+    path = Path(path)
+    if not path.is_file():
+        raise UploadError(f"{path.name}: the upload is missing; please upload it again")
+    n_bytes = path.stat().st_size
+    if n_bytes == 0:
+        raise UploadError(f"{path.name} is empty")
+    if n_bytes > max_bytes:
+        raise UploadError(f"{path.name} is {n_bytes / 2**20:.1f} MB; uploads are limited to "
+                          f"{max_bytes / 2**20:.0f} MB")
+    return path
+
+
+def read_header(path: Path, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[tuple[int, int], str, bool]:
+    """((width, height), mode, has transparency) from the image's header alone, refused when it is not an image or
+    has more than ``max_pixels`` pixels."""
+    name = path.name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                (w, h), mode = im.size, im.mode
+                alpha = mode in ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+    except UnidentifiedImageError:
+        raise UploadError(f"{name} is not an image: upload a PNG, JPEG, WebP, BMP or GIF file") from None
+    except Image.DecompressionBombError:
+        raise UploadError(f"{name} is far too large (a decompression bomb?); the limit is "
+                          f"{max_pixels / 1e6:.0f} megapixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UploadError(f"{name} cannot be read as an image: {one_line(str(exc)) or type(exc).__name__}") from None
+    if w * h > max_pixels:
+        raise UploadError(f"{name} is {w}×{h} ({w * h / 1e6:.0f} megapixels); the limit is "
+                          f"{max_pixels / 1e6:.0f} megapixels")
+    return (w, h), mode, alpha
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ------------------------------------------------------------------------------------------------ display and state
+def to_display(x: Tensor, min_side: int = DISPLAY_SIDE, max_width: int = 1600) -> np.ndarray:
+    """A C×H×W (or 1×C×H×W) image in [0,1] as H×W×3 uint8, enlarged by an integer factor (nearest neighbour) to at
+    least ``min_side`` pixels high (at most ``max_width`` wide) so tiny run images are visible pixel by pixel."""
+    if x.ndim == 4:
+        x = x[0]
+    x = x.detach().float().cpu().clamp(0, 1)
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    h, w = x.shape[-2:]
+    factor = max(1, min(-(-min_side // h), max_width // w))
+    if factor > 1:
+        x = torch.nn.functional.interpolate(x[None], scale_factor=factor, mode="nearest")[0]
+    return (x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def strip(images: Tensor) -> np.ndarray:
+    """A batch as one row with white gaps, ready to display."""
+    return to_display(comparison_grid([images]), STRIP_SIDE)
+
+
+def from_state(value) -> Tensor | None:
+    """The image kept in a page's state (a float32 array) back as a 1×C×H×W tensor."""
+    return None if value is None else torch.from_numpy(np.asarray(value, dtype=np.float32))
+
+
+def to_state(x: Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy()
+
+
+def metrics_markdown(metrics: dict[str, float], seconds: float | None = None, method: str | None = None) -> str:
+    rows = [("PSNR", f"{metrics['psnr']:.2f} dB"), ("SSIM", f"{metrics['ssim']:.4f}"),
+            ("dHash similarity", f"{metrics['dhash_similarity']:.4f}")]
+    if "lpips" in metrics:
+        rows.append(("LPIPS", f"{metrics['lpips']:.4f}"))
+    if seconds is not None:
+        rows.append(("time", f"{seconds * 1000:.0f} ms" + (f" ({method})" if method else "")))
+    return "| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def notes_markdown(notes: list[str]) -> str:
+    return "  \n".join(f"ℹ️ {n}" for n in notes)
+
+
+def error_markdown(message: str) -> str:
+    return f"⚠️ **error:** {message}"
+
+
+def describe_run(model: InversionModel) -> str:
+    """One line about the run for the page's header."""
+    channels, size, _ = model.image_shape
+    return (f"**{model.config.method}** run · {size}×{size} px · {channels} channel(s) · latent dimension "
+            f"{model.prior.dim}" + ("" if model.can_invert else " · no encoder: inversion by optimisation"))
+
+
+def guarded(n_outputs: int, log: Callable[[str], None] | None = None):
+    """Wrap a handler whose last output is a status message: any exception becomes a message there (GaninvError:
+    its own line; anything else: its type and message, the traceback only in the server's log) and the other
+    outputs are cleared. The server never sees the exception, so it keeps serving."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except GaninvError as exc:
+                message = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the page must get a message, not a trace
+                (log or log_stderr)(traceback.format_exc())
+                message = f"something went wrong ({type(exc).__name__}: {one_line(str(exc))})"
+            return (None,) * (n_outputs - 1) + (error_markdown(message),)
+        return wrapper
+    return decorate
+
+
+def log_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ inversion
+def method_choices(model: InversionModel) -> list[str]:
+    return list(METHODS) if model.can_invert else ["optimisation"]
+
+
+def run_inversion(model: InversionModel, x: Tensor, method: str = "encoder", steps: int = 50) -> Tensor:
+    """Latents of x by the encoder, the hybrid (encoder + ``steps`` refinement steps) or, for a run without an
+    inverse network, optimisation from the prior's mean."""
+    steps = int(steps)
+    if method == "encoder":
+        if not model.can_invert:
+            raise GaninvError(f"this {model.config.method!r} run has no encoder; choose optimisation")
+        with torch.inference_mode():
+            return model.invert(x)
+    if method == "hybrid":
+        return refine(model, x, steps=steps).detach()
+    if method == "optimisation":
+        return invert_by_optimization(model, x, steps=max(steps, 1), start="mean").detach()
+    raise GaninvError(f"unknown method {method!r}; choose one of {', '.join(METHODS + ('optimisation',))}")
+
+
+def reconstruct_image(model: InversionModel, x: Tensor, method: str = "encoder", steps: int = 50) -> dict:
+    """G(invert(x)) with its metrics against x and the time taken."""
+    start = time.perf_counter()
+    z = run_inversion(model, x, method, steps)
+    with torch.inference_mode():
+        recon = model.generate(z).float().cpu()
+    seconds = time.perf_counter() - start
+    return {"reconstruction": recon, "latent": z, "seconds": seconds,
+            "metrics": reconstruction_metrics(x.float().cpu(), recon)}
+
+
+def sample_latent(model: InversionModel, seed: int, n: int = 1) -> Tensor:
+    with torch.inference_mode():
+        return model.sample(int(n), generator=torch.Generator().manual_seed(int(seed)))
+
+
+def sample_image(model: InversionModel, seed: int) -> Tensor:
+    with torch.inference_mode():
+        return model.generate(sample_latent(model, seed)).float().cpu()
+
+
+# ------------------------------------------------------------------------------------------------ search and editing
+def result_caption(rank: int, item: str, distance: float, labels: np.ndarray | None, names: list[str] | None,
+                   query_labels: np.ndarray | None = None) -> str:
+    """"#1 name · d=0.123" plus, where labels exist, the attributes shared with the query (or the result's own
+    when the query has none)."""
+    text = f"#{rank} {Path(item).name or item} · d={distance:.3g}"
+    if labels is None or not names:
+        return text
+    if len(names) == 1:
+        value = f"{names[0]}={labels[0]:g}"
+        if query_labels is not None:
+            return f"{text} · {value} ({'same' if labels[0] == query_labels[0] else 'differs'})"
+        return f"{text} · {value}"
+    positive = labels > 0.5
+    if query_labels is not None:
+        shared = [n for n, a, b in zip(names, positive, query_labels > 0.5) if a and b]
+        agree = int((positive == (query_labels > 0.5)).sum())
+        return f"{text} · {agree}/{len(names)} attributes agree; shared: {', '.join(shared[:6]) or 'none'}"
+    own = [n for n, p in zip(names, positive) if p]
+    return f"{text} · {', '.join(own[:6]) or 'no attributes'}"
+
+
+class AttributeDirections:
+    """Attribute directions learned lazily (one logistic regression each, cached) on an index's latents and
+    labels; latents in the prior's units (an index stores z∘s for runs with a latent scale)."""
+
+    def __init__(self, model: InversionModel, index: SearchIndex | None, limit: int = 5000):
+        self.columns: dict[str, np.ndarray] = {}
+        self.latents = None
+        self._cache: dict[str, tuple[np.ndarray, float]] = {}
+        if index is None or index.labels is None or "latent" not in index.methods:
+            return
+        latents = index.vectors("latent")[:limit].astype(np.float32)
+        scale = latent_scale(model)
+        if scale is not None:
+            latents = latents / np.maximum(scale.numpy(), 1e-8)
+        columns = attribute_columns(index.label_names, index.labels[:limit])
+        self.columns = {k: v for k, v in columns.items() if 0 < v.sum() < len(v)}
+        self.latents = latents
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def get(self, name: str) -> tuple[np.ndarray, float]:
+        check_attribute(name, self.names)
+        if name not in self._cache:
+            direction, spread, _ = attribute_direction(self.latents, self.columns[name])
+            self._cache[name] = (direction, spread)
+        return self._cache[name]
+
+
+# ------------------------------------------------------------------------------------------------ the tabs' handlers
+class ReconstructHandlers:
+    """The Reconstruct tab. Outputs: (state, original, reconstruction, metrics, upload, status); the upload is
+    cleared (None) so the same file can be uploaded again."""
+    n_outputs = 6
+
+    def __init__(self, model: InversionModel):
+        self.model = model
+
+    def answer(self, x: Tensor, method: str, steps: int, notes=()) -> tuple:
+        result = reconstruct_image(self.model, x, method, steps)
+        return (to_state(x), to_display(x), to_display(result["reconstruction"]),
+                metrics_markdown(result["metrics"], result["seconds"], method), None, notes_markdown(list(notes)))
+
+    @guarded(n_outputs)
+    def rec_from_upload(self, path, method, steps):
+        x, notes = read_upload(path, self.model.image_shape)
+        return self.answer(x, method, steps, notes)
+
+    @guarded(n_outputs)
+    def rec_from_sample(self, seed, method, steps):
+        seed = int(seed or 0)
+        return self.answer(sample_image(self.model, seed), method, steps, [f"a generated sample G(z), seed {seed}"])
+
+    @guarded(n_outputs)
+    def rec_again(self, state, method, steps):
+        if state is None:
+            raise UploadError("upload an image or use a generated sample first")
+        return self.answer(from_state(state), method, steps)
+
+
+class SearchHandlers:
+    """The Search tab. Outputs: (query, one gallery per index method, upload, status); a gallery is a list of
+    (image, caption)."""
+
+    def __init__(self, model: InversionModel, index: SearchIndex):
+        self.model, self.index = model, index
+        self.methods = list(index.methods)
+        # The number of outputs depends on the index, so the handlers are guarded here rather than at definition.
+        self.n_outputs = len(self.methods) + 3
+        self.from_upload = guarded(self.n_outputs)(self.from_upload)
+        self.from_entry = guarded(self.n_outputs)(self.from_entry)
+
+    def answer(self, x: Tensor, k: int, query_labels: np.ndarray | None, notes: list[str]) -> tuple:
+        check_k(int(k), len(self.index))
+        galleries = [self.gallery(x, int(k), method, query_labels) for method in self.methods]
+        return (to_display(x), *galleries, None, notes_markdown(notes))
+
+    def gallery(self, x: Tensor, k: int, method: str, query_labels: np.ndarray | None) -> list[tuple]:
+        index = self.index
+        result = index.search_images(x, k=k, method=method, model=self.model)
+        ids, items, distances = result.ids[0], result.items[0], result.distances[0]
+        return [(to_display(image, STRIP_SIDE),
+                 result_caption(rank + 1, item, d, None if index.labels is None else index.labels[i],
+                                index.label_names, query_labels))
+                for rank, (image, item, d, i) in enumerate(zip(index.images(ids), items, distances, ids))]
+
+    def from_upload(self, path, k):
+        x, notes = read_upload(path, self.index.image_shape)
+        return self.answer(x, k, None, notes)
+
+    def from_entry(self, i, k):
+        index, i = self.index, int(i or 0)
+        if not 0 <= i < len(index):
+            raise UploadError(f"the index has entries 0 … {len(index) - 1}, not {i}")
+        labels = None if index.labels is None else index.labels[i]
+        return self.answer(index.images([i]), k, labels,
+                           [f"query: indexed entry {i} ({index.items[i]}) — it finds itself first"])
+
+
+class SuperresHandlers:
+    """The Super-resolve tab. Outputs: (state, degraded, inverted, bicubic, clean, table, upload, status)."""
+    n_outputs = 8
+
+    def __init__(self, model: InversionModel):
+        self.model = model
+
+    def answer(self, clean: Tensor, kind: str, factor: int, sigma: float, notes=()) -> tuple:
+        if not self.model.can_invert:
+            raise GaninvError("super-resolution needs a run with an encoder")
+        args = dict(factor=int(factor)) if kind == "downsample" else dict(sigma=float(sigma))
+        rows = compare(clean, model=self.model, **args)
+        table = "| vs clean | PSNR dB | SSIM |\n|---|---|---|\n" + "\n".join(
+            f"| {name} | {float(psnr(clean, img).mean()):.2f} | {float(ssim(clean, img).mean()):.4f} |"
+            for name, img in rows.items() if name != "clean")
+        bicubic = rows.get("bicubic")
+        notes = list(notes) + ([] if bicubic is not None else ["bicubic applies to downsampling only"])
+        return (to_state(clean), to_display(rows["degraded"]), to_display(rows["inverted"]),
+                None if bicubic is None else to_display(bicubic), to_display(clean), table, None,
+                notes_markdown(notes))
+
+    @guarded(n_outputs)
+    def sr_from_upload(self, path, kind, factor, sigma):
+        x, notes = read_upload(path, self.model.image_shape)
+        return self.answer(x, kind, factor, sigma, notes)
+
+    @guarded(n_outputs)
+    def sr_from_sample(self, kind, factor, sigma):
+        return self.answer(sample_image(self.model, 0), kind, factor, sigma, ["a generated sample, seed 0"])
+
+    @guarded(n_outputs)
+    def sr_again(self, state, kind, factor, sigma):
+        if state is None:
+            raise UploadError("upload an image or use a generated sample first")
+        return self.answer(from_state(state), kind, factor, sigma)
+
+
+class EditHandlers:
+    """The Edit tab: interpolation A → B, attribute edits of A (with an index on labelled data) and the traversal
+    of A's most important elements (runs with a latent scale). Outputs of each: (image, status)."""
+
+    def __init__(self, model: InversionModel, directions: AttributeDirections | None = None):
+        self.model = model
+        self.directions = directions
+        self.scale = latent_scale(model)
+
+    def latent_of(self, path, fallback_seed: int = 0) -> tuple[Tensor, list[str]]:
+        """The upload's latent (by the encoder, or optimisation) with its notes; a sample's when none is given."""
+        if path is None:
+            return sample_latent(self.model, fallback_seed), []
+        x, notes = read_upload(path, self.model.image_shape)
+        return run_inversion(self.model, x, "encoder" if self.model.can_invert else "optimisation", EDIT_STEPS), notes
+
+    @guarded(2)
+    def do_interpolate(self, a, b, steps):
+        if a is None or b is None:
+            raise UploadError("upload both image A and image B")
+        (za, notes_a), (zb, notes_b) = self.latent_of(a), self.latent_of(b)
+        row = interpolate(self.model, za, zb, int(steps))
+        return strip(row), notes_markdown([f"A: {n}" for n in notes_a] + [f"B: {n}" for n in notes_b])
+
+    @guarded(2)
+    def do_attribute(self, a, name, strength, steps):
+        if self.directions is None or not self.directions.names:
+            raise GaninvError("attribute edits need the page started with --index on a labelled collection")
+        z, notes = self.latent_of(a)
+        direction, spread = self.directions.get(name)
+        s = abs(float(strength))
+        edited = edit_attribute(self.model, z, direction, spread, np.linspace(-s, s, int(steps)))
+        return strip(edited), notes_markdown(
+            notes + [f"{name}: direction from {len(self.directions.latents)} indexed latents"])
+
+    @guarded(2)
+    def do_traverse(self, a, k, steps):
+        z, notes = self.latent_of(a)
+        elements = top_elements(self.model, int(k))
+        rows = traverse(self.model, z, elements, int(steps))
+        grid = comparison_grid(list(rows.split(int(steps))))
+        return to_display(grid), notes_markdown(
+            notes + ["rows: elements " + ", ".join(f"{int(e)} (s={float(self.scale[e]):.3f})" for e in elements)])
+
+
+class RandomHandlers:
+    """The Random tab: G(z) for n seeded samples and, for runs with an encoder, the round trip G(invert(G(z))).
+    Outputs: (grid, metrics, status)."""
+
+    def __init__(self, model: InversionModel):
+        self.model = model
+
+    @guarded(3)
+    def do_random(self, seed, n):
+        model = self.model
+        z = sample_latent(model, seed or 0, n)
+        with torch.inference_mode():
+            g = model.generate(z).float().cpu()
+        if not model.can_invert:
+            return strip(g), None, notes_markdown(["this run has no encoder: G(z) only"])
+        start = time.perf_counter()
+        with torch.inference_mode():
+            z_hat = model.invert(g)
+            rec = model.generate(z_hat).float().cpu()
+        seconds = time.perf_counter() - start
+        latent_mse = float(((z_hat.cpu() - z.cpu()) ** 2).mean())
+        md = metrics_markdown(reconstruction_metrics(g, rec), seconds, "encoder")
+        md += f"\n| latent MSE ‖ẑ − z‖² / d | {latent_mse:.4f} |"
+        return to_display(comparison_grid([g, rec])), md, None
+
+
+# ------------------------------------------------------------------------------------------------ serving checks
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_index(model: InversionModel, index: SearchIndex | str | Path | None) -> SearchIndex | None:
+    """The index (loaded when given as a directory), refused when its images are not the run's shape."""
+    if index is not None and not hasattr(index, "search_images"):  # a directory, not a loaded index
+        index = SearchIndex.load(index)
+    if index is not None and tuple(index.image_shape) != tuple(model.image_shape):
+        raise GaninvError(f"the index holds {'×'.join(map(str, index.image_shape))} images but the run makes "
+                          f"{'×'.join(map(str, model.image_shape))}; was it built from another run?")
+    return index
+
+
+def check_index_matches(run: str | Path, index_dir: str | Path) -> SearchIndex:
+    """The index at ``index_dir``, refused with a clear message when another run built it."""
+    index = SearchIndex.load(index_dir)
+    if run_fingerprint(run) != index.manifest.get("run_fingerprint"):
+        raise GaninvError(f"{index_dir} was built by another run ({index.manifest.get('run')}); its latents mean "
+                          f"nothing to {run}. Rebuild it: ganinv index {run} --data {index.manifest.get('data')} "
+                          f"--out NEW_INDEX")
+    return index

@@ -1,0 +1,94 @@
+"""Plain helpers the tests import (`from helpers import …`): tiny settings, tiny runs, running the CLI in-process.
+
+Fixtures live in conftest.py; this module holds no fixtures and no tests. pytest puts tests/ on sys.path (the
+folder of the top conftest.py), so every test folder imports it as ``helpers``.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import torch
+from torch import nn
+
+from ganinv.training.launch import train_run
+
+TINY_NET = {"image_size": 16, "width": 8, "latent_dim": 8}
+TINY_TRAIN = {"batch_size": 16, "checkpoint_every": 5, "sample_every": 5, "eval_every": 5}
+
+
+def tiny_train(method, out, *, steps=6, **kwargs):
+    """Train METHOD into OUT on tiny nets (a gan gets TINY_NET; post-hoc methods take their generator's nets)."""
+    net = {**TINY_NET, **kwargs.pop("net_overrides", {})} if method == "gan" else None
+    return train_run(method, out, show_progress=False, net_overrides=net,
+                     train_overrides={**TINY_TRAIN, "steps": steps, **kwargs.pop("train_overrides", {})}, **kwargs)
+
+
+def make_generator_run(out, seed=0, channels=1, image_size=16):
+    """A tiny untrained DCGAN generator whose images vary strongly with z (a 10-step GAN's barely do): batch-norm
+    statistics calibrated on prior samples, the output layer scaled up. Invertible enough to test that encoders
+    learn, at no training cost."""
+    from ganinv.core.config import current_versions
+    from ganinv.core.rundir import save_checkpoint, write_config
+    from ganinv.training.launch import build_config, new_method
+
+    torch.manual_seed(seed)
+    config = build_config("gan", data="digits", net={**TINY_NET, "channels": channels, "image_size": image_size},
+                          train=TINY_TRAIN)
+    config = config.replace(versions=current_versions())
+    method = new_method(config)
+    G = method.nets["generator"]
+    with torch.no_grad():
+        G.blocks[-1][0].weight.mul_(8.0)
+        for m in G.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batches
+        G.train()
+        for _ in range(4):
+            G(method.prior.sample(256))
+        G.eval()
+    out.mkdir(parents=True)
+    write_config(out, config)
+    save_checkpoint(method, out, step=0)
+    return out
+
+
+def tiny_wrapped_generator() -> nn.Module:
+    """A user's own generator for the ``wrapped`` method, rebuilt by its factory name
+    ``"helpers:tiny_wrapped_generator"``: 8 latents → 1×16×16 images in (-1, 1)."""
+    return nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 256), nn.Tanh(), nn.Unflatten(1, (1, 16, 16)))
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for `accelerate launch --main_process_port`)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------------ the CLI in-process
+def run_cli(monkeypatch, capsys, *args):
+    """Run the CLI in-process as `ganinv ARGS…`: (exit status, stdout, stderr). Arguments may be str, numbers or
+    paths (os.fsdecode: a name that is not UTF-8 reaches the command as the shell would pass it)."""
+    from ganinv import cli
+
+    argv = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in args]
+    monkeypatch.setattr(sys, "argv", ["ganinv", *argv])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clean_error(code, err, *needles):
+    """A refused command: exit 2, one `error:` line naming every needle, no traceback."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.strip().startswith("error:")
+    for needle in needles:
+        assert needle in " ".join(err.split()), (needle, err)

@@ -1,0 +1,266 @@
+"""The web page (ganinv.web.page): the tabs built over the tiny grey AEGAN run and wired to their handlers, the
+page's own components, the committed gradio stub, then `ganinv serve` in a subprocess driven by headless Chromium
+(Debian's /usr/bin/chromium through the Python playwright package).
+
+The browser test is skipped, saying why, only where no Chromium or no playwright can be found; `.ci/run`
+installs both. ``python tests/web/test_page.py --screenshot docs/web.png [--run RUN]`` makes the README's
+screenshot with the same browser and the same steps.
+"""
+from __future__ import annotations
+
+import gc
+import importlib.util
+import inspect
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from webtools import Server, rgb_array, save, small_index
+
+from ganinv.inference.model import InversionModel
+from ganinv.web.handlers import to_display
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+HANDLERS = {"rec_from_upload", "rec_from_sample", "rec_again", "from_upload", "from_entry", "sr_from_upload",
+            "sr_from_sample", "sr_again", "do_interpolate", "do_attribute", "do_random"}
+ELEMENT_IDS = {"reconstruct-upload", "reconstruct-sample", "reconstruct-method", "reconstruct-original",
+               "reconstruct-output", "reconstruct-metrics", "reconstruct-status", "search-upload", "search-query",
+               "search-latent", "search-status", "superres-upload", "superres-degraded", "superres-inverted",
+               "superres-bicubic", "superres-clean", "superres-status", "edit-upload-a", "edit-upload-b",
+               "edit-interpolation", "edit-interp-status", "edit-attribute", "edit-attr-status", "random-run",
+               "random-output", "random-status"}
+
+
+@pytest.fixture(scope="module")
+def page_blocks(aegan_run, tmp_path_factory):
+    """The app over the tiny grey AEGAN run with a small digits index."""
+    pytest.importorskip("gradio")
+    from ganinv.web import build_app
+
+    index = small_index(aegan_run, tmp_path_factory.mktemp("index"))
+    return build_app(InversionModel.load(aegan_run), index)
+
+
+def handlers_of(blocks) -> dict:
+    """The page's handlers by name (each its endpoint's name in the page's API), with their inputs and outputs."""
+    return {fn.fn.__name__: fn for fn in blocks.fns.values() if fn.fn is not None}
+
+
+def test_page_components_are_drawn_by_gradios_own_widgets(page_blocks):
+    """Images, galleries and uploads are ganinv's subclasses (result files of their own, see ResultFiles; no file
+    left per upload), marked as templates so the browser draws them with gradio's Image, Gallery and File."""
+    from ganinv.web.widgets import ResultGallery, ResultImage, UploadFile
+
+    ours = {type(b).__name__: b for b in page_blocks.blocks.values()
+            if type(b) in (ResultImage, ResultGallery, UploadFile)}
+    assert set(ours) == {"ResultImage", "ResultGallery", "UploadFile"}
+    assert {b.get_block_name() for b in ours.values()} == {"image", "gallery", "file"}
+    config = page_blocks.get_config_file()
+    types = {c["type"] for c in config["components"]}
+    assert {"image", "gallery", "file"} <= types and not any(t.startswith(("result", "upload")) for t in types)
+    assert ELEMENT_IDS <= {c["props"].get("elem_id") for c in config["components"]}
+    assert page_blocks.results.paths() == []  # building the page writes nothing
+
+
+def test_every_event_is_wired_to_a_handler_of_matching_shape(page_blocks):
+    """Each event's handler takes one argument per input widget and, given nothing usable, answers one value per
+    output widget with the message last: the page's layout and its handlers agree."""
+    events = handlers_of(page_blocks)
+    assert set(events) == HANDLERS
+    for name, event in events.items():
+        assert len(inspect.signature(event.fn).parameters) == len(event.inputs), name
+        answer = event.fn(*[None] * len(event.inputs))
+        assert len(answer) == len(event.outputs), name
+        assert "error" in answer[-1] and all(a is None for a in answer[:-1]), (name, answer[-1])
+
+
+def test_traversal_appears_for_a_run_with_a_latent_scale(aegan_run, monkeypatch):
+    from ganinv.web import build_app
+
+    model = InversionModel.load(aegan_run)
+    scale = torch.linspace(1.0, 0.1, model.prior.dim)  # as a dlsgan run has
+    monkeypatch.setattr(type(model.method), "latent_scale", property(lambda self: scale))
+    events = handlers_of(build_app(model))
+    grid, notes = events["do_traverse"].fn(None, 3, 4)
+    assert grid is not None and "elements 0 (s=1.000), 1" in notes
+    assert "from_entry" not in events and "do_attribute" not in events  # no index: no search, no attributes
+
+
+def test_serve_checks_its_settings_before_loading_anything():
+    from ganinv.cli.web import serve as serve_command
+    from ganinv.core.errors import GaninvError
+    from ganinv.web.page import check_serve_settings
+    from ganinv.web.widgets import KEEP_RESULTS, MIN_KEEP_RESULTS
+
+    warnings = []
+    check_serve_settings(host="127.0.0.1", port=7860, keep_results=MIN_KEEP_RESULTS, warn=warnings.append)
+    assert warnings == []
+    check_serve_settings(host="0.0.0.0", port=7860, keep_results=KEEP_RESULTS, warn=warnings.append)
+    assert "not loopback" in warnings[0]
+    with pytest.raises(GaninvError, match="--port"):
+        check_serve_settings(host="127.0.0.1", port=0, keep_results=KEEP_RESULTS, warn=warnings.append)
+    with pytest.raises(GaninvError, match="--keep-results must be at least"):
+        check_serve_settings(host="127.0.0.1", port=80, keep_results=MIN_KEEP_RESULTS - 1, warn=warnings.append)
+    # `ganinv serve` writes the bounds out (importing them would load gradio for --help): they must be these
+    option = inspect.signature(serve_command).parameters["keep_results"].default
+    assert (option.default, option.min) == (KEEP_RESULTS, MIN_KEEP_RESULTS)
+
+
+def test_gradios_stub_of_the_widgets_is_committed_and_current(tmp_path):
+    """gradio writes a .pyi beside any module defining component subclasses unless the one there matches: the
+    committed widgets.pyi must be what gradio would write, so importing the package writes nothing."""
+    pytest.importorskip("gradio")
+    import ganinv.web.widgets as widgets
+
+    source = Path(widgets.__file__)
+    copy = shutil.copy(source, tmp_path / "widgets_copy.py")
+    spec = importlib.util.spec_from_file_location("widgets_copy", copy)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["widgets_copy"] = module  # gradio finds the class's file through its module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["widgets_copy"], module
+        gc.collect()  # drop the copied component classes from gradio's subclass lists
+    assert (tmp_path / "widgets_copy.pyi").read_text() == source.with_suffix(".pyi").read_text(), (
+        "src/ganinv/web/widgets.pyi is stale: delete it, import ganinv.web.widgets once and commit the new one")
+    assert sorted(p.name for p in source.parent.glob("*.pyi")) == ["widgets.pyi"]
+
+
+# ------------------------------------------------------------------------------------------------ the browser
+def find_chromium() -> str | None:
+    for candidate in (os.environ.get("GANINV_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
+                      "/usr/bin/chromium"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def browser_or_skip() -> str:
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; .ci/run tries to)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed (pip install -e '.[dev]')")
+    return chromium
+
+
+def launch(playwright, chromium: str, user_data_dir: Path):
+    return playwright.chromium.launch_persistent_context(
+        str(user_data_dir), executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1280, "height": 860})
+
+
+def wait_text(page, selector: str, needle: str, timeout_ms: int = 30_000) -> str:
+    page.wait_for_function("([sel, text]) => (document.querySelector(sel) || {innerText: ''}).innerText.includes(text)",
+                           arg=[selector, needle], timeout=timeout_ms)
+    return page.locator(selector).inner_text()
+
+
+def upload(page, elem_id: str, path: Path) -> None:
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+
+
+def test_serve_in_headless_chromium(aegan_run, tmp_path):
+    chromium = browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    start = time.monotonic()
+    good = save(tmp_path / "face.png", rgb_array(seed=1, h=48, w=40))
+    grey = save(tmp_path / "grey.png", np.random.default_rng(2).integers(0, 255, (24, 24), dtype=np.uint8))
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not an image")
+    server = Server(aegan_run)
+    try:
+        with sync_playwright() as p:
+            context = launch(p, chromium, tmp_path / "profile")
+            page = context.new_page()
+            page.goto(server.url)
+            page.wait_for_selector("#reconstruct-upload input[type=file]", state="attached", timeout=60_000)
+
+            upload(page, "reconstruct-upload", good)
+            metrics = wait_text(page, "#reconstruct-metrics", "PSNR")
+            assert "SSIM" in metrics and "dHash similarity" in metrics and "ms" in metrics
+            page.wait_for_selector("#reconstruct-output img", timeout=10_000)
+            assert page.locator("#reconstruct-original img").count() == 1
+
+            upload(page, "reconstruct-upload", text)
+            status = wait_text(page, "#reconstruct-status", "error")
+            assert "notes.txt is not an image" in status and "Traceback" not in page.content()
+            assert page.locator("#reconstruct-output img").count() == 0  # the old result is cleared
+
+            upload(page, "reconstruct-upload", grey)  # the server keeps serving
+            wait_text(page, "#reconstruct-metrics", "PSNR")
+            assert "error" not in page.locator("#reconstruct-status").inner_text()
+            page.wait_for_selector("#reconstruct-output img", timeout=10_000)
+            context.close()
+        assert server.proc.poll() is None, server.output()
+    finally:
+        server.close()
+    assert "Traceback" not in server.output()
+    assert time.monotonic() - start < 90
+
+
+# ------------------------------------------------------------------------------------------------ screenshot
+def make_screenshot(out: Path, run: Path | None = None) -> Path:
+    """The README's screenshot: the Reconstruct tab after an upload, taken in the same headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = find_chromium()
+    if chromium is None:
+        raise SystemExit("no Chromium: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if run is None:
+            run = tiny_rgb_run(tmp)
+        model = InversionModel.load(run)
+        with torch.inference_mode():
+            sample = model.generate(model.sample(1, generator=torch.Generator().manual_seed(7)))[0]
+        image = tmp / "sample.png"
+        Image.fromarray(to_display(sample, 64)).save(image)
+        server = Server(run)
+        try:
+            with sync_playwright() as p:
+                context = launch(p, chromium, tmp / "profile")
+                page = context.new_page()
+                page.goto(server.url)
+                page.wait_for_selector("#reconstruct-upload input[type=file]", state="attached", timeout=60_000)
+                upload(page, "reconstruct-upload", image)
+                wait_text(page, "#reconstruct-metrics", "PSNR")
+                page.wait_for_timeout(800)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(out), clip={"x": 0, "y": 0, "width": 1280, "height": 780})
+                context.close()
+        finally:
+            server.close()
+    return out
+
+
+def tiny_rgb_run(folder: Path) -> Path:
+    """A 16 px RGB AEGAN trained for 60 steps on a tiny generator, made with the test suite's helpers."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for its helpers module
+    from helpers import make_generator_run, tiny_train
+
+    make_generator_run(folder / "generator", channels=3)
+    tiny_train("aegan", folder / "aegan", steps=60, generator=folder / "generator")
+    return folder / "aegan"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--screenshot", type=Path, required=True, help="PNG to write, e.g. docs/web.png")
+    parser.add_argument("--run", type=Path, help="run directory to show [a tiny RGB AEGAN made here]")
+    args = parser.parse_args()
+    print(make_screenshot(args.screenshot, args.run))
