@@ -18,9 +18,7 @@ __all__ = ["load", "wrap_generator", "InversionModel", "METHODS", "__version__"]
 
 def load(run_dir, device="cpu"):
     """Load any run directory by path: an ``InversionModel`` with .generate, .invert, .reconstruct, .prior."""
-    from ganinv.inference.model import (
-        InversionModel,  # deferred: torch is heavy (see the module docstring)
-    )
+    from ganinv.inference.model import InversionModel  # deferred: torch is heavy (see the module docstring)
 
     return InversionModel.load(run_dir, device=device)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 
 from ganinv.core.errors import GaninvError
@@ -146,15 +147,6 @@ def progress_bar(description: str, total: int, show: bool = True, completed: int
     if not show:
         yield lambda n=1: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     columns = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()]
     if unit:
         columns.append(TextColumn(f"{{task.fields[rate]}} {unit}/s"))

@@ -35,8 +35,8 @@ class Clustering:
 
 def ward(latents: np.ndarray, k: int, n_pairs: int = 8, seed: int = 0) -> Clustering:
     """Ward agglomerative clustering of N×d latents into k clusters (scikit-learn)."""
-    from sklearn.cluster import AgglomerativeClustering
-    from sklearn.metrics import silhouette_score
+    from sklearn.cluster import AgglomerativeClustering  # deferred: slow to import
+    from sklearn.metrics import silhouette_score  # deferred: slow to import
 
     n = len(latents)
     if k < 2:

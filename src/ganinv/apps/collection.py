@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 
 from ganinv.apps import Warn, item_name, latent_scale, progress_bar, silent
 from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss
@@ -96,7 +97,6 @@ def invert_collection(
     and recorded in its shard's JSON. Returns a summary: images done now and before, seconds, images/s, failures
     now and before, peak RSS. A single process that could read none of its images raises DataError.
     """
-    from accelerate import PartialState
 
     if batch_size < 1 or shard_size < 1:
         raise GaninvError(f"--batch-size and --shard-size must be at least 1, got {batch_size} and {shard_size}")

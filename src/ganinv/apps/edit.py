@@ -57,7 +57,7 @@ def check_attribute(attribute: str, names: list[str]) -> None:
 def attribute_direction(latents: np.ndarray, target: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, float]:
     """(unit direction, std of the latents along it, training accuracy) from a logistic regression
     (scikit-learn) separating latents with the attribute from those without."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # deferred: slow to import
 
     target = np.asarray(target, dtype=bool)
     if target.all() or not target.any():

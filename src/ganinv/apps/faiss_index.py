@@ -13,7 +13,7 @@ from ganinv.core.io import atomic_write
 
 def faiss_module():
     try:
-        import faiss
+        import faiss  # deferred: faiss is heavy and only search needs it
     except ImportError as exc:  # pragma: no cover - a dependency
         raise GaninvError(f"image search needs faiss: pip install faiss-cpu ({exc})") from None
     return faiss

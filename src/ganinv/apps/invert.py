@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 
 from ganinv.apps.collection import invert_collection
 from ganinv.core.errors import GaninvError
@@ -88,7 +89,6 @@ def invert_dataset(run: str | Path, data: str, out: str | Path, *, split: str = 
                    warn: Callable[[str], None] = lambda m: None) -> dict:
     """A whole collection into latent shards (see ganinv.apps.collection); resumable, and rank-aware under
     ``accelerate launch``."""
-    from accelerate import PartialState
 
 
     if device == "cuda" and not torch.cuda.is_available():

@@ -10,6 +10,8 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from ganinv.core import __version__
 from ganinv.core.errors import RunDirError
 
@@ -83,7 +85,6 @@ PRESETS: dict[str, tuple[NetConfig, TrainConfig]] = {
 
 
 def current_versions() -> dict[str, str]:
-    import torch
 
 
     return {"ganinv": __version__, "torch": torch.__version__, "python": platform.python_version()}

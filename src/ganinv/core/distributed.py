@@ -56,7 +56,7 @@ class ProcessGroupBatchNorm(_BatchNorm):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn import all_reduce
+        from torch.distributed.nn import all_reduce  # deferred: only several processes need it
 
         channels = x.shape[1]
         dims = [0, *range(2, x.dim())]

@@ -1,4 +1,6 @@
 """The one error type users see: a message that names the problem, never a traceback."""
+import errno
+import os
 
 
 class GaninvError(Exception):
@@ -19,9 +21,6 @@ class TrainingDiverged(GaninvError):
 
 def describe_os_error(exc: OSError) -> str:
     """One line for an operating-system error: the path(s) and the reason in words ("No space left on device")."""
-    import errno
-    import os
-
     reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
     hint = {errno.ENOSPC: "; free some space and run the command again (runs continue with --resume)",
             errno.EDQUOT: "; free some space and run the command again (runs continue with --resume)",

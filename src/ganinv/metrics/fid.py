@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
@@ -44,7 +45,7 @@ class FeatureExtractor:
 
 def frechet_distance(a: Tensor, b: Tensor) -> float:
     """‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½) of two N×F feature sets."""
-    from scipy import linalg
+    from scipy import linalg  # deferred: scipy is slow to import; only the Fréchet distance needs it
 
     a, b = a.double().numpy(), b.double().numpy()
     if len(a) < 2 or len(b) < 2:
@@ -62,7 +63,7 @@ def frechet_distance(a: Tensor, b: Tensor) -> float:
 class _InceptionFeatures(nn.Module):
     def __init__(self, weights_path: str):
         super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
+        from torchmetrics.image.fid import NoTrainInceptionV3  # deferred: loads Inception's code; only FID needs it
 
         self.inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                             feature_extractor_weights_path=weights_path)
@@ -142,7 +143,6 @@ def _cache_dir() -> Path:
 
 def domain_extractor(data_spec: str, *, image_size: int, channels: int, steps: int = 400) -> FeatureExtractor:
     """The FD-domain extractor for a dataset, trained once on its train split and cached (safetensors)."""
-    from safetensors.torch import load_file, save_file
 
 
     key = hashlib.sha1(f"{data_spec}|{image_size}|{channels}|{steps}|v1".encode()).hexdigest()[:16]

@@ -77,21 +77,21 @@ _LPIPS_CACHE: dict[str, object] = {}  # "module" -> built metric, "error" -> mes
 
 def lpips_weights_path() -> Path:
     """Where torchvision looks for the AlexNet ImageNet checkpoint (the LPIPS backbone)."""
-    from torchvision.models import AlexNet_Weights
+    from torchvision.models import AlexNet_Weights  # deferred: torchvision's model zoo is slow to import
 
     filename = os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
 def _torchmetrics_lin_weights() -> Path:
-    import torchmetrics.functional.image.lpips as tm_lpips
+    import torchmetrics.functional.image.lpips as tm_lpips  # deferred: loads torchvision's AlexNet code
 
     return Path(tm_lpips.__file__).resolve().parent / "lpips_models" / "alex.pth"
 
 
 def _missing_message() -> str | None:
     """Why LPIPS cannot be built offline, or None when every file it needs is on disk."""
-    from torchvision.models import AlexNet_Weights
+    from torchvision.models import AlexNet_Weights  # deferred: torchvision's model zoo is slow to import
 
     backbone = lpips_weights_path()
     if not backbone.is_file():
@@ -125,7 +125,9 @@ def lpips_metric() -> object:
         if error_key in _LPIPS_CACHE:
             raise RuntimeError(str(_LPIPS_CACHE[error_key]))
         try:
-            from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+            from torchmetrics.image.lpip import (
+                LearnedPerceptualImagePatchSimilarity,  # deferred: loads torchvision's AlexNet code
+            )
 
             metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", reduction="none", normalize=True)
             metric.eval()

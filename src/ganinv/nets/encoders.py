@@ -27,7 +27,7 @@ class BackboneWeightsWarning(UserWarning):
 
 def resnet18_cache_path() -> Path:
     """Where torchvision keeps the ImageNet ResNet18 checkpoint once someone has downloaded it."""
-    from torchvision.models import ResNet18_Weights
+    from torchvision.models import ResNet18_Weights  # deferred: torchvision's model zoo is slow to import
 
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(ResNet18_Weights.IMAGENET1K_V1.url)
 
@@ -38,7 +38,7 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, *, latent_dim: int, channels: int = 3, latent_bound: float | None = None):
         super().__init__()
-        from torchvision.models import resnet18
+        from torchvision.models import resnet18  # deferred: torchvision's model zoo is slow to import
 
         self.backbone = resnet18(weights=None)
         self.backbone.fc = nn.Linear(self.backbone.fc.in_features, latent_dim)

@@ -6,6 +6,7 @@ Library functions the CLI and the experiments share; validation happens here, be
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +40,6 @@ def default_channels(data_spec: str | None) -> int:
 
 def parse_option_strings(method: str, items: list[str]) -> dict:
     """``["encoder_loss_on=DG", "dls=false"]`` → typed values, by the method's Options dataclass field types."""
-    import typing
 
     cls = method_class(method).Options
     hints = typing.get_type_hints(cls)

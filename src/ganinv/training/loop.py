@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -86,7 +88,6 @@ class TrainResult:
 
 
 def make_accelerator(config: RunConfig):
-    from accelerate import Accelerator
 
     t = config.train
     cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
@@ -103,7 +104,7 @@ class RunLogger:
         self.path = run_dir / METRICS
         self.writer = None
         if enabled:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # deferred: tensorboard is slow to import
 
             self.writer = SummaryWriter(str(run_dir / TENSORBOARD))
 
@@ -387,15 +388,6 @@ def logs_are_bad(logs: dict[str, float]) -> bool:
 
 
 def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TimeRemainingColumn(), TextColumn("{task.fields[info]}"), disable=not enabled,
