@@ -12,7 +12,8 @@ import sys
 import torch
 from torch import nn
 
-from ganinv.training.launch import train_run
+from ganinv.training.launch import open_training_data, train_run
+from ganinv.training.loop import train
 
 TINY_NET = {"image_size": 16, "width": 8, "latent_dim": 8}
 TINY_TRAIN = {"batch_size": 16, "checkpoint_every": 5, "sample_every": 5, "eval_every": 5}
@@ -23,6 +24,14 @@ def tiny_train(method, out, *, steps=6, **kwargs):
     net = {**TINY_NET, **kwargs.pop("net_overrides", {})} if method == "gan" else None
     return train_run(method, out, show_progress=False, net_overrides=net,
                      train_overrides={**TINY_TRAIN, "steps": steps, **kwargs.pop("train_overrides", {})}, **kwargs)
+
+
+def train_method(method_class, config, out, **method_kwargs):
+    """A method object trained into ``out`` on its config's data (for tests that inspect the object afterwards)."""
+    dataset, eval_images = open_training_data(config)
+    method = method_class(config, **method_kwargs)
+    train(method, out, dataset=dataset, eval_images=eval_images, show_progress=False)
+    return method
 
 
 def make_generator_run(out, seed=0, channels=1, image_size=16):

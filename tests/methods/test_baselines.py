@@ -44,11 +44,7 @@ def test_optimisation_recovers_a_known_latent(generator_run):
 
 
 def test_optimize_method_is_a_loadable_run(generator_run, tmp_path):
-    from ganinv.training.launch import (
-        load_generator_run,
-        materialise_run,
-        posthoc_config,
-    )
+    from ganinv.training.launch import load_generator_run, materialise_run, posthoc_config
 
     g = load_generator_run(generator_run)
     config = posthoc_config(build_config("optimize", options={"steps": 10}), g, generator_run)

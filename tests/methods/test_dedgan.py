@@ -14,9 +14,8 @@ from ganinv.inference.evaluate import evaluate_run
 from ganinv.latent import HALF_PI, cartesian_dim, spherical_to_cartesian
 from ganinv.methods.dedgan import DEDGAN, DEDGANOptions
 from ganinv.nets.dedgan import split_embedding
-from ganinv.training.launch import build_config, open_training_data
-from ganinv.training.loop import train
-from helpers import run_cli
+from ganinv.training.launch import build_config
+from helpers import run_cli, train_method
 
 TINY = dict(image_size=16, width=8, latent_dim=7)  # n = 8 cartesian coordinates
 TINY_TRAIN = dict(batch_size=16, checkpoint_every=10, sample_every=20, eval_every=20, eval_samples=32, log_every=1)
@@ -29,11 +28,7 @@ def tiny_config(steps=20, **options):
 
 
 def train_dedgan(out, steps=20, **options):
-    config = tiny_config(steps, **options)
-    dataset, eval_images = open_training_data(config)
-    method = DEDGAN(config)
-    train(method, out, dataset=dataset, eval_images=eval_images, show_progress=False)
-    return method
+    return train_method(DEDGAN, tiny_config(steps, **options), out)
 
 
 @pytest.fixture(scope="module")

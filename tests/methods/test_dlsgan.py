@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 from ganinv import load
 from ganinv.core.errors import GaninvError
 from ganinv.methods.dlsgan import DLSGAN, DLSGANOptions
-from ganinv.training.launch import build_config, open_training_data
-from ganinv.training.loop import make_accelerator, train
+from ganinv.training.launch import build_config
+from ganinv.training.loop import make_accelerator
+from helpers import train_method
 
 TINY = dict(image_size=16, width=8, latent_dim=8)
 TINY_TRAIN = dict(batch_size=16, checkpoint_every=10, sample_every=20, eval_every=20, eval_samples=32, log_every=1)
@@ -23,11 +24,7 @@ def tiny_config(steps=20, seed=0, **train):
 
 
 def train_dlsgan(out, steps=20, options=None, seed=0):
-    config = tiny_config(steps, seed)
-    dataset, eval_images = open_training_data(config)
-    method = DLSGAN(config, options=options)
-    train(method, out, dataset=dataset, eval_images=eval_images, show_progress=False)
-    return method
+    return train_method(DLSGAN, tiny_config(steps, seed), out, options=options)
 
 
 @pytest.fixture(scope="module")

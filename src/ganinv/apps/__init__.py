@@ -19,14 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from ganinv.core.errors import GaninvError
-from ganinv.data import (
-    ImageFiles,
-    Skipped,
-    TolerantImages,
-    display_path,
-    no_usable_images,
-    read_image_files,
-)
+from ganinv.data import ImageFiles, Skipped, TolerantImages, display_path, no_usable_images, read_image_files
 from ganinv.inference.model import InversionModel
 
 Warn = Callable[[str], None]

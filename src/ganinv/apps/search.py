@@ -48,14 +48,7 @@ from ganinv.apps import (
     silent,
 )
 from ganinv.apps.collection import shard_bounds, shard_length
-from ganinv.apps.faiss_index import (
-    faiss_module,
-    ivf_params,
-    read_faiss,
-    set_search_params,
-    train_ivf,
-    write_faiss,
-)
+from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss, set_search_params, train_ivf, write_faiss
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint

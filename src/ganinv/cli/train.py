@@ -9,13 +9,7 @@ from typing import Optional
 
 import typer
 
-from ganinv.cli.common import (
-    console,
-    exit_if_skipped,
-    note,
-    print_results_table,
-    warn,
-)
+from ganinv.cli.common import console, exit_if_skipped, note, print_results_table, warn
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()

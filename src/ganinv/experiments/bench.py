@@ -29,23 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from ganinv.apps.faiss_index import (
-    ivf_params,
-    new_float_index,
-    set_search_params,
-    train_ivf,
-)
+from ganinv.apps.faiss_index import ivf_params, new_float_index, set_search_params, train_ivf
 from ganinv.apps.search import evaluate_search
 from ganinv.core import __version__
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_text
 from ganinv.experiments.ablation import run_ablation
-from ganinv.experiments.compare import (
-    CompareSettings,
-    compare,
-    real_test_images,
-    trained_model,
-)
+from ganinv.experiments.compare import CompareSettings, compare, real_test_images, trained_model
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel

@@ -9,13 +9,7 @@ import torch
 from torch import Tensor
 
 from ganinv.core.errors import GaninvError
-from ganinv.metrics.hashes import (
-    colour_histogram,
-    dhash_bits,
-    dhash_similarity,
-    phash_bits,
-    to_pil,
-)
+from ganinv.metrics.hashes import colour_histogram, dhash_bits, dhash_similarity, phash_bits, to_pil
 from ganinv.metrics.image import lpips, lpips_status, psnr, ssim
 
 __all__ = [

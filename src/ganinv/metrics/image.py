@@ -13,10 +13,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.image import (
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-)
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 __all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path"]
 

@@ -25,10 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ganinv.core.config import RunConfig
 from ganinv.core.distributed import check_batch_split, mean_across_ranks, rank_slice
-from ganinv.core.errors import (
-    GaninvError,
-    TrainingDiverged,
-)
+from ganinv.core.errors import GaninvError, TrainingDiverged
 from ganinv.core.io import atomic_write_text
 from ganinv.core.rundir import (
     METRICS,

@@ -49,14 +49,7 @@ from ganinv.web.handlers import (
     one_line,
     open_index,
 )
-from ganinv.web.widgets import (
-    KEEP_RESULTS,
-    MIN_KEEP_RESULTS,
-    ResultFiles,
-    ResultGallery,
-    ResultImage,
-    UploadFile,
-)
+from ganinv.web.widgets import KEEP_RESULTS, MIN_KEEP_RESULTS, ResultFiles, ResultGallery, ResultImage, UploadFile
 
 UPLOAD_MAX_AGE_S = 3600            # uploads are deleted this long after they arrive …
 UPLOAD_SWEEP_S = 600               # … by a sweep this often (gradio's delete_cache)
