@@ -114,10 +114,16 @@ def test_serve_checks_its_settings_before_loading_anything():
     assert (option.default, option.min) == (KEEP_RESULTS, MIN_KEEP_RESULTS)
 
 
+STUB_WRITTEN_BY_GRADIO = "6.31.0"
+
+
 def test_gradios_stub_of_the_widgets_is_committed_and_current(tmp_path):
     """gradio writes a .pyi beside any module defining component subclasses unless the one there matches: the
     committed widgets.pyi must be what gradio would write, so importing the package writes nothing."""
-    pytest.importorskip("gradio")
+    gradio = pytest.importorskip("gradio")
+    if gradio.__version__ != STUB_WRITTEN_BY_GRADIO:  # another gradio writes other stubs: nothing to compare
+        pytest.skip(f"widgets.pyi was written by gradio {STUB_WRITTEN_BY_GRADIO}, this is {gradio.__version__}; "
+                    "regenerate it (delete it, import ganinv.web.widgets once) and update STUB_WRITTEN_BY_GRADIO")
     import ganinv.web.widgets as widgets
 
     source = Path(widgets.__file__)
