@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers import free_port
+
+TESTS = Path(__file__).resolve().parents[1]
+if str(TESTS) not in sys.path:  # run as a script (the README's screenshot command), not by pytest
+    sys.path.insert(0, str(TESTS))
+from helpers import free_port  # noqa: E402
 
 SHAPE_GREY, SHAPE_RGB = (1, 16, 16), (3, 16, 16)
 INDEX_SIZE = 48
