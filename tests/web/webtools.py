@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:  # run as a script (the README's screenshot command), not by pytest
     sys.path.insert(0, str(TESTS))
