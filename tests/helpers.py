@@ -101,3 +101,29 @@ def assert_clean_error(code, err, *needles):
     assert err.strip().startswith("error:")
     for needle in needles:
         assert needle in " ".join(err.split()), (needle, err)
+
+
+CELEBA_ATTRIBUTES = ("Male", "Eyeglasses", "Smiling", "Blond_Hair")
+
+
+def make_celeba(root, *, n_train=40, n_valid=4, n_test=12, size=(20, 24), seed=0):
+    """A tiny CelebA layout the tests own: img_align_celeba/*.jpg (smooth random colour fields, so JPEG keeps
+    them), list_attr_celeba.txt (CELEBA_ATTRIBUTES, ±1) and list_eval_partition.txt (0 train, 1 valid, 2 test).
+    Returns the spec ``celeba:ROOT``."""
+    import numpy as np
+    from PIL import Image
+
+    images = root / "img_align_celeba"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    n = n_train + n_valid + n_test
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    for name in names:
+        coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize(size, Image.BILINEAR).save(images / name)
+    labels = rng.choice(["1", "-1"], size=(n, len(CELEBA_ATTRIBUTES)))
+    rows = [f"{name} " + " ".join(row) for name, row in zip(names, labels)]
+    (root / "list_attr_celeba.txt").write_text("\n".join([str(n), " ".join(CELEBA_ATTRIBUTES), *rows]) + "\n")
+    splits = [0] * n_train + [1] * n_valid + [2] * n_test
+    (root / "list_eval_partition.txt").write_text("".join(f"{a} {b}\n" for a, b in zip(names, splits)))
+    return f"celeba:{root}"

@@ -203,7 +203,8 @@ def test_folder_single_image_and_partition_file(tmp_path):
     )
     test = open_dataset(f"folder:{root}", image_size=8, split="test")
     train = open_dataset(f"folder:{root}", image_size=8, split="train")
-    assert [p[-10:] for p in test.paths] == ["000002.jpg", "000004.jpg"]
+    assert [p[-10:] for p in test.paths] == ["000004.jpg"]  # partition 2 only; 1 is the valid split
+    assert [p[-10:] for p in open_dataset(f"folder:{root}", image_size=8, split="valid").paths] == ["000002.jpg"]
     assert [p[-10:] for p in train.paths] == ["000001.jpg", "000003.jpg", "000005.jpg", "000006.jpg"]
 
 
@@ -248,7 +249,9 @@ def test_celeba_labels_and_split(tmp_path):
 def test_celeba_partition_file(tmp_path):
     root, _, _ = _make_celeba(tmp_path, partition=[0, 0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 2])
     test = open_dataset(f"celeba:{root}", image_size=8, split="test")
-    assert [p[-10:] for p in test.paths] == ["000003.jpg", "000005.jpg", "000009.jpg", "000012.jpg"]
+    assert [p[-10:] for p in test.paths] == ["000005.jpg", "000012.jpg"]
+    valid = open_dataset(f"celeba:{root}", image_size=8, split="valid")
+    assert [p[-10:] for p in valid.paths] == ["000003.jpg", "000009.jpg"]
     assert len(open_dataset(f"celeba:{root}", image_size=8, split="train")) == 8
 
 

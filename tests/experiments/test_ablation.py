@@ -24,13 +24,14 @@ def test_ablation_grid_writes_figures_and_table(tmp_path, monkeypatch):
     for name, series in result["curves"].items():
         assert [x for x, _ in series["enc_loss"]] == [1.0, 2.0], name
         assert len(series["psnr_test"]) == 2 and len(series["fd"]) == 2
-        assert all(math.isfinite(v) for _, v in series["fd"])
+        assert all(math.isfinite(v) for _, v in series["fd"] + series["kid"]) and len(series["kid"]) == 2
     no_dls_entropy = result["curves"]["N-noDLS-D"]["entropy"][-1][1]
     assert no_dls_entropy == pytest.approx(4 * math.log(math.sqrt(2 * math.pi * math.e)), rel=1e-6)  # s = 1
     for figure in result["figures"]:
         assert figure.stat().st_size > 1000
     table = result["table"].read_text()
-    assert "U-noDLS-DG" in table and "FD-domain" in table
+    assert "U-noDLS-DG" in table and "FD-domain" in table and "KID-domain" in table
+    assert (result["fd_fake_n"], result["fd_real_n"]) == (5000, 179)  # the default N; all of digits' test split
     config = json.loads((tmp_path / "abl" / "U-noDLS-DG" / "config.json").read_text())
     assert config["options"]["dls"] is False and config["net"]["prior"] == "uniform_sqrt3"
 

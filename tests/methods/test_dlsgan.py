@@ -46,7 +46,7 @@ def test_tiny_dlsgan_tracks_and_saves_its_latent_scale(dlsgan_run):
     saved = load_file(str(out / "weights.safetensors"))
     assert torch.equal(saved["extra.latent_scale"], s.cpu())
     assert "extra.latent_trace.buffer" in saved
-    assert json.loads((out / "config.json").read_text())["options"]["encoder_loss_on"] == "D"
+    assert json.loads((out / "config.json").read_text())["options"]["encoder_loss_on"] == "DG"  # the default
 
 
 def test_a_loaded_run_keeps_the_scale_and_generates_g_of_z_times_s(dlsgan_run):
@@ -70,7 +70,7 @@ def configured(options, steps=3):
 def test_options_drive_the_losses_and_no_dls_keeps_scale_one():
     torch.manual_seed(0)
     batch = [torch.rand(16, 1, 16, 16), torch.zeros(16)]
-    no_dls = configured(DLSGANOptions(dls=False))
+    no_dls = configured(DLSGANOptions(dls=False, encoder_loss_on="D"))
     for _ in range(3):
         logs = no_dls.train_step(batch)
     assert torch.equal(no_dls.latent_scale, torch.ones(8))

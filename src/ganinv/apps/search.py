@@ -508,28 +508,47 @@ def label_similarity(query_labels: np.ndarray, result_labels: np.ndarray) -> flo
     return float((query_labels[:, None, :] == result_labels).mean())
 
 
+PAPER_DATABASE = 20_000  # AEGAN (Luo et al.) table 2 searches "the first 20,000 images"
+
+
 def evaluate_search(
     run: str | Path, data: str, *, index_dir: str | Path | None = None, queries: int = 64, k: int = 10,
-    limit: int | None = None, methods=METHODS, seed: int = 0, show_progress: bool = True, log: Warn = silent,
+    database: int | None = PAPER_DATABASE, limit: int | None = None, methods=METHODS, seed: int = 0,
+    show_progress: bool = True, log: Warn = silent,
 ) -> dict:
     """AEGAN (Luo et al.) table 2 (label similarity of the top-k, per method, beside random picks) and robustness
-    (rank of the original under each perturbation, recall@1/@10). Indexes the train split (into ``index_dir``, reused
-    and resumable, or a temporary folder) and queries with the readable ones of the first ``queries`` test images.
-    ``skipped`` in the result lists every unreadable image (indexed or query), each also named through ``log``."""
+    (rank of the original under each perturbation, recall@1/@10), by the paper's protocol: a database of the first
+    ``database`` train images (all when fewer, or when None), indexed into ``index_dir`` (reused and resumable, or
+    a temporary folder), searched with the readable ones of the first ``queries`` test images — outside the
+    database by construction (another split). ``limit`` is the old name of ``database`` (still accepted; it wins
+    when given). The result says what was used: ``indexed`` (entries), ``database_note`` (in words, beside the
+    paper's 20,000) and ``queries``; ``skipped`` lists every unreadable image (indexed or query), each also named
+    through ``log``."""
+    database = limit if limit is not None else database
+    if database is not None and database < 1:
+        raise GaninvError(f"the search database must hold at least 1 image, got {database}")
     methods = check_methods(methods)
     tmp = None
     if index_dir is None:
         tmp = tempfile.mkdtemp(prefix="ganinv-eval-index-")
         index_dir = Path(tmp) / "index"
     try:
-        index = complete_index(run, data, Path(index_dir), methods=methods, limit=limit, show_progress=show_progress,
-                               log=log)
+        index = complete_index(run, data, Path(index_dir), methods=methods, limit=database,
+                               show_progress=show_progress, log=log)
         methods = tuple(m for m in methods if m in index.methods)
         model = index.open_model(run) if "latent" in methods else None
         if index.labels is None:
             raise GaninvError(f"{data} has no labels: label similarity needs labelled data (mnist, digits, celeba)")
         check_k(k, len(index))
-        test = open_dataset(data, image_size=index.image_shape[1], channels=index.image_shape[0], split="test")
+        shape = {"image_size": index.image_shape[1], "channels": index.image_shape[0]}
+        available = len(open_dataset(data, split=index.manifest["split"], **shape))
+        wanted = available if database is None else min(database, available)
+        if index.manifest["n"] != wanted:  # a reused index is used as it is, and the note says what it holds
+            log(f"the index in {index_dir} holds {index.manifest['n']} images, not the {wanted} asked; delete it "
+                "to index those")
+        note = database_note(index, available)
+        log(f"search database: {note}")
+        test = open_dataset(data, split="test", **shape)
         q_images, q_labels, q_skipped = read_dataset_images(test, queries, log, f"test images of {data}")
         with torch.inference_mode():
             features = {m: embed(m, q_images, model) for m in methods}
@@ -539,8 +558,24 @@ def evaluate_search(
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return {"run": str(run), "data": data, "queries": len(q_images), "k": k, "indexed": len(index),
-            "label_names": index.label_names, "label_similarity": similarity, "robustness": robustness,
+            "database": database, "database_note": note, "label_names": index.label_names,
+            "label_similarity": similarity, "robustness": robustness,
             "skipped": index.failures + [s.to_json() for s in q_skipped]}
+
+
+def database_note(index: SearchIndex, available: int) -> str:
+    """The database in words, beside the paper's: e.g. "the first 9000 train images (all there are; the paper used
+    20,000)". ``available``: the images of the indexed split (a reused index may hold fewer than were asked)."""
+    n, split = index.manifest["n"], index.manifest["split"]
+    if n >= available:
+        text = f"the first {n} {split} images (all there are; the paper used 20,000)"
+        if n >= PAPER_DATABASE:
+            text = f"all {n} {split} images (the paper used the first 20,000)"
+    else:
+        paper = "as the paper" if n == PAPER_DATABASE else "the paper used 20,000"
+        text = f"the first {n} of {available} {split} images ({paper})"
+    unreadable = n - len(index)
+    return text + (f"; {unreadable} of them unreadable, left out" if unreadable else "")
 
 
 def complete_index(run: str | Path, data: str, index_dir: Path, *, methods, limit: int | None, show_progress: bool,

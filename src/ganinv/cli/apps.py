@@ -37,7 +37,8 @@ def index(
     run: Path = typer.Argument(..., help="run directory of an inverter (aegan, regression, dlsgan, …)"),
     data: str = typer.Option(..., help="dataset spec of the collection: mnist | digits | folder:PATH | celeba:PATH"),
     out: Path = typer.Option(..., "--out", help="index directory to create (or finish, after an interruption)"),
-    split: str = typer.Option("train", help="train | test | all"),
+    split: str = typer.Option("train", help="train | valid | test | all (valid: CelebA's partition 1, needs "
+                              "list_eval_partition.txt)"),
     ivf: bool = typer.Option(False, "--ivf", help="trained IVF-PQ (SQ8 re-ranking) instead of exact flat search, "
                              "for collections of millions"),
     methods: str = typer.Option("latent,dhash,phash,colour", help="feature methods to index, comma-separated"),
@@ -117,9 +118,11 @@ def eval_search(
                              "queries from the test split"),
     index_dir: Optional[Path] = typer.Option(None, "--index", help="index directory to use or build (resumable) "
                                              "[a temporary one]"),
-    queries: int = typer.Option(64, min=1, help="number of query images (the first of the test split)"),
+    queries: int = typer.Option(64, min=1, help="number of query images: the first of the test split, so outside "
+                                "the database (AEGAN paper: 64)"),
     k: int = typer.Option(10, "-k", "--k", help="results per query for label similarity"),
-    limit: Optional[int] = typer.Option(None, help="index only the first N train images (AEGAN paper: 20000)"),
+    database: int = typer.Option(20_000, "--database", "--limit", min=1, help="the search database: the first N "
+                                 "train images, all when fewer (AEGAN paper: 20000); --limit is its old name"),
     methods: str = typer.Option("latent,dhash,phash,colour", help="methods to compare"),
     seed: int = typer.Option(0, help="seed of the occlusion patches and the random baseline"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
@@ -130,7 +133,7 @@ def eval_search(
 
     from ganinv.apps.search import evaluate_search
 
-    results = evaluate_search(run, data, index_dir=index_dir, queries=queries, k=k, limit=limit,
+    results = evaluate_search(run, data, index_dir=index_dir, queries=queries, k=k, database=database,
                               methods=methods.split(","), seed=seed, show_progress=not quiet, log=note)
     if as_json:
         print(json.dumps(results, indent=2))
@@ -149,6 +152,7 @@ def _print_search_evaluation(results: dict, k: int) -> None:
     for name, value in results["label_similarity"].items():
         table.add_row(name + (" (chance)" if name == "random" else ""), f"{value:.4f}")
     console.print(table)
+    console.print(f"database: {escape(results['database_note'])}")
     table = Table(title="robustness: is the original found for a perturbed query? (recall@1 / recall@10 / median rank)")
     table.add_column("method")
     for kind in PERTURBATIONS:
@@ -223,7 +227,8 @@ def cluster(
     k: int = typer.Option(..., "--k", "-k", help="number of clusters"),
     out: Path = typer.Option(Path("clusters"), "--out", help="folder for cluster-NN.png, closest-pairs.png, "
                              "clusters.json"),
-    split: str = typer.Option("train", help="train | test | all"),
+    split: str = typer.Option("train", help="train | valid | test | all (valid: CelebA's partition 1, needs "
+                              "list_eval_partition.txt)"),
     n: int = typer.Option(2000, min=2, help="cluster the first N images"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     quiet: bool = typer.Option(False, help="no progress bar"),

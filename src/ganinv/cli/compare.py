@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ganinv.cli.common import console, err_console, note, print_results_table
+from ganinv.cli.common import COLUMNS, console, err_console, note
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()
@@ -29,7 +29,8 @@ def compare(
     optimize_lr: float = typer.Option(0.05, help="Adam lr of optimisation inversion"),
     refine_steps: int = typer.Option(50, help="optimisation steps the hybrid adds to the encoder"),
     refine_lr: float = typer.Option(0.01, help="Adam lr of the hybrid's refinement"),
-    loss: str = typer.Option("mse", help="image loss of optimize / hybrid: mse | bce | mse+lpips"),
+    loss: str = typer.Option("bce", help="image loss of optimize / hybrid: bce (eq. 2, the optimisation "
+                             "baseline's) | mse | mse+lpips"),
     batch_size: Optional[int] = typer.Option(None, help="training batch size [preset's]"),
     lr: Optional[float] = typer.Option(None, help="training lr [preset's]"),
     n: int = typer.Option(64, help="generated samples to invert"),
@@ -63,8 +64,8 @@ def _print_comparison(results: dict, generator: Path, out: Path) -> None:
     from ganinv.metrics import lpips_status
 
     table = {name: r for name, r in results.items() if name != "summary"}
-    print_results_table(table, title=f"inversion methods on {generator} (same images for every method; bigan: "
-                        "its own G's samples)")
+    _print_table(table, title=f"inversion methods on {generator} (same images for every method; bigan: its own G's "
+                 "samples)")
     speed = results["summary"].get("speed_ratio")
     if speed:
         console.print(f"time per image, {speed['numerator']} / {speed['denominator']}: {speed['ratio']:.0f}×")
@@ -72,6 +73,30 @@ def _print_comparison(results: dict, generator: Path, out: Path) -> None:
     available, message = lpips_status()
     if not available:
         note(message)
+
+
+def _print_table(results: dict[str, dict], title: str) -> None:
+    """The common results table with the loss each method used beside its name (a comparison of inverters that
+    minimise different things must say so)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header in ("method", "loss", "images"):
+        table.add_column(header)
+    shown = [k for k in COLUMNS if any(k in m for r in results.values() for m in r.values() if isinstance(m, dict))]
+    for key in shown:
+        table.add_column(COLUMNS[key], justify="right", no_wrap=True)
+    for name, result in results.items():
+        for split in ("generated", "real"):
+            metrics = result.get(split)
+            if isinstance(metrics, dict):
+                table.add_row(name, result.get("loss", "?"), f"{split} ({metrics.get('n', '?')})",
+                              *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown])
+    console.print(table)
+    for name, result in results.items():  # a resnet18 projection network may have started from random init
+        init = result.get("backbone_init", "not applicable")
+        if not init.startswith("not applicable"):
+            console.print(f"{name} backbone: {init}")
 
 
 @app.command()

@@ -5,7 +5,9 @@ import base64
 import io
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
@@ -17,6 +19,51 @@ def comparison_grid(rows: list[Tensor], pad_value: float = 1.0) -> Tensor:
     n = min(len(r) for r in rows)
     images = torch.cat([r[:n].detach().float().cpu().clamp(0, 1) for r in rows])
     return make_grid(images, nrow=n, padding=2, pad_value=pad_value)
+
+
+MIN_TILE = 64  # tiles are upscaled (nearest, so pixels stay visible) to at least this many pixels a side
+FONT_SIZE = 13
+
+
+def labelled_grid(rows: list[Tensor], row_labels: list[str], *, column_labels: list[str] | None = None,
+                  title: str | None = None, min_tile: int = MIN_TILE) -> Tensor:
+    """Rows of images with a label left of each row (and optionally above each column and a title), tiles upscaled
+    by an integer factor with nearest-neighbour so small images stay readable: one C×H×W image in [0, 1]."""
+    if len(rows) != len(row_labels):
+        raise ValueError(f"{len(rows)} rows but {len(row_labels)} row labels")
+    n = max(len(r) for r in rows)
+    side = rows[0].shape[-1]
+    factor = max(1, -(-min_tile // side))
+    font = ImageFont.load_default(size=FONT_SIZE)
+    strips = [_row_strip(r, n, factor) for r in rows]
+    label_width = max(int(font.getlength(text)) for text in row_labels) + 10
+    line = FONT_SIZE + 6
+    top = (line if title else 0) + (line if column_labels else 0)
+    width = label_width + strips[0].width
+    canvas = Image.new("RGB", (width, top + sum(s.height for s in strips)), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((4, 2), title, fill="black", font=font)
+    tile = side * factor + 2
+    for j, text in enumerate(column_labels or []):
+        draw.text((label_width + 2 + j * tile, top - line + 2), text[: max(1, tile // 7)], fill="black", font=font)
+    y = top
+    for strip, text in zip(strips, row_labels):
+        canvas.paste(strip, (label_width, y))
+        draw.text((4, y + strip.height // 2 - FONT_SIZE // 2), text, fill="black", font=font)
+        y += strip.height
+    return torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def _row_strip(images: Tensor, n: int, factor: int) -> Image.Image:
+    """One grid row as a PIL image: the images upscaled by ``factor`` (nearest), padded to ``n`` tiles."""
+    x = images.detach().float().cpu().clamp(0, 1)
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    x = torch.nn.functional.interpolate(x, scale_factor=factor, mode="nearest") if factor > 1 else x
+    if len(x) < n:
+        x = torch.cat([x, torch.ones(n - len(x), *x.shape[1:])])
+    grid = make_grid(x, nrow=n, padding=2, pad_value=1.0)
+    return Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
 
 
 def save_png(image: Tensor, path: str | Path) -> None:

@@ -26,7 +26,7 @@ Every image is centre-cropped to the square of its short side and resized to
 replicating the grey level; RGB becomes grey through PIL's "L" conversion; images with an
 alpha channel (RGBA, LA, transparent P) are composited on white first. ``channels`` is 1 or 3.
 
-Splits (``split`` is "train", "test" or "all"):
+Splits (``split`` is "train", "valid", "test" or "all"):
 
 * ``mnist``: the digits are split per class: the last 50 images of each digit (500 in all)
   are test, the first 450 of each digit (4,500) are train. (The bundled file is sorted by
@@ -34,12 +34,14 @@ Splits (``split`` is "train", "test" or "all"):
   fixed pseudo-random order (seed 0) so that the first n images mix all ten digits.
 * ``digits``: the last 10% of the 1,797 images (179) are test, the rest train.
 * ``folder`` and ``celeba``: when ``PATH/list_eval_partition.txt`` exists (CelebA's format:
-  ``000001.jpg 0`` with 0 = train, 1 = validation, 2 = test) it decides; validation counts as
-  test, and images it does not list count as train. Entries are matched on the path relative
-  to the image root (the file name, for CelebA), then on the bare file name. Otherwise the
-  last 10% of the sorted files (rounded down, but at least 1 when there are 2 or more files)
-  are test and the rest train; e.g. for CelebA files 000001..010000 the test split is exactly
-  009001..010000.
+  ``000001.jpg 0`` with 0 = train, 1 = validation, 2 = test) it decides, as CelebA's authors
+  meant: "test" is partition 2 only, "valid" is partition 1, and images it does not list count
+  as train. Entries are matched on the path relative to the image root (the file name, for
+  CelebA), then on the bare file name. Otherwise the last 10% of the sorted files (rounded
+  down, but at least 1 when there are 2 or more files) are test and the rest train; e.g. for
+  CelebA files 000001..010000 the test split is exactly 009001..010000.
+* ``valid`` exists only where a partition file names one: for ``mnist``, ``digits`` and
+  folders without ``list_eval_partition.txt`` it is a DataError.
 * ``all`` is every image: for mnist in a fixed pseudo-random order (seed 0), for the others
   in the order above.
 
@@ -84,7 +86,7 @@ __all__ = ["ImageDataset", "open_dataset", "load_image", "read_image", "expand_i
            "SPLITS", "KINDS", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-SPLITS = ("train", "test", "all")
+SPLITS = ("train", "valid", "test", "all")
 KINDS = ("mnist", "digits", "folder:PATH", "celeba:PATH")
 PARTITION_FILE = "list_eval_partition.txt"
 ATTR_FILE = "list_attr_celeba.txt"
@@ -480,6 +482,11 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self._labels.shape[0])
 
+    @property
+    def labels(self) -> torch.Tensor:
+        """Every item's label: N class indices (−1: none), or N×A floats in {0, 1} (CelebA's attributes)."""
+        return self._labels
+
     def __repr__(self) -> str:
         return (
             f"ImageDataset({self.spec!r}, split={self.split!r}, n={len(self)}, "
@@ -564,6 +571,11 @@ def _resize_stack(x: torch.Tensor, image_size: int) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
+def _no_valid(kind: str, split: str) -> None:
+    if split == "valid":
+        raise DataError(f"{kind} has no 'valid' split: only train, test and all")
+
+
 def _mnist_split_indices(y: np.ndarray, split: str) -> np.ndarray:
     if split == "all":
         return np.random.RandomState(0).permutation(len(y))
@@ -578,6 +590,7 @@ def _mnist_split_indices(y: np.ndarray, split: str) -> np.ndarray:
 
 
 def _open_mnist(image_size: int, channels: int, split: str) -> ImageDataset:
+    _no_valid("mnist", split)
     images, labels = _mnist_raw()
     idx = _mnist_split_indices(labels, split)
     x = torch.from_numpy(images[idx]).float().div_(255.0).unsqueeze(1)
@@ -590,6 +603,7 @@ def _open_mnist(image_size: int, channels: int, split: str) -> ImageDataset:
 
 
 def _open_digits(image_size: int, channels: int, split: str) -> ImageDataset:
+    _no_valid("digits", split)
     from sklearn.datasets import load_digits  # deferred: slow to import
 
     d = load_digits()
@@ -662,6 +676,9 @@ def _read_partition(path: Path) -> dict[str, int]:
     return table
 
 
+PARTITION_CODES = {"train": 0, "valid": 1, "test": 2}  # CelebA's list_eval_partition.txt
+
+
 def _split_mask(rel_paths: list[str], root: Path, split: str, partition_dir: Path) -> list[bool]:
     """Which of the (sorted) files belong to `split` (see the module docstring)."""
     n = len(rel_paths)
@@ -670,19 +687,15 @@ def _split_mask(rel_paths: list[str], root: Path, split: str, partition_dir: Pat
     partition_path = partition_dir / PARTITION_FILE
     if partition_path.is_file():
         table = _read_partition(partition_path)
-        is_test = []
-        for rel in rel_paths:
-            code = table.get(rel)
-            if code is None:
-                code = table.get(rel.rsplit("/", 1)[-1], 0)
-            is_test.append(code != 0)
-    else:
-        n_test = n // 10
-        if n_test == 0 and n >= 2:
-            n_test = 1
-        is_test = [k >= n - n_test for k in range(n)]
-    want_test = split == "test"
-    return [t == want_test for t in is_test]
+        codes = [table.get(rel, table.get(rel.rsplit("/", 1)[-1], 0)) for rel in rel_paths]
+        return [code == PARTITION_CODES[split] for code in codes]
+    if split == "valid":
+        raise DataError(f"no 'valid' split in {display_path(partition_dir)}: it needs a {PARTITION_FILE} "
+                        "(CelebA's format, 'FILENAME 0|1|2'); without one there are only train and test")
+    n_test = n // 10
+    if n_test == 0 and n >= 2:
+        n_test = 1
+    return [(k >= n - n_test) == (split == "test") for k in range(n)]
 
 
 def _parse_spec_path(spec: str, kind: str) -> Path:

@@ -1,10 +1,13 @@
 """``ganinv ablate dlsgan``: the DLSGAN paper's (Cho & Krzyzak) ablation grid — DLS / No DLS × encoder loss on
-D / DG, for each prior — trained with the same seed and budget, evaluated every epoch, drawn as one PNG per
-figure family and summarised in a markdown table of final values.
+D / DG, for each prior — trained with the same seed and budget, evaluated ``evals_per_epoch`` times per epoch,
+drawn as one PNG per figure family and summarised in a markdown table of final values.
 
 The paper's figures 1–15 plot, against epoch: the average encoder loss L_enc, the differential entropy of the
 scaled latent, PSNR/SSIM of reconstructions of generated and of real test images, and FID. Here FID is FID only
-when Inception weights are on disk; otherwise FD-domain (metrics/fid.py), and the figure says which.
+when Inception weights are on disk; otherwise FD-domain (metrics/fid.py), and the figure says which. Beside it,
+on the same features, the kernel distance (KID of "Demystifying MMD GANs", Bińkowski et al.; KID-domain on the
+domain features): unbiased at small N, where the Fréchet distance is biased upward by tens of points — which is
+also why the FD uses ``fd_samples`` (5000) generated images, against up to that many real test images.
 """
 from __future__ import annotations
 
@@ -13,17 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from torch import Tensor
+
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write, atomic_write_text
 from ganinv.core.rundir import METRICS
 from ganinv.data import open_dataset
-from ganinv.inference.evaluate import generated_batch
-from ganinv.metrics.fid import feature_extractor, frechet_distance
+from ganinv.metrics.fid import feature_extractor, frechet_distance, kernel_distance, kernel_name
 from ganinv.training.launch import default_channels, ensure_trained
 
 PRIORS = ("normal", "uniform_sqrt3")
 CELLS = [(prior, dls, on) for prior in PRIORS for dls in (True, False) for on in ("D", "DG")]
-FD_SAMPLES = 500
+FD_SAMPLES = 5000  # generated images per FD/KID; at 500 the FD is biased upward by tens of points
+FD_BATCH = 500  # generated images per forward pass: bounds memory whatever fd_samples is
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # Bińkowski et al.'s (and torchmetrics') defaults
 
 
 @dataclass(frozen=True)
@@ -51,24 +58,77 @@ FAMILIES = [
 ]
 
 
+@dataclass(frozen=True)
+class Distances:
+    """What the FD and KID of a run measure: their names, metrics.jsonl keys and sample sizes."""
+    fd_name: str  # "FID" or "FD-domain"
+    fake_n: int  # generated images per evaluation
+    real_n: int  # real test images (fewer than asked when the test split is smaller)
+    asked: int  # the fd_samples asked for
+
+    @property
+    def kid_name(self) -> str:
+        return kernel_name(self.fd_name)
+
+    @property
+    def fd_key(self) -> str:
+        return "fid" if self.fd_name == "FID" else "fd_domain"
+
+    @property
+    def kid_key(self) -> str:
+        return "kid" if self.fd_name == "FID" else "kid_domain"
+
+    @property
+    def kid_subset(self) -> int:
+        return min(KID_SUBSET_SIZE, self.fake_n, self.real_n)
+
+    def note(self) -> str:
+        """e.g. "FD-domain and KID-domain from 5000 generated vs 179 real test images (all the test split has)"."""
+        short = " (all the test split has)" if self.real_n < self.asked else ""
+        return (f"{self.fd_name} and {self.kid_name} from {self.fake_n} generated vs {self.real_n} real test "
+                f"images{short}")
+
+
 def cell_name(prior: str, dls: bool, on: str) -> str:
     return f"{'N' if prior == 'normal' else 'U'}-{'DLS' if dls else 'noDLS'}-{on}"
 
 
-def fd_evaluator(extractor, real_features, key: str, seed: int) -> Callable:
+@torch.no_grad()
+def generated_features(model, extractor, n: int, seed: int, batch_size: int = FD_BATCH) -> Tensor:
+    """Features of n generated images from seeded latents (the same images at every evaluation), generated
+    ``batch_size`` at a time so only the features of all n are ever held."""
+    latents = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    return torch.cat([extractor(model.generate(chunk)) for chunk in latents.split(batch_size)])
+
+
+def fd_evaluator(extractor, real_features: Tensor, distances: Distances, seed: int) -> Callable:
+    """FD and KID (mean and its std over subsets) of generated images against the real features, which are
+    extracted once and reused at every evaluation."""
     def evaluate(model) -> dict[str, float]:
-        fake = extractor(generated_batch(model, FD_SAMPLES, seed=seed))
-        return {key: frechet_distance(real_features, fake)}
+        fake = generated_features(model, extractor, distances.fake_n, seed)
+        kid, kid_std = kernel_distance(real_features, fake, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE,
+                                       seed=seed)
+        return {distances.fd_key: frechet_distance(real_features, fake), distances.kid_key: kid,
+                f"{distances.kid_key}_std": kid_std}
 
     return evaluate
 
 
 def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False, seed: int = 0,
                  epochs: int | None = None, fid_weights: str | None = None, show_progress: bool = True,
-                 log: Callable[[str], None] = print, budget: Budget | None = None, cells=CELLS) -> dict:
+                 log: Callable[[str], None] = print, budget: Budget | None = None, cells=CELLS,
+                 fd_samples: int = FD_SAMPLES, evals_per_epoch: int = 1) -> dict:
+    """Train (or reuse, or resume) every cell and draw the curves. ``fd_samples``: generated images per FD/KID
+    (the real side: up to as many test images). ``evals_per_epoch``: evaluations (and samples, checkpoints) per
+    epoch, so that a 2-epoch CPU budget still draws a curve; x axes stay in (fractional) epochs.
 
+    Returns ``table`` (ablation.md), ``figures``, ``curves`` (cell → family stem → [(epoch, value)]), ``fd_name``,
+    ``kid_name``, ``fd_real_n`` and ``fd_fake_n``."""
     if method != "dlsgan":
         raise GaninvError(f"the ablation grid is the DLSGAN paper's, for dlsgan only; got {method!r}")
+    if fd_samples < 2 or evals_per_epoch < 1:
+        raise GaninvError(f"fd_samples must be at least 2 and evals_per_epoch at least 1 (got {fd_samples}, "
+                          f"{evals_per_epoch})")
     out = Path(out)
     budget = budget or BUDGETS["quick" if quick else "full"]
     epochs = epochs or budget.epochs
@@ -76,37 +136,41 @@ def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False
     train_split = open_dataset(data, image_size=budget.image_size, channels=channels, split="train")
     steps_per_epoch = len(train_split) // budget.batch_size
     steps = epochs * steps_per_epoch
-    evaluator, fd_name, fd_key = fd_during_training(data, budget, channels, fid_weights, seed, log)
-    families = FAMILIES + [(f"{fd_name} of generated images", "fd", "eval", fd_key)]
+    interval = max(1, steps_per_epoch // evals_per_epoch)
+    evaluator, distances = fd_during_training(data, budget, channels, fid_weights, seed, log, fd_samples)
+    families = FAMILIES + [(f"{distances.fd_name} of generated images", "fd", "eval", distances.fd_key),
+                           (f"{distances.kid_name} of generated images", "kid", "eval", distances.kid_key)]
     window = latent_scale_window(steps)
     log(f"latent-scale window: {window} batches (the paper's 512, scaled to a {steps}-step run)")
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for i, (prior, dls, on) in enumerate(cells, start=1):
         name = cell_name(prior, dls, on)
-        log(f"[{i}/{len(cells)}] {name}: {epochs} epochs × {steps_per_epoch} steps")
+        log(f"[{i}/{len(cells)}] {name}: {epochs} epochs × {steps_per_epoch} steps, evaluated every {interval}")
         ensure_trained(
             "dlsgan", out / name, steps=steps, log=log, data=data, seed=seed, show_progress=show_progress,
             evaluators=[evaluator], options={"dls": dls, "encoder_loss_on": on, "window_batches": window},
-            net_overrides=dict(image_size=budget.image_size, width=budget.width, channels=channels,
-                               latent_dim=budget.latent_dim, prior=prior),
-            train_overrides=dict(batch_size=budget.batch_size, eval_every=steps_per_epoch,
-                                 sample_every=steps_per_epoch, checkpoint_every=steps_per_epoch, eval_samples=256))
+            net_overrides={"image_size": budget.image_size, "width": budget.width, "channels": channels,
+                           "latent_dim": budget.latent_dim, "prior": prior},
+            train_overrides={"batch_size": budget.batch_size, "eval_every": interval, "sample_every": interval,
+                             "checkpoint_every": interval, "eval_samples": 256})
         curves[name] = read_curves(out / name, steps_per_epoch, families)
     figures = [plot_family(out, title, stem, curves) for title, stem, _, _ in families]
-    table = write_table(out, curves, families, fd_name, budget, epochs, data, seed, window)
+    table = write_table(out, curves, families, distances, budget, epochs, data, seed, window, evals_per_epoch)
     atomic_write_text(out / "curves.json", json.dumps(curves))
-    return {"table": table, "figures": figures, "curves": curves}
+    return {"table": table, "figures": figures, "curves": curves, "fd_name": distances.fd_name,
+            "kid_name": distances.kid_name, "fd_real_n": distances.real_n, "fd_fake_n": distances.fake_n}
 
 
 def fd_during_training(data: str, budget: Budget, channels: int, fid_weights: str | None, seed: int,
-                       log: Callable[[str], None]) -> tuple[Callable, str, str]:
-    """(evaluator, "FID" or the FD-domain's name, metrics key): the Fréchet distance of generated images to the
-    test split, measured at every evaluation — real FID only when Inception weights are on disk."""
-    test, _ = open_dataset(data, image_size=budget.image_size, channels=channels, split="test").tensors(FD_SAMPLES)
+                       log: Callable[[str], None], fd_samples: int = FD_SAMPLES) -> tuple[Callable, Distances]:
+    """(evaluator, what it measures): FD and KID of ``fd_samples`` generated images against up to ``fd_samples``
+    images of the test split, at every evaluation — real FID/KID only when Inception weights are on disk."""
+    test, _ = open_dataset(data, image_size=budget.image_size, channels=channels, split="test").tensors(fd_samples)
     extractor, note = feature_extractor(data, image_size=budget.image_size, channels=channels, fid_weights=fid_weights)
     log(note if extractor.name == "FID" else f"FD-domain: {note}")
-    fd_key = "fid" if extractor.name == "FID" else "fd_domain"
-    return fd_evaluator(extractor, extractor(test), fd_key, seed), extractor.name, fd_key
+    distances = Distances(extractor.name, fake_n=fd_samples, real_n=len(test), asked=fd_samples)
+    log(distances.note())
+    return fd_evaluator(extractor, extractor(test), distances, seed), distances
 
 
 def latent_scale_window(steps: int) -> int:
@@ -154,21 +218,32 @@ def _colour(name: str) -> str:
             ("U", "noDLS"): "tab:red"}[tuple(name.split("-")[:2])]
 
 
-def write_table(out: Path, curves: dict, families, fd_name: str, budget: Budget, epochs: int, data: str,
-                seed: int, window: int) -> Path:
+def write_table(out: Path, curves: dict, families, distances: Distances, budget: Budget, epochs: int, data: str,
+                seed: int, window: int, evals_per_epoch: int = 1) -> Path:
     header = "| run | " + " | ".join(stem for _, stem, _, _ in families) + " |"
     rule = "|" + "---|" * (len(families) + 1)
     rows = []
     for name, series in curves.items():
         finals = [series.get(stem) for _, stem, _, _ in families]
-        rows.append(f"| {name} | " + " | ".join(f"{v[-1][1]:.4f}" if v else "—" for v in finals) + " |")
+        rows.append(f"| {name} | " + " | ".join(_fmt(v[-1][1]) if v else "—" for v in finals) + " |")
+    domain = " (not comparable with published FID/KID)" if distances.fd_name != "FID" else ""
+    settings = (
+        f"{epochs} epochs, evaluated {evals_per_epoch}× per epoch, {budget.image_size} px, width {budget.width}, "
+        f"d_z {budget.latent_dim}, batch {budget.batch_size}, latent-scale window {window} batches, seed {seed}. "
+        "N = N(0,1) prior, U = U(−√3,√3); DLS / noDLS; encoder loss on D or DG. "
+        f"`fd` is {distances.fd_name} and `kid` is {distances.kid_name}{domain}: the kernel distance of "
+        "\"Demystifying MMD GANs\" (Bińkowski et al.), unbiased at small N, the mean over "
+        f"{KID_SUBSETS} subsets of {distances.kid_subset}. {distances.note()}."
+    )
     text = "\n".join([
-        f"# DLSGAN ablation (Cho & Krzyzak) on `{data}`", "",
-        f"{epochs} epochs, {budget.image_size} px, width {budget.width}, d_z {budget.latent_dim}, batch "
-        f"{budget.batch_size}, latent-scale window {window} batches, seed {seed}. N = N(0,1) prior, U = U(−√3,√3); DLS / noDLS; encoder loss on D or DG. "
-        f"`fd` is {fd_name}" + (" (not comparable with published FID)" if fd_name != "FID" else "") + ".",
-        "", "Final values (last epoch):", "", header, rule, *rows, "",
+        f"# DLSGAN ablation (Cho & Krzyzak) on `{data}`", "", settings,
+        "", "Final values (last evaluation):", "", header, rule, *rows, "",
     ])
     path = out / "ablation.md"
     atomic_write_text(path, text)
     return path
+
+
+def _fmt(value: float) -> str:
+    """Four decimals, or scientific for the small values KID takes (it may also be slightly negative)."""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2e}"

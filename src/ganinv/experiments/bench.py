@@ -495,24 +495,38 @@ def joint_methods(generator: InversionModel, data: str, out: Path, methods, sett
                               net_overrides={**net, "prior": "spherical"} if name == "dedgan" else net, log=log,
                               show_progress=show_progress)
         own = generated_batch(model, settings.n_generated, settings.seed)
-        results[name] = {"generated": reconstruction_report(model, own)[0], "real": reconstruction_report(model, real)[0]}
+        results[name] = {"loss": joint_loss(model), "generated": reconstruction_report(model, own)[0],
+                         "real": reconstruction_report(model, real)[0]}
     return results
 
 
+def joint_loss(model: InversionModel) -> str:
+    """The encoder loss of a jointly trained method's row, in words (compare's rows carry theirs)."""
+    if model.config.method == "dlsgan":
+        return f"DLS latent loss on {model.method.options.encoder_loss_on} + NSGAN (joint)"
+    return "tan-angle embedding loss + NSGAN (joint)"  # dedgan
+
+
 def table1_report(results: dict[str, dict], gen: Path, b: TableBudget, *, n_real: int) -> str:
-    """The body of table1.md: the budgets, then the generated and the real images' tables (LPIPS when available)."""
+    """The body of table1.md: the budgets, the projection network's backbone init, then the generated and the real
+    images' tables with the loss of each row (LPIPS when available)."""
     available, note = lpips_status()
-    cols = ["method", "dhash_similarity", "psnr", "ssim"] + (["lpips"] if available else []) + ["invert_ms_per_image"]
+    cols = (["method", "loss", "dhash_similarity", "psnr", "ssim"] + (["lpips"] if available else [])
+            + ["invert_ms_per_image"])
 
     def rows(split):
-        return [{"method": m, **{k: v for k, v in r[split].items() if isinstance(v, (int, float))}}
+        return [{"method": m, "loss": r.get("loss", ""), **{k: v for k, v in r[split].items()
+                                                            if isinstance(v, (int, float))}}
                 for m, r in results.items() if r.get(split)]
+
+    projection = results.get("projection", {}).get("backbone_init")
 
     return "\n".join([
         f"One frozen generator ({gen}, gan {b.gan_steps} steps). aegan/regression/projection: {b.train_steps} steps "
         f"on it; optimize: {b.optimize_steps} Adam steps; hybrid: encoder + {b.refine_steps} steps. bigan, dlsgan, "
         f"dedgan train their own G on the same data with the same budget ({b.joint_steps} steps): their generated "
         "row is their own G's samples from the same latent seed.", "",
+        *([f"Projection network backbone (ResNet18): {projection}.", ""] if projection else []),
         f"## Reconstructions of generated samples (n={b.n})", "", md_table(rows("generated"), cols),
         f"## Reconstructions of real test images (n={n_real})", "", md_table(rows("real"), cols),
         "" if available else f"LPIPS not reported: {note}", ""])

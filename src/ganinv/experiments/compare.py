@@ -14,6 +14,10 @@ What each method name means here:
   hybrid      the first trained encoder among aegan, regression (aegan trained if neither was asked for) +
               ``refine_steps`` optimisation steps
 
+optimize and hybrid use ``settings.loss``, BCE by default: the optimisation baseline's loss (Creswell & Bharath;
+eq. 2 of "Learning Inverse Mapping by AutoEncoder based Generative Adversarial Nets", Luo et al.). Every method's
+entry in results.json says which loss it used (``loss``), so a table never leaves it implicit.
+
 Trained runs go under ``out/runs/`` and are reused (or resumed) when ``compare`` runs again with the same out.
 Writes ``out/results.json`` and ``out/grid.png`` (rows: originals, then each method's reconstructions; generated
 samples first, then real images).
@@ -35,6 +39,7 @@ from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import check_settings
+from ganinv.methods.regression import RegressionOptions, backbone_init
 from ganinv.training.launch import ensure_trained, load_generator_run
 
 METHODS = ("aegan", "regression", "bigan", "optimize", "hybrid")
@@ -50,7 +55,7 @@ class CompareSettings:
     optimize_lr: float = 0.05
     refine_steps: int = 50
     refine_lr: float = 0.01
-    loss: str = "mse"  # the image loss of optimize and hybrid: mse | bce | mse+lpips
+    loss: str = "bce"  # the image loss of optimize and hybrid: bce (eq. 2, the baseline's) | mse | mse+lpips
     batch_size: int | None = None  # training batch size [the preset's]
     lr: float | None = None  # training lr [the preset's]
     n_generated: int = 64
@@ -96,7 +101,8 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
             log: Callable[[str], None] = lambda m: None) -> dict:
     """Train what needs training, invert the same images with every method, write results.json and grid.png.
 
-    Returns {method: {"generated": metrics, "real": metrics, "run": path or None}, …, "summary": {…}}."""
+    Returns {method: {"loss": what it minimised, "generated": metrics, "real": metrics, "run": path or None}, …,
+    "summary": {…}}; regression's entry also has ``backbone_init``."""
 
     methods = parse_methods(methods)
     check_settings(settings.optimize_steps, settings.optimize_lr, settings.loss)
@@ -165,7 +171,9 @@ def invert_with_each(methods: list[str], models: dict, run_dirs: dict, generated
         log(f"inverting with {name}")
         own = generated_batch(model, settings.n_generated, settings.seed) if name == "bigan" else generated
         metrics_g, recon_g = reconstruction_report(model, own)
-        entry = {"generated": metrics_g, "run": run_dirs[name]}
+        entry = {"loss": method_loss(name, model, settings), "generated": metrics_g, "run": run_dirs[name]}
+        if name == "regression":  # the projection network's ResNet18 may have started from random init
+            entry["backbone_init"] = backbone_init(model.config)
         if name == "bigan":
             entry["generated_from"] = "bigan's own generator (same latent seed)"
             own_rows += [own, recon_g]
@@ -176,6 +184,27 @@ def invert_with_each(methods: list[str], models: dict, run_dirs: dict, generated
             real_rows.append(recon_r)
         results[name] = entry
     return results, gen_rows + own_rows + real_rows
+
+
+def method_loss(name: str, model: InversionModel, settings: CompareSettings) -> str:
+    """What the row's inverter minimised, in words: the loss each method was trained or optimised with."""
+    if name == "regression":
+        return regression_loss(model.method.options)
+    return {
+        "aegan": "BCE reconstruction through G (trained)",
+        "bigan": "adversarial (BiGAN)",
+        "optimize": f"{settings.loss} image loss, {settings.optimize_steps} Adam steps",
+        "hybrid": f"encoder + {settings.refine_steps} steps of {settings.loss}",
+    }[name]
+
+
+def regression_loss(options: RegressionOptions) -> str:
+    """"latent MSE (trained)", plus the §4.3 reconstruction term when the run had one."""
+    if not options.recon_weight > 0:
+        return "latent MSE (trained)"
+    start = f" from step {options.recon_start_step}" if options.recon_start_step else ""
+    return (f"latent MSE + {options.recon_weight:g}·{options.recon_loss} recon on {options.recon_images} "
+            f"images{start} (trained)")
 
 
 def summarise(results: dict, methods: list[str], generator, data: str | None, settings: CompareSettings, *,

@@ -29,6 +29,12 @@ class MethodOptions:
         """Raise GaninvError when an option names something that must exist before a run is written (e.g. a weights
         file); called once by ``build_config``. The default checks nothing."""
 
+    def resolved(self) -> MethodOptions:
+        """A copy with what this machine decides filled in (e.g. which backbone weights were found), called once by
+        ``build_config`` after ``check_before_training``: config.json then records the outcome, so a reader on
+        another machine knows it. The default resolves nothing."""
+        return self
+
 
 @dataclass(frozen=True)
 class NoOptions(MethodOptions):
@@ -51,7 +57,7 @@ class Method:
     # method-specific presets, {name: (NetConfig overrides, TrainConfig overrides)}, over config.PRESETS
     presets: ClassVar[dict[str, tuple[dict, dict]]] = {}
     trains_generator: ClassVar[bool]  # joint methods train G; post-hoc ones take a frozen G via --generator
-    uses_real_data: ClassVar[bool]  # whether train_step consumes the dataset's images
+    uses_real_data: ClassVar[bool]  # whether train_step consumes the dataset's images (see needs_real_data)
     trainable: ClassVar[tuple[str, ...]]  # names in ``nets`` that have optimisers
 
     def __init__(self, config: RunConfig):
@@ -89,6 +95,13 @@ class Method:
         )
 
     # --- shared -------------------------------------------------------------------------------------
+    @classmethod
+    def needs_real_data(cls, options: MethodOptions) -> bool:
+        """Whether train_step consumes the dataset's images under these options: what the launcher and the loop ask
+        (a class's ``uses_real_data`` unless an option changes it, e.g. regression's recon term on real images).
+        A classmethod, because the data is opened before the method's nets are built."""
+        return cls.uses_real_data
+
     @property
     def can_invert(self) -> bool:
         return type(self).invert is not Method.invert

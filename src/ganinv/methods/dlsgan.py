@@ -7,7 +7,7 @@ One training step (Algorithm 1):
     a_g,z' = D(G(z∘s));  a_r = D(x)
     L_enc  = avg((z − z')² ∘ s²)
     L_d    = NSGAN_d(a_r, a_g) + λ_r1 · R1(x) + λ_enc · L_enc
-    L_g    = NSGAN_g(a_g) [+ λ_enc · L_enc when the encoder loss is on "DG"]
+    L_g    = NSGAN_g(a_g) + λ_enc · L_enc                 (the "DG" variant, the default; "D" drops this term)
     v      ← update(v, z')                               (moving window or EMA of z'², after the losses)
 
 ``invert(x)`` is D's predicted latent (z units, the prior's); ``generate(z)`` is G(z∘s) — every use of the
@@ -19,7 +19,9 @@ CelebA 128×128, d_z = 512, priors N(0,1) and U(−√3,√3), reduced-filter St
 the authors' 64…512 filters), no noise inputs, no minibatch stddev, NSGAN + R1 with λ_r1 = 10 (γ = 20), λ_enc = 1,
 Adam lr 1e-3, β = (0, 0.99), batch 16, 50 epochs, 2 % lr decay per epoch (the loop's ``lr_decay_per_epoch``),
 mapper lr ×0.01 — realised by the mapper's equalised-lr multiplier, so the base class's single Adam
-per net is enough. ``--preset paper`` gives these settings; ``--preset small`` the same recipe at 32 px.
+per net is enough. ``--preset paper`` gives these settings; ``--preset small`` the same recipe at 32 px. Both train
+the "DG" variant (the encoder loss in D's and G's objectives), the paper's headline model and what its author's code
+trains; ``encoder_loss_on`` defaults to it, and ``-o encoder_loss_on=D`` gives the ablation's D-only variant.
 
 Departures, all deliberate:
 * Alternating updates (D, then G against the updated D), as PyTorch StyleGAN2 ports do; the authors' TF code
@@ -57,7 +59,9 @@ PAPER_TRAIN = dict(lr=1e-3, beta1=0.0, beta2=0.99, batch_size=16)
 
 @dataclass(frozen=True)
 class DLSGANOptions(MethodOptions):
-    encoder_loss_on: str = "D"  # "D": λ_enc·L_enc in L_d only; "DG": in L_d and L_g (the paper's best)
+    # "DG": λ_enc·L_enc in L_d and L_g (the paper's headline, and its author's code; every preset gets it);
+    # "D": in L_d only (the ablation's other arm: -o encoder_loss_on=D)
+    encoder_loss_on: str = "DG"
     dls: bool = True  # False: s stays 1 (the "No DLS" ablation)
     scale_mode: str = "window"  # "window": the paper's moving average over 512×batch samples; "ema": later code
     lambda_enc: float = 1.0

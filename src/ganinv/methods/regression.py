@@ -2,7 +2,8 @@
 
 * the 'directly trained' inverse model (AEGAN (Luo et al.) §2, ICGAN's L_ez without labels; the defaults): regress
   z from G(z) with MSE, same IG architecture as AEGAN, so the two differ only in the loss;
-* the projection network of Arfeen & Zhang: θ* = argmin E_z ||P(G(F(z))) − F(z)||², with ``space="w"`` projecting onto
+* the projection network of "Unsupervised Projection Networks for Generative Adversarial Networks" (Arfeen &
+  Zhang): θ* = argmin E_z ||P(G(F(z))) − F(z)||², with ``space="w"`` projecting onto
   the style generator's W space (F its mapping network; for a DLSGAN generator w = F(z∘s)) and
   ``backbone="resnet18"`` the paper's torchvision ResNet18 with a new fc (ImageNet weights when on disk).
 
@@ -10,12 +11,22 @@
 space *is* W — ``invert`` returns w, ``generate`` takes w (the synthesis network), and the run's prior is the
 push-forward F(z∘s) of the generator's prior (so ``sample``, optimisation and every application work in W).
 
-``recon_weight`` λ > 0 adds the §4.3 fine-tuning term λ·(||x − G(P(x))||² [+ LPIPS when its weights are on disk])
-to the latent loss. Departure: x are the generator's own samples, not real images (the training loop decides
-from the method class whether a dataset is fed, and real-image fine-tuning only "smoothed" the paper's results).
+``recon_weight`` λ > 0 adds the paper's §4.3 fine-tuning term λ·||x − G(P(x))||² to the latent loss, as the paper
+does ("we continue training with the original loss, and we simply add our reconstruction loss"): x are the
+dataset's real train images (``recon_images="real"``, so the run needs --data; ``"generated"``: G's own samples,
+this project's earlier behaviour), the term is on from step ``recon_start_step`` (the paper trains P on the latent
+loss first, then fine-tunes), and ``recon_loss`` is the paper's MSE unless ``"mse+lpips"`` is asked for — never
+switched silently: a run asking for LPIPS without its weights on disk is refused before it starts. The latent loss
+stays on generated samples at every step. The paper reports that this term smooths reconstructions rather than
+improving them.
+
+The resnet18 backbone starts from ImageNet weights only when they are on disk (``nets.encoders``); the run records
+which it got (option ``backbone_init``, resolved when the config is built), and ``backbone_init(config)`` phrases
+it for tables.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +35,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganinv.core.config import RunConfig
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior
 from ganinv.losses import latent_mse
-from ganinv.methods.base import Method, MethodOptions, dcgan_generator, dcgan_inverse_generator
+from ganinv.methods.base import Method, MethodOptions, dcgan_generator, dcgan_inverse_generator, parse_options
 from ganinv.methods.optimize import perceptual_distance
+from ganinv.metrics import lpips_status
 from ganinv.nets.dcgan import InverseGenerator
-from ganinv.nets.encoders import ResNetEncoder
+from ganinv.nets.encoders import ResNetEncoder, imagenet_weights_file
 
 SPACES = ("z", "w")
 BACKBONES = ("dcgan", "resnet18")
+RECON_LOSSES = ("mse", "mse+lpips")
+RECON_IMAGES = ("real", "generated")
 W_MEAN_SAMPLES = 1024
+NOT_APPLICABLE = "not applicable (dcgan backbone)"
+RANDOM_INIT = "random init (ImageNet ResNet18 weights not on disk)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +59,11 @@ class RegressionOptions(MethodOptions):
     space: str = "z"  # z | w (w: a style generator's mapping-network output)
     backbone: str = "dcgan"  # dcgan (AEGAN (Luo et al.) table 5) | resnet18 (Arfeen & Zhang)
     backbone_weights: str = ""  # ImageNet ResNet18 checkpoint; "" looks in torchvision's cache
-    recon_weight: float = 0.0  # λ of the reconstruction fine-tuning term (0: off)
+    recon_weight: float = 0.0  # λ of the §4.3 reconstruction fine-tuning term (0: off)
+    recon_loss: str = "mse"  # mse: the paper's ||x − G(P(x))||² | mse+lpips (refused when LPIPS weights are missing)
+    recon_images: str = "real"  # real: the dataset's train images (the paper) | generated: G's own samples
+    recon_start_step: int = 0  # the first step with the recon term (the paper: after P is trained on the latent loss)
+    backbone_init: str = ""  # resolved by build_config: how the encoder's body started (ImageNet file / random)
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -51,13 +72,60 @@ class RegressionOptions(MethodOptions):
             raise GaninvError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if not self.recon_weight >= 0 or self.recon_weight == float("inf"):
             raise GaninvError(f"recon_weight must be finite and >= 0, got {self.recon_weight}")
+        if self.recon_loss not in RECON_LOSSES:
+            raise GaninvError(f"recon_loss must be one of {', '.join(RECON_LOSSES)}, got {self.recon_loss!r}")
+        if self.recon_images not in RECON_IMAGES:
+            raise GaninvError(f"recon_images must be one of {', '.join(RECON_IMAGES)}, got {self.recon_images!r}")
+        if not isinstance(self.recon_start_step, int) or self.recon_start_step < 0:
+            raise GaninvError(f"recon_start_step must be an integer >= 0, got {self.recon_start_step!r}")
         if self.backbone_weights and self.backbone != "resnet18":
             raise GaninvError("backbone_weights is for backbone=resnet18")
+
+    @property
+    def recon_on(self) -> bool:
+        return self.recon_weight > 0
 
     def check_before_training(self) -> None:
 
         if self.backbone_weights and not Path(self.backbone_weights).is_file():
             raise GaninvError(f"backbone_weights {self.backbone_weights} does not exist")
+        if self.recon_on and self.recon_loss == "mse+lpips":
+            available, message = lpips_status()
+            if not available:  # asked for explicitly: refuse rather than train on MSE alone
+                raise GaninvError(f"recon_loss=mse+lpips needs LPIPS, which is unavailable here ({message}); "
+                                  "use recon_loss=mse")
+
+    def resolved(self) -> RegressionOptions:
+        """This machine's answer to "which weights does the resnet18 body start from?", recorded in config.json."""
+        return dataclasses.replace(self, backbone_init=found_backbone_init(self))
+
+
+def found_backbone_init(options: RegressionOptions) -> str:
+    """How ``ResNetEncoder.load_imagenet`` would start the encoder on this machine, as a short phrase (the same
+    lookup: ``nets.encoders.imagenet_weights_file``)."""
+    if options.backbone != "resnet18":
+        return NOT_APPLICABLE
+    path = imagenet_weights_file(options.backbone_weights or None)
+    return RANDOM_INIT if path is None else f"ImageNet weights from {path}"
+
+
+def backbone_init(config_or_options: RunConfig | RegressionOptions | dict) -> str:
+    """How a regression run's encoder started, for tables: what the run recorded when it was built; for a run made
+    before that was recorded, what this machine's lookup finds, marked as such."""
+    options = config_or_options
+    if isinstance(options, RunConfig):
+        if options.method != "regression":
+            return f"not applicable ({options.method})"
+        options = options.options
+    if isinstance(options, dict):
+        options = parse_options(RegressionOptions, options, "regression")
+    if options.backbone_init or options.backbone != "resnet18":
+        return options.backbone_init or NOT_APPLICABLE
+    try:
+        found = found_backbone_init(options)
+    except GaninvError:  # the named file was on the training machine, not here
+        return f"unknown (backbone_weights {options.backbone_weights} is not on this machine)"
+    return f"{found} — not recorded by the run; as found on this machine"
 
 
 @dataclass(frozen=True)
@@ -97,6 +165,7 @@ class Regression(Method):
 
     def __init__(self, config):
         super().__init__(config)
+        self._step = 0  # set by begin_step: the recon term starts at options.recon_start_step
         if self.options.space == "w":
             if self.generator_spec["kind"] != "style":
                 raise GaninvError(
@@ -134,17 +203,27 @@ class Regression(Method):
             return self.nets["generator"].from_w(latents)
         return self.nets["generator"](latents)
 
+    @classmethod
+    def needs_real_data(cls, options: RegressionOptions) -> bool:
+        # only the §4.3 recon term on real images reads the dataset; the latent loss needs G's samples alone
+        return options.recon_on and options.recon_images == "real"
+
+    def begin_step(self, step: int) -> None:
+        super().begin_step(step)
+        self._step = step  # from the loop at every step, so a resumed run knows it without extra state
+
     def train_step(self, batch) -> dict[str, float]:
-        P = self.nets["encoder"]
+        o, P = self.options, self.nets["encoder"]
         target = self.sample_latents()  # F(z): z itself, or w
         with torch.no_grad():
             x = self.generate(target)
         predicted = P(x)
         latent = latent_mse(predicted, target)
         loss, logs = latent, {"latent_mse": latent.item()}
-        if self.options.recon_weight > 0:
-            recon = reconstruction_loss(self.generate(predicted), x)
-            loss = loss + self.options.recon_weight * recon
+        if o.recon_on and self._step >= o.recon_start_step:
+            images, codes = (batch[0], P(batch[0])) if o.recon_images == "real" else (x, predicted)
+            recon = reconstruction_loss(o.recon_loss, self.generate(codes), images)
+            loss = loss + o.recon_weight * recon
             logs["recon"] = recon.item()
         self.optimizers["encoder"].zero_grad(set_to_none=True)
         self.backward(loss)
@@ -155,9 +234,14 @@ class Regression(Method):
         return self.nets["encoder"](x)
 
 
-def reconstruction_loss(reconstruction: Tensor, target: Tensor) -> Tensor:
-    """MSE, plus LPIPS when its weights are on disk (warned once otherwise)."""
+def reconstruction_loss(kind: str, reconstruction: Tensor, target: Tensor) -> Tensor:
+    """||x − G(P(x))||² as a pixel mean ("mse", the paper's), plus LPIPS for "mse+lpips" — which fails rather than
+    falling back to MSE when LPIPS cannot be built (e.g. a run resumed on a machine without its weights)."""
 
     loss = F.mse_loss(reconstruction.float(), target.float())
-    lp = perceptual_distance(reconstruction, target)
-    return loss if lp is None else loss + lp.mean()
+    if kind == "mse":
+        return loss
+    available, message = lpips_status()
+    if not available:
+        raise GaninvError(f"recon_loss=mse+lpips: {message}")
+    return loss + perceptual_distance(reconstruction, target).mean()

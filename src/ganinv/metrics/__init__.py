@@ -1,4 +1,6 @@
-"""Image metrics for judging reconstructions: PSNR, SSIM, LPIPS (when available offline) and dHash.
+"""Image metrics for judging reconstructions: PSNR, SSIM, LPIPS (when available offline) and dHash; and for judging
+generated images as a set: the Fréchet distance (FID / FD-domain) and the kernel distance (KID / KID-domain) of
+metrics/fid.py.
 
 ``reconstruction_metrics`` is the one-call summary used by evaluation code and the CLI.
 """
@@ -9,20 +11,23 @@ import torch
 from torch import Tensor
 
 from ganinv.core.errors import GaninvError
+from ganinv.metrics.fid import frechet_distance, kernel_distance
 from ganinv.metrics.hashes import colour_histogram, dhash_bits, dhash_similarity, phash_bits, to_pil
 from ganinv.metrics.image import lpips, lpips_status, psnr, ssim
 
 __all__ = [
     "MetricInputError",
-    "reconstruction_metrics",
-    "lpips_status",
-    "psnr",
-    "ssim",
-    "lpips",
-    "dhash_similarity",
-    "dhash_bits",
-    "phash_bits",
     "colour_histogram",
+    "dhash_bits",
+    "dhash_similarity",
+    "frechet_distance",
+    "kernel_distance",
+    "lpips",
+    "lpips_status",
+    "phash_bits",
+    "psnr",
+    "reconstruction_metrics",
+    "ssim",
     "to_pil",
 ]
 

@@ -32,6 +32,19 @@ def resnet18_cache_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(ResNet18_Weights.IMAGENET1K_V1.url)
 
 
+def imagenet_weights_file(path: str | Path | None = None) -> Path | None:
+    """The ImageNet ResNet18 checkpoint ``ResNetEncoder.load_imagenet`` reads: ``path`` when given (GaninvError when
+    it is missing), else torchvision's cache when the file is there; None when neither is (random init). The one
+    lookup, shared with the run record (``methods.regression.backbone_init``)."""
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise GaninvError(f"backbone_weights {path} does not exist")
+        return path
+    cached = resnet18_cache_path()
+    return cached if cached.is_file() else None
+
+
 class ResNetEncoder(nn.Module):
     """Images in [0, 1] (1 or 3 channels, any size >= 8) → latents; ImageNet normalisation inside, grey images
     repeated to RGB. ``latent_bound`` scales a tanh head to a bounded prior's support; ``None`` leaves it linear."""
@@ -49,19 +62,15 @@ class ResNetEncoder(nn.Module):
     def load_imagenet(self, path: str | Path | None = None) -> str:
         """Load the ImageNet body (every weight but fc) from ``path`` or torchvision's cache; returns where from,
         or warns and keeps random init when no file is there. A named file that is missing is an error."""
-        if path:
-            path = Path(path)
-            if not path.is_file():
-                raise GaninvError(f"backbone_weights {path} does not exist")
-        else:
-            path = resnet18_cache_path()
-            if not path.is_file():
-                warnings.warn(
-                    f"ImageNet ResNet18 weights not found (looked for {path}; pass -o backbone_weights=PATH); the "
-                    "resnet18 backbone starts from RANDOM init, unlike the projection networks paper (Arfeen & "
-                    "Zhang). Nothing is downloaded.",
-                    BackboneWeightsWarning, stacklevel=2)
-                return "random"
+        found = imagenet_weights_file(path)
+        if found is None:
+            warnings.warn(
+                f"ImageNet ResNet18 weights not found (looked for {resnet18_cache_path()}; pass -o "
+                "backbone_weights=PATH); the resnet18 backbone starts from RANDOM init, unlike \"Unsupervised "
+                "Projection Networks for Generative Adversarial Networks\" (Arfeen & Zhang). Nothing is downloaded.",
+                BackboneWeightsWarning, stacklevel=2)
+            return "random"
+        path = found
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged or foreign file

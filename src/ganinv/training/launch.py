@@ -97,7 +97,7 @@ def build_config(
     # fail now, before anything is written; record every option with its resolved value
     resolved = parse_options(cls.Options, config.options, cls.name)
     resolved.check_before_training()  # e.g. a weights file named by an option must exist before the run is written
-    return config.replace(options=dataclasses.asdict(resolved))
+    return config.replace(options=dataclasses.asdict(resolved.resolved()))  # + what this machine decided
 
 
 def validate(config: RunConfig) -> None:
@@ -287,11 +287,14 @@ def ensure_trained(method: str, out: str | Path, *, steps: int, log: Callable[[s
 
 
 def open_training_data(config: RunConfig):
-    """The training split (for methods that train on real images) and a few test images for evaluation."""
-    uses_real_data = method_class(config.method).uses_real_data
+    """The training split (for methods that train on real images under the run's options) and a few test images for
+    evaluation. Called before the run directory is touched, so a missing --data fails with nothing written."""
+    cls = method_class(config.method)
+    uses_real_data = cls.needs_real_data(parse_options(cls.Options, config.options, cls.name))
     if config.data is None:
         if uses_real_data:
-            raise GaninvError(f"method {config.method!r} trains on real images: give --data")
+            how = "" if cls.uses_real_data else " with these options"  # e.g. regression's recon term on real images
+            raise GaninvError(f"method {config.method!r} trains on real images{how}: give --data")
         return None, None
     n = config.net
     dataset = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="train")

@@ -169,7 +169,7 @@ def train(
     ``warn``: where warnings go (default: Python's ``warnings``), e.g. losses past ``EXPLOSION_BOUND``.
     """
     run_dir = Path(run_dir)
-    if method.uses_real_data and dataset is None:
+    if method.needs_real_data(method.options) and dataset is None:
         raise GaninvError(f"method {method.name!r} trains on real images: give --data")
     accelerator = make_accelerator(method.config)
     step = start_or_resume(method, run_dir, accelerator, resume)
@@ -222,7 +222,7 @@ class TrainingSession:
         self.fixed_z = method.prior.sample(SAMPLE_COUNT, generator=torch.Generator().manual_seed(config.seed))
         self.sample_real = eval_images[:SAMPLE_COUNT] if eval_images is not None else None
         self.batches = (real_batches(dataset, config, step, accelerator.process_index, accelerator.num_processes)
-                        if method.uses_real_data else None)
+                        if method.needs_real_data(method.options) else None)
         self.steps_per_epoch = max(len(dataset) // config.train.batch_size, 1) if dataset is not None else None
         self.epoch_logs = EpochAverager(self.steps_per_epoch)
         self.explosion = ExplosionWarning(warn, enabled=self.main)
