@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from ganinv.core.errors import GaninvError
+from ganinv.core.progress import progress
 from ganinv.data import ImageFiles, Skipped, TolerantImages, display_path, no_usable_images, read_image_files
 from ganinv.inference.model import InversionModel
 
@@ -143,14 +144,13 @@ def progress_bar(description: str, total: int, show: bool = True, completed: int
     columns = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()]
     if unit:
         columns.append(TextColumn(f"{{task.fields[rate]}} {unit}/s"))
-    with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as progress:
-        task = progress.add_task(description, total=total, completed=completed, rate="…")
+    with progress(True, *columns, TimeElapsedColumn(), TimeRemainingColumn()) as bar:
+        task = bar.add_task(description, total=total, completed=completed, rate="")
 
         def advance(n=1):
-            progress.advance(task, n)
-            speed = progress.tasks[0].speed
-            if speed:
-                progress.update(task, rate=f"{speed:,.0f}")
+            bar.advance(task, n)
+            if unit and isinstance(bar, Progress) and bar.tasks[0].speed:  # a log file's lines carry their own eta
+                bar.update(task, rate=f"{bar.tasks[0].speed:,.0f}")
 
         yield advance
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -27,6 +27,7 @@ from ganinv.core.config import RunConfig
 from ganinv.core.distributed import check_batch_split, mean_across_ranks, rank_slice
 from ganinv.core.errors import GaninvError, TrainingDiverged
 from ganinv.core.io import atomic_write_text
+from ganinv.core.progress import progress
 from ganinv.core.rundir import (
     METRICS,
     SAMPLES,
@@ -385,7 +386,5 @@ def logs_are_bad(logs: dict[str, float]) -> bool:
 
 
 def _progress(enabled: bool):
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), TextColumn("{task.fields[info]}"), disable=not enabled,
-    )
+    return progress(enabled, TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
