@@ -37,6 +37,6 @@ def reproduce(
     from ganinv.experiments.reproduce import reproduce as run
 
     command = "ganinv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = run(data, out, budget=budget, seed=seed, show_progress=sys.stderr.isatty(), log=timestamped,
+    report = run(data, out, budget=budget, seed=seed, show_progress=True, log=timestamped,
                  command=command)
     console.print(f"report: {report}")
