@@ -119,7 +119,7 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
     results, grid_rows = invert_with_each(methods, models, run_dirs, generated, real, settings, log)
     save_png(comparison_grid([r[:GRID_COLUMNS] for r in grid_rows]), out / "grid.png")
     results["summary"] = summarise(results, methods, generator, data, settings, has_real=real is not None)
-    atomic_write_json(out / "results.json", _jsonable(results))
+    atomic_write_json(out / "results.json", results)
     return results
 
 
@@ -221,18 +221,6 @@ def summarise(results: dict, methods: list[str], generator, data: str | None, se
         summary["speed_ratio"] = {"numerator": f"optimize ({settings.optimize_steps} steps)", "denominator":
                                   encoders[0], "ratio": opt / max(enc, 1e-9)}
     return summary
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
-        return str(obj)
-    return obj
 
 
 __all__ = ["compare", "CompareSettings", "parse_methods", "METHODS"]

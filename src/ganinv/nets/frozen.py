@@ -29,7 +29,8 @@ class ScaledStyleGenerator(nn.Module):
     """A DLSGAN style generator frozen with its latent scale s (a buffer, saved with the weights).
 
     ``forward(z) = G(z∘s)`` (what the dlsgan run's ``generate`` does); ``mapping(z) = F(z∘s) = w``;
-    ``from_w(w)`` is the synthesis network's image in [0, 1] — the W space of a projection network."""
+    ``from_w(w)`` is the synthesis network's image in [0, 1] — the W space of a projection network;
+    ``from_wplus(ws)`` takes one w per modulated layer (ws: N×num_ws×w_dim) — the extended space W+."""
 
     def __init__(self, *, latent_dim: int, image_size: int, width: int, channels: int, mapping_layers: int):
         super().__init__()
@@ -38,15 +39,31 @@ class ScaledStyleGenerator(nn.Module):
                                         channels=channels, mapping_layers=mapping_layers)
         self.register_buffer("scale", torch.ones(latent_dim))
 
+    @classmethod
+    def viewing(cls, generator: StyleGenerator, scale: Tensor) -> ScaledStyleGenerator:
+        """A view of a joint run's own generator and latent scale (shared, not copied): W and W+ of a dlsgan run."""
+        view = cls.__new__(cls)
+        nn.Module.__init__(view)
+        view.generator = generator
+        view.register_buffer("scale", scale.detach().float())
+        return view
+
     @property
     def w_dim(self) -> int:
         return self.generator.mapping.w_dim
+
+    @property
+    def num_ws(self) -> int:
+        return self.generator.num_ws
 
     def mapping(self, z: Tensor) -> Tensor:
         return self.generator.mapping(z * self.scale.to(z.dtype))
 
     def from_w(self, w: Tensor) -> Tensor:
         return (torch.tanh(self.generator.synthesis(w)) + 1.0) / 2.0
+
+    def from_wplus(self, ws: Tensor) -> Tensor:
+        return (torch.tanh(self.generator.synthesis_wplus(ws)) + 1.0) / 2.0
 
     def forward(self, z: Tensor) -> Tensor:
         return self.from_w(self.mapping(z))

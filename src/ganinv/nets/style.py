@@ -12,8 +12,10 @@ that family, written for any power-of-two size (tested 16–128 px):
 * ``StyleGenerator``: a learned constant 4×4 input, per resolution two modulated/demodulated 3×3 convs (the first
   after a bilinear ×2 upsampling), no noise inputs, skip-to-RGB outputs (modulated 1×1, no demodulation) summed
   over resolutions and multiplied by 1/√(number of resolutions) so the output starts unsaturated. One w drives
-  every layer (no style mixing). Images are ``(tanh(y) + 1) / 2`` (= sigmoid(2y)) of that sum y, so they lie in
-  [0, 1] as at every public boundary; y plays the role of StyleGAN2's [-1, 1] image.
+  every layer (no style mixing) — or, in the extended space W+ (``synthesis_wplus``), each of the ``num_ws``
+  modulated layers (every ``SynthesisLayer`` and every ``ToRGB``) takes its own w. Images are ``(tanh(y) + 1) / 2``
+  (= sigmoid(2y)) of that sum y, so they lie in [0, 1] as at every public boundary; y plays the role of StyleGAN2's
+  [-1, 1] image.
 * ``ResidualDiscriminator``: StyleGAN2's residual D (1×1 from-RGB, per resolution conv3×3 → conv3×3 → ×½
   average-pool with a 1×1 skip on the pooled input, summed and divided by √2) down to 4×4, then conv3×3, a dense
   layer and two heads: the adversarial logit (N) and the predicted latent (N×latent_dim, linear). No minibatch
@@ -54,6 +56,13 @@ def resolution_widths(image_size: int, width: int, max_width: int = 512) -> dict
     if width < 1 or max_width < 1:
         raise ValueError(f"width and max_width must be positive, got {width} and {max_width}")
     return {2**k: min(width * 2 ** (top - k), max_width) for k in range(2, top + 1)}
+
+
+def num_ws_for(image_size: int) -> int:
+    """How many modulated layers (each a w of W+) a ``StyleGenerator`` of this size has: per resolution r from 4×4
+    up, one ToRGB and two SynthesisLayers (one at 4×4) — 3r − 1."""
+    resolutions = check_image_size(image_size) - 1
+    return 3 * resolutions - 1
 
 
 class EqualLinear(nn.Module):
@@ -180,15 +189,29 @@ class StyleGenerator(nn.Module):
         # starts out of saturation at every size (a constant reparametrisation of the to-RGB weights)
         self.rgb_gain = 1.0 / math.sqrt(len(to_rgb))
 
+    @property
+    def num_ws(self) -> int:
+        """The number of modulated layers, each of which takes its own w in W+ (``num_ws_for(image_size)``)."""
+        return len(self.layers) + len(self.to_rgb)
+
     def synthesis(self, w: Tensor) -> Tensor:
         """w (N×w_dim) → the signed image y (N×C×H×W, unbounded; [0,1] images are (tanh(y)+1)/2)."""
-        x = self.const.expand(w.shape[0], -1, -1, -1)
-        x = self.layers[0](x, w)
-        rgb = self.to_rgb[0](x, w)
+        return self.synthesis_wplus(w.unsqueeze(1).expand(-1, self.num_ws, -1))
+
+    def synthesis_wplus(self, ws: Tensor) -> Tensor:
+        """W+: ws (N×num_ws×w_dim), one w per modulated layer in the order they run — the 4×4 SynthesisLayer, its
+        ToRGB, then per resolution the upsampling SynthesisLayer, the second one, their ToRGB — → the signed image
+        y, as ``synthesis``. With every ws[:, i] equal to w it is ``synthesis(w)``."""
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.mapping.w_dim:
+            raise ValueError(f"W+ latents must be N×{self.num_ws}×{self.mapping.w_dim}, got {tuple(ws.shape)}")
+        x = self.const.expand(ws.shape[0], -1, -1, -1)
+        x = self.layers[0](x, ws[:, 0])
+        rgb = self.to_rgb[0](x, ws[:, 1])
         for k, to_rgb in enumerate(self.to_rgb[1:]):
-            x = self.layers[1 + 2 * k](x, w)
-            x = self.layers[2 + 2 * k](x, w)
-            rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + to_rgb(x, w)
+            first = 2 + 3 * k  # ws of resolution k + 1: upsampling layer, second layer, ToRGB
+            x = self.layers[1 + 2 * k](x, ws[:, first])
+            x = self.layers[2 + 2 * k](x, ws[:, first + 1])
+            rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + to_rgb(x, ws[:, first + 2])
         return rgb * self.rgb_gain
 
     def forward(self, z: Tensor) -> Tensor:

@@ -10,7 +10,6 @@ with labelled figures under ``DIR/reproduction/``. Budgets: ``suite.BUDGETS``.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def reproduce(data: str, out: str | Path, *, budget: str = "cpu", seed: int = 0,
         else:
             log(f"[{i}/{len(PARTS)}] {name}")
             started = progress.start(name)
-            atomic_write_json(path, jsonable(part(suite)))
+            atomic_write_json(path, part(suite))
             progress.finish(name, started)
         results[name] = suite.result(name)
     write_report(suite, results, progress.state)
@@ -59,19 +58,6 @@ def check_data(data: str) -> None:
         raise GaninvError(f"--data must be celeba:PATH (the papers' faces and their 40 attributes), got {data!r}")
     for split in ("train", "test"):
         open_dataset(data, image_size=16, channels=3, split=split)
-
-
-def jsonable(obj):
-    """Results as strict JSON: tuples as lists, NaN and infinities as None."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
-        return jsonable(obj.item())
-    return obj
 
 
 __all__ = ["reproduce", "BUDGETS", "Budget", "PARTS"]

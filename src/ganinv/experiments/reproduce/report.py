@@ -123,7 +123,7 @@ def projection_section(s: Suite, results: dict) -> str:
     purity = [{"attribute": n, "purity": c["purity"][n]["purity"], "shuffled": c["shuffled_purity"][n],
                "gain": c["gain"][n]} for n in sorted(c["gain"], key=lambda n: -c["gain"][n])]
     out += [f"Ward clustering of {c['n']} test faces into {c['k']} clusters (sizes {c['sizes']}, silhouette "
-            f"{c['silhouette']:.3f}); purity per attribute, beside the same clusters shuffled:\n", md_table(purity),
+            f"{verdicts.number(c['silhouette'])}); purity per attribute, beside the same clusters shuffled:\n", md_table(purity),
             *(_image(f, f) for f in c["figures"])]
     return "\n".join(out)
 

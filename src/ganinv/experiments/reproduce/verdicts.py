@@ -17,8 +17,14 @@ def graded(hits: int, total: int) -> str:
     return REPRODUCED if hits == total else PARTLY if hits else REFUTED
 
 
-def _f(x: float, digits: int = 3) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+def number(x: float | str | None, digits: int = 3) -> str:
+    """A number for a table cell: "—" when missing (None, NaN), "inf" as written by ``core.io.jsonable``."""
+    if x is None or isinstance(x, str) or math.isnan(x):
+        return "—" if x is None or not isinstance(x, str) else x
+    return f"{x:.{digits}f}"
+
+
+_f = number
 
 
 # ------------------------------------------------------------------------------------------------ AEGAN
