@@ -10,6 +10,8 @@
 ``space="z"``: F is the identity, as the paper says for non-style generators. ``space="w"``: the run's latent
 space *is* W — ``invert`` returns w, ``generate`` takes w (the synthesis network), and the run's prior is the
 push-forward F(z∘s) of the generator's prior (so ``sample``, optimisation and every application work in W).
+``space="wplus"``: W+, one w per modulated layer, flattened layer-major to N×(num_ws·w_dim); P is trained on the W
+prior's samples repeated at every layer (``ganinv.methods.spaces``, where the three spaces live).
 
 ``recon_weight`` λ > 0 adds the paper's §4.3 fine-tuning term λ·||x − G(P(x))||² to the latent loss, as the paper
 does ("we continue training with the original loss, and we simply add our reconstruction loss"): x are the
@@ -27,8 +29,7 @@ it for tables.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,26 +38,32 @@ from torch import Tensor, nn
 
 from ganinv.core.config import RunConfig
 from ganinv.core.errors import GaninvError
-from ganinv.latent import Prior
 from ganinv.losses import latent_mse
-from ganinv.methods.base import Method, MethodOptions, dcgan_generator, dcgan_inverse_generator, parse_options
+from ganinv.methods.base import Method, MethodOptions, dcgan_generator, parse_options
 from ganinv.methods.optimize import perceptual_distance
+from ganinv.methods.spaces import (  # noqa: F401 — MappedPrior re-exported: its import path before spaces.py
+    SPACES,
+    W_MEAN_SAMPLES,
+    MappedPrior,
+    check_space,
+    generate_in,
+    space_dim,
+    space_encoder,
+    space_prior,
+)
 from ganinv.metrics import lpips_status
-from ganinv.nets.dcgan import InverseGenerator
 from ganinv.nets.encoders import ResNetEncoder, imagenet_weights_file
 
-SPACES = ("z", "w")
 BACKBONES = ("dcgan", "resnet18")
 RECON_LOSSES = ("mse", "mse+lpips")
 RECON_IMAGES = ("real", "generated")
-W_MEAN_SAMPLES = 1024
 NOT_APPLICABLE = "not applicable (dcgan backbone)"
 RANDOM_INIT = "random init (ImageNet ResNet18 weights not on disk)"
 
 
 @dataclass(frozen=True)
 class RegressionOptions(MethodOptions):
-    space: str = "z"  # z | w (w: a style generator's mapping-network output)
+    space: str = "z"  # z | w (a style generator's mapping-network output) | wplus (one w per layer, flattened)
     backbone: str = "dcgan"  # dcgan (AEGAN (Luo et al.) table 5) | resnet18 (Arfeen & Zhang)
     backbone_weights: str = ""  # ImageNet ResNet18 checkpoint; "" looks in torchvision's cache
     recon_weight: float = 0.0  # λ of the §4.3 reconstruction fine-tuning term (0: off)
@@ -66,8 +73,7 @@ class RegressionOptions(MethodOptions):
     backbone_init: str = ""  # resolved by build_config: how the encoder's body started (ImageNet file / random)
 
     def __post_init__(self):
-        if self.space not in SPACES:
-            raise GaninvError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        check_space(self.space, "style")  # the generator's kind is checked when the method is built
         if self.backbone not in BACKBONES:
             raise GaninvError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if not self.recon_weight >= 0 or self.recon_weight == float("inf"):
@@ -128,34 +134,6 @@ def backbone_init(config_or_options: RunConfig | RegressionOptions | dict) -> st
     return f"{found} — not recorded by the run; as found on this machine"
 
 
-@dataclass(frozen=True)
-class MappedPrior(Prior):
-    """The push-forward of a base prior through a frozen mapping network (a style generator's W space)."""
-
-    base: Prior | None = None
-    mapper: Callable[[Tensor], Tensor] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def bounds(self):
-        return None
-
-    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-        z = self.base.sample(n, generator=generator, device=device)
-        with torch.no_grad():
-            return self.mapper(z)
-
-    def mean(self, n: int, device=None) -> Tensor:
-        """StyleGAN's w̄: the mean of F over a fixed set of prior samples."""
-        w = self.sample(W_MEAN_SAMPLES, generator=torch.Generator().manual_seed(0))
-        return w.mean(0, keepdim=True).expand(n, -1).to(device if device is not None else w.device).clone()
-
-    def clamp(self, z: Tensor) -> Tensor:
-        return z
-
-    def std(self) -> float:
-        return 1.0
-
-
 class Regression(Method):
     name = "regression"
     Options = RegressionOptions
@@ -166,31 +144,18 @@ class Regression(Method):
     def __init__(self, config):
         super().__init__(config)
         self._step = 0  # set by begin_step: the recon term starts at options.recon_start_step
-        if self.options.space == "w":
-            if self.generator_spec["kind"] != "style":
-                raise GaninvError(
-                    f"space=w needs a style generator with a mapping network (a dlsgan run); this run's generator "
-                    f"is of kind {self.generator_spec['kind']!r} — use space=z")
-            self.prior = MappedPrior("w", self.config.net.latent_dim, base=self.prior, mapper=self._map)
-
-    def _map(self, z: Tensor) -> Tensor:
-        G = self.nets["generator"]
-        return G.mapping(z.to(next(G.parameters()).device))
+        check_space(self.options.space, self.generator_spec["kind"])
+        self.prior = space_prior(self.options.space, self.prior, lambda: self.nets["generator"])
 
     def build_nets(self) -> dict[str, nn.Module]:
-        o, n = self.options, self.config.net
+        o = self.options
         generator = dcgan_generator(self.config)  # replaced by the base class for other generator kinds
-        bounded = self.prior.bounds if o.space == "z" else None
         if o.backbone == "resnet18":
-
-            encoder = ResNetEncoder(latent_dim=n.latent_dim, channels=n.channels,
+            bounded = self.prior.bounds if o.space == "z" else None
+            encoder = ResNetEncoder(latent_dim=space_dim(o.space, self.config.net), channels=self.config.net.channels,
                                     latent_bound=bounded[1] if bounded else None)
-        elif bounded:
-            encoder = dcgan_inverse_generator(self.config, self.prior)
         else:
-
-            encoder = InverseGenerator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width,
-                                       channels=n.channels, latent_bound=None)
+            encoder = space_encoder(self.config, self.prior, o.space)
         return {"generator": generator, "encoder": encoder}
 
     def configure(self, accelerator) -> None:
@@ -199,9 +164,7 @@ class Regression(Method):
         super().configure(accelerator)
 
     def generate(self, latents: Tensor) -> Tensor:
-        if self.options.space == "w":
-            return self.nets["generator"].from_w(latents)
-        return self.nets["generator"](latents)
+        return generate_in(self.options.space, self.nets["generator"], latents)
 
     @classmethod
     def needs_real_data(cls, options: RegressionOptions) -> bool:
