@@ -46,6 +46,7 @@ TRAIN = {"steps": 6, "checkpoint_every": 2, "batch_size": 8, "log_every": 1, "sa
 # The one per-method table: tiny settings over NET / TRAIN (keys: net, train, options; wrap: made by wrap_generator).
 TINY: dict[str, dict] = {
     "optimize": {"options": {"steps": 3}},  # Adam steps per inversion (500 by default)
+    "iterative": {"options": {"steps": 2, "loss": "mse"}},  # refinement passes (5 by default), the MSE image term
     "dlsgan": {"options": {"encoder_loss_on": "DG", "scale_mode": "ema", "ema_decay": 0.5}},  # options a resume keeps
     "dedgan": {"options": {"lambda_switch_step": 3}},  # λ_emb switches inside the resumed part of the run
     "wrapped": {"wrap": {"factory": "helpers:tiny_wrapped_generator", "prior": "uniform", "image_range": (-1, 1)}},

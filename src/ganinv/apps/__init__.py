@@ -22,6 +22,7 @@ from ganinv.core.errors import GaninvError
 from ganinv.core.progress import progress
 from ganinv.data import ImageFiles, Skipped, TolerantImages, display_path, no_usable_images, read_image_files
 from ganinv.inference.model import InversionModel
+from ganinv.methods.spaces import run_space
 
 Warn = Callable[[str], None]
 
@@ -49,9 +50,11 @@ def latent_scale(model: InversionModel) -> Tensor | None:
 
 def latent_features(model: InversionModel, images: Tensor) -> np.ndarray:
     """Latents as float32 feature vectors. For runs with a latent scale, z∘s: distances then weigh each element by
-    its importance (DLSGAN), so the elements the generator ignores do not add noise to a search or a clustering."""
+    its importance (DLSGAN), so the elements the generator ignores do not add noise to a search or a clustering.
+    W and W+ latents (a run in space w / wplus, or a model optimising in one) are used as they are — s weighs z's
+    elements, not w's — a W+ latent as its layer-major concatenation (ganinv.methods.spaces)."""
     z = model.invert(images).float().cpu()
-    scale = latent_scale(model)
+    scale = latent_scale(model) if getattr(model, "space", run_space(model.method)) == "z" else None
     if scale is not None:
         z = z * scale
     return np.ascontiguousarray(z.numpy(), dtype=np.float32)

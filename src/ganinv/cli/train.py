@@ -21,8 +21,8 @@ QUICK_STEPS, QUICK_EVERY = 300, 100  # train --quick
 
 @app.command()
 def train(
-    method: str = typer.Argument(..., help="gan | dlsgan | dedgan | bigan (joint); aegan | regression | optimize "
-                                 "(post-hoc, need --generator)"),
+    method: str = typer.Argument(..., help="gan | dlsgan | dedgan | bigan (joint); aegan | regression | iterative | "
+                                 "optimize (post-hoc, need --generator)"),
     out: Path = typer.Option(..., "--out", help="run directory to create (or continue with --resume)"),
     data: Optional[str] = typer.Option(None, help="dataset spec: mnist | digits | folder:PATH | celeba:PATH"),
     generator: Optional[Path] = typer.Option(None, help="run directory of the frozen generator (post-hoc methods)"),
@@ -43,7 +43,9 @@ def train(
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
     workers: Optional[int] = typer.Option(None, help="DataLoader worker processes [0]"),
     option: list[str] = typer.Option([], "--option", "-o", help="method option KEY=VALUE, repeatable "
-                                     "(e.g. dlsgan: -o encoder_loss_on=DG -o dls=false)"),
+                                     "(e.g. dlsgan: -o encoder_loss_on=DG -o dls=false; aegan / regression / "
+                                     "iterative on a style generator: -o space=z|w|wplus; iterative: -o steps=5 "
+                                     "-o start=mean|RUN_DIR -o loss=bce|mse -o latent_weight=1.0)"),
     encoder_loss_on: Optional[str] = typer.Option(None, help="dlsgan: D | DG (shortcut for -o encoder_loss_on=…)"),
     no_dls: bool = typer.Option(False, "--no-dls", help="dlsgan: keep s = 1 (the 'No DLS' ablation)"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
@@ -52,7 +54,10 @@ def train(
     quick: bool = typer.Option(False, help=f"a minutes-long CPU run: {QUICK_STEPS} steps, samples, evaluation and "
                                f"checkpoints every {QUICK_EVERY} (explicit --steps / --*-every flags win)"),
 ):
-    """Train a method into a run directory (gan, aegan, regression, dlsgan, …)."""
+    """Train a method into a run directory (gan, aegan, regression, iterative, dlsgan, …).
+
+    iterative: ReStyle's iterative refinement ("ReStyle: A Residual-Based StyleGAN Encoder via Iterative
+    Refinement", Alaluf, Patashnik & Cohen-Or) on any generator: `ganinv train iterative --generator RUN --out DIR`."""
 
     from ganinv.training.launch import parse_option_strings, train_run
 
@@ -95,10 +100,17 @@ def invert(
                                "optimisation inversion from the prior's mean"),
     refine_lr: Optional[float] = typer.Option(None, help="Adam lr of --refine [0.01 from an encoder, 0.05 from the mean]"),
     refine_loss: str = typer.Option("mse", help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips"),
+    space: str | None = typer.Option(None, help="with IMAGES: the latent space --refine searches and latents.npy "
+                                        "holds: z | w | wplus (w, wplus: style generators — a dlsgan run or a "
+                                        "post-hoc run on one; W+ flattened layer-major to N×(num_ws·w_dim)), from "
+                                        "the encoder's answer converted up (z → w → wplus); default: the run's own"),
     as_json: bool = typer.Option(False, "--json", help="with --data: print the summary as JSON"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid.
+
+    With --refine N --space w|wplus: N Adam steps on the latent in a style generator's W or W+ (one w per modulated
+    layer), starting from the run's own answer converted into that space (or from w̄ on a run without an encoder).
 
     With --data, invert a whole collection (any size): latents go to OUT/shards/NNNNN.npy with the items of each
     shard in NNNNN.json; run the same command again to finish an interrupted run; under `accelerate launch` the
@@ -107,9 +119,11 @@ def invert(
 
     if (data is None) == (not images):
         raise GaninvError("give either IMAGES (files or folders) or --data SPEC (a whole collection), not both")
+    if data is not None and space is not None:
+        raise GaninvError("--space is for IMAGES; a --data collection is inverted in the run's own space")
     if data is None:
         result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr,
-                              refine_loss=refine_loss)
+                              refine_loss=refine_loss, space=space)
         console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, manifest.json, "
                       "grid.png)")
         exit_if_skipped(len(result["skipped"]))

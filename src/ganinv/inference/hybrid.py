@@ -6,6 +6,11 @@ dlsgan, bigan — and never ends worse than the encoder by its own loss (each im
     with_refinement(model, steps=100)           an InversionModel whose invert refines (for apps and compare)
     OptimizingModel(model, start="mean")        pure optimisation inversion behind the same seam
     ganinv invert RUN IMAGES --out DIR --refine 100
+
+Each takes ``space`` (None: the run's own; "z" | "w" | "wplus"): optimisation in a style generator's W or W+,
+starting from the run's own answer converted up to that space (z → w = F(z∘s) → w repeated at every layer) or from
+the space prior's mean (w̄). The model then *is* that space's: its ``prior``, ``sample``, ``generate`` and
+``invert`` all speak W / W+ latents (W+ flattened layer-major: ``ganinv.methods.spaces``).
 """
 from __future__ import annotations
 
@@ -14,34 +19,45 @@ from torch import Tensor
 
 from ganinv.core.errors import GaninvError
 from ganinv.inference.model import InversionModel
+from ganinv.latent import Prior
 from ganinv.methods.optimize import STARTS, check_settings, invert_by_optimization
+from ganinv.methods.spaces import latent_space
 
 REFINE_LR = 0.01  # smaller than a search from the mean: the start is already close
 
 
 def refine(model: InversionModel, images: Tensor, latents: Tensor | None = None, *, steps: int = 100,
-           lr: float = REFINE_LR, loss: str = "mse") -> Tensor:
-    """Refine ``latents`` (default: ``model.invert(images)``) with ``steps`` optimisation steps."""
+           lr: float = REFINE_LR, loss: str = "mse", space: str | None = None) -> Tensor:
+    """Refine ``latents`` (the run's own; default: ``model.invert(images)``) with ``steps`` optimisation steps in
+    ``space`` (None: the run's own); the answer is a latent of that space."""
     if latents is None:
         if not model.can_invert:
             raise GaninvError(f"a {model.config.method!r} run has no encoder to start from; use "
                               "ganinv.methods.optimize.invert_by_optimization")
         latents = model.invert(images)
-    return invert_by_optimization(model, images, steps=steps, lr=lr, loss=loss, start=latents)
+    start = in_space(model, latents, space)
+    return invert_by_optimization(model, images, steps=steps, lr=lr, loss=loss, start=start, space=space)
+
+
+def in_space(model: InversionModel, latents: Tensor, space: str | None) -> Tensor:
+    """The run's own latents as latents of ``space`` (z → w → wplus; None or the run's space: unchanged)."""
+    with torch.no_grad(), model.method.eval_mode():
+        return latent_space(model.method, space).from_run(latents.to(model.device, torch.float32)).float()
 
 
 def with_refinement(model: InversionModel, *, steps: int = 100, lr: float = REFINE_LR,
-                    loss: str = "mse") -> InversionModel:
-    """The model with ``invert`` = encoder + ``steps`` refinement steps."""
-    return OptimizingModel(model, steps=steps, lr=lr, loss=loss, start="encoder")
+                    loss: str = "mse", space: str | None = None) -> InversionModel:
+    """The model with ``invert`` = encoder + ``steps`` refinement steps (in ``space``: None, the run's own)."""
+    return OptimizingModel(model, steps=steps, lr=lr, loss=loss, start="encoder", space=space)
 
 
 class OptimizingModel(InversionModel):
     """An ``InversionModel`` whose ``invert`` searches by optimisation: from the prior's mean / a sample, or from
-    the wrapped model's own encoder (``start="encoder"``: the hybrid)."""
+    the wrapped model's own encoder (``start="encoder"``: the hybrid). ``space``: search in z | w | wplus (None: the
+    run's own space); ``prior``, ``sample``, ``generate`` and ``invert`` are then that space's."""
 
     def __init__(self, model: InversionModel, *, steps: int = 500, lr: float = 0.05, loss: str = "mse",
-                 start: str = "mean", seed: int = 0):
+                 start: str = "mean", seed: int = 0, space: str | None = None):
         check_settings(steps, lr, loss)
         if start == "encoder" and not model.can_invert:
             raise GaninvError(f"start='encoder' needs a run with an inverse network; a {model.config.method!r} run "
@@ -51,13 +67,24 @@ class OptimizingModel(InversionModel):
         super().__init__(model.method, batch_size=model.batch_size)
         self.base = model
         self.steps, self.lr, self.loss, self.start, self.seed = steps, lr, loss, start, seed
+        self.view = latent_space(model.method, space)  # a GaninvError now for w / wplus without a style generator
+        self.space = self.view.name
 
     @property
     def can_invert(self) -> bool:
         return True
 
+    @property
+    def prior(self) -> Prior:
+        return self.view.prior
+
+    def generate(self, z: Tensor) -> Tensor:
+        if z.ndim != 2 or z.shape[1] != self.prior.dim:
+            raise GaninvError(f"{self.space} latents must be N×{self.prior.dim}, got {tuple(z.shape)}")
+        return self._batched(self.view.generate, z)
+
     def invert(self, x: Tensor) -> Tensor:
         self.check_images(x)
-        start = self.base.invert(x) if self.start == "encoder" else self.start
+        start = in_space(self.base, self.base.invert(x), self.space) if self.start == "encoder" else self.start
         return invert_by_optimization(self, x, steps=self.steps, lr=self.lr, loss=self.loss, start=start,
-                                      generator=torch.Generator().manual_seed(self.seed))
+                                      generator=torch.Generator().manual_seed(self.seed), space=self.space)

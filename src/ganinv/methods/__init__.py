@@ -8,11 +8,13 @@ from ganinv.methods.bigan import BiGAN
 from ganinv.methods.dedgan import DEDGAN
 from ganinv.methods.dlsgan import DLSGAN
 from ganinv.methods.gan import GAN
+from ganinv.methods.iterative import Iterative
 from ganinv.methods.optimize import Optimize
 from ganinv.methods.regression import Regression
 from ganinv.methods.wrapped import WrappedGenerator
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, DLSGAN, DEDGAN, BiGAN, Optimize, WrappedGenerator)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, Iterative, DLSGAN, DEDGAN, BiGAN,
+                                                               Optimize, WrappedGenerator)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -22,4 +24,5 @@ def method_class(name: str) -> type[Method]:
         raise GaninvError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "DLSGAN", "DEDGAN", "BiGAN", "Optimize", "WrappedGenerator"]
+__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "Iterative", "DLSGAN", "DEDGAN", "BiGAN",
+           "Optimize", "WrappedGenerator"]

@@ -37,7 +37,8 @@ class AEGAN(Method):
         self.prior = space_prior(self.options.space, self.prior, lambda: self.nets["generator"])
 
     def build_nets(self) -> dict[str, nn.Module]:
-        return {"generator": dcgan_generator(self.config), "encoder": space_encoder(self.config, self.prior, self.options.space)}
+        encoder = space_encoder(self.config, self.prior, self.options.space)
+        return {"generator": dcgan_generator(self.config), "encoder": encoder}
 
     def generate(self, latents: Tensor) -> Tensor:
         return generate_in(self.options.space, self.nets["generator"], latents)
@@ -57,4 +58,4 @@ class AEGAN(Method):
         return self.nets["encoder"](x)
 
 
-__all__ = ["AEGAN", "AEGANOptions", "SPACES"]
+__all__ = ["AEGAN", "SPACES", "AEGANOptions"]

@@ -10,7 +10,9 @@ prior's support (``Prior.clamp``: the box of a uniform prior; a no-op for normal
 image keeps the best latent seen (by its own loss), so refining a start never ends worse than the start.
 
 Three ways in:
-* ``invert_by_optimization(model, images, …)`` on any ``InversionModel`` (any generator run, any inverter run);
+* ``invert_by_optimization(model, images, …, space=None)`` on any ``InversionModel`` (any generator run, any
+  inverter run); ``space="w"`` / ``"wplus"`` optimises in a style generator's W / W+ instead of the run's own space
+  (``ganinv.methods.spaces``: the space's prior, generate and mean w̄);
 * ``hybrid.OptimizingModel(model, …)``: an ``InversionModel`` whose ``invert`` optimises (``start="encoder"``
   is the hybrid);
 * the ``optimize`` method: a post-hoc run directory (``ganinv train optimize --generator RUN --steps 1 -o
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior
 from ganinv.methods.base import Method, MethodOptions, dcgan_generator
+from ganinv.methods.spaces import latent_space
 from ganinv.metrics import lpips_status
 from ganinv.metrics.image import lpips_metric
 
@@ -143,20 +146,24 @@ def start_latents(prior: Prior, n: int, start, generator: torch.Generator | None
 
 def invert_by_optimization(model: InversionModel, images: Tensor, *, steps: int = 500, lr: float = 0.05,
                            loss: str = "mse", start="mean", generator: torch.Generator | None = None,
-                           batch_size: int | None = None) -> Tensor:
+                           batch_size: int | None = None, space: str | None = None) -> Tensor:
     """Latents of ``images`` (N×C×H×W in [0,1]) for any ``InversionModel``'s generator, by optimisation.
 
-    ``start``: "mean" (the prior's mean), "sample" (a prior sample; pass ``generator`` to seed it), or a
-    latent tensor (e.g. an encoder's answer — the hybrid). ``steps`` Adam steps at ``lr`` on ``loss``."""
+    ``space``: where the latents are searched — None (the run's own space), or "z" | "w" | "wplus" (w and wplus need
+    a style generator: ``ganinv.methods.spaces.latent_space``); the answer is a latent of that space.
+    ``start``: "mean" (the space prior's mean: w̄ in W and W+), "sample" (a prior sample; pass ``generator`` to seed
+    it), or a latent tensor of that space (e.g. an encoder's answer — the hybrid). ``steps`` Adam steps at ``lr`` on
+    ``loss``."""
     check_settings(steps, lr, loss)
     model.check_images(images)
     method = model.method
-    starts = start_latents(method.prior, len(images), start, generator)
+    view = latent_space(method, space)
+    starts = start_latents(view.prior, len(images), start, generator)
     outs = []
     with frozen_for_search(method):
         for x, z0 in zip(images.split(batch_size or model.batch_size), starts.split(batch_size or model.batch_size)):
             x = x.to(model.device, torch.float32)
-            outs.append(optimize_latents(method.generate, method.prior, x, z0.to(model.device), steps=steps, lr=lr,
+            outs.append(optimize_latents(view.generate, view.prior, x, z0.to(model.device), steps=steps, lr=lr,
                                          loss=loss))
     return torch.cat(outs)
 

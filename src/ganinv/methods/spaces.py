@@ -117,12 +117,13 @@ def space_dim(space: str, net: NetConfig) -> int:
     return net.latent_dim * (num_ws_for(net.image_size) if space == "wplus" else 1)
 
 
-def space_encoder(config, prior: Prior, space: str, channels: int | None = None) -> nn.Module:
-    """AEGAN's table-5 IG predicting a latent of ``space``: tanh-bounded to the support of a bounded z ``prior``,
-    linear in W and W+ (unbounded). ``channels``: its input's (default the images'; the iterative encoder's input
-    is two images)."""
+def space_encoder(config, prior: Prior, space: str, *, channels: int | None = None,
+                  bounded: bool = True) -> nn.Module:
+    """AEGAN's table-5 IG predicting a latent of ``space``: tanh-bounded to the support of a bounded z ``prior``
+    (unless ``bounded`` is False), linear in W and W+. ``channels``: its input's (default the images'; the iterative
+    encoder's input is two images)."""
     n = config.net
-    bound = prior.bounds[1] if space == "z" and prior.bounds else None
+    bound = prior.bounds[1] if bounded and space == "z" and prior.bounds else None
     return InverseGenerator(latent_dim=space_dim(space, n), image_size=n.image_size, width=n.width,
                             channels=channels or n.channels, latent_bound=bound)
 

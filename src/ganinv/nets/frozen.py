@@ -45,7 +45,7 @@ class ScaledStyleGenerator(nn.Module):
         view = cls.__new__(cls)
         nn.Module.__init__(view)
         view.generator = generator
-        view.register_buffer("scale", scale.detach().float())
+        view.register_buffer("scale", scale.detach().float().to(generator.const.device))  # s may sit elsewhere
         return view
 
     @property

@@ -1,0 +1,270 @@
+"""Iterative refinement encoder: the idea of "ReStyle: A Residual-Based StyleGAN Encoder via Iterative Refinement"
+(Alaluf, Patashnik & Cohen-Or), post-hoc on any frozen generator this project knows (DCGAN, the DLSGAN style
+generator in z, w or W+, BiGAN, wrapped modules):
+
+    ẑ_0     = the prior's mean (start="mean") or another encoder run's answer (start=RUN_DIR, see below)
+    Δẑ_t    = E(x ⊕ G(ẑ_t))          ⊕: the image and the current reconstruction concatenated on channels
+    ẑ_{t+1} = clamp(ẑ_t + Δẑ_t)      clamp: into the prior's support (a no-op for normal priors, W and W+)
+
+E is AEGAN's table-5 inverse generator with 2·C input channels and a linear head of the space's width.
+
+Training, on the frozen generator's own samples x = G(z) (AEGAN's setting): every pass t adds
+
+    loss_t = image_loss(G(ẑ_{t+1}), x) + latent_weight · ||ẑ_{t+1} − z||²      image_loss: AEGAN's BCE, or MSE
+
+with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into the earlier ones — and
+the passes' gradients summed into one Adam step per batch (ReStyle's coach: one backward per pass, one step).
+
+Inference: ``invert(x)`` runs the Options' ``steps`` passes (T, default 5); ``invert(x, steps=k)`` runs k;
+``model.method.inference_steps = k`` makes every ``InversionModel.invert`` — and so every app — run k; and
+``invert_steps(model, x, steps=10)`` returns ẑ_0 … ẑ_10 from one call, so a benchmark can read T = 1…10 off
+one run. Passes beyond the trained T are allowed (the encoder learnt a residual step, not a schedule).
+
+``start=RUN_DIR``: an aegan or regression run on the **same** generator (checked by fingerprint when training
+starts); its encoder is copied into this run (net ``start``, frozen), so loading this run needs only its own
+directory. Its answers are converted up to this run's space (z → w → wplus; ``ganinv.methods.spaces``).
+config.json records the start run's method and options (``start_method``, ``start_options``), which rebuild it.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganinv.core.errors import GaninvError
+from ganinv.core.rundir import generator_fingerprint, read_config, read_weights, split_weights
+from ganinv.losses import latent_mse, reconstruction_bce
+from ganinv.methods.aegan import AEGAN
+from ganinv.methods.base import Method, MethodOptions, dcgan_generator
+from ganinv.methods.regression import Regression
+from ganinv.methods.spaces import SPACES, check_space, convert_latents, generate_in, space_encoder, space_prior
+
+if TYPE_CHECKING:  # annotations only: methods sit below inference
+    from ganinv.inference.model import InversionModel
+
+IMAGE_LOSSES = ("bce", "mse")
+START_METHODS: dict[str, type[Method]] = {"aegan": AEGAN, "regression": Regression}  # encoders E0(x) = latent
+
+
+@dataclass(frozen=True)
+class IterativeOptions(MethodOptions):
+    steps: int = 5  # T: refinement passes per inversion, in training and (by default) at inference
+    start: str = "mean"  # mean (the prior's mean; w̄ in W and W+) | RUN_DIR of an aegan/regression run on this G
+    loss: str = "bce"  # the image term: bce (AEGAN's) | mse
+    latent_weight: float = 1.0  # λ of the latent term λ·||ẑ − z||²
+    space: str = "z"  # z | w | wplus (w, wplus: style generators; ganinv.methods.spaces)
+    start_method: str = ""  # resolved by build_config from start=RUN_DIR: the start run's method …
+    start_options: dict[str, Any] = field(default_factory=dict)  # … and options (they rebuild its encoder)
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise GaninvError(f"steps (refinement passes) must be an integer >= 1, got {self.steps!r}")
+        if self.loss not in IMAGE_LOSSES:
+            raise GaninvError(f"loss must be one of {', '.join(IMAGE_LOSSES)}, got {self.loss!r}")
+        if not (self.latent_weight >= 0 and math.isfinite(self.latent_weight)):
+            raise GaninvError(f"latent_weight must be finite and >= 0, got {self.latent_weight}")
+        check_space(self.space, "style")  # the generator's kind is checked when the method is built
+        if not self.start:
+            raise GaninvError("start must be 'mean' or the run directory of an aegan/regression run")
+        if self.start_method and self.start_method not in START_METHODS:
+            raise GaninvError(f"start_method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
+
+    @property
+    def from_run(self) -> bool:
+        return self.start != "mean"
+
+    def check_before_training(self) -> None:
+        if self.from_run:
+            start_run_config(self.start)
+
+    def resolved(self) -> IterativeOptions:
+        """start=RUN_DIR as an absolute path, with that run's method and options recorded in config.json."""
+        if not self.from_run:
+            return dataclasses.replace(self, start_method="", start_options={})
+        config = start_run_config(self.start)
+        return dataclasses.replace(self, start=str(Path(self.start).resolve()), start_method=config.method,
+                                   start_options=dict(config.options))
+
+
+def start_run_config(run: str):
+    """The config of a start run, which must be an aegan or regression run (one error naming the run otherwise)."""
+    try:
+        config = read_config(run)
+    except GaninvError as exc:
+        raise GaninvError(f"start={run}: {exc}") from None
+    if config.method not in START_METHODS:
+        raise GaninvError(f"start={run} is a {config.method!r} run; the start of an iterative encoder is 'mean' or "
+                          f"an {' / '.join(START_METHODS)} run on the same generator")
+    return config
+
+
+class Iterative(Method):
+    name = "iterative"
+    Options = IterativeOptions
+    trains_generator = False
+    uses_real_data = False  # trained on the generator's own samples, as AEGAN
+    trainable = ("encoder",)
+
+    def __init__(self, config):
+        super().__init__(config)
+        o = self.options
+        if o.from_run and not o.start_method:  # built without build_config: resolve (and record) now
+            self.options = o.resolved()
+            self.config = self.config.replace(options=dataclasses.asdict(self.options))
+            self.nets["start"] = self._start_encoder()
+        check_space(o.space, self.generator_spec["kind"])
+        if SPACES.index(self.start_space) > SPACES.index(o.space):
+            raise GaninvError(f"start={o.start} answers in {self.start_space}, which cannot be turned into this run's "
+                              f"space {o.space} (z → w → wplus only); use -o space={self.start_space} or above")
+        self.prior = space_prior(o.space, self.prior, lambda: self.nets["generator"])
+        self.inference_steps: int | None = None  # passes of invert(x) when set; None: the Options' steps
+        self._mean: Tensor | None = None  # ẑ_0 for start="mean", computed at first use with the loaded weights
+
+    # --- nets ---
+    def build_nets(self) -> dict[str, nn.Module]:
+        o = self.options
+        nets = {"generator": dcgan_generator(self.config),  # replaced by the base class for other generator kinds
+                # a residual step Δẑ: never squashed by a tanh head (the sum ẑ + Δẑ is clamped instead)
+                "encoder": space_encoder(self.config, self.prior, o.space, channels=2 * self.config.net.channels,
+                                         bounded=False)}
+        if o.from_run and o.start_method:
+            nets["start"] = self._start_encoder()
+        return nets
+
+    def _start_encoder(self) -> nn.Module:
+        """The start run's encoder architecture (its weights come from the start run in ``configure``, or from this
+        run's own file when it is loaded)."""
+        o = self.options
+        config = self.config.replace(method=o.start_method, options=dict(o.start_options))
+        encoder = START_METHODS[o.start_method](config).nets["encoder"]
+        return encoder.requires_grad_(False).eval()
+
+    @property
+    def start_space(self) -> str:
+        return self.options.start_options.get("space", "z") if self.options.from_run else self.options.space
+
+    def configure(self, accelerator) -> None:
+        super().configure(accelerator)
+        self._mean = None
+        if self.options.from_run:
+            self._copy_start_encoder()
+
+    def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
+        self._mean = None  # the weights were just loaded: w̄ is theirs
+
+    def _copy_start_encoder(self) -> None:
+        """The start run's encoder weights, after checking it sits on this run's generator (by fingerprint)."""
+        run = self.options.start
+        config = start_run_config(run)
+        weights, _ = split_weights(read_weights(Path(run), config.method)[0])
+        ours = generator_fingerprint(self.nets["generator"])
+        theirs = config.generator_fingerprint or weights_fingerprint(self.nets["generator"], weights["generator"])
+        if theirs != ours:
+            raise GaninvError(f"start={run} is a {config.method!r} run on another generator (fingerprint {theirs}) "
+                              f"than this run's (fingerprint {ours}); train its encoder with the same --generator, "
+                              "or use start=mean")
+        self.nets["start"].load_state_dict(weights["encoder"])
+        self.nets["start"].requires_grad_(False).eval()
+
+    # --- the seam ---
+    def generate(self, latents: Tensor) -> Tensor:
+        return generate_in(self.options.space, self.nets["generator"], latents)
+
+    def invert(self, x: Tensor, steps: int | None = None) -> Tensor:
+        """ẑ after ``steps`` passes (default: ``inference_steps``, else the Options' ``steps``)."""
+        return self.passes(x, steps)[-1]
+
+    def passes(self, x: Tensor, steps: int | None = None) -> list[Tensor]:
+        """[ẑ_0, ẑ_1, …, ẑ_steps]: the start and the latent after every pass."""
+        steps = self.pass_count(steps)
+        latents = [self.start_latents(x)]
+        for _ in range(steps):
+            latents.append(self.refine_once(x, latents[-1]))
+        return latents
+
+    def pass_count(self, steps: int | None) -> int:
+        if steps is None:
+            steps = self.options.steps if self.inference_steps is None else self.inference_steps
+        if not isinstance(steps, int) or steps < 0:
+            raise GaninvError(f"the number of refinement passes must be an integer >= 0, got {steps!r}")
+        return steps
+
+    def start_latents(self, x: Tensor) -> Tensor:
+        """ẑ_0: the prior's mean, or the start run's answer converted up to this run's space."""
+        with torch.no_grad():
+            if not self.options.from_run:
+                if self._mean is None:
+                    self._mean = self.prior.mean(1).float()
+                return self._mean.to(x.device).expand(len(x), -1).clone()
+            start = self.nets["start"](x)
+            return convert_latents(start, self.start_space, self.options.space, self.nets["generator"])
+
+    def refine_once(self, x: Tensor, latents: Tensor) -> Tensor:
+        """One pass: ẑ + E(x ⊕ G(ẑ)), clamped to the prior's support; G(ẑ) is an input, not differentiated."""
+        latents = latents.detach()
+        with torch.no_grad():
+            current = self.generate(latents)
+        delta = self.nets["encoder"](torch.cat([x, current.to(x.dtype)], dim=1))
+        return self.prior.clamp(latents + delta)
+
+    # --- training ---
+    def train_step(self, batch) -> dict[str, float]:
+        o = self.options
+        target = self.sample_latents()
+        with torch.no_grad():
+            x = self.generate(target)
+        latents = self.start_latents(x)
+        self.optimizers["encoder"].zero_grad(set_to_none=True)
+        sums = {"recon": 0.0, "latent_mse": 0.0}
+        for _ in range(o.steps):
+            latents = self.refine_once(x, latents)
+            recon = image_loss(o.loss, self.generate(latents), x)
+            latent = latent_mse(latents, target)
+            self.backward(recon + o.latent_weight * latent)
+            sums["recon"] += recon.item() / o.steps
+            sums["latent_mse"] += latent.item() / o.steps
+        self.optimizers["encoder"].step()
+        return {f"{o.loss}_mean": sums["recon"], f"{o.loss}_last": recon.item(), "latent_mse": sums["latent_mse"]}
+
+
+def image_loss(kind: str, reconstruction: Tensor, target: Tensor) -> Tensor:
+    """AEGAN's BCE (eq. 5) or the pixel MSE, in float32."""
+    if kind == "bce":
+        return reconstruction_bce(reconstruction, target)
+    return F.mse_loss(reconstruction.float(), target.float())
+
+
+def weights_fingerprint(generator: nn.Module, state: dict[str, Tensor]) -> str:
+    """The fingerprint of ``state`` loaded into a copy of ``generator`` (for start runs that did not record one);
+    weights that do not fit the architecture are another generator by definition."""
+    other = copy.deepcopy(generator)
+    try:
+        other.load_state_dict(state)
+    except RuntimeError:
+        return "of another architecture"
+    return generator_fingerprint(other)
+
+
+def invert_steps(model: InversionModel, x: Tensor, steps: int | None = None) -> list[Tensor]:
+    """Every pass's latents of an iterative run, from one call: ``invert_steps(model, x, 10)[t]`` is ẑ_t (t = 0:
+    the start), N×dim each, on the CPU — what ``model.invert`` returns with ``model.method.inference_steps = t``."""
+    method = model.method
+    if not isinstance(method, Iterative):
+        raise GaninvError(f"invert_steps needs an iterative run; this is a {model.config.method!r} run")
+    model.check_images(x)
+    columns: list[list[Tensor]] = []
+    with method.eval_mode():
+        for chunk in x.split(model.batch_size):
+            passes = method.passes(chunk.to(model.device, torch.float32), steps)
+            columns.append([latents.float().cpu() for latents in passes])
+    return [torch.cat(column) for column in zip(*columns)]
+
+
+__all__ = ["Iterative", "IterativeOptions", "invert_steps"]

@@ -1,0 +1,90 @@
+"""Pivotal tuning of image files (ganinv.apps.tune): tolerant reading, the tuned run, before/after PNGs, the
+manifest — and the order that keeps an interrupted call safe."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganinv.apps.tune as T
+from ganinv import load
+from ganinv.core.errors import DataError, GaninvError
+from ganinv.inference.tuning import load_tuned
+from ganinv.metrics import lpips_status
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, aegan_run):
+    """Three of the run's own images mirrored (out of its reach) as PNGs, and one file that is no image."""
+    model = load(aegan_run)
+    root = tmp_path_factory.mktemp("tune-images")
+    images = model.generate(model.sample(3, generator=torch.Generator().manual_seed(3))).flip(-1)
+    for i, image in enumerate(images):
+        Image.fromarray((image[0] * 255).round().byte().numpy()).save(root / f"{i}.png")
+    (root / "broken.png").write_text("not an image")
+    return root
+
+
+def read_grey_png(path):
+    """A PNG written by ganinv.core.viz.save_png (grey images as three equal channels) as an H×W tensor."""
+    return torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0)
+
+
+def test_tune_files_writes_the_tuned_run_images_and_manifest(aegan_run, folder, tmp_path):
+    messages = []
+    files = sorted(folder.glob("*.png"))
+    summary = T.tune_files(aegan_run, files, tmp_path / "out", steps=120, warn=messages.append,
+                           show_progress=False)
+    out = tmp_path / "out"
+    assert summary["n"] == 3 and [s.item for s in summary["skipped"]] == [str(folder / "broken.png")]
+    assert any("broken.png" in m for m in messages)
+    assert lpips_status()[0] or sum("LPIPS" in m for m in messages) == 1  # said once when its weights are missing
+    assert summary["mean_psnr_after"] > summary["mean_psnr_before"] + 1.0
+    assert all(a > b for a, b in zip(summary["psnr_after"], summary["psnr_before"]))
+    assert 0 <= summary["locality_drift"] < summary["drift_scale"]
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tuned_run"] == str(out / "tuned-run") and len(manifest["items"]) == 3
+    assert manifest["items"][0]["after"] == "after/00000-0.png"
+    assert manifest["skipped"][0]["item"].endswith("broken.png") and (out / "grid.png").is_file()
+    assert (out / "paths.txt").read_text().splitlines() == [str(f) for f in files if f.name != "broken.png"]
+
+    tuned = load(out / "tuned-run")  # by path, like any run: the after PNGs are its images at the pivots
+    generated = tuned.generate(summary["pivots"])
+    for row, item in enumerate(manifest["items"]):
+        assert torch.allclose(read_grey_png(out / item["after"]), generated[row, 0], atol=1 / 255 + 1e-6)
+    assert load_tuned(out / "tuned-run").names == [str(f) for f in files if f.name != "broken.png"]
+
+
+def test_bad_settings_and_an_existing_tuned_run_are_refused_before_any_work(aegan_run, folder, tmp_path):
+    with pytest.raises(GaninvError, match="steps must be an integer"):
+        T.tune_files(aegan_run, [folder], tmp_path / "a", steps=-1, show_progress=False)
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "b" / "tuned-run").mkdir(parents=True)
+    with pytest.raises(GaninvError, match="already exists"):
+        T.tune_files(aegan_run, [folder], tmp_path / "b", steps=1, show_progress=False)
+    assert list((tmp_path / "b").iterdir()) == [tmp_path / "b" / "tuned-run"]
+    with pytest.raises(DataError):
+        T.tune_files(aegan_run, [folder / "broken.png"], tmp_path / "c", steps=1, show_progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_an_interruption_between_files_leaves_the_complete_tuned_run_and_no_manifest(aegan_run, folder, tmp_path,
+                                                                                      monkeypatch):
+    written = []
+
+    def save_png(image, path):  # the third image file is where the process "dies"
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(path)
+
+    monkeypatch.setattr(T, "save_png", save_png)
+    with pytest.raises(KeyboardInterrupt):
+        T.tune_files(aegan_run, [folder], tmp_path / "out", steps=3, show_progress=False)
+    out = tmp_path / "out"
+    assert not (out / "manifest.json").exists()  # written last: its absence says the outputs are incomplete
+    tuned = load_tuned(out / "tuned-run")  # written first, as one unit
+    assert len(tuned.pivots) == 3 and tuned.settings.steps == 3
