@@ -21,7 +21,8 @@ TINY_TRAIN = {"batch_size": 16, "checkpoint_every": 5, "sample_every": 5, "eval_
 
 def tiny_train(method, out, *, steps=6, **kwargs):
     """Train METHOD into OUT on tiny nets (a gan gets TINY_NET; post-hoc methods take their generator's nets)."""
-    net = {**TINY_NET, **kwargs.pop("net_overrides", {})} if method == "gan" else None
+    net = kwargs.pop("net_overrides", None)
+    net = {**TINY_NET, **(net or {})} if method == "gan" else net
     return train_run(method, out, show_progress=False, net_overrides=net,
                      train_overrides={**TINY_TRAIN, "steps": steps, **kwargs.pop("train_overrides", {})}, **kwargs)
 

@@ -1,5 +1,5 @@
-"""``ganinv bench SUITE``: the benchmark suites (ganinv.experiments.bench), registered on ``cli.app``.
-Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
+"""``ganinv bench SUITE``: the benchmark suites (ganinv.experiments.bench, .frontier), one subcommand each, registered
+on ``cli.app``. Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
 import shlex
@@ -12,23 +12,70 @@ import typer
 from ganinv.cli.common import console, err_console
 
 app = typer.Typer()
+bench_app = typer.Typer(help="Measure one claim and write OUT/SUITE.md (machine, versions, seed and the command at "
+                             "the top) with its plots.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+SUITE_HELP = {
+    "speed": "inversion by encoder vs optimisation vs hybrid, training steps vs a naive loop, memory, growth",
+    "table1": "AEGAN (Luo et al.) table 1: reconstruction by every method on one frozen generator",
+    "table2": "AEGAN (Luo et al.) table 2: label similarity of search results",
+    "dlsgan": "the DLSGAN (Cho & Krzyzak) ablation grid",
+    "scale": "search latency and recall, flat vs IVF, at growing collection sizes",
+}
 
 
-@app.command()
-def bench(
-    suite: str = typer.Argument(..., help="speed | table1 | table2 | dlsgan | scale"),
-    data: Optional[str] = typer.Option(None, help="dataset spec (table1, table2, dlsgan), e.g. mnist"),
-    out: Path = typer.Option(Path("bench"), "--out", help="folder for SUITE.md, plots and runs (reused)"),
-    quick: bool = typer.Option(False, help="the ≤ 10-minute CPU variant"),
-    seed: int = typer.Option(0, help="seed of every run and sample"),
+def _command() -> str:
+    return "ganinv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _log(quiet: bool):
+    return (lambda m: None) if quiet else (lambda m: err_console.print(f"[dim]{m}[/]"))
+
+
+def _suite_command(suite: str):
+    def command(
+        data: Optional[str] = typer.Option(None, help="dataset spec (table1, table2, dlsgan), e.g. mnist"),
+        out: Path = typer.Option(Path("bench"), "--out", help="folder for SUITE.md, plots and runs (reused)"),
+        quick: bool = typer.Option(False, help="the ≤ 10-minute CPU variant"),
+        seed: int = typer.Option(0, help="seed of every run and sample"),
+        quiet: bool = typer.Option(False, help="no progress messages"),
+    ):
+        from ganinv.experiments.bench import run_suite
+
+        result = run_suite(suite, data=data, out=out, quick=quick, seed=seed, command=_command(), log=_log(quiet))
+        console.print(result["text"], markup=False, highlight=False)
+        console.print(f"report: {result['report']}")
+
+    command.__doc__ = SUITE_HELP[suite][0].upper() + SUITE_HELP[suite][1:] + "."
+    return command
+
+
+for _suite in SUITE_HELP:
+    bench_app.command(_suite)(_suite_command(_suite))
+
+
+@bench_app.command(short_help="Speed against fidelity of every inverter (encoders, iterative, hybrid, optimisation "
+                              "in z / W / W+, pivotal tuning) with its Pareto front")
+def frontier(
+    generator: Path = typer.Option(..., help="the generator run (gan, dlsgan, bigan, wrapped) every row inverts"),
+    data: str = typer.Option(..., help="dataset spec of the real test images, e.g. celeba:PATH"),
+    encoders: str = typer.Option(..., help="comma-separated encoder runs of that generator: aegan, regression, "
+                                           "iterative (measured at T = 1…10), or the generator run itself when it "
+                                           "inverts (dlsgan, dedgan); the first non-iterative one starts the hybrid"),
+    out: Path = typer.Option(Path("bench"), "--out", help="folder for frontier.md, frontier.json and the plots"),
+    budget: str = typer.Option("cpu", help="smoke (tests) | cpu (64 images, optimisation 100/300/1000 steps) | gpu "
+                                           "(256 images)"),
+    seed: int = typer.Option(0, help="seed of the generated samples"),
     quiet: bool = typer.Option(False, help="no progress messages"),
 ):
-    """Measure one suite and write OUT/SUITE.md (machine, versions, seed and this command at the top)."""
+    """Speed against fidelity of every inverter on the same real and generated images: encoders, the iterative
+    encoder at T = 1…10, hybrid with 10/50/200 steps, optimisation in z (and W, W+ for a style generator) for
+    100/300/1000 steps, pivotal tuning; PSNR, SSIM, LPIPS (when its weights are on disk), dHash, ms/image, peak
+    memory; a PSNR-against-time plot with its Pareto front; the issue's two targets, met or missed."""
+    from ganinv.experiments.frontier import frontier as run
 
-    from ganinv.experiments.bench import run_suite
-
-    command = "ganinv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    log = (lambda m: None) if quiet else (lambda m: err_console.print(f"[dim]{m}[/]"))
-    result = run_suite(suite, data=data, out=out, quick=quick, seed=seed, command=command, log=log)
+    runs = [Path(e.strip()) for e in encoders.split(",") if e.strip()]
+    result = run(generator, data, out, encoders=runs, budget=budget, seed=seed, command=_command(), log=_log(quiet))
     console.print(result["text"], markup=False, highlight=False)
     console.print(f"report: {result['report']}")
