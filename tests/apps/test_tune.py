@@ -88,3 +88,21 @@ def test_an_interruption_between_files_leaves_the_complete_tuned_run_and_no_mani
     assert not (out / "manifest.json").exists()  # written last: its absence says the outputs are incomplete
     tuned = load_tuned(out / "tuned-run")  # written first, as one unit
     assert len(tuned.pivots) == 3 and tuned.settings.steps == 3
+
+
+def test_cli_invert_tune_writes_a_tuned_run_and_says_the_gain(tmp_path, aegan_run, monkeypatch, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from helpers import run_cli
+
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (16, 16), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    out = tmp_path / "tuned"
+    code, stdout, err = run_cli(monkeypatch, capsys, "invert", aegan_run, tmp_path / "0.png", tmp_path / "1.png",
+                                "--tune", "3", "--out", out, "--quiet")
+    assert code == 0, err
+    assert "tuned the generator on 2 images: PSNR" in stdout and (out / "tuned-run" / "config.json").is_file()
+    code, _, err = run_cli(monkeypatch, capsys, "invert", aegan_run, tmp_path / "0.png", "--tune", "-1", "--out",
+                           tmp_path / "bad")
+    assert code == 2 and "steps" in err and not (tmp_path / "bad").exists()
