@@ -2,10 +2,13 @@
 
 The public API::
 
-    ganinv.load(run_dir, device="cpu")         any run directory, by path → InversionModel
-    ganinv.wrap_generator(module, prior, …)    any nn.Module (latents → images) as an InversionModel
-    ganinv.InversionModel                      generate / invert / reconstruct, the one seam every app uses
-    ganinv.METHODS                             the registered methods, by name
+    ganinv.load(run_dir, device="cpu", dtype=None)   a run directory (or save_pretrained folder) → InversionModel;
+                                                       device "auto" | "cpu" | "cuda[:N]" | "mps"; dtype float32
+    ganinv.InversionModel                            an nn.Module: generate / invert / reconstruct (= model(x)), the
+                                                       one seam every app uses; save_pretrained / from_pretrained
+    ganinv.load_images(paths, size=None, channels=None)  image files → N×C×S×S float in [0, 1]
+    ganinv.wrap_generator(module, prior, …)          any nn.Module (latents → images) as an InversionModel
+    ganinv.METHODS                                   the registered methods, by name
     ganinv.__version__
 
 Everything but ``__version__`` loads torch on first use (PEP 562), so ``import ganinv`` and ``ganinv --help`` stay
@@ -13,14 +16,25 @@ fast.
 """
 from ganinv.core import __version__
 
-__all__ = ["load", "wrap_generator", "InversionModel", "METHODS", "__version__"]
+__all__ = ["load", "load_images", "wrap_generator", "InversionModel", "METHODS", "__version__"]
 
 
-def load(run_dir, device="cpu"):
-    """Load any run directory by path: an ``InversionModel`` with .generate, .invert, .reconstruct, .prior."""
+def load(run_dir, device="cpu", dtype=None):
+    """Load a run directory (or a ``save_pretrained`` folder) by path: an ``InversionModel`` (an ``nn.Module``) with
+    .generate, .invert, .reconstruct, .prior, in eval mode. ``device``: "auto" (CUDA when available, else the CPU),
+    "cpu", "cuda", "cuda:N", "mps" or a ``torch.device``; ``dtype``: the floating dtype of the nets and of every
+    output (None: float32)."""
     from ganinv.inference.model import InversionModel  # deferred: torch is heavy (see the module docstring)
 
-    return InversionModel.load(run_dir, device=device)
+    return InversionModel.load(run_dir, device=device, dtype=dtype)
+
+
+def load_images(paths, size=None, channels=None):
+    """Image files (or folders) → one N×C×S×S float32 batch in [0, 1], centre-cropped and resized to ``size``; an
+    unreadable file is a ``GaninvError`` naming it (see ``ganinv.data.images``)."""
+    from ganinv.data.images import load_images as read  # deferred: torch is heavy
+
+    return read(paths, size=size, channels=channels)
 
 
 def wrap_generator(module, prior="uniform", image_range=(-1, 1), **kwargs):

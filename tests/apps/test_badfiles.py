@@ -30,7 +30,7 @@ from badfiles import (
     seen_by_folder_scan,
     split_corpus,
 )
-from helpers import run_cli
+from helpers import labelled_grid_width, run_cli
 
 
 def assert_exit_skipped(code: int, err: str) -> None:
@@ -185,7 +185,8 @@ def test_search_grid_survives_an_indexed_file_that_went_away(monkeypatch, capsys
                               "--out", tmp_path / "s.png")
     assert code == 0 and "Traceback" not in err
     assert f"indexed entry 2: {folder / '2.png'} does not exist" in err
-    assert Image.open(tmp_path / "s.png").size == (4 * 18 + 2, 20)
+    width, height = Image.open(tmp_path / "s.png").size  # the query and its 3 results, one labelled row
+    assert 4 * 66 < width < 4 * 66 + 300 and 64 < height < 2 * 64 + 40
 
 
 def _celeba_corpus(root: Path) -> tuple[Path, dict]:
@@ -231,8 +232,8 @@ def test_superres_with_bad_files(monkeypatch, capsys, tmp_path, bad_corpus, aega
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, good)
     assert f"super-resolved {len(good)} image(s)" in stdout
-    width = Image.open(tmp_path / "sr.png").size[0]
-    assert width == len(good) * 18 + 2
+    labels = ["clean", "degraded", "bicubic", "inverted"] if degrade else ["input (nearest)", "bicubic", "inverted"]
+    assert Image.open(tmp_path / "sr.png").size[0] == labelled_grid_width(len(good), labels)
 
 
 def test_eval_superres_skips_bad_test_images(monkeypatch, capsys, tmp_path, aegan_run):
@@ -275,7 +276,7 @@ def test_edit_interpolates_the_two_readable_images(monkeypatch, capsys, tmp_path
                               "--out", tmp_path / "i.png")
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, ["plain.png", NON_UTF8])
-    assert Image.open(tmp_path / "i.png").size == (3 * 18 + 2, 20)
+    assert Image.open(tmp_path / "i.png").size[0] == labelled_grid_width(3, ["first → second"])
     code, _, err = run_cli(monkeypatch, capsys, "edit", aegan_run, root / "plain.png", root / "empty.png",
                               "--interpolate", "--out", tmp_path / "j.png")
     assert code == 2 and "exactly two readable images, got 1 (1 skipped" in err and "Traceback" not in err

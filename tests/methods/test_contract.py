@@ -204,7 +204,11 @@ def test_a_wrong_image_batch_raises_our_error(tiny):
     model = load(tiny.run)
     c, h, w = model.image_shape
     other_channels = 3 if c == 1 else 1
-    for bad in (torch.rand(2, other_channels, h, w), torch.rand(2, c, 2 * h, 2 * w), torch.rand(2, c, h, w + 1),
-                torch.rand(c, h, w), torch.full((2, c, h, w), 3.0), torch.full((2, c, h, w), float("nan"))):
+    for bad in (torch.rand(2, other_channels, h, w), torch.rand(c, h, w), torch.full((2, c, h, w), 3.0),
+                torch.full((2, c, h, w), float("nan")), torch.ones(2, c, h, w, dtype=torch.int64)):
         with pytest.raises(GaninvError):
             model.invert(bad)
+    if model.can_invert:  # other sizes are resized to the run's, with a warning (issue 18: the API people expect)
+        for other in (torch.rand(2, c, 2 * h, 2 * w), torch.rand(2, c, h, w + 1)):
+            with pytest.warns(UserWarning, match="resized"):
+                assert model.invert(other).shape == (2, model.prior.dim)

@@ -20,7 +20,7 @@ from ganinv.apps import (
 )
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json
-from ganinv.core.viz import comparison_grid, save_png
+from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import no_usable_images, open_dataset
 
 SILHOUETTE_SAMPLE = 5000
@@ -97,12 +97,16 @@ def cluster_dataset(run: str | Path, data: str, k: int, out: str | Path, *, spli
     for c in range(k):
         members = rows[np.flatnonzero(result.assignments == c)[:per_cluster]]
         images = torch.stack([dataset[int(i)][0] for i in members])
-        save_png(comparison_grid([images]), out / f"cluster-{c:02d}.png")
+        save_png(labelled_grid([images], [f"cluster {c} ({sizes[c]} images)"], title=f"cluster {c}: its first "
+                               f"{len(images)} members"), out / f"cluster-{c:02d}.png")
     pairs = [(int(rows[a]), int(rows[b]), d) for a, b, d in result.pairs]
     if pairs:
         left = torch.stack([dataset[a][0] for a, _, _ in pairs])
         right = torch.stack([dataset[b][0] for _, b, _ in pairs])
-        save_png(comparison_grid([left, right]), out / "closest-pairs.png")
+        save_png(labelled_grid([left, right], ["image", "its closest image"],
+                               captions=[[f"row {a}" for a, _, _ in pairs], [f"d={d:.3g}" for _, _, d in pairs]],
+                               title="closest pairs (Ward's first merges), one pair per column"),
+                 out / "closest-pairs.png")
     summary = {
         "run": str(run), "data": data, "split": split, "n": len(rows), "k": k, "sizes": sizes.tolist(),
         "silhouette": result.silhouette,

@@ -35,7 +35,7 @@ from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
-from ganinv.core.viz import comparison_grid, save_png
+from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import TolerantImages, open_dataset
 from ganinv.inference.model import InversionModel
 
@@ -279,7 +279,9 @@ def _scale_list(model: InversionModel) -> list[float] | None:
 
 
 def _write_preview(model: InversionModel, images: torch.Tensor, latents: torch.Tensor, path: Path) -> None:
-    save_png(comparison_grid([images, model.generate(latents.to(model.device)).cpu()]), path)
+    reconstructions = model.generate(latents.to(model.device)).cpu()
+    save_png(labelled_grid([images, reconstructions], ["input", "reconstruction"], title="first shard: a preview"),
+             path)
 
 
 def peak_rss_mib() -> float:

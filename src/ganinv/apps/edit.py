@@ -23,7 +23,7 @@ from ganinv.apps import (
     silent,
 )
 from ganinv.core.errors import GaninvError
-from ganinv.core.viz import comparison_grid
+from ganinv.core.viz import labelled_grid, rows_of
 from ganinv.data import Skipped, no_usable_images, open_dataset
 from ganinv.inference.model import InversionModel
 
@@ -152,8 +152,10 @@ def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpo
         if len(z) != 2:
             raise GaninvError(f"--interpolate needs exactly two readable images, got {len(z)}"
                               + (f" ({len(skipped)} skipped, named above)" if skipped else ""))
-        return EditResult(comparison_grid([interpolate(model, z[:1], z[1:], steps)]),
-                          f"{steps}-step interpolation", skipped)
+        grid = labelled_grid([interpolate(model, z[:1], z[1:], steps)], ["first → second"],
+                             column_labels=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)],
+                             title=f"{steps}-step interpolation between the two latents")
+        return EditResult(grid, f"{steps}-step interpolation", skipped)
     if attribute is not None:
         grid, description = attribute_grid(model, z, attribute, data, train_n=train_n, strength=strength, steps=steps,
                                            seed=seed, show_progress=show_progress, skipped=skipped, warn=warn)
@@ -185,21 +187,21 @@ def attribute_grid(model: InversionModel, z: Tensor, attribute: str, data: str, 
     check_attribute(attribute, list(columns))
     direction, spread, accuracy = attribute_direction(latents, columns[attribute], seed)
     low, high = parse_range(strength, "--strength")
-    edited = edit_attribute(model, z, direction, spread, np.linspace(low, high, steps))
-    return comparison_grid(rows_of(edited, steps)), (
-        f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "
-        f"training accuracy {accuracy:.3f})")
+    strengths = np.linspace(low, high, steps)
+    edited = edit_attribute(model, z, direction, spread, strengths)
+    description = (f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "
+                   f"training accuracy {accuracy:.3f})")
+    rows = rows_of(edited, steps)
+    return labelled_grid(rows, [f"latent {i + 1}" for i in range(len(rows))],
+                         column_labels=[f"{v:+.1f}σ" for v in strengths], title=description), description
 
 
 def traversal_grid(model: InversionModel, z: Tensor, elements: np.ndarray, steps: int) -> tuple[Tensor, str]:
     """(grid, description): for each latent, a row per element swept from −2 to 2; the description names each
     element with its scale s."""
-    rows = [traverse(model, z[i:i + 1], elements, steps) for i in range(len(z))]
+    rows = rows_of(torch.cat([traverse(model, z[i:i + 1], elements, steps) for i in range(len(z))]), steps)
     scale = latent_scale(model)
-    return comparison_grid(rows_of(torch.cat(rows), steps)), (
-        "traversal of elements " + ", ".join(f"{int(e)} (s={float(scale[e]):.3f})" for e in elements))
-
-
-def rows_of(images: Tensor, per_row: int) -> list[Tensor]:
-    """A batch cut into grid rows of ``per_row`` images."""
-    return [images[i:i + per_row] for i in range(0, len(images), per_row)]
+    labels = [f"latent {i + 1}, element {int(e)} (s={float(scale[e]):.2f})" for i in range(len(z)) for e in elements]
+    description = "traversal of elements " + ", ".join(f"{int(e)} (s={float(scale[e]):.3f})" for e in elements)
+    return labelled_grid(rows, labels, column_labels=[f"{v:+.1f}" for v in np.linspace(-2, 2, steps)],
+                         title=description), description

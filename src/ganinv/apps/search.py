@@ -52,8 +52,8 @@ from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss, set_se
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
-from ganinv.core.viz import comparison_grid, save_png
-from ganinv.data import Skipped, degrade, load_image, no_usable_images, open_dataset
+from ganinv.core.viz import labelled_grid, save_png
+from ganinv.data import Skipped, degrade, display_path, load_image, no_usable_images, open_dataset
 from ganinv.inference.model import InversionModel
 from ganinv.metrics import colour_histogram, dhash_bits, phash_bits
 
@@ -230,7 +230,11 @@ def search_files(index_dir: str | Path, images: list[str | Path], out: str | Pat
     queries = read.batch()
     result = index.search_images(queries, k=k, method=method, model=model, nprobe=nprobe)
     found = index.images(result.ids.reshape(-1), warn=warn).view(len(read.files), k, *index.image_shape)
-    save_png(comparison_grid([torch.cat([q.unsqueeze(0), f]) for q, f in zip(queries, found)]), out)
+    save_png(labelled_grid([torch.cat([q.unsqueeze(0), f]) for q, f in zip(queries, found)],
+                           [f"query {i + 1}: {display_path(f)[-24:]}" for i, f in enumerate(read.files)],
+                           column_labels=["query"] + [f"#{r}" for r in range(1, k + 1)],
+                           captions=[[""] + [f"d={d:.3g}" for d in dists] for dists in result.distances],
+                           title=f"search by {method}: each query and its {k} nearest indexed images"), out)
     payload = [{"query": os.fsdecode(f), "results": [{"rank": r + 1, "item": item, "distance": float(d)}
                                                      for r, (item, d) in enumerate(zip(items, dists))]}
                for f, items, dists in zip(read.files, result.items, result.distances)]

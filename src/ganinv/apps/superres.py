@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ganinv.apps import Warn, convert_channels, fit_to_run, load_inverter, read_images, resize, silent
 from ganinv.core.errors import GaninvError
-from ganinv.core.viz import comparison_grid, save_png
+from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import ImageFiles, Skipped, degrade, display_path, read_image_files
 from ganinv.inference.evaluate import generated_batch
 from ganinv.inference.model import InversionModel
@@ -93,7 +93,8 @@ def super_resolve_files(run: str | Path, images: list[str | Path], out: str | Pa
     else:
         read = read_images(images, model.image_shape, warn=warn)
         rows = compare(read.batch(), sigma=sigma, factor=factor, model=model)
-    save_png(comparison_grid(list(rows.values())), out)
+    what = f"blur σ={sigma:g}" if sigma is not None else f"downsampled ×{factor}" if factor else "low-resolution input"
+    save_png(labelled_grid(list(rows.values()), list(rows), title=f"super-resolution by inversion ({what})"), out)
     return len(next(iter(rows.values()))), ", ".join(rows), list(read.skipped)
 
 

@@ -26,33 +26,43 @@ FONT_SIZE = 13
 
 
 def labelled_grid(rows: list[Tensor], row_labels: list[str], *, column_labels: list[str] | None = None,
-                  title: str | None = None, min_tile: int = MIN_TILE) -> Tensor:
-    """Rows of images with a label left of each row (and optionally above each column and a title), tiles upscaled
-    by an integer factor with nearest-neighbour so small images stay readable: one C×H×W image in [0, 1]."""
-    if len(rows) != len(row_labels):
-        raise ValueError(f"{len(rows)} rows but {len(row_labels)} row labels")
-    n = max(len(r) for r in rows)
-    side = rows[0].shape[-1]
+                  title: str | None = None, captions: list[list[str]] | None = None,
+                  min_tile: int = MIN_TILE) -> Tensor:
+    """Rows of images with a label left of each row, optionally a label above each column, a caption under each
+    image (``captions[row][column]``, e.g. a distance) and a title; tiles upscaled by an integer factor with
+    nearest-neighbour so small images stay readable. Returns one C×H×W image in [0, 1]."""
+    if len(rows) != len(row_labels) or (captions is not None and len(captions) != len(rows)):
+        raise ValueError(f"{len(rows)} rows but {len(row_labels)} row labels"
+                         + (f" and {len(captions)} caption rows" if captions is not None else ""))
+    n, side = max(len(r) for r in rows), rows[0].shape[-1]
     factor = max(1, -(-min_tile // side))
     font = ImageFont.load_default(size=FONT_SIZE)
     strips = [_row_strip(r, n, factor) for r in rows]
+    line, tile = FONT_SIZE + 6, side * factor + 2
     label_width = max(int(font.getlength(text)) for text in row_labels) + 10
-    line = FONT_SIZE + 6
     top = (line if title else 0) + (line if column_labels else 0)
-    width = label_width + strips[0].width
-    canvas = Image.new("RGB", (width, top + sum(s.height for s in strips)), "white")
+    below = line if captions is not None else 0  # a caption line under every row
+    width = max(label_width + strips[0].width, int(font.getlength(title or "")) + 8)
+    canvas = Image.new("RGB", (width, top + sum(s.height + below for s in strips)), "white")
     draw = ImageDraw.Draw(canvas)
     if title:
         draw.text((4, 2), title, fill="black", font=font)
-    tile = side * factor + 2
+    fit = max(1, tile // 7)  # characters that fit under a tile
     for j, text in enumerate(column_labels or []):
-        draw.text((label_width + 2 + j * tile, top - line + 2), text[: max(1, tile // 7)], fill="black", font=font)
+        draw.text((label_width + 2 + j * tile, top - line + 2), text[:fit], fill="black", font=font)
     y = top
-    for strip, text in zip(strips, row_labels):
+    for r, (strip, text) in enumerate(zip(strips, row_labels)):
         canvas.paste(strip, (label_width, y))
         draw.text((4, y + strip.height // 2 - FONT_SIZE // 2), text, fill="black", font=font)
-        y += strip.height
+        for j, caption in enumerate(captions[r] if captions is not None else []):
+            draw.text((label_width + 2 + j * tile, y + strip.height + 2), caption[:fit], fill="dimgray", font=font)
+        y += strip.height + below
     return torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def rows_of(images: Tensor, per_row: int) -> list[Tensor]:
+    """A batch cut into grid rows of ``per_row`` images."""
+    return [images[i:i + per_row] for i in range(0, len(images), per_row)]
 
 
 def _row_strip(images: Tensor, n: int, factor: int) -> Image.Image:

@@ -1,8 +1,9 @@
 """Datasets (bundled MNIST/digits, image folders, CelebA) and image degradations.
 
 See :mod:`ganinv.data.datasets` for the dataset specs and split rules, and for how unreadable image files are
-reported (:func:`read_image_files`, :class:`TolerantImages`, :class:`Skipped`), and :mod:`ganinv.data.degrade`
-for the degradations.
+reported (:func:`read_image_files`, :class:`TolerantImages`, :class:`Skipped`), :mod:`ganinv.data.images` for
+:func:`load_images` (files → one batch, strictly: the public API's reader), and :mod:`ganinv.data.degrade` for the
+degradations.
 """
 
 from ganinv.data import degrade
@@ -19,6 +20,7 @@ from ganinv.data.datasets import (
     read_image,
     read_image_files,
 )
+from ganinv.data.images import load_images
 
-__all__ = ["open_dataset", "load_image", "read_image", "expand_image_paths", "read_image_files", "ImageFiles",
-           "Skipped", "TolerantImages", "display_path", "no_usable_images", "ImageDataset", "degrade"]
+__all__ = ["open_dataset", "load_image", "load_images", "read_image", "expand_image_paths", "read_image_files",
+           "ImageFiles", "Skipped", "TolerantImages", "display_path", "no_usable_images", "ImageDataset", "degrade"]

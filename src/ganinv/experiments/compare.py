@@ -33,7 +33,7 @@ import torch
 
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json
-from ganinv.core.viz import comparison_grid, save_png
+from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import open_dataset
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
@@ -117,8 +117,9 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
                                        show_progress=show_progress, log=log)
     generated = generated_batch(gen, settings.n_generated, settings.seed)
     results, grid_rows = invert_with_each(methods, models, run_dirs, generated, real, settings, log)
-    save_png(comparison_grid([r[:GRID_COLUMNS] for r in grid_rows]), out / "grid.png")
     results["summary"] = summarise(results, methods, generator, data, settings, has_real=real is not None)
+    save_png(labelled_grid([r[:GRID_COLUMNS] for r in grid_rows], results["summary"]["grid_rows"],
+                           title="originals and each method's reconstructions"), out / "grid.png")
     atomic_write_json(out / "results.json", results)
     return results
 

@@ -78,13 +78,13 @@ class OptimizingModel(InversionModel):
     def prior(self) -> Prior:
         return self.view.prior
 
-    def generate(self, z: Tensor) -> Tensor:
+    def generate(self, z: Tensor, *, grad: bool = False) -> Tensor:
         if z.ndim != 2 or z.shape[1] != self.prior.dim:
             raise GaninvError(f"{self.space} latents must be N×{self.prior.dim}, got {tuple(z.shape)}")
-        return self._batched(self.view.generate, z)
+        return self._batched(self.view.generate, z, grad=grad)
 
     def invert(self, x: Tensor) -> Tensor:
-        self.check_images(x)
+        x = self.prepare_images(x)  # uint8 and other sizes, as InversionModel.invert takes them
         start = in_space(self.base, self.base.invert(x), self.space) if self.start == "encoder" else self.start
         return invert_by_optimization(self, x, steps=self.steps, lr=self.lr, loss=self.loss, start=start,
                                       generator=torch.Generator().manual_seed(self.seed), space=self.space)

@@ -141,7 +141,7 @@ class TunedModel(InversionModel):
         return True
 
     def invert(self, x: Tensor) -> Tensor:
-        self.check_images(x)
+        x = self.prepare_images(x)  # before the keys: uint8 k and float k/255 images then share one key
         known = {key: row for row, key in enumerate(self.image_keys)}
         rows = [known.get(key) for key in image_keys(x)]
         out = torch.empty(len(x), self.pivots.shape[1], device=self.device)

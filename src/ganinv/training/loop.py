@@ -37,12 +37,13 @@ from ganinv.core.rundir import (
     restore_checkpoint,
     save_checkpoint,
 )
-from ganinv.core.viz import comparison_grid, save_png
+from ganinv.core.viz import labelled_grid, rows_of, save_png
 from ganinv.inference.evaluate import evaluate
 from ganinv.inference.model import InversionModel
 from ganinv.methods import Method
 
-SAMPLE_COUNT = 16
+SAMPLE_COUNT = 64  # an 8×8 grid of samples
+SAMPLE_COLUMNS = 8
 
 
 class ResumableBatchSampler:
@@ -135,15 +136,22 @@ def _line_step(line: str) -> int:
 
 
 def write_samples(method: Method, run_dir: Path, step: int, fixed_z: Tensor, real: Tensor | None) -> None:
+    """samples/step-NNNNNNN.png: 8×8 samples of the same fixed latents at every step; for runs that invert, the
+    first row's reconstructions, then real test images and theirs — every row labelled."""
     model = InversionModel(method)
     with method.eval_mode():
         generated = method.generate(fixed_z.to(method.device)).float()
-        rows = [generated]
+        rows = rows_of(generated, SAMPLE_COLUMNS)
+        labels = [f"samples {i * SAMPLE_COLUMNS + 1}–{(i + 1) * SAMPLE_COLUMNS}" for i in range(len(rows))]
         if method.can_invert:
-            rows.append(model.reconstruct(generated))
+            rows.append(model.reconstruct(rows[0]))
+            labels.append("reconstruction of row 1")
             if real is not None:
-                rows += [real, model.reconstruct(real.to(method.device))]
-    save_png(comparison_grid(rows), run_dir / SAMPLES / f"step-{step:07d}.png")
+                real = real[:SAMPLE_COLUMNS].to(method.device)
+                rows += [real, model.reconstruct(real)]
+                labels += ["real test images", "their reconstruction"]
+    grid = labelled_grid(rows, labels, title=f"{method.name}, step {step}")
+    save_png(grid, run_dir / SAMPLES / f"step-{step:07d}.png")
 
 
 def evaluate_during_training(method: Method, eval_images: Tensor | None, evaluators=()) -> dict[str, float]:
