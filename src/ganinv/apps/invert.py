@@ -14,7 +14,8 @@ from ganinv.apps.collection import invert_collection
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json, atomic_write_text
 from ganinv.core.viz import comparison_grid, save_png
-from ganinv.data import display_path, read_image_files
+from ganinv.data import ImageFiles, display_path, read_image_files
+from ganinv.data.align import TARGET_EYE_DISTANCE, AlignedFiles, read_aligned_files
 from ganinv.inference.hybrid import REFINE_LR, OptimizingModel
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import check_settings
@@ -23,7 +24,8 @@ from ganinv.methods.spaces import latent_space, run_space
 
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
                  warn: Callable[[str], None] = lambda m: None, *, refine: int = 0, refine_lr: float | None = None,
-                 refine_loss: str = "mse", space: str | None = None) -> dict:
+                 refine_loss: str = "mse", space: str | None = None, align: bool = False,
+                 landmarks: str | Path | None = None) -> dict:
     """Invert image files: latents.npy (row i = the i-th readable file), reconstructions/NNNNN-NAME.png (numbered by
     row, so two inputs named x.png never collide), manifest.json (each row's exact input path and output, and the
     skipped files with their reasons), paths.txt (the inputs, one printable line each) and grid.png.
@@ -32,12 +34,16 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     written. When none is readable it is a DataError and nothing is written. ``refine`` > 0 adds that many
     optimisation steps after the encoder (the hybrid); on a run without an encoder it is optimisation from the
     prior's mean. ``space`` ("z" | "w" | "wplus"; None: the run's own) is where the latents are searched and what
-    latents.npy holds (W+ flattened layer-major, N×(num_ws·w_dim): ``ganinv.methods.spaces``)."""
+    latents.npy holds (W+ flattened layer-major, N×(num_ws·w_dim): ``ganinv.methods.spaces``).
+
+    ``align``: each photo's face is found and cut to the aligned-CelebA square the run was trained on
+    (``ganinv.data.align``) before it is inverted; the aligned inputs are written to aligned/NNNNN-NAME.png and how
+    each was aligned to the manifest; a file without a face is skipped like an unreadable one. ``landmarks``: an
+    OpenCV LBF landmark model for better eye centres (implies ``align``)."""
     model = inverting_model(run, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss, warn=warn, space=space)
     channels, size, _ = model.image_shape
-    read = read_image_files(images, size, channels, warn=warn)
+    read = read_inputs(images, size, channels, align=align or landmarks is not None, landmarks=landmarks, warn=warn)
     batch = read.batch()
-    warn(f"images are centre-cropped and resized to {size}×{size} with {channels} channel(s) for this run")
     latents = model.invert(batch)
     reconstructions = model.generate(latents)
     out = Path(out)
@@ -45,23 +51,53 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     outputs = [reconstruction_name(row, f) for row, f in enumerate(read.files)]
     for name, image in zip(outputs, reconstructions):
         save_png(image, out / name)
+    alignments = write_aligned(out, read, batch)
     atomic_write(out / "latents.npy", lambda tmp: np.save(open(tmp, "wb"), latents.cpu().numpy()))
     atomic_write_text(out / "paths.txt", "".join(f"{display_path(f)}\n" for f in read.files))
     atomic_write_json(out / "manifest.json", {
         "format": "ganinv-inverted-files", "format_version": 1, "run": str(run), "image_shape": [channels, size, size],
         "space": getattr(model, "space", run_space(model.method)), "latent_dim": int(latents.shape[1]),
-        "items": [{"row": row, "input": os.fsdecode(f), "reconstruction": name}
-                  for row, (f, name) in enumerate(zip(read.files, outputs))],
+        "items": [{"row": row, "input": os.fsdecode(f), "reconstruction": name, **alignment}
+                  for row, (f, name, alignment) in enumerate(zip(read.files, outputs, alignments))],
         "skipped": [s.to_json() for s in read.skipped]})
     save_png(comparison_grid([batch, reconstructions]), out / "grid.png")
     return {"n": len(read.files), "latents": latents, "outputs": outputs, "skipped": read.skipped}
 
 
-def reconstruction_name(row: int, path: Path) -> str:
+def read_inputs(images, size: int, channels: int, *, align: bool, landmarks, warn) -> ImageFiles:
+    """The files as the run sees them: centre-cropped and resized, or (``align``) faces aligned to aligned-CelebA's
+    square, each alignment told through ``warn`` when it was a guess from the face box or had a choice of faces."""
+    if not align:
+        read = read_image_files(images, size, channels, warn=warn)
+        warn(f"images are centre-cropped and resized to {size}×{size} with {channels} channel(s) for this run")
+        return read
+    read = read_aligned_files(images, size, channels, landmarks=landmarks, warn=warn)
+    for f, info in zip(read.files, read.infos):
+        if info.source == "face box" or info.faces > 1 or info.padded:
+            warn(f"{display_path(f)}: {info.describe()}")
+    warn(f"{len(read.files)} face(s) aligned to the aligned-CelebA square at {size}×{size} (eyes level, "
+         f"{TARGET_EYE_DISTANCE * size:.1f} px apart) with {channels} channel(s) for this run")
+    return read
+
+
+def write_aligned(out: Path, read: ImageFiles, batch) -> list[dict]:
+    """With --align: each aligned input as aligned/NNNNN-NAME.png (what was inverted, for the user to check) and
+    the manifest's record of how it was aligned; without: an empty record per row."""
+    if not isinstance(read, AlignedFiles):
+        return [{} for _ in read.files]
+    records = []
+    for row, (f, image, info) in enumerate(zip(read.files, batch, read.infos)):
+        name = reconstruction_name(row, f, folder="aligned")
+        save_png(image, out / name)
+        records.append({"aligned": name, "alignment": info.to_json()})
+    return records
+
+
+def reconstruction_name(row: int, path: Path, folder: str = "reconstructions") -> str:
     """reconstructions/00012-NAME.png: the row number keeps names unique; NAME (the input's stem, letters, digits
     and - _ . only, at most 40 characters) keeps them readable in any shell and on any file system."""
     stem = "".join(ch if (ch.isalnum() and ch.isprintable()) or ch in "-_." else "_" for ch in path.stem)[:40]
-    return f"reconstructions/{row:05d}-{stem}.png"
+    return f"{folder}/{row:05d}-{stem}.png"
 
 
 def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None = None, refine_loss: str = "mse",

@@ -107,10 +107,19 @@ def invert(
     tune: int = typer.Option(0, help="with IMAGES: pivotal tuning (Roich et al., PTI) — invert (+ --refine steps), "
                                      "then fine-tune a copy of the generator N steps on the images with a locality "
                                      "term; writes OUT/tuned-run (loadable by path), before/ and after/ PNGs"),
+    align: bool = typer.Option(False, "--align", help="with IMAGES: find each photo's face and eyes (OpenCV) and cut "
+                               "it to the aligned-CelebA square a CelebA run was trained on; writes OUT/aligned/; a "
+                               "file with no face is named and skipped"),
+    landmarks: str | None = typer.Option(None, "--landmarks", metavar="PATH", help="with --align (implied): an "
+                                         "OpenCV LBF facial-landmark model (lbfmodel.yaml) for better eye centres; "
+                                         "needs opencv-contrib-python-headless"),
     as_json: bool = typer.Option(False, "--json", help="with --data: print the summary as JSON"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid.
+
+    With --align: real photos, not pre-aligned face crops, are first aligned as CelebA's faces are (eyes level at
+    fixed places; see ganinv.data.align) — otherwise a CelebA run reconstructs them as a blur.
 
     With --tune N: pivotal tuning ("Pivotal Tuning for Latent-based Editing of Real Images", Roich, Mokady, Bermano,
     Cohen-Or): the generator itself is fine-tuned on the images around their inverted latents (the pivots); the
@@ -129,12 +138,13 @@ def invert(
         raise GaninvError("give either IMAGES (files or folders) or --data SPEC (a whole collection), not both")
     if data is not None and space is not None:
         raise GaninvError("--space is for IMAGES; a --data collection is inverted in the run's own space")
+    align = check_align(align, landmarks, data=data, tune=tune)
     if tune:
         tune_images(run, images, out, steps=tune, refine=refine, data=data, space=space, quiet=quiet)
         return
     if data is None:
         result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr,
-                              refine_loss=refine_loss, space=space)
+                              refine_loss=refine_loss, space=space, align=align, landmarks=landmarks)
         console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, manifest.json, "
                       "grid.png)")
         exit_if_skipped(len(result["skipped"]))
@@ -149,6 +159,19 @@ def invert(
                       f"{result['failed'] + result['failed_before']} unreadable) at {result['images_per_s']} "
                       f"images/s, peak memory {result['peak_rss_mib']} MiB → {out}/shards")
     exit_if_skipped(result["failed"] + result["failed_before"])
+
+
+def check_align(align: bool, landmarks: str | None, *, data, tune: int) -> bool:
+    """--align (implied by --landmarks) is for IMAGES only; a landmark model that cannot be used is refused before
+    the run is loaded."""
+    align = align or landmarks is not None
+    if align and (data is not None or tune):
+        raise GaninvError("--align works on IMAGES (not with --data or --tune)")
+    if landmarks is not None:
+        from ganinv.data.align import check_landmarks
+
+        check_landmarks(landmarks)
+    return align
 
 
 def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, data, space, quiet: bool) -> None:

@@ -1,8 +1,10 @@
 """The logic behind the web page's widgets: plain functions over tensors, importable and tested without a browser
 and without gradio (nothing here imports it).
 
-    read_upload(path, shape)            an upload as a 1×C×H×W batch at the run's shape, plus notes on what changed;
-                                        ``UploadError`` with a one-line reason for anything unusable
+    read_upload(path, shape, align=)    an upload as a 1×C×H×W batch at the run's shape (``align``: its face cut as
+                                        aligned CelebA's), plus notes on what changed; ``UploadError`` with a
+                                        one-line reason for anything unusable (no face, with ``align``)
+    DomainCheck                         a one-line hint when an image is unlike what the run generates
     to_display(x)                       an image as H×W×3 uint8, tiny images enlarged pixel by pixel
     run_inversion / reconstruct_image   encoder, hybrid or optimisation; G(invert(x)) with metrics and time
     guarded(n_outputs)                  any exception → a message in the handler's last output, never a trace
@@ -44,6 +46,7 @@ from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.rundir import run_fingerprint
 from ganinv.core.viz import comparison_grid
 from ganinv.data import load_image
+from ganinv.data.align import align_file
 from ganinv.inference.hybrid import refine
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import invert_by_optimization
@@ -57,6 +60,9 @@ METHODS = ("encoder", "hybrid")    # runs with an inverse network; a generator-o
 EDIT_STEPS = 100                   # optimisation steps that invert an upload to edit, for runs without an encoder
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L")
+DOMAIN_SAMPLES = 32                # the run's own samples an upload's statistics are compared with …
+DOMAIN_Z = 4.0                     # … and how many of their spreads away counts as out of domain
+DOMAIN_MIN_SPREAD = 0.02           # a spread floor, so a run whose samples barely vary does not flag everything
 
 
 class UploadError(GaninvError):
@@ -64,20 +70,18 @@ class UploadError(GaninvError):
 
 
 # ------------------------------------------------------------------------------------------------ uploads
-def read_upload(path: str | Path | None, shape: tuple[int, int, int], *, max_bytes: int = MAX_UPLOAD_BYTES,
-                max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Tensor, list[str]]:
-    """An uploaded file as a 1×C×H×W batch at the run's shape, plus notes on what was changed (size, channels,
-    transparency). Raises ``UploadError`` with a one-line reason for anything that is not a usable image."""
+def read_upload(path: str | Path | None, shape: tuple[int, int, int], *, align: bool = False,
+                max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Tensor, list[str]]:
+    """An uploaded file as a 1×C×H×W batch at the run's shape, plus notes on what was changed (size, alignment,
+    channels, transparency). ``align``: the face is found and cut as aligned CelebA's (``ganinv.data.align``).
+    Raises ``UploadError`` with a one-line reason for anything that is not a usable image (or shows no face)."""
     path = check_upload_file(path, max_bytes)
     (w, h), mode, alpha = read_header(path, max_pixels)
     channels, size, _ = shape
     try:
-        x = load_image(path, image_size=size, channels=channels)
+        x, notes = fit_upload(path, (w, h), size, channels, align)
     except DataError as exc:
         raise UploadError(str(exc).replace(str(path), path.name)) from None
-    notes = []
-    if (w, h) != (size, size):
-        notes.append(f"{w}×{h} → centre-cropped and resized to {size}×{size}")
     if alpha:
         notes.append("transparency flattened onto white")
     grey = mode in GREY_MODES
@@ -86,6 +90,16 @@ def read_upload(path: str | Path | None, shape: tuple[int, int, int], *, max_byt
     elif not grey and channels == 1:
         notes.append("colour image → converted to grey for this run")
     return x.unsqueeze(0), notes
+
+
+def fit_upload(path: Path, size_wh: tuple[int, int], size: int, channels: int, align: bool) -> tuple[Tensor, list]:
+    """The upload at the run's size: its face aligned, or its centre square resized; and a note saying which."""
+    if align:
+        x, info = align_file(path, size, channels)
+        return x, [f"face aligned as in aligned CelebA ({info.describe()})"]
+    x = load_image(path, image_size=size, channels=channels)
+    w, h = size_wh
+    return x, ([f"{w}×{h} → centre-cropped and resized to {size}×{size}"] if (w, h) != (size, size) else [])
 
 
 def check_upload_file(path: str | Path | None, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
@@ -171,8 +185,9 @@ def metrics_markdown(metrics: dict[str, float], seconds: float | None = None, me
     return "| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
-def notes_markdown(notes: list[str]) -> str:
-    return "  \n".join(f"ℹ️ {n}" for n in notes)
+def notes_markdown(notes: list[str], warning: str | None = None) -> str:
+    """Notes one per line; a warning (the out-of-domain hint) first."""
+    return "  \n".join(([f"⚠️ {warning}"] if warning else []) + [f"ℹ️ {n}" for n in notes])
 
 
 def error_markdown(message: str) -> str:
@@ -303,29 +318,81 @@ class AttributeDirections:
         return self._cache[name]
 
 
+# ------------------------------------------------------------------------------------------------ out of domain
+def image_statistics(x: Tensor) -> tuple[list[str], Tensor]:
+    """Per image of an N×C×H×W batch: brightness (mean grey level), contrast (its standard deviation) and, for
+    colour, colourfulness (Hasler & Süsstrunk 2003, on [0, 1] values) — what a reader would call an image "unlike"
+    a run's: a colour photo against grey digits, a dark or flat image against bright faces."""
+    x = x.detach().float().cpu()
+    grey = x.mean(dim=1) if x.shape[1] == 1 else (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])
+    columns = [grey.flatten(1).mean(1), grey.flatten(1).std(1)]
+    if x.shape[1] == 1:
+        return ["brightness", "contrast"], torch.stack(columns, dim=1)
+    rg, yb = (x[:, 0] - x[:, 1]).flatten(1), (0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]).flatten(1)
+    colourfulness = torch.hypot(rg.std(1), yb.std(1)) + 0.3 * torch.hypot(rg.mean(1), yb.mean(1))
+    return ["brightness", "contrast", "colourfulness"], torch.stack(columns + [colourfulness], dim=1)
+
+
+class DomainCheck:
+    """Whether an image is far from what the run generates: its :func:`image_statistics` against those of
+    DOMAIN_SAMPLES of the run's own samples (seeded, made on first use). Far means more than DOMAIN_Z spreads
+    (standard deviations over the samples, at least DOMAIN_MIN_SPREAD) from the samples' mean in any statistic.
+    It is a hint, not a verdict: it sees pixel statistics, not content."""
+
+    def __init__(self, model: InversionModel, n: int = DOMAIN_SAMPLES):
+        self.model, self.n = model, n
+        self._reference: tuple[list[str], Tensor, Tensor] | None = None
+
+    def reference(self) -> tuple[list[str], Tensor, Tensor]:
+        if self._reference is None:
+            z = sample_latent(self.model, 0, self.n)
+            with torch.inference_mode():  # in chunks: a large imported generator's batch of 32 is gigabytes
+                samples = torch.cat([self.model.generate(chunk).float().cpu() for chunk in z.split(8)])
+            names, stats = image_statistics(samples)
+            self._reference = names, stats.mean(0), stats.std(0).clamp_min(DOMAIN_MIN_SPREAD)
+        return self._reference
+
+    def hint(self, x: Tensor) -> str | None:
+        """One line when ``x`` (1×C×H×W) is out of the run's domain, else None."""
+        names, mean, spread = self.reference()
+        value = image_statistics(x)[1][0]
+        z = (value - mean) / spread
+        worst = int(z.abs().argmax())
+        if float(z[worst].abs()) < DOMAIN_Z:
+            return None
+        return (f"out of domain: this image's {names[worst]} is {float(value[worst]):.2f} where the run's samples "
+                f"have {float(mean[worst]):.2f} ± {float(spread[worst]):.2f} — it is unlike what this run "
+                "generates, so expect a poor reconstruction")
+
+
 # ------------------------------------------------------------------------------------------------ the tabs' handlers
 class ReconstructHandlers:
     """The Reconstruct tab. Outputs: (state, original, reconstruction, metrics, upload, status); the upload is
-    cleared (None) so the same file can be uploaded again."""
+    cleared (None) so the same file can be uploaded again. The status leads with a hint when the image is out of
+    the run's domain (``DomainCheck``)."""
     n_outputs = 6
 
     def __init__(self, model: InversionModel):
         self.model = model
+        self.domain = DomainCheck(model)
 
-    def answer(self, x: Tensor, method: str, steps: int, notes=()) -> tuple:
+    def answer(self, x: Tensor, method: str, steps: int, notes=(), check_domain: bool = True) -> tuple:
         result = reconstruct_image(self.model, x, method, steps)
+        hint = self.domain.hint(x) if check_domain else None
         return (to_state(x), to_display(x), to_display(result["reconstruction"]),
-                metrics_markdown(result["metrics"], result["seconds"], method), None, notes_markdown(list(notes)))
+                metrics_markdown(result["metrics"], result["seconds"], method), None,
+                notes_markdown(list(notes), hint))
 
     @guarded(n_outputs)
-    def rec_from_upload(self, path, method, steps):
-        x, notes = read_upload(path, self.model.image_shape)
+    def rec_from_upload(self, path, method, steps, align=False):
+        x, notes = read_upload(path, self.model.image_shape, align=bool(align))
         return self.answer(x, method, steps, notes)
 
     @guarded(n_outputs)
     def rec_from_sample(self, seed, method, steps):
         seed = int(seed or 0)
-        return self.answer(sample_image(self.model, seed), method, steps, [f"a generated sample G(z), seed {seed}"])
+        return self.answer(sample_image(self.model, seed), method, steps, [f"a generated sample G(z), seed {seed}"],
+                           check_domain=False)  # the run's own image
 
     @guarded(n_outputs)
     def rec_again(self, state, method, steps):

@@ -123,6 +123,8 @@ def reconstruct_tab(parts: Parts, model: InversionModel) -> None:
         with gr.Row():
             with gr.Column(scale=1):
                 upload = parts.upload("upload an image", "reconstruct-upload")
+                align = gr.Checkbox(False, label="align face: find the face and eyes in a photo and cut it as "
+                                    "aligned CelebA's (for runs trained on CelebA)", elem_id="reconstruct-align")
                 with gr.Row():
                     seed = gr.Number(0, label="sample seed", precision=0, minimum=0)
                     sample = gr.Button("use a generated sample", elem_id="reconstruct-sample")
@@ -136,7 +138,7 @@ def reconstruct_tab(parts: Parts, model: InversionModel) -> None:
                 metrics = gr.Markdown(elem_id="reconstruct-metrics")
                 status = parts.status("reconstruct-status")
     outputs = [state, original, output, metrics, upload, status]
-    parts.on(upload.upload, handlers.rec_from_upload, [upload, method, steps], outputs)
+    parts.on(upload.upload, handlers.rec_from_upload, [upload, method, steps, align], outputs)
     parts.on(sample.click, handlers.rec_from_sample, [seed, method, steps], outputs)
     parts.on(again.click, handlers.rec_again, [state, method, steps], outputs)
 

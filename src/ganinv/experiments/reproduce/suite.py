@@ -68,10 +68,10 @@ BUDGETS = {
                     projection_steps=2, finetune_steps=2, recon_weight=10.0, fd_samples=16, queries=4, clusters=2,
                     n_figure=4),
     # ≤ 150 minutes on 2 CPU cores: the papers' 64 px DCGAN at half width; the style GANs at 32 px
-    "cpu": Budget("cpu", image_size=64, width=32, gan_steps=2000, batch_size=64, encoder_steps=1000, bigan_steps=800,
-                  optimize_steps=200, refine_steps=50, n_generated=1000, n_optimize=256, style_size=32,
-                  style_width=16, style_latent=64, style_batch=16, style_epochs=2, evals_per_epoch=4,
-                  priors=("normal",), projection_steps=1000, finetune_steps=300, recon_weight=10.0, fd_samples=5000),
+    "cpu": Budget("cpu", image_size=64, width=32, gan_steps=2000, batch_size=64, encoder_steps=500, bigan_steps=500,
+                  optimize_steps=200, refine_steps=50, n_generated=1000, n_optimize=128, style_size=32,
+                  style_width=16, style_latent=64, style_batch=16, style_epochs=2, evals_per_epoch=2,
+                  priors=("normal",), projection_steps=600, finetune_steps=200, recon_weight=10.0, fd_samples=5000),
     # the papers' sizes on one H100-class GPU in about 10 minutes: DCGAN 64 px width 64; style GANs 64 px, d_z 512
     "gpu": Budget("gpu", image_size=64, width=64, gan_steps=3000, batch_size=64, encoder_steps=2000, bigan_steps=2000,
                   optimize_steps=500, refine_steps=100, n_generated=1000, n_optimize=None, style_size=64,
