@@ -7,6 +7,7 @@ The public API::
     ganinv.InversionModel                            an nn.Module: generate / invert / reconstruct (= model(x)), the
                                                        one seam every app uses; save_pretrained / from_pretrained
     ganinv.load_images(paths, size=None, channels=None)  image files → N×C×S×S float in [0, 1]
+    ganinv.align_face(image, size=…)                 a photo → the aligned-CelebA face crop a face run expects
     ganinv.wrap_generator(module, prior, …)          any nn.Module (latents → images) as an InversionModel
     ganinv.METHODS                                   the registered methods, by name
     ganinv.__version__
@@ -16,7 +17,7 @@ fast.
 """
 from ganinv.core import __version__
 
-__all__ = ["load", "load_images", "wrap_generator", "InversionModel", "METHODS", "__version__"]
+__all__ = ["load", "load_images", "align_face", "wrap_generator", "InversionModel", "METHODS", "__version__"]
 
 
 def load(run_dir, device="cpu", dtype=None):
@@ -35,6 +36,14 @@ def load_images(paths, size=None, channels=None):
     from ganinv.data.images import load_images as read  # deferred: torch is heavy
 
     return read(paths, size=size, channels=channels)
+
+
+def align_face(image, *, size, landmarks=None):
+    """A photo (PIL image or H×W×3 uint8) → (the face rotated, scaled and cropped to aligned CelebA's geometry at
+    ``size``², what was found); a ``GaninvError`` when no face is found (see ``ganinv.data.align``)."""
+    from ganinv.data.align import align_face as align  # deferred: OpenCV and torch are heavy
+
+    return align(image, size=size, landmarks=landmarks)
 
 
 def wrap_generator(module, prior="uniform", image_range=(-1, 1), **kwargs):
