@@ -28,6 +28,9 @@ def reproduce(
     budget: str = typer.Option("cpu", help="smoke (a minute, for tests) | cpu (≤ 150 min on 2 cores) | gpu "
                                            "(the papers' sizes, ~10 min on an H100) | full (the papers' epochs)"),
     seed: int = typer.Option(0, help="seed of every run and sample"),
+    parts: str = typer.Option("", help="only these parts, comma-separated (e.g. to run the AEGAN and the DLSGAN "
+                                       "halves in two processes): aegan-table1, aegan-table2, aegan-superres, "
+                                       "dlsgan, dedgan, projection, projection-finetune [all]"),
 ):
     """Reproduce AEGAN (Luo et al.), DLSGAN (Cho & Krzyzak), the direction-embedding GAN (Cho) and projection
     networks (Arfeen & Zhang) on CelebA: train on the train split, evaluate on the test split, and write
@@ -37,6 +40,7 @@ def reproduce(
     from ganinv.experiments.reproduce import reproduce as run
 
     command = "ganinv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = run(data, out, budget=budget, seed=seed, show_progress=True, log=timestamped,
-                 command=command)
+    chosen = [p.strip() for p in parts.split(",") if p.strip()] or None
+    report = run(data, out, budget=budget, seed=seed, show_progress=True, log=timestamped, command=command,
+                 parts=chosen)
     console.print(f"report: {report}")

@@ -28,9 +28,11 @@ PARTS: list[tuple[str, Callable[[Suite], dict]]] = [
 
 
 def reproduce(data: str, out: str | Path, *, budget: str = "cpu", seed: int = 0, show_progress: bool = False,
-              log: Callable[[str], None] = print, command: str = "") -> Path:
-    """Run (or continue) every part; returns the path of reproduction.md."""
+              log: Callable[[str], None] = print, command: str = "", parts: list[str] | None = None) -> Path:
+    """Run (or continue) every part — or only ``parts``, e.g. to run disjoint parts in several processes at once —
+    then write the report of what is finished; returns the path of reproduction.md."""
     check_data(data)
+    chosen = check_parts(parts)
     suite = Suite(data=data, out=Path(out), budget=budget_named(budget), seed=seed, log=log,
                   show_progress=show_progress, command=command)
     make_dir(suite.out / FIGURES)
@@ -41,15 +43,24 @@ def reproduce(data: str, out: str | Path, *, budget: str = "cpu", seed: int = 0,
         path = suite.results_path(name)
         if path.is_file():
             log(f"[{i}/{len(PARTS)}] {name}: finished earlier")
-        else:
+        elif name in chosen:
             log(f"[{i}/{len(PARTS)}] {name}")
             started = progress.start(name)
             atomic_write_json(path, part(suite))
             progress.finish(name, started)
-        results[name] = suite.result(name)
-    write_report(suite, results, progress.state)
+        if path.is_file():
+            results[name] = suite.result(name)
+    write_report(suite, results, progress.read() or progress.state)
     log(f"wrote {suite.out / 'reproduction.md'}")
     return suite.out / "reproduction.md"
+
+
+def check_parts(parts: list[str] | None) -> set[str]:
+    names = [name for name, _ in PARTS]
+    unknown = sorted(set(parts or []) - set(names))
+    if unknown:
+        raise GaninvError(f"unknown part(s) {', '.join(unknown)}; the parts are {', '.join(names)}")
+    return set(parts) if parts else set(names)
 
 
 def check_data(data: str) -> None:

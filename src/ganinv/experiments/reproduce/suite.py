@@ -158,12 +158,15 @@ class Progress:
     def __init__(self, suite: Suite, parts: list[str]):
         self.path = suite.out / "progress.json"
         self.suite = suite
-        previous = json.loads(self.path.read_text()) if self.path.is_file() else None
+        previous = self.read()
         self.check_same_budget(previous)
-        self.state = previous or {"budget": dataclasses.asdict(suite.budget), "data": suite.data,
-                                  "command": suite.command, "parts": {p: {"status": "pending"} for p in parts}}
+        self.state = previous or {"data": suite.data, "parts": {}}
+        self.state.update(budget=dataclasses.asdict(suite.budget), command=suite.command)
         for p in parts:
             self.state["parts"].setdefault(p, {"status": "pending"})
+
+    def read(self) -> dict | None:
+        return json.loads(self.path.read_text()) if self.path.is_file() else None
 
     def check_same_budget(self, previous: dict | None) -> None:
         if previous is None:
@@ -176,19 +179,22 @@ class Progress:
     def start(self, part: str) -> float:
         entry = self.state["parts"][part]
         entry.update(status="running", attempts=entry.get("attempts", 0) + 1, started=_now())
-        self.state["current"] = part
-        self.write()
+        self.write(part)
         return time.perf_counter()
 
     def finish(self, part: str, started: float) -> None:
         self.state["parts"][part].update(status="done", seconds=round(time.perf_counter() - started, 1),
                                          finished=_now())
-        self.state["current"] = None
-        self.write()
+        self.write(part)
 
-    def write(self) -> None:
+    def write(self, part: str) -> None:
+        """Write this part's entry over the file as it is now: several processes may run disjoint parts
+        (``reproduce(parts=…)``), each rewriting only its own entries."""
+        current = self.read() or self.state
+        current["parts"][part] = self.state["parts"][part]
+        self.state["parts"] = {**current["parts"], **{part: self.state["parts"][part]}}
         make_dir(self.path.parent)
-        atomic_write_json(self.path, self.state)
+        atomic_write_json(self.path, {**self.state, "parts": self.state["parts"]})
 
 
 def _now() -> str:
