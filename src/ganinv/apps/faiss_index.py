@@ -19,12 +19,19 @@ def faiss_module():
     return faiss
 
 
+POINTS_PER_CENTROID = 39  # FAISS's k-means warns (once per PQ sub-quantizer) when it gets fewer per centroid
+
+
 def ivf_params(n: int, dim: int) -> dict:
-    """IVF-PQ sizes: nlist ≈ 4√n lists (at least 39 training points each), PQ with 2 dimensions per sub-quantizer
-    (8 bits), SQ8 re-ranking of 4k candidates, an eighth of the lists probed (at least 16)."""
-    nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
+    """IVF-PQ sizes fitted to a collection of ``n`` latents: nlist ≈ 4√n lists, PQ with 2 dimensions per
+    sub-quantizer, SQ8 re-ranking of 4k candidates, an eighth of the lists probed (at least 16). Both k-means get
+    at least 39 training points per centroid: nlist ≤ n/39, and 8-bit PQ codes (256 centroids) only from 9,984
+    latents on, fewer bits below — else FAISS prints one warning per sub-quantizer (50 for 100-d latents)."""
+    nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), n // POINTS_PER_CENTROID))
     m = max(d for d in range(1, dim + 1) if dim % d == 0 and d <= max(1, dim // 2))
-    return {"nlist": nlist, "pq_m": m, "pq_bits": 8, "nprobe": max(1, min(nlist, max(16, nlist // 8))), "k_factor": 4}
+    bits = max(1, min(8, (n // POINTS_PER_CENTROID).bit_length() - 1))  # 2^bits centroids, 39 points each
+    return {"nlist": nlist, "pq_m": m, "pq_bits": bits, "nprobe": max(1, min(nlist, max(16, nlist // 8))),
+            "k_factor": 4}
 
 
 def new_float_index(dim: int, kind: str, params: dict | None = None):

@@ -1,11 +1,17 @@
-"""What every command shares: the consoles, the exit statuses, warnings on stderr and the results table.
-Only typer and rich here: library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
+"""What every command shares: the consoles, the exit statuses, warnings on stderr, the cheap path checks and the
+results table. Only typer, rich and core.errors here: library imports stay inside the command functions, so
+``ganinv --help`` never loads torch, and a bad path is refused before they run."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from ganinv.core.errors import GaninvError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -19,6 +25,44 @@ def exit_if_skipped(skipped: int) -> None:
     if skipped:
         err_console.print(f"[yellow]note:[/] {skipped} input(s) skipped (named above); exit status {EXIT_SKIPPED}")
         raise typer.Exit(EXIT_SKIPPED)
+
+
+RUN_CONFIG = "config.json"  # core.rundir.CONFIG, spelled out: importing core.rundir loads torch
+PATH_SPECS = {"folder": "image folder", "celeba": "CelebA folder"}  # the dataset specs that name a path
+
+
+def check_paths(*, runs=(), data: str | None = None, images=()) -> None:
+    """Refuse a path a command needs but cannot have, in one line, before the command's deferred imports (torch and
+    its friends take seconds): a run directory that is missing or holds no run, a --data folder that is missing,
+    a missing image. ``None`` entries are skipped. Only what is cheap is checked here; the library checks the rest
+    (and again, since a path can change between the two)."""
+    for run in runs:
+        if run is not None:
+            _check_run(Path(run))
+    if data is not None:
+        _check_data(data)
+    for image in images:
+        if not os.path.lexists(image):
+            raise GaninvError(f"image not found: {image}")
+
+
+def _check_run(run: Path) -> None:
+    if not os.path.lexists(run):
+        raise GaninvError(f"run directory {run} does not exist")
+    if run.is_dir() and not (run / RUN_CONFIG).is_file():
+        raise GaninvError(f"{run} is not a ganinv run directory (no {RUN_CONFIG})")
+
+
+def _check_data(spec: str) -> None:
+    kind, sep, raw = spec.strip().partition(":")
+    what = PATH_SPECS.get(kind.lower())
+    if what is None or not sep or not raw.strip():
+        return  # mnist, digits, or a malformed spec: open_dataset explains those
+    path = os.path.expanduser(raw.strip())
+    if not os.path.lexists(path):
+        raise GaninvError(f"{what} not found: {path} (--data {spec})")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise GaninvError(f"{what} {path} is a file, not a folder (--data {spec})")
 
 
 def warn(message: str) -> None:

@@ -4,12 +4,15 @@ Library imports stay inside the command functions, so ``ganinv --help`` never lo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
+from typer.core import TyperCommand
 
-from ganinv.cli.common import console, exit_if_skipped, note, print_results_table, warn
+from ganinv.cli.common import check_paths, console, exit_if_skipped, note, print_results_table, warn
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()
@@ -17,31 +20,80 @@ app = typer.Typer()
 
 # ---------------------------------------------------------------------------------------------------- train
 QUICK_STEPS, QUICK_EVERY = 300, 100  # train --quick
+DEFAULT_PRESET = "small"
 
 
-@app.command()
+def preset_defaults(field: str) -> str:
+    """A config field's default under each preset, then where a method's own presets differ, e.g. "small: 32;
+    paper: 64; dlsgan, dedgan: 16" — from core.config.PRESETS and Method.presets, so --help cannot drift from them.
+    Called only when help is shown: these imports load torch."""
+    from ganinv.core.config import PRESETS, NetConfig
+    from ganinv.methods import METHODS
+
+    section = 0 if field in NetConfig.__dataclass_fields__ else 1
+    base = {p: getattr(PRESETS[p][section], field) for p in sorted(PRESETS, key=lambda p: p != DEFAULT_PRESET)}
+    own: dict[str, list[str]] = {}  # what a method's presets set → the methods that set it
+    for name, cls in METHODS.items():
+        values = {p: cls.presets.get(p, ({}, {}))[section].get(field, v) for p, v in base.items()}
+        if values != base:
+            own.setdefault(_per_preset(values, ", ", " "), []).append(name)
+    return "; ".join([_per_preset(base, "; ", ": ")] + [f"{', '.join(names)}: {text}" for text, names in own.items()])
+
+
+def _per_preset(values: dict, sep: str, colon: str) -> str:
+    """"small: 32; paper: 64" — or one value when the presets agree."""
+    texts = {p: v if isinstance(v, str) else f"{v:g}" for p, v in values.items()}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return sep.join(f"{p}{colon}{text}" for p, text in texts.items())
+
+
+def library_default(name: str) -> str:
+    """The default the library applies for ``name``: the number of images eval scores, or a preset's field."""
+    if name == "eval_images":
+        from ganinv.inference.evaluate import EVAL_IMAGES
+
+        return str(EVAL_IMAGES)
+    return preset_defaults(name)
+
+
+class LibraryDefaults(TyperCommand):
+    """A command whose option help shows defaults that live in the library (``[{default:NAME}]``, filled by
+    ``library_default`` when the help is shown): importing them for every command line would load torch."""
+
+    def format_help(self, ctx, formatter) -> None:
+        for param in self.params:
+            if getattr(param, "help", None):  # escaped: rich would take "[small: 32]" for a style and drop it
+                param.help = re.sub(r"\[\{default:(\w+)\}(.*?)\]",
+                                    lambda m: escape(f"[{library_default(m.group(1))}{m.group(2)}]"), param.help)
+        return super().format_help(ctx, formatter)
+
+
+@app.command(cls=LibraryDefaults)
 def train(
     method: str = typer.Argument(..., help="gan | dlsgan | dedgan | bigan (joint); aegan | regression | iterative | "
                                  "optimize (post-hoc, need --generator)"),
     out: Path = typer.Option(..., "--out", help="run directory to create (or continue with --resume)"),
     data: Optional[str] = typer.Option(None, help="dataset spec: mnist | digits | folder:PATH | celeba:PATH"),
     generator: Optional[Path] = typer.Option(None, help="run directory of the frozen generator (post-hoc methods)"),
-    preset: str = typer.Option("small", help="small (CPU-sized, 32 px) | paper (AEGAN (Luo et al.): 64 px, width 64)"),
-    image_size: Optional[int] = typer.Option(None, help="image side in pixels, a power of two [preset]"),
+    preset: str = typer.Option(DEFAULT_PRESET, help="small (CPU-sized, 32 px) | paper (AEGAN (Luo et al.): 64 px, "
+                               "width 64)"),
+    image_size: Optional[int] = typer.Option(None, help="image side in pixels, a power of two [{default:image_size}]"),
     channels: Optional[int] = typer.Option(None, help="1 or 3 [1 for digits, 3 otherwise]"),
-    width: Optional[int] = typer.Option(None, help="channels of the image-side conv stage [preset]"),
-    latent_dim: Optional[int] = typer.Option(None, help="latent dimension [100]"),
-    prior: Optional[str] = typer.Option(None, help="uniform | normal | uniform_sqrt3 | spherical (dedgan) [uniform]"),
-    steps: Optional[int] = typer.Option(None, help="optimisation steps [2000]"),
-    batch_size: Optional[int] = typer.Option(None, help="batch size [64]"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [2e-4]"),
+    width: Optional[int] = typer.Option(None, help="channels of the image-side conv stage [{default:width}]"),
+    latent_dim: Optional[int] = typer.Option(None, help="latent dimension [{default:latent_dim}]"),
+    prior: Optional[str] = typer.Option(None, help="uniform | normal | uniform_sqrt3 | spherical (dedgan) "
+                                        "[{default:prior}]"),
+    steps: Optional[int] = typer.Option(None, help="optimisation steps [{default:steps}]"),
+    batch_size: Optional[int] = typer.Option(None, help="batch size [{default:batch_size}]"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [{default:lr}]"),
     seed: int = typer.Option(0, help="random seed (recorded in config.json)"),
-    checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints [250]"),
-    sample_every: Optional[int] = typer.Option(None, help="steps between sample grids [500]"),
-    eval_every: Optional[int] = typer.Option(None, help="steps between evaluations [500]"),
+    checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints [{default:checkpoint_every}]"),
+    sample_every: Optional[int] = typer.Option(None, help="steps between sample grids [{default:sample_every}]"),
+    eval_every: Optional[int] = typer.Option(None, help="steps between evaluations [{default:eval_every}]"),
     precision: Optional[str] = typer.Option(None, help="no | bf16 | fp16 (mixed precision via Accelerate)"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
-    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes [0]"),
+    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes [{default:num_workers}]"),
     option: list[str] = typer.Option([], "--option", "-o", help="method option KEY=VALUE, repeatable "
                                      "(e.g. dlsgan: -o encoder_loss_on=DG -o dls=false; aegan / regression / "
                                      "iterative on a style generator: -o space=z|w|wplus; iterative: -o steps=5 "
@@ -49,6 +101,8 @@ def train(
     encoder_loss_on: Optional[str] = typer.Option(None, help="dlsgan: D | DG (shortcut for -o encoder_loss_on=…)"),
     no_dls: bool = typer.Option(False, "--no-dls", help="dlsgan: keep s = 1 (the 'No DLS' ablation)"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
+    log_with: str = typer.Option("tensorboard", help="where scalars go besides metrics.jsonl, through Accelerate's "
+                                 "trackers: tensorboard (RUN/tb) | wandb | mlflow (each needs its package)"),
     dry_run: bool = typer.Option(False, help="print the resolved config and exit"),
     quiet: bool = typer.Option(False, help="no progress bar"),
     quick: bool = typer.Option(False, help=f"a minutes-long CPU run: {QUICK_STEPS} steps, samples, evaluation and "
@@ -59,6 +113,7 @@ def train(
     iterative: ReStyle's iterative refinement ("ReStyle: A Residual-Based StyleGAN Encoder via Iterative
     Refinement", Alaluf, Patashnik & Cohen-Or) on any generator: `ganinv train iterative --generator RUN --out DIR`."""
 
+    check_paths(runs=[generator], data=data)
     from ganinv.training.launch import parse_option_strings, train_run
 
     if quick:
@@ -75,11 +130,14 @@ def train(
                    num_workers=workers),
     )
     result = train_run(method, out, data=data, generator=generator, preset=preset, seed=seed, resume=resume,
-                       dry_run=dry_run, show_progress=not quiet, warn=warn, **overrides)
+                       dry_run=dry_run, show_progress=not quiet, warn=warn, log_with=log_with, **overrides)
     if dry_run:
         console.print_json(json.dumps(result.to_dict()))
-        return
-    console.print(f"trained {method} to step {result.step}: {out}")
+    elif result.already_finished:
+        console.print(f"{out} is already finished at step {result.step}; to train it further: ganinv train {method} "
+                      f"--out {out} --resume --steps M (M > {result.step})")
+    else:
+        console.print(f"trained {method} to step {result.step}: {out}")
 
 
 # --------------------------------------------------------------------------------------------------- invert
@@ -191,20 +249,22 @@ def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, data, 
 
 
 # ----------------------------------------------------------------------------------------------------- eval
-@app.command("eval")
+@app.command("eval", cls=LibraryDefaults)
 def eval_(
     run: Path = typer.Argument(..., help="run directory"),
     data: Optional[str] = typer.Option(None, help="dataset spec for real images (its test split)"),
-    n: int = typer.Option(256, help="number of generated samples (and at most this many real images)"),
+    n: int | None = typer.Option(None, help="number of generated samples, and at most this many real images "
+                                    "[{default:eval_images}, as demo scores]"),
     seed: int = typer.Option(0, help="seed of the generated samples"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     """Reconstruction quality (PSNR, SSIM, dHash similarity, LPIPS if available) on generated and real images."""
 
-    from ganinv.inference.evaluate import evaluate_run
+    check_paths(runs=[run], data=data)
+    from ganinv.inference.evaluate import EVAL_IMAGES, evaluate_run
     from ganinv.metrics import lpips_status
 
-    results = evaluate_run(run, data=data, n=n, seed=seed)
+    results = evaluate_run(run, data=data, n=EVAL_IMAGES if n is None else n, seed=seed)
     if as_json:
         print(json.dumps(results, indent=2))
         return
@@ -221,22 +281,23 @@ def ablate(
     data: str = typer.Option(..., help="dataset spec (train split for training, test split for evaluation)"),
     out: Path = typer.Option(Path("ablation"), "--out", help="folder for the runs, PNG figures and ablation.md"),
     quick: bool = typer.Option(False, help="16 px, 3 epochs: minutes on a CPU"),
-    epochs: Optional[int] = typer.Option(None, help="epochs per run [quick 3, full 20]"),
+    # "\\[" below: rich would take "[quick 3, full 20]" for a style and drop it
+    epochs: Optional[int] = typer.Option(None, help="epochs per run \\[quick 3, full 20]"),
     seed: int = typer.Option(0, help="the one seed every run shares"),
     fid_weights: Optional[str] = typer.Option(None, help="Inception weights file for real FID (else FD-domain)"),
-    image_size: Optional[int] = typer.Option(None, help="image side [quick 16, full 32]"),
-    width: Optional[int] = typer.Option(None, help="net width [quick 8, full 16]"),
-    latent_dim: Optional[int] = typer.Option(None, help="latent dimension [quick 32, full 64]"),
-    batch_size: Optional[int] = typer.Option(None, help="batch size [quick 32, full 16]"),
-    prior: Optional[str] = typer.Option(None, help="only this prior's cells: normal | uniform_sqrt3 [both]"),
-    encoder_loss_on: Optional[str] = typer.Option(None, help="only this encoder-loss target: D | DG [both]"),
+    image_size: Optional[int] = typer.Option(None, help="image side \\[quick 16, full 32]"),
+    width: Optional[int] = typer.Option(None, help="net width \\[quick 8, full 16]"),
+    latent_dim: Optional[int] = typer.Option(None, help="latent dimension \\[quick 32, full 64]"),
+    batch_size: Optional[int] = typer.Option(None, help="batch size \\[quick 32, full 16]"),
+    prior: Optional[str] = typer.Option(None, help="only this prior's cells: normal | uniform_sqrt3 \\[both]"),
+    encoder_loss_on: Optional[str] = typer.Option(None, help="only this encoder-loss target: D | DG \\[both]"),
 ):
     """The DLSGAN paper's ablation (Cho & Krzyzak): DLS / No DLS × encoder loss on D / DG × priors, curves per
     epoch, final table."""
+    check_paths(data=data)
     import dataclasses
 
     from ganinv.experiments.ablation import BUDGETS, CELLS, run_ablation
-
 
     cells = [c for c in CELLS if prior in (None, c[0]) and encoder_loss_on in (None, c[2])]
     if not cells:

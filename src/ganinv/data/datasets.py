@@ -16,7 +16,9 @@ Specs accepted by :func:`open_dataset`:
     Unlabelled: the label is the int64 scalar -1 and ``label_names`` is None.
 ``celeba:PATH``
     ``PATH/img_align_celeba/*.jpg`` with the attributes of ``PATH/list_attr_celeba.txt``
-    (line 1: a count, line 2: the attribute names, then ``000001.jpg -1 1 ...`` rows).
+    (line 1: a count, line 2: the attribute names, then ``000001.jpg -1 1 ...`` rows). PATH may also be the
+    image folder itself (``…/img_align_celeba``, or any folder without such a subfolder whose parent holds
+    ``list_attr_celeba.txt``): the list files are then read from its parent.
     Only rows whose image is in the folder are kept, and only images that have a row (a broken
     symbolic link counts as there: reading it reports it, as for folders). Label: a float32
     vector with 1 -> 1.0 and -1 -> 0.0; ``label_names`` are the attribute names (40 for CelebA).
@@ -756,12 +758,20 @@ def _read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     return names, files, table.astype(np.int8)
 
 
+def _celeba_folders(path: Path) -> tuple[Path, Path]:
+    """(the folder of the list files, the image folder) for ``celeba:PATH``. People point at either CelebA's
+    top folder or at the ``img_align_celeba`` folder they unpacked, so both are accepted."""
+    _check_dir(path, "CelebA folder")
+    if (path / CELEBA_IMAGES).exists():
+        return path, path / CELEBA_IMAGES
+    if (path.parent / ATTR_FILE).is_file():  # PATH is the image folder; its parent holds the list files
+        return path.parent, path
+    raise DataError(f"CelebA folder {display_path(path)} has no {CELEBA_IMAGES}/ subfolder (give the folder that "
+                    f"holds {CELEBA_IMAGES}/ and {ATTR_FILE}, or {CELEBA_IMAGES} itself)")
+
+
 def _open_celeba(spec: str, image_size: int, channels: int, split: str) -> ImageDataset:
-    root = _parse_spec_path(spec, "celeba")
-    _check_dir(root, "CelebA folder")
-    image_dir = root / CELEBA_IMAGES
-    if not image_dir.exists():
-        raise DataError(f"CelebA folder {root} has no {CELEBA_IMAGES}/ subfolder")
+    root, image_dir = _celeba_folders(_parse_spec_path(spec, "celeba"))
     _check_dir(image_dir, "CelebA image folder")
     attr_path = root / ATTR_FILE
     if not attr_path.is_file():

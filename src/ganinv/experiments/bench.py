@@ -35,7 +35,7 @@ from ganinv.core import __version__
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_text
 from ganinv.experiments.ablation import run_ablation
-from ganinv.experiments.compare import CompareSettings, compare, real_test_images, trained_model
+from ganinv.experiments.compare import CompareSettings, compare, real_test_images, trained_model, warm_up
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
@@ -338,7 +338,7 @@ def inversion_speed(encoder, b: SpeedBudget, device, seed: int, log: Log) -> lis
     for steps in b.optimize_steps:
         inverters[f"optimize {steps} steps"] = _optimizer_of(encoder, steps)
     inverters[f"hybrid (encoder + {b.refine_steps} steps)"] = with_refinement(encoder, steps=b.refine_steps)
-    _optimizer_of(encoder, 2).invert(images)  # warm up autograd + Adam, so the first timed optimiser is not charged
+    warm_up(inverters, images)  # Adam's one-off import and each inverter's first call stay out of the timings
     rows = []
     for name, model in inverters.items():
         log(f"speed: inversion by {name}")

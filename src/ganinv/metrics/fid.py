@@ -20,7 +20,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -53,20 +52,28 @@ class FeatureExtractor:
         return torch.cat([self.net(chunk.to(device)).double().cpu() for chunk in images.split(self.batch_size)])
 
 
-def frechet_distance(a: Tensor, b: Tensor) -> float:
-    """‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½) of two N×F feature sets."""
-    from scipy import linalg  # deferred: scipy is slow to import; only the Fréchet distance needs it
+class _Features(nn.Identity):
+    """Features already extracted, as torchmetrics' custom ``feature=`` module: it passes them through and says
+    their width, so the metric does not probe it with a 299×299 dummy image."""
 
-    a, b = a.double().numpy(), b.double().numpy()
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+
+def frechet_distance(a: Tensor, b: Tensor) -> float:
+    """‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½) of two N×F feature sets (``a`` as the real side), in float64, by
+    torchmetrics' ``FrechetInceptionDistance`` over the given features."""
+    from torchmetrics.image.fid import FrechetInceptionDistance  # deferred: slow to import; only FD needs it
+
     if len(a) < 2 or len(b) < 2:
         raise GaninvError("Fréchet distance needs at least 2 images on each side")
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(root).all():  # singular product: regularise, as the reference implementation does
-        offset = np.eye(len(cov_a)) * 1e-6
-        root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))
+    # sync_on_compute=False: the features are this process's own; a sync under DDP would wait for ranks that
+    # never compute an FD (evaluations run on the main process only)
+    metric = FrechetInceptionDistance(feature=_Features(a.shape[1]), sync_on_compute=False)
+    metric.update(a.double().cpu(), real=True)
+    metric.update(b.double().cpu(), real=False)
+    return float(metric.compute())
 
 
 def kernel_distance(real_features: Tensor, fake_features: Tensor, *, subsets: int = 100, subset_size: int = 1000,

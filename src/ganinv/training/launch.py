@@ -22,13 +22,14 @@ from ganinv.core.rundir import (
     save_checkpoint,
 )
 from ganinv.data import open_dataset
+from ganinv.inference.evaluate import EVAL_IMAGES
 from ganinv.inference.model import InversionModel
 from ganinv.inference.wrap import generator_spec, generator_state
 from ganinv.latent import PRIOR_NAMES
 from ganinv.methods import Method, method_class
 from ganinv.methods.base import parse_options
 from ganinv.nets.frozen import DCGAN_SPEC
-from ganinv.training.loop import TrainResult, train
+from ganinv.training.loop import TrainResult, check_tracker, train
 
 
 def default_channels(data_spec: str | None) -> int:
@@ -203,18 +204,20 @@ def materialise_run(config: RunConfig, out: str | Path, generator: InversionMode
 
 
 # ------------------------------------------------------------------------------------------------ train or resume
-EVAL_REAL_IMAGES = 256
 
 
 def train_run(
     method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
     preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
     net_overrides: dict | None = None, train_overrides: dict | None = None, options: dict | None = None,
-    evaluators=(), warn: Callable[[str], None] | None = None,
+    evaluators=(), warn: Callable[[str], None] | None = None, log_with: str | None = "tensorboard",
 ) -> TrainResult | RunConfig:
-    """Validate everything (config, data, generator) before the run directory is touched, then train."""
+    """Validate everything (config, data, generator, the tracker of ``log_with``) before the run directory is
+    touched, then train."""
     out = Path(out)
     cls = method_class(method)
+    if log_with is not None:
+        check_tracker(log_with)
     if resume and not has_config(out):  # killed before it wrote anything: resuming is starting
         (warn or (lambda m: None))(f"{out} holds no run yet (interrupted before its config was written); starting it")
         resume = False
@@ -227,10 +230,12 @@ def train_run(
                                       net_overrides=net_overrides, train_overrides=train_overrides, options=options)
     if dry_run:
         return config
+    if resume and finished_step(out) >= config.train.steps:  # say so, rather than load everything to do nothing
+        return TrainResult(run_dir=out, step=finished_step(out), already_finished=True)
     dataset, eval_images = open_training_data(config)  # called by name: tests/core/ddp_worker.py wraps it
     method_obj = resumed_method(config, out, cls) if resume else new_method(config, frozen, cls)
     return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
-                 show_progress=show_progress, evaluators=evaluators, warn=warn)
+                 show_progress=show_progress, evaluators=evaluators, warn=warn, log_with=log_with)
 
 
 def resumed_config(cls: type[Method], out: Path, *, net_overrides: dict | None = None,
@@ -299,7 +304,7 @@ def open_training_data(config: RunConfig):
     n = config.net
     dataset = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="train")
     test = open_dataset(config.data, image_size=n.image_size, channels=n.channels, split="test")
-    eval_images, _ = test.tensors(min(EVAL_REAL_IMAGES, len(test)))
+    eval_images, _ = test.tensors(min(EVAL_IMAGES, len(test)))
     return (dataset if uses_real_data else None), eval_images
 
 

@@ -1,7 +1,8 @@
 """The one training loop for every method.
 
 It knows nothing method-specific: it feeds batches, calls ``method.train_step``, guards against NaN, logs
-(progress bar, ``metrics.jsonl``, TensorBoard), writes sample grids, evaluates, checkpoints and resumes.
+(progress bar, ``metrics.jsonl``, and TensorBoard, Weights & Biases or MLflow through Accelerate's trackers), writes
+sample grids, evaluates, checkpoints and resumes.
 Device and precision come from Accelerate (CPU here, CUDA when present, ``accelerate launch`` for several GPUs).
 
 Resuming is exact: the data order is a pure function of (seed, step) and the RNG and optimiser states are
@@ -9,6 +10,7 @@ saved with the weights, so a run killed and resumed ends with the same weights a
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import time
@@ -84,37 +86,50 @@ class TrainResult:
     run_dir: Path
     step: int
     logs: dict[str, float] = field(default_factory=dict)
+    already_finished: bool = False  # resumed at or past its steps: nothing was trained (extend with a larger steps)
 
 
-def make_accelerator(config: RunConfig):
+# Accelerate's trackers we offer, with the package each needs (Accelerate skips a missing one without a word).
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
+
+def check_tracker(log_with: str) -> None:
+    """A tracker we offer whose package is installed, or a one-line error saying what to install."""
+    if log_with not in TRACKERS:
+        raise GaninvError(f"--log-with {log_with!r}: choose one of {', '.join(TRACKERS)}")
+    if importlib.util.find_spec(TRACKERS[log_with]) is None:
+        raise GaninvError(f"--log-with {log_with} needs the {TRACKERS[log_with]} package: pip install "
+                          f"{TRACKERS[log_with]} (or log with tensorboard)")
+
+
+def make_accelerator(config: RunConfig, *, log_with: str | None = None, run_dir: Path | None = None):
+    """The run's Accelerator; with ``log_with``, its tracker logs under ``run_dir`` (TensorBoard: run_dir/tb)."""
     t = config.train
     cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
     if t.device == "cuda" and not torch.cuda.is_available():
         raise GaninvError("--device cuda was asked for but no CUDA device is visible")
-    return Accelerator(cpu=cpu, mixed_precision=t.precision)
+    return Accelerator(cpu=cpu, mixed_precision=t.precision, log_with=log_with, project_dir=run_dir)
 
 
 class RunLogger:
-    """metrics.jsonl (append-only, one JSON object a line) and TensorBoard scalars, main process only."""
+    """metrics.jsonl (append-only, one JSON object a line) and the numbers to the accelerator's tracker, main
+    process only."""
 
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.enabled = enabled
+    def __init__(self, run_dir: Path, accelerator, *, log_with: str | None, config: RunConfig):
+        self.enabled, self.accelerator = accelerator.is_main_process, accelerator
         self.path = run_dir / METRICS
-        self.writer = None
-        if enabled:
-            from torch.utils.tensorboard import SummaryWriter  # deferred: tensorboard is slow to import
-
-            self.writer = SummaryWriter(str(run_dir / TENSORBOARD))
+        if log_with is not None:  # the accelerator was made with it (make_accelerator)
+            # config.json records the config; TensorBoard's hparams would only add a timestamped sub-run to tb/
+            hparams = None if log_with == "tensorboard" else config.to_dict()
+            accelerator.init_trackers(TENSORBOARD, config=hparams)  # the run's name; TensorBoard writes run_dir/tb
 
     def log(self, step: int, kind: str, values: dict[str, float]) -> None:
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, "kind": kind, **values}) + "\n")
-        for key, value in values.items():
-            if isinstance(value, (int, float)):
-                self.writer.add_scalar(f"{kind}/{key}", value, step)
+        numbers = {f"{kind}/{k}": v for k, v in values.items() if isinstance(v, (int, float))}
+        self.accelerator.log(numbers, step=step)
 
     def forget_after(self, step: int) -> None:
         if not self.path.exists():
@@ -124,8 +139,8 @@ class RunLogger:
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for tracker in self.accelerator.trackers:  # not end_training(): it also ends the process group of DDP
+            tracker.finish()
 
 
 def _line_step(line: str) -> int:
@@ -170,19 +185,22 @@ def evaluate_during_training(method: Method, eval_images: Tensor | None, evaluat
 
 def train(
     method: Method, run_dir: str | Path, *, dataset: Dataset | None = None, eval_images: Tensor | None = None,
-    resume: bool = False, show_progress: bool = True, evaluators=(), warn=None,
+    resume: bool = False, show_progress: bool = True, evaluators=(), warn=None, log_with: str | None = "tensorboard",
 ) -> TrainResult:
     """Train ``method`` into ``run_dir`` (fresh, or continuing its last checkpoint when ``resume``).
 
     ``evaluators``: callables ``InversionModel -> dict[str, float]`` run at every evaluation (e.g. an FD).
     ``warn``: where warnings go (default: Python's ``warnings``), e.g. losses past ``EXPLOSION_BOUND``.
+    ``log_with``: the Accelerate tracker that gets the scalars besides metrics.jsonl (``TRACKERS``; None: none).
     """
     run_dir = Path(run_dir)
     if method.needs_real_data(method.options) and dataset is None:
         raise GaninvError(f"method {method.name!r} trains on real images: give --data")
-    accelerator = make_accelerator(method.config)
+    if log_with is not None:
+        check_tracker(log_with)
+    accelerator = make_accelerator(method.config, log_with=log_with, run_dir=run_dir)
     step = start_or_resume(method, run_dir, accelerator, resume)
-    logger = RunLogger(run_dir, enabled=accelerator.is_main_process)
+    logger = RunLogger(run_dir, accelerator, log_with=log_with, config=method.config)
     if resume and accelerator.is_main_process:
         logger.forget_after(step)  # lines logged after the checkpoint will be logged again
     logger.log(step, "launch", launch_record(accelerator, method.config, resume))
