@@ -27,6 +27,7 @@ from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json, atomic_write_text
 from ganinv.data import open_dataset
 from ganinv.experiments.bench import header, md_table, peak_memory_mb
+from ganinv.experiments.compare import warm_up_optimiser
 from ganinv.inference.evaluate import generated_batch
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
@@ -117,13 +118,12 @@ def tuning_row(encoder: InversionModel, b: FrontierBudget) -> Inverter:
 
 # ------------------------------------------------------------------------------------------------ measuring
 def warm_up(inverters: list[Inverter], images: Tensor) -> None:
-    """Pay every one-off cost before anything is timed: Adam's first construction, autograd, each inverter once."""
-    z = torch.zeros(2, requires_grad=True)
-    optimizer = torch.optim.Adam([z])
-    z.square().sum().backward()
-    optimizer.step()
-    for inverter in inverters:
-        inverter.memory_run(images[:2])
+    """Pay every one-off cost before anything is timed: Adam's first construction, autograd, each inverter once
+    (with at most MEMORY_STEPS steps), on a forked RNG."""
+    with torch.random.fork_rng(devices=[]):
+        warm_up_optimiser()
+        for inverter in inverters:
+            inverter.memory_run(images[:2])
 
 
 def measure(inverter: Inverter, images: Tensor, device) -> dict:
