@@ -13,13 +13,15 @@ from accelerate import PartialState
 from ganinv.apps.collection import invert_collection
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json, atomic_write_text
-from ganinv.core.viz import comparison_grid, save_png
+from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import ImageFiles, display_path, read_image_files
 from ganinv.data.align import TARGET_EYE_DISTANCE, AlignedFiles, read_aligned_files
 from ganinv.inference.hybrid import REFINE_LR, OptimizingModel
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import check_settings
 from ganinv.methods.spaces import latent_space, run_space
+
+GRID_COLUMNS = 8  # the grid shows the first rows; every reconstruction is its own PNG
 
 
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
@@ -60,7 +62,11 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
         "items": [{"row": row, "input": os.fsdecode(f), "reconstruction": name, **alignment}
                   for row, (f, name, alignment) in enumerate(zip(read.files, outputs, alignments))],
         "skipped": [s.to_json() for s in read.skipped]})
-    save_png(comparison_grid([batch, reconstructions]), out / "grid.png")
+    shown = min(len(batch), GRID_COLUMNS)
+    save_png(labelled_grid([batch[:shown], reconstructions[:shown]], ["input", "reconstruction"],
+                           column_labels=[f"row {i}" for i in range(shown)],
+                           title=f"inverted {len(batch)} image(s)" + (f", first {shown} shown" if len(batch) > shown
+                                                                       else "")), out / "grid.png")
     return {"n": len(read.files), "latents": latents, "outputs": outputs, "skipped": read.skipped}
 
 
