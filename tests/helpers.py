@@ -133,10 +133,8 @@ def make_celeba(root, *, n_train=40, n_valid=4, n_test=12, size=(20, 24), seed=0
 def labelled_grid_width(columns: int, row_labels, side: int = 16) -> int:
     """The width of a ``core.viz.labelled_grid`` of ``columns`` images of ``side`` px with these row labels (no
     title wider than the grid): the label column, then the tiles upscaled to MIN_TILE with their 2 px padding."""
-    from PIL import ImageFont
+    from ganinv.core.viz import MIN_TILE, label_font
 
-    from ganinv.core.viz import FONT_SIZE, MIN_TILE
-
-    font = ImageFont.load_default(size=FONT_SIZE)
+    font = label_font()
     tile = side * max(1, -(-MIN_TILE // side))
     return max(int(font.getlength(text)) for text in row_labels) + 10 + columns * (tile + 2) + 2

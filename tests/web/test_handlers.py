@@ -11,6 +11,7 @@ import pytest
 import torch
 from webtools import INDEX_SIZE, SHAPE_GREY, SHAPE_RGB, rgb_array, save, small_index
 
+from ganinv.apps.edit import edit_attribute
 from ganinv.core.errors import GaninvError
 from ganinv.inference.model import InversionModel
 from ganinv.web.handlers import (
@@ -21,11 +22,15 @@ from ganinv.web.handlers import (
     SearchHandlers,
     SuperresHandlers,
     UploadError,
+    degradation_controls,
     error_markdown,
     guarded,
     is_loopback,
+    label_text,
+    max_factor,
     open_index,
     read_upload,
+    results_markdown,
     to_display,
 )
 
@@ -142,13 +147,31 @@ def test_search_handlers_find_an_indexed_image_first(model, index, files):
     handlers = SearchHandlers(model, index)
     assert handlers.from_entry.__name__ == "from_entry"  # its endpoint's name in the page's API
     out = handlers.from_entry(5, 4)
-    galleries = out[1:-2]
-    assert len(out) == handlers.n_outputs and len(galleries) == len(index.methods) == 4
+    n = len(index.methods)
+    galleries, tables = out[1:1 + n], out[1 + n:1 + 2 * n]
+    assert len(out) == handlers.n_outputs and n == 4
     assert all(len(g) == 4 for g in galleries)
-    assert galleries[0][0][1].startswith("#1 digits[train]#5") and "(same)" in galleries[0][0][1]
-    assert len(handlers.from_upload(str(good), 3)[1]) == 3
+    assert galleries[0][0][1].startswith("#1 · d=") and all(len(caption) <= 16 for _, caption in galleries[0])
+    first = tables[0].splitlines()[2]  # header, rule, then rank 1: nothing of it cut
+    assert first.startswith("| 1 | `digits[train]#5` | ") and "digit=" in first and first.endswith("(same) |")
+    assert "shared with the query" in tables[0] and len(tables[0].splitlines()) == 2 + 4
+    upload = handlers.from_upload(str(good), 3)
+    assert len(upload[1]) == 3 and "| labels |" in upload[1 + n]  # an upload has no labels: the results' own
     assert "not an image" in handlers.from_upload(str(text), 4)[-1]
     assert f"0 … {INDEX_SIZE - 1}, not {INDEX_SIZE}" in handlers.from_entry(INDEX_SIZE, 4)[-1]
+
+
+def test_search_labels_are_shown_in_full():
+    names = [f"Attribute_{i}" for i in range(40)]
+    query, result = np.zeros(40), np.zeros(40)
+    query[:12] = result[:12] = 1  # twelve shared: none may be cut
+    result[30] = 1
+    text = label_text(result, names, query)
+    assert text.startswith("39/40 agree; shared: ") and all(f"Attribute_{i}," in text for i in range(11))
+    assert text.endswith("Attribute_11") and label_text(result, names).count("Attribute_") == 13
+    table = results_markdown([(1, "/data/img|1.png", 0.5, text)], query_has_labels=True)
+    assert "img\\|1.png" in table and text in table and "0.5" in table
+    assert "labels" not in results_markdown([(1, "a.png", 0.5, "")], query_has_labels=False)
 
 
 def test_superres_handlers(model, files):
@@ -156,21 +179,82 @@ def test_superres_handlers(model, files):
     handlers = SuperresHandlers(model)
     sr = handlers.sr_from_upload(str(good), "downsample", 4, 1.0)
     assert all(img is not None for img in sr[1:5]) and "bicubic" in sr[5] and "inverted" in sr[5]
+    assert "downsampled ×4: 16×16 → 4×4 pixels" in sr[-1]
     blur = handlers.sr_from_sample("blur", 4, 1.5)
-    assert blur[3] is None and "bicubic applies to downsampling only" in blur[-1]
+    assert blur[3] is None and "bicubic applies to downsampling only" in blur[-1] and "σ = 1.5" in blur[-1]
     assert handlers.sr_again(sr[0], "blur", 4, 0.5)[2] is not None
+    assert handlers.sr_again(sr[0], "downsample", 8, None)[1] is not None  # 16 px: ×8 leaves 2×2, the limit
+
+
+@pytest.mark.parametrize("factor", [9, 16, 32, 1, 2.5, None])
+def test_superres_factor_is_bounded_by_the_image_size(model, factor):
+    *rest, status = SuperresHandlers(model).sr_from_sample("downsample", factor, 1.0)
+    assert all(r is None for r in rest)
+    assert "whole number from 2 to 8 for this run's 16×16 images (at least 2×2 pixels must be left)" in status
+
+
+def test_superres_controls_show_only_the_chosen_degradations_slider(model):
+    assert max_factor(16) == 8 and max_factor(64) == 32 and max_factor(3) == 2
+    assert degradation_controls("downsample") == (True, False) and degradation_controls("blur") == (False, True)
+    assert "unknown degradation 'noise'" in SuperresHandlers(model).sr_from_sample("noise", 2, 1.0)[-1]
+    assert "blur σ must be a positive" in SuperresHandlers(model).sr_from_sample("blur", 2, 0)[-1]
 
 
 def test_edit_handlers(model, index, files):
     good, _ = files
     handlers = EditHandlers(model, AttributeDirections(model, index))
     row, notes = handlers.do_interpolate(str(good), str(good), 5)
-    assert row.shape[0] >= 96 and "A:" in notes
+    assert row.shape[0] >= 64 and "A:" in notes
     assert "upload both" in handlers.do_interpolate(str(good), None, 5)[-1]
     edited, notes = handlers.do_attribute(None, "digit=3", 2.0, 5)
     assert edited is not None and f"direction from {INDEX_SIZE} indexed latents" in notes
     assert "--index" in EditHandlers(model).do_attribute(None, "digit=3", 2.0, 5)[-1]
     assert "latent scale" in handlers.do_traverse(None, 3, 4)[-1]  # an AEGAN run has none
+
+
+def test_attribute_strength_sign_mirrors_the_edit(model, index, monkeypatch):
+    """−s moves A the other way from +s: the latent offsets are exact opposites, both rows start at A itself, and
+    the pictures differ (before, the sign was dropped and both gave the same row)."""
+    import ganinv.web.handlers as handlers_module
+
+    calls = []
+
+    def recording(model_, z, direction, spread, strengths):
+        calls.append(np.asarray(strengths, dtype=np.float64))
+        return edit_attribute(model_, z, direction, spread, strengths)
+
+    monkeypatch.setattr(handlers_module, "edit_attribute", recording)
+    handlers = EditHandlers(model, AttributeDirections(model, index))
+    plus, _ = handlers.do_attribute(None, "digit=3", 2.5, 5)
+    minus, _ = handlers.do_attribute(None, "digit=3", -2.5, 5)
+    assert np.allclose(calls[0], np.linspace(0, 2.5, 5)) and np.allclose(calls[1], -calls[0])
+    direction, spread = handlers.directions.get("digit=3")
+    z = handlers.latent_of(None)[0]
+    both = edit_attribute(model, z, direction, spread, np.array([2.5, -2.5]))
+    assert not torch.allclose(both[0], both[1])  # the two ends of the mirrored rows are different images
+    assert plus.shape == minus.shape and not np.array_equal(plus, minus)
+
+
+def test_result_grids_are_labelled(model, index, files, monkeypatch):
+    """Every result of several images is a labelled grid (rows and columns named), never a bare strip."""
+    import ganinv.web.handlers as handlers_module
+    from ganinv.core.viz import labelled_grid
+
+    seen = []
+
+    def recording(rows, row_labels, **kwargs):
+        seen.append((row_labels, kwargs.get("column_labels"), kwargs.get("title")))
+        return labelled_grid(rows, row_labels, **kwargs)
+
+    monkeypatch.setattr(handlers_module, "labelled_grid", recording)
+    RandomHandlers(model).do_random(4, 3)
+    EditHandlers(model).do_interpolate(str(files[0]), str(files[0]), 3)
+    EditHandlers(model, AttributeDirections(model, index)).do_attribute(None, "digit=3", -2.0, 3)
+    assert seen[0] == (["G(z)", "G(invert(G(z)))"], ["#1", "#2", "#3"], "samples of seed 4")
+    assert seen[1][:2] == (["A -> B"], ["t=0.00", "t=0.50", "t=1.00"])
+    assert seen[2] == (["A, digit=3"], ["+0.00", "-1.00", "-2.00"],
+                       "A moved away from digit=3: 0 ... -2 std along its direction")
+    assert all(text.isascii() for labels, columns, title in seen for text in [*labels, *columns, title])
 
 
 def test_traversal_handler_on_a_run_with_a_latent_scale(model, monkeypatch):

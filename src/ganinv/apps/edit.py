@@ -4,6 +4,7 @@ latents of labelled images, and the most-important-element traversal of runs wit
 ``ganinv edit`` workflow (one of the three, on images or on sampled latents → a grid)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,6 +162,15 @@ def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpo
                                            seed=seed, show_progress=show_progress, skipped=skipped, warn=warn)
         return EditResult(grid, description, skipped)
     return EditResult(*traversal_grid(model, z, elements, steps), skipped)
+
+
+def default_out(*, interpolation: bool = False, attribute: str | None = None, traversal: int | None = None) -> Path:
+    """The grid's file when ``--out`` is not given, one per mode so that one mode never overwrites another's grid:
+    edit-interpolate.png, edit-attribute-ATTR.png (ATTR with anything but letters, digits and ``._=+-`` replaced
+    by ``_``) or edit-traverse.png."""
+    if attribute is not None:
+        return Path(f"edit-attribute-{re.sub(r'[^A-Za-z0-9._=+-]', '_', attribute)}.png")
+    return Path("edit-traverse.png" if traversal is not None else "edit-interpolate.png")
 
 
 def starting_latents(model: InversionModel, images: list[str | Path] | None, *, samples: int, seed: int,

@@ -170,7 +170,7 @@ def superres(
     images: list[Path] = typer.Argument(..., help="image files or folders", readable=False),
     sigma: Optional[float] = typer.Option(None, help="blur the (clean) images with this gaussian σ first"),
     factor: Optional[int] = typer.Option(None, help="downsample the (clean) images by this factor first"),
-    out: Path = typer.Option(Path("superres.png"), "--out", help="grid PNG: clean, degraded, [bicubic], inverted"),
+    out: Path = typer.Option(Path("superres.png"), "--out", help="grid PNG: clean, degraded, \\[bicubic], inverted"),
 ):
     """Super-resolve images through the generator. With --sigma/--factor the images are degraded first (a
     demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
@@ -262,7 +262,8 @@ def edit(
     run: Path = typer.Argument(..., help="run directory (an inverter when images are given)"),
     images: Optional[list[Path]] = typer.Argument(None, help="image files; none: latents sampled from the prior",
                                                   readable=False),
-    out: Path = typer.Option(Path("edit.png"), "--out", help="grid PNG"),
+    out: Path | None = typer.Option(None, "--out", help="grid PNG \\[by mode: edit-interpolate.png, "
+                                   "edit-attribute-ATTR.png, edit-traverse.png]"),
     interpolate: bool = typer.Option(False, "--interpolate", help="interpolate between two images' latents"),
     attribute: Optional[str] = typer.Option(None, help="attribute to add/remove, e.g. Smiling (needs --data)"),
     data: Optional[str] = typer.Option(None, help="labelled dataset spec to learn the attribute direction on"),
@@ -274,12 +275,14 @@ def edit(
     samples: int = typer.Option(4, min=1, help="sampled latents when no image is given"),
     seed: int = typer.Option(0, help="seed of sampled latents"),
 ):
-    """Interpolate between images, move them along an attribute direction, or traverse important elements."""
-    from ganinv.apps.edit import edit_run
+    """Interpolate between images, move them along an attribute direction, or traverse important elements; the grid
+    goes to --out, by default a file named after the mode (so --traverse never overwrites an interpolation)."""
+    from ganinv.apps.edit import default_out, edit_run
     from ganinv.core.viz import save_png
 
     result = edit_run(run, images, interpolation=interpolate, attribute=attribute, traversal=traverse, data=data,
                       train_n=train_n, strength=strength, steps=steps, samples=samples, seed=seed, warn=note)
+    out = out or default_out(interpolation=interpolate, attribute=attribute, traversal=traverse)
     save_png(result.grid, out)
     console.print(f"{result.description} → {out}")
     exit_if_skipped(len(result.skipped))

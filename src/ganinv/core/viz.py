@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 from pathlib import Path
 
@@ -25,6 +26,17 @@ MIN_TILE = 64  # tiles are upscaled (nearest, so pixels stay visible) to at leas
 FONT_SIZE = 13
 
 
+def label_font() -> ImageFont.ImageFont:
+    """DejaVu Sans (shipped inside matplotlib, a dependency) for labels: Pillow's default font lacks σ, λ, −, →;
+    Pillow's default when matplotlib's copy cannot be found."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return ImageFont.truetype(str(path), FONT_SIZE)
+    return ImageFont.load_default(size=FONT_SIZE)
+
+
 def labelled_grid(rows: list[Tensor], row_labels: list[str], *, column_labels: list[str] | None = None,
                   title: str | None = None, captions: list[list[str]] | None = None,
                   min_tile: int = MIN_TILE) -> Tensor:
@@ -36,7 +48,7 @@ def labelled_grid(rows: list[Tensor], row_labels: list[str], *, column_labels: l
                          + (f" and {len(captions)} caption rows" if captions is not None else ""))
     n, side = max(len(r) for r in rows), rows[0].shape[-1]
     factor = max(1, -(-min_tile // side))
-    font = ImageFont.load_default(size=FONT_SIZE)
+    font = label_font()
     strips = [_row_strip(r, n, factor) for r in rows]
     line, tile = FONT_SIZE + 6, side * factor + 2
     label_width = max(int(font.getlength(text)) for text in row_labels) + 10

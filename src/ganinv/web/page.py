@@ -34,6 +34,7 @@ from ganinv.apps.search import SearchIndex
 from ganinv.core.errors import GaninvError
 from ganinv.inference.model import InversionModel
 from ganinv.web.handlers import (
+    DEGRADATIONS,
     MAX_UPLOAD_BYTES,
     AttributeDirections,
     EditHandlers,
@@ -42,9 +43,11 @@ from ganinv.web.handlers import (
     SearchHandlers,
     SuperresHandlers,
     check_index_matches,
+    degradation_controls,
     describe_run,
     is_loopback,
     log_stderr,
+    max_factor,
     method_choices,
     one_line,
     open_index,
@@ -154,41 +157,63 @@ def search_tab(parts: Parts, model: InversionModel, index: SearchIndex | None) -
             with gr.Column(scale=1):
                 upload = parts.upload("query image", "search-upload")
                 entry = gr.Number(0, label="…or an indexed image by number", precision=0, minimum=0,
-                                  maximum=len(index) - 1)
-                pick = gr.Button("search with that indexed image")
+                                  maximum=len(index) - 1, elem_id="search-entry")
+                pick = gr.Button("search with that indexed image", elem_id="search-pick")
                 k = gr.Slider(1, min(20, len(index)), value=min(8, len(index)), step=1, label="k")
             query = parts.image("query", "search-query", height=180)
-        galleries = [parts.gallery(m + (" (latents)" if m == "latent" else " (baseline)"), f"search-{m}",
-                                   columns=8, height=220) for m in handlers.methods]
+        galleries, tables = [], []
+        for m in handlers.methods:
+            # Gallery captions are cut to their image's width: the full results go in a table under each gallery,
+            # as wide as the page, since CelebA's shared attributes make a long cell.
+            galleries.append(parts.gallery(m + (" (latents)" if m == "latent" else " (baseline)"), f"search-{m}",
+                                           columns=8, height=220))
+            tables.append(gr.Markdown(elem_id=f"search-{m}-table"))
         status = parts.status("search-status")
-    outputs = [query, *galleries, upload, status]
+    outputs = [query, *galleries, *tables, upload, status]
     parts.on(upload.upload, handlers.from_upload, [upload, k], outputs)
     parts.on(pick.click, handlers.from_entry, [entry, k], outputs)
 
 
 def superres_tab(parts: Parts, model: InversionModel) -> None:
-    handlers, half = SuperresHandlers(model), max(1, model.image_shape[1] // 2)
+    handlers, size = SuperresHandlers(model), model.image_shape[1]
     with gr.Tab("Super-resolve", id="superres"):
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
                 upload = parts.upload("upload a clean image", "superres-upload")
-                sample = gr.Button("use a generated sample")
-                kind = gr.Radio(["downsample", "blur"], value="downsample", label="degradation")
-                factor = gr.Slider(1, half, value=min(4, half), step=1, label="downsample factor ×")
-                sigma = gr.Slider(0, 4, value=1.5, step=0.25, label="blur σ (pixels)")
-                run = gr.Button("degrade and super-resolve", variant="primary")
+                sample = gr.Button("use a generated sample", elem_id="superres-sample")
+            with gr.Column(scale=1):
+                kind, factor, sigma = degradation_widgets(size)
+                run = gr.Button("degrade and super-resolve", variant="primary", elem_id="superres-run")
         with gr.Row():
             degraded = parts.image("degraded input", "superres-degraded", height=180)
             inverted = parts.image("reconstruction (inversion)", "superres-inverted", height=180)
             bicubic = parts.image("bicubic", "superres-bicubic", height=180)
             clean = parts.image("clean", "superres-clean", height=180)
-        table = gr.Markdown()
+        table = gr.Markdown(elem_id="superres-table")
         status = parts.status("superres-status")
     outputs = [state, degraded, inverted, bicubic, clean, table, upload, status]
     parts.on(upload.upload, handlers.sr_from_upload, [upload, kind, factor, sigma], outputs)
     parts.on(sample.click, handlers.sr_from_sample, [kind, factor, sigma], outputs)
     parts.on(run.click, handlers.sr_again, [state, kind, factor, sigma], outputs)
+
+
+def degradation_widgets(size: int) -> tuple[gr.Radio, gr.Slider, gr.Slider]:
+    """The degradation radio and its two sliders, only the chosen one's shown; the factor is bounded so at least
+    2×2 pixels are left of the run's size×size images (the handler checks it again)."""
+    kind = gr.Radio(list(DEGRADATIONS), value="downsample", label="degradation", elem_id="superres-kind")
+    top = max_factor(size)
+    factor = gr.Slider(2, top, value=min(4, top), step=1, elem_id="superres-factor",
+                       label=f"downsample factor × ({size}×{size} → at least 2×2 pixels)")
+    sigma = gr.Slider(0.25, 4, value=1.5, step=0.25, label="blur σ (pixels)", visible=False, elem_id="superres-sigma")
+    kind.change(show_slider, [kind], [factor, sigma], queue=False, show_progress="hidden")
+    return kind, factor, sigma
+
+
+def show_slider(kind: str):
+    """The slider of the chosen degradation shown, the other hidden (no model involved, so no queue)."""
+    factor_shown, sigma_shown = degradation_controls(kind)
+    return gr.update(visible=factor_shown), gr.update(visible=sigma_shown)
 
 
 def edit_tab(parts: Parts, model: InversionModel, directions: AttributeDirections) -> None:
@@ -206,8 +231,8 @@ def edit_tab(parts: Parts, model: InversionModel, directions: AttributeDirection
 
 
 def interpolation_section(parts: Parts, handlers: EditHandlers, a, b, steps) -> None:
-    run = gr.Button("interpolate A → B", variant="primary")
-    output = parts.image("interpolation G((1−t)·z_A + t·z_B)", "edit-interpolation", height=160)
+    run = gr.Button("interpolate A → B", variant="primary", elem_id="edit-interpolate")
+    output = parts.image("interpolation G((1−t)·z_A + t·z_B)", "edit-interpolation", height=200)
     status = parts.status("edit-interp-status")
     parts.on(run.click, handlers.do_interpolate, [a, b, steps], [output, status])
 
@@ -220,9 +245,10 @@ def attribute_section(parts: Parts, handlers: EditHandlers, a, steps) -> None:
         return
     with gr.Row():
         attribute = gr.Dropdown(names, value=names[0], label="attribute")
-        strength = gr.Slider(-3, 3, value=2, step=0.25, label="strength (std of the latents along the direction)")
-        run = gr.Button("edit A")
-    output = parts.image("attribute edit: −strength … A … +strength", "edit-attribute", height=160)
+        strength = gr.Slider(-3, 3, value=2, step=0.25, elem_id="edit-strength",
+                             label="strength (std of the latents along the direction; negative: away from it)")
+        run = gr.Button("edit A", elem_id="edit-attribute-run")
+    output = parts.image("attribute edit: A … A + strength", "edit-attribute", height=200)
     status = parts.status("edit-attr-status")
     parts.on(run.click, handlers.do_attribute, [a, attribute, strength, steps], [output, status])
 
@@ -236,8 +262,8 @@ def traversal_section(parts: Parts, handlers: EditHandlers, a, steps) -> None:
     with gr.Row():
         k = gr.Slider(1, min(8, model.prior.dim), value=min(4, model.prior.dim), step=1,
                       label="most important latent elements (largest scale s)")
-        run = gr.Button("traverse A's elements from −2 to 2")
-    output = parts.image("traversal: one row per element", "edit-traversal", height=260)
+        run = gr.Button("traverse A's elements from −2 to 2", elem_id="edit-traverse-run")
+    output = parts.image("traversal: one row per element", "edit-traversal", height=300)
     status = parts.status("edit-trav-status")
     parts.on(run.click, handlers.do_traverse, [a, k, steps], [output, status])
 
@@ -249,7 +275,7 @@ def random_tab(parts: Parts, model: InversionModel) -> None:
             seed = gr.Number(0, label="seed", precision=0, minimum=0)
             n = gr.Slider(1, 8, value=6, step=1, label="samples")
             run = gr.Button("sample z", variant="primary", elem_id="random-run")
-        output = parts.image("top: G(z) · bottom: G(invert(G(z))) — the round trip", "random-output", height=260)
+        output = parts.image("top: G(z) · bottom: G(invert(G(z))) — the round trip", "random-output", height=300)
         metrics = gr.Markdown()
         status = parts.status("random-status")
     parts.on(run.click, handlers.do_random, [seed, n], [output, metrics, status])
