@@ -52,9 +52,9 @@ def table1(s: Suite) -> dict:
     generated, real = generated_batch(gen, b.n_generated, s.seed), s.test_images(b.image_size)
     rows, grids = {}, {"generated": [generated], "bigan": [], "real": [real]}
     for name in TABLE1:
-        s.log(f"Table 1: inverting {b.n_generated} generated and {len(real)} test images with {name}")
-        own = generated_batch(models[name], b.n_generated, s.seed) if name == "bigan" else generated
         n = b.n_optimize if name in OPTIMISING else None
+        s.log(f"Table 1: inverting {len(generated[:n])} generated and {len(real[:n])} test images with {name}")
+        own = generated_batch(models[name], b.n_generated, s.seed) if name == "bigan" else generated
         metrics_g, recon_g = reconstruction_report(models[name], own[:n])
         metrics_r, recon_r = reconstruction_report(models[name], real[:n])
         rows[name] = {"generated": metrics_g, "real": metrics_r, "run": run_dirs[name],
