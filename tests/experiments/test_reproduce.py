@@ -71,9 +71,12 @@ def test_data_that_is_not_celeba_is_one_clear_line(tmp_path, monkeypatch, capsys
 
 
 def test_verdicts_follow_their_stated_rule():
-    rows = {m: {"generated": {"dhash_similarity": v}} for m, v in (("aegan", 0.9), ("regression", 0.8),
-                                                                   ("bigan", 0.7))}
+    rows = {m: {"generated": {"dhash_similarity": v}, "real": {"dhash_similarity": 0.7}}
+            for m, v in (("aegan", 0.9), ("regression", 0.8), ("bigan", 0.7))}
     assert aegan_table1({"rows": rows})["verdict"] == REPRODUCED
     rows["aegan"]["generated"]["dhash_similarity"] = 0.5
     assert aegan_table1({"rows": rows})["verdict"] == "partly"  # only regression > bigan still holds
+    rows["bigan"]["real"]["dhash_similarity"] = 0.5  # a BiGAN whose G learned nothing: left out, said so
+    verdict = aegan_table1({"rows": rows})
+    assert verdict["verdict"] == REFUTED and "BiGAN left out" in verdict["ours"]
     assert graded(0, 3) == REFUTED and graded(3, 3) == REPRODUCED
