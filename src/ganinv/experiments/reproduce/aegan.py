@@ -108,15 +108,18 @@ def superres(s: Suite) -> dict:
     model = InversionModel.load(run)
     real = s.test_images(b.image_size, n=b.n_generated)
     rows = evaluate_superres(model, real=real, n=b.n_generated, seed=s.seed, sigmas=BLUR_SIGMAS, factors=())
-    clean = generated_batch(model, b.n_figure, s.seed)
+    return {"rows": rows, "figure": superres_figure(s, model), "run": run}
+
+
+def superres_figure(s: Suite, model: InversionModel) -> str:
+    clean = generated_batch(model, s.budget.n_figure, s.seed)
     grid, labels = [clean], ["generated (clean)"]
     for sigma in BLUR_SIGMAS:
         images = superres_rows(clean, sigma=sigma, model=model)
         grid += [images["degraded"], images["inverted"]]
         labels += [f"blurred σ={sigma:g}", f"AEGAN from σ={sigma:g}"]
-    figure = s.save_grid("aegan-fig5-superres.png", grid, labels, title="AEGAN Fig. 5: super-resolution of "
-                         "Gaussian-blurred generated images")
-    return {"rows": rows, "figure": figure, "run": run}
+    return s.save_grid("aegan-fig5-superres.png", grid, labels, title="AEGAN Fig. 5: super-resolution of "
+                       "Gaussian-blurred generated images")
 
 
 def ordering(rows: dict, split: str, key: str = "dhash_similarity") -> list[str]:

@@ -62,14 +62,18 @@ def finetune(s: Suite) -> dict:
     real = s.test_images(b.style_size)
     results = evaluate(model, n_generated=b.n_generated, real=real, seed=s.seed)
     results["sharpness"] = sharpness_of(model, real)
+    return {**results, "run": str(run), "figure": finetune_figure(s, model, real)}
+
+
+def finetune_figure(s: Suite, model: InversionModel, real: torch.Tensor) -> str:
+    """Test faces, P's reconstructions before the fine-tune (kept by ``projection``) and after it."""
     before = torch.load(s.out / "projection" / "before.pt")
-    test = real[:b.n_figure]
+    test = real[:s.budget.n_figure]
     with torch.no_grad():
         after = model.reconstruct(test)
-    figure = s.save_grid("projection-fig5-finetune.png", [test, before, after],
-                         ["test image", "P before fine-tune", f"P after {b.finetune_steps} fine-tune steps"],
-                         title="Projection networks Fig. 5: real-image reconstruction fine-tune (λ·MSE)")
-    return {**results, "run": str(run), "figure": figure}
+    return s.save_grid("projection-fig5-finetune.png", [test, before, after],
+                       ["test image", "P before fine-tune", f"P after {s.budget.finetune_steps} fine-tune steps"],
+                       title="Projection networks Fig. 5: real-image reconstruction fine-tune (λ·MSE)")
 
 
 def keep_reconstructions(s: Suite, model: InversionModel, real: torch.Tensor) -> None:
