@@ -64,8 +64,8 @@ def frontier(
                                            "iterative (measured at T = 1…10), or the generator run itself when it "
                                            "inverts (dlsgan, dedgan); the first non-iterative one starts the hybrid"),
     out: Path = typer.Option(Path("bench"), "--out", help="folder for frontier.md, frontier.json and the plots"),
-    budget: str = typer.Option("cpu", help="smoke (tests) | cpu (64 images, optimisation 100/300/1000 steps) | gpu "
-                                           "(256 images)"),
+    budget: str = typer.Option("cpu", help="smoke (tests) | quick (16 images) | cpu (64 images; both: optimisation "
+                                           "100/300/1000 steps, tuning 300) | gpu (256 images)"),
     seed: int = typer.Option(0, help="seed of the generated samples"),
     quiet: bool = typer.Option(False, help="no progress messages"),
 ):

@@ -53,6 +53,7 @@ class FrontierBudget:
 
 BUDGETS = {
     "smoke": FrontierBudget(4, (2, 3), (1,), (1, 2), 2),
+    "quick": FrontierBudget(16, (100, 300, 1000), (10, 50, 200), (1, 2, 3, 5, 10), 300),  # the cpu rows, 16 images
     "cpu": FrontierBudget(64, (100, 300, 1000), (10, 50, 200), (1, 2, 3, 5, 10), 300),
     "gpu": FrontierBudget(256, (100, 300, 1000), (10, 50, 200), (1, 2, 3, 5, 10), 350),
 }
