@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ganinv.cli.common import console, exit_if_skipped, note
+from ganinv.cli.common import check_paths, console, exit_if_skipped, note
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()
@@ -50,6 +50,7 @@ def index(
 ):
     """Invert a collection into a FAISS index (latents + dHash/pHash/colour-histogram baselines); resumable."""
 
+    check_paths(runs=[run], data=data)
     from ganinv.apps.search import build_index
 
     result = build_index(run, data, out, split=split, methods=methods.split(","), ivf=ivf, limit=limit,
@@ -131,6 +132,7 @@ def eval_search(
     """AEGAN (Luo et al.) table 2 (label similarity of the top-k) and robustness (recall@1/@10 of the original
     under colour, occlusion and blur), latents vs dHash / pHash / colour histogram."""
 
+    check_paths(runs=[run], data=data)
     from ganinv.apps.search import evaluate_search
 
     results = evaluate_search(run, data, index_dir=index_dir, queries=queries, k=k, database=database,
@@ -174,6 +176,7 @@ def superres(
 ):
     """Super-resolve images through the generator. With --sigma/--factor the images are degraded first (a
     demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
+    check_paths(runs=[run])
     from ganinv.apps.superres import super_resolve_files
 
     shown, names, skipped = super_resolve_files(run, images, out, sigma=sigma, factor=factor, warn=note)
@@ -193,6 +196,7 @@ def eval_superres(
 ):
     """PSNR/SSIM against the clean image for each σ / factor: inversion beside bicubic and the degraded input."""
 
+    check_paths(runs=[run], data=data)
     from ganinv.apps import load_inverter, read_dataset_images
     from ganinv.apps.superres import evaluate_superres
     from ganinv.data import open_dataset
@@ -235,6 +239,7 @@ def cluster(
 ):
     """Ward agglomerative clustering of latents: a grid per cluster, the closest pairs, silhouette and purity."""
 
+    check_paths(runs=[run], data=data)
     from ganinv.apps.cluster import cluster_dataset
 
     summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=note)
@@ -277,6 +282,7 @@ def edit(
 ):
     """Interpolate between images, move them along an attribute direction, or traverse important elements; the grid
     goes to --out, by default a file named after the mode (so --traverse never overwrites an interpolation)."""
+    check_paths(runs=[run], data=data)
     from ganinv.apps.edit import default_out, edit_run
     from ganinv.core.viz import save_png
 

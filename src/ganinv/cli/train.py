@@ -190,6 +190,7 @@ def invert(
     With --data, invert a whole collection (any size): latents go to OUT/shards/NNNNN.npy with the items of each
     shard in NNNNN.json; run the same command again to finish an interrupted run; under `accelerate launch` the
     processes split the shards."""
+    check_paths(runs=[run], data=data)  # IMAGES are not: a missing one is named and skipped (exit status 3)
     from ganinv.apps.invert import invert_dataset, invert_files
 
     if (data is None) == (not images):
