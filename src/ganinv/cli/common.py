@@ -79,9 +79,12 @@ COLUMNS = {"dhash_similarity": "dHash sim ↑", "psnr": "PSNR dB ↑", "ssim": "
 
 
 def print_results_table(results: dict[str, dict], title: str) -> None:
+    """One row per result and split; a "loss" column when the results say what each method minimised (a comparison
+    of inverters that minimise different things must say so)."""
     table = Table(title=title)
-    table.add_column("run / method")
-    table.add_column("images", no_wrap=True)
+    with_loss = any("loss" in r for r in results.values())
+    for header in ("run / method", *(["loss"] if with_loss else []), "images"):
+        table.add_column(header, no_wrap=header == "images")
     shown = [k for k in COLUMNS if any(k in m for r in results.values() for m in r.values() if isinstance(m, dict))]
     for key in shown:
         table.add_column(COLUMNS[key], justify="right", no_wrap=True)
@@ -89,6 +92,7 @@ def print_results_table(results: dict[str, dict], title: str) -> None:
         for split in ("generated", "real"):
             metrics = result.get(split)
             if isinstance(metrics, dict):
-                table.add_row(name, f"{split} ({metrics.get('n', '?')})",
+                loss = [result.get("loss", "?")] if with_loss else []
+                table.add_row(name, *loss, f"{split} ({metrics.get('n', '?')})",
                               *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown])
     console.print(table)

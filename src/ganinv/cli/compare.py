@@ -9,8 +9,7 @@ from typing import Optional
 
 import typer
 
-from ganinv.cli.common import COLUMNS, console, err_console, note
-from ganinv.core.errors import GaninvError
+from ganinv.cli.common import console, err_console, note, print_results_table
 
 app = typer.Typer()
 
@@ -64,7 +63,7 @@ def _print_comparison(results: dict, generator: Path, out: Path) -> None:
     from ganinv.metrics import lpips_status
 
     table = {name: r for name, r in results.items() if name != "summary"}
-    _print_table(table, title=f"inversion methods on {generator} (same images for every method; bigan: its own G's "
+    print_results_table(table, title=f"inversion methods on {generator} (same images for every method; bigan: its own G's "
                  "samples)")
     speed = results["summary"].get("speed_ratio")
     if speed:
@@ -73,54 +72,3 @@ def _print_comparison(results: dict, generator: Path, out: Path) -> None:
     available, message = lpips_status()
     if not available:
         note(message)
-
-
-def _print_table(results: dict[str, dict], title: str) -> None:
-    """The common results table with the loss each method used beside its name (a comparison of inverters that
-    minimise different things must say so)."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for header in ("method", "loss", "images"):
-        table.add_column(header)
-    shown = [k for k in COLUMNS if any(k in m for r in results.values() for m in r.values() if isinstance(m, dict))]
-    for key in shown:
-        table.add_column(COLUMNS[key], justify="right", no_wrap=True)
-    for name, result in results.items():
-        for split in ("generated", "real"):
-            metrics = result.get(split)
-            if isinstance(metrics, dict):
-                table.add_row(name, result.get("loss", "?"), f"{split} ({metrics.get('n', '?')})",
-                              *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown])
-    console.print(table)
-    for name, result in results.items():  # a resnet18 projection network may have started from random init
-        init = result.get("backbone_init", "not applicable")
-        if not init.startswith("not applicable"):
-            console.print(f"{name} backbone: {init}")
-
-
-@app.command()
-def wrap(
-    module: str = typer.Option(..., "--generator-module", help="pkg.mod:factory — called with no arguments, returns "
-                               "an nn.Module mapping N×latent_dim latents to N×C×H×W images"),
-    out: Path = typer.Option(..., "--out", help="generator run directory to create"),
-    latent_dim: int = typer.Option(..., help="the module's latent dimension"),
-    weights: Optional[Path] = typer.Option(None, "--generator-weights", help="state dict (.safetensors or .pt)"),
-    prior: str = typer.Option("uniform", help="latent prior: uniform | normal | uniform_sqrt3"),
-    image_range: str = typer.Option("-1,1", help="what the module outputs: -1,1 (tanh) or 0,1 (sigmoid)"),
-    width: int = typer.Option(32, help="width of the encoders post-hoc methods will train on it"),
-):
-    """Bring your own generator: a run directory every post-hoc method accepts (--generator RUN)."""
-
-    from ganinv.inference.wrap import save_wrapped_run, wrap_factory
-
-    try:
-        low, high = (float(v) for v in image_range.split(","))
-    except ValueError:
-        raise GaninvError(f"--image-range must be -1,1 or 0,1, got {image_range!r}") from None
-    model = wrap_factory(module, latent_dim=latent_dim, prior=prior, image_range=(low, high), weights=weights,
-                         width=width)
-    save_wrapped_run(model, out)
-    c, s, _ = model.image_shape
-    console.print(f"wrapped {module} ({c}×{s}×{s} images, {prior} prior, d={latent_dim}) → {out}; train an "
-                  f"inverter with: ganinv train aegan --generator {out} --out RUN")

@@ -85,14 +85,18 @@ def _superres_psnr(rows: list[dict], images: str) -> dict[tuple[str, str], float
 
 
 # ------------------------------------------------------------------------------------------------ DLSGAN
-def _final(curves: dict, cell: str, stem: str) -> float | None:
+def _point(curves: dict, cell: str, stem: str, index: int) -> float | None:
+    """The value of a cell's curve at ``index`` (0: the first evaluation, −1: the last), or None."""
     points = curves.get(cell, {}).get(stem) or []
-    return points[-1][1] if points else None
+    return points[index][1] if points else None
+
+
+def _final(curves: dict, cell: str, stem: str) -> float | None:
+    return _point(curves, cell, stem, -1)
 
 
 def _first(curves: dict, cell: str, stem: str) -> float | None:
-    points = curves.get(cell, {}).get(stem) or []
-    return points[0][1] if points else None
+    return _point(curves, cell, stem, 0)
 
 
 def _prefixes(r: dict) -> list[str]:
