@@ -16,7 +16,7 @@ import sys
 
 import typer
 
-from ganinv.cli import apps, bench, compare, reproduce, train, web
+from ganinv.cli import apps, bench, compare, generators, reproduce, train, web
 from ganinv.cli.common import EXIT_ERROR, err_console
 from ganinv.core.errors import GaninvError, describe_os_error
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     help="GAN inversion: train generators and their inverters, invert images, evaluate, run the demo.",
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
 )
-for group in (train, apps, compare, reproduce, bench, web):  # the order of `ganinv --help`
+for group in (train, generators, apps, compare, reproduce, bench, web):  # the order of `ganinv --help`
     app.add_typer(group.app)
 
 

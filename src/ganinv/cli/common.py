@@ -96,3 +96,7 @@ def print_results_table(results: dict[str, dict], title: str) -> None:
                 table.add_row(name, *loss, f"{split} ({metrics.get('n', '?')})",
                               *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown])
     console.print(table)
+    for name, result in results.items():  # a resnet18 projection network may have started from random init
+        init = result.get("backbone_init", "not applicable")
+        if not init.startswith("not applicable"):
+            console.print(f"{name} backbone: {init}")

@@ -1,5 +1,5 @@
-"""CLI commands for the baselines: ``ganinv compare`` (every inversion method on one generator) and ``ganinv
-wrap`` (bring your own generator as a run directory); registered on ``cli.app``.
+"""CLI command ``ganinv compare``: every inversion method on one generator, the same images for each; registered on
+``cli.app``.
 Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 

@@ -1,0 +1,42 @@
+"""CLI commands that bring a generator from outside: ``ganinv wrap`` (any ``nn.Module`` with its code) and
+``ganinv import stylegan`` (an NVlabs pickle or a rosinality checkpoint, read without running its code); each writes
+a generator run directory every post-hoc method accepts. Registered on ``cli.app``.
+Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ganinv.cli.common import console
+from ganinv.core.errors import GaninvError
+
+app = typer.Typer()
+
+
+@app.command()
+def wrap(
+    module: str = typer.Option(..., "--generator-module", help="pkg.mod:factory — called with no arguments, returns "
+                               "an nn.Module mapping N×latent_dim latents to N×C×H×W images"),
+    out: Path = typer.Option(..., "--out", help="generator run directory to create"),
+    latent_dim: int = typer.Option(..., help="the module's latent dimension"),
+    weights: Optional[Path] = typer.Option(None, "--generator-weights", help="state dict (.safetensors or .pt)"),
+    prior: str = typer.Option("uniform", help="latent prior: uniform | normal | uniform_sqrt3"),
+    image_range: str = typer.Option("-1,1", help="what the module outputs: -1,1 (tanh) or 0,1 (sigmoid)"),
+    width: int = typer.Option(32, help="width of the encoders post-hoc methods will train on it"),
+):
+    """Bring your own generator: a run directory every post-hoc method accepts (--generator RUN)."""
+
+    from ganinv.inference.wrap import save_wrapped_run, wrap_factory
+
+    try:
+        low, high = (float(v) for v in image_range.split(","))
+    except ValueError:
+        raise GaninvError(f"--image-range must be -1,1 or 0,1, got {image_range!r}") from None
+    model = wrap_factory(module, latent_dim=latent_dim, prior=prior, image_range=(low, high), weights=weights,
+                         width=width)
+    save_wrapped_run(model, out)
+    c, s, _ = model.image_shape
+    console.print(f"wrapped {module} ({c}×{s}×{s} images, {prior} prior, d={latent_dim}) → {out}; train an "
+                  f"inverter with: ganinv train aegan --generator {out} --out RUN")
