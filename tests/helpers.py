@@ -138,3 +138,102 @@ def labelled_grid_width(columns: int, row_labels, side: int = 16) -> int:
     font = label_font()
     tile = side * max(1, -(-MIN_TILE // side))
     return max(int(font.getlength(text)) for text in row_labels) + 10 + columns * (tile + 2) + 2
+
+
+# --- StyleGAN files in their owners' formats, written from this project's own nets --------------------------------
+
+TINY_STYLEGAN2_KWARGS = {  # an NVlabs stylegan2-ada-pytorch Generator's constructor kwargs, tiny
+    "z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
+    "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": {"channel_base": 256, "channel_max": 16,
+                                                              "num_fp16_res": 0, "conv_clamp": 256,
+                                                              "architecture": "skip"}}
+TINY_STYLEGAN3_KWARGS = {  # an NVlabs stylegan3 Generator's constructor kwargs (stylegan3-t), tiny
+    "z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
+    "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 16, "num_layers": 4,
+    "magnitude_ema_beta": 0.999, "conv_kernel": 3, "use_radial_filters": False}
+
+
+def tiny_stylegan(arch: str = "stylegan2", seed: int = 0):
+    """(our net with random weights, the NVlabs kwargs it was built from) — every weight perturbed, so no term of
+    the forward pass hides behind a zero or a one."""
+    from ganinv.nets.stylegan2 import StyleGAN2, StyleGAN2Config
+    from ganinv.nets.stylegan3 import StyleGAN3, StyleGAN3Config
+
+    kwargs = TINY_STYLEGAN2_KWARGS if arch == "stylegan2" else TINY_STYLEGAN3_KWARGS
+    net_cls, config_cls = (StyleGAN2, StyleGAN2Config) if arch == "stylegan2" else (StyleGAN3, StyleGAN3Config)
+    torch.manual_seed(seed)
+    net = net_cls(config_cls.from_nvlabs_kwargs(kwargs)).eval()
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            if "filter" in name or name.endswith(("freqs", "phases", "transform")):
+                continue  # designed, not learned
+            noise = 0.1 * torch.randn_like(tensor)
+            tensor.copy_(tensor.abs() + 0.5 + noise.abs() if "magnitude_ema" in name else tensor + noise)
+    return net, kwargs
+
+
+class _PersistentObject:
+    """Pickles as NVlabs' ``torch_utils.persistence`` does: ``_reconstruct_persistent_obj(meta)``, the module's
+    source code in meta beside its state."""
+
+    def __init__(self, meta):
+        self.meta = meta
+
+    def __reduce__(self):
+        return sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (self.meta,)
+
+
+def _persistent(module: nn.Module, class_name: str, module_src: str, init_kwargs=None):
+    from collections import OrderedDict
+
+    children = OrderedDict((name, _persistent(child, type(child).__name__, module_src))
+                           for name, child in module.named_children())
+    state = {"training": False, "_parameters": OrderedDict(module._parameters), "_buffers": OrderedDict(module._buffers),
+             "_non_persistent_buffers_set": set(), "_modules": children, "_init_args": (),
+             "_init_kwargs": dict(init_kwargs or {})}
+    return _PersistentObject({"type": "class", "version": 4, "module_src": module_src, "class_name": class_name,
+                              "state": state})
+
+
+def write_nvlabs_pickle(path, net: nn.Module, init_kwargs: dict, *, module_src: str = "", keys=("G", "G_ema")):
+    """A ``network-snapshot-*.pkl`` as stylegan2-ada-pytorch / stylegan3 write it — a dict of persistent objects
+    (G, D, G_ema, augment_pipe) and training_set_kwargs — with our net standing for G and G_ema."""
+    import pickle
+    import types
+
+    fake = types.ModuleType("torch_utils.persistence")
+    fake._reconstruct_persistent_obj = lambda meta: meta
+    fake._reconstruct_persistent_obj.__module__ = fake.__name__
+    fake._reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    saved = {name: sys.modules.get(name) for name in ("torch_utils", "torch_utils.persistence")}
+    sys.modules.update({"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": fake})
+    try:
+        snapshot = {"training_set_kwargs": {"resolution": init_kwargs["img_resolution"]}, "augment_pipe": None,
+                    "D": _persistent(nn.Linear(2, 1), "Discriminator", module_src)}
+        snapshot.update({key: _persistent(net, "Generator", module_src, init_kwargs) for key in keys})
+        with open(path, "wb") as f:
+            pickle.dump(snapshot, f)
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return path
+
+
+def write_rosinality_checkpoint(path, net: nn.Module, *, with_latent_avg: bool = False):
+    """A rosinality/stylegan2-pytorch ``train.py`` checkpoint: g, d, g_ema, optimiser states and the argparse
+    arguments (which is why torch.load needs weights_only=False on it)."""
+    import argparse
+
+    from ganinv.nets.stylegan2 import nvlabs_to_rosinality
+
+    c = net.config
+    g_ema = nvlabs_to_rosinality(net.state_dict(), c)
+    checkpoint = {"g": g_ema, "d": {"convs.0.0.weight": torch.randn(4, 3, 1, 1)}, "g_ema": g_ema, "g_optim": {},
+                  "d_optim": {}, "args": argparse.Namespace(size=c.img_resolution, latent=c.w_dim, n_mlp=c.mapping_layers)}
+    if with_latent_avg:
+        checkpoint["latent_avg"] = net.state_dict()["mapping.w_avg"].clone()
+    torch.save(checkpoint, path)
+    return path

@@ -9,6 +9,8 @@ The public API::
     ganinv.load_images(paths, size=None, channels=None)  image files → N×C×S×S float in [0, 1]
     ganinv.align_face(image, size=…)                 a photo → the aligned-CelebA face crop a face run expects
     ganinv.wrap_generator(module, prior, …)          any nn.Module (latents → images) as an InversionModel
+    ganinv.import_stylegan(path, out=None, …)        an NVlabs StyleGAN2-ADA / StyleGAN3 pickle or a rosinality
+                                                       checkpoint (read without running its code) as an InversionModel
     ganinv.METHODS                                   the registered methods, by name
     ganinv.__version__
 
@@ -17,7 +19,7 @@ fast.
 """
 from ganinv.core import __version__
 
-__all__ = ["load", "load_images", "align_face", "wrap_generator", "InversionModel", "METHODS", "__version__"]
+__all__ = ["load", "load_images", "align_face", "wrap_generator", "import_stylegan", "InversionModel", "METHODS", "__version__"]
 
 
 def load(run_dir, device="cpu", dtype=None):
@@ -52,6 +54,15 @@ def wrap_generator(module, prior="uniform", image_range=(-1, 1), **kwargs):
     from ganinv.inference.wrap import wrap_generator as wrap  # deferred: torch is heavy
 
     return wrap(module, prior, image_range, **kwargs)
+
+
+def import_stylegan(path, out=None, **kwargs):
+    """An NVlabs StyleGAN2-ADA / StyleGAN3 pickle or a rosinality checkpoint as an ``InversionModel`` of the
+    ``stylegan`` method, written as a run directory at ``out`` when given; nothing in the file is executed (see
+    ``ganinv.inference.stylegan``)."""
+    from ganinv.inference.stylegan import import_stylegan as read  # deferred: torch is heavy
+
+    return read(path, out, **kwargs)
 
 
 def __getattr__(name):

@@ -38,6 +38,7 @@ from ganinv.training.launch import (
     train_run,
 )
 from ganinv.training.loop import train
+from helpers import tiny_stylegan, write_nvlabs_pickle
 
 NET = {"image_size": 16, "width": 8, "latent_dim": 8}
 TRAIN = {"steps": 6, "checkpoint_every": 2, "batch_size": 8, "log_every": 1, "sample_every": 100, "eval_every": 100,
@@ -50,6 +51,7 @@ TINY: dict[str, dict] = {
     "dlsgan": {"options": {"encoder_loss_on": "DG", "scale_mode": "ema", "ema_decay": 0.5}},  # options a resume keeps
     "dedgan": {"options": {"lambda_switch_step": 3}},  # λ_emb switches inside the resumed part of the run
     "wrapped": {"wrap": {"factory": "helpers:tiny_wrapped_generator", "prior": "uniform", "image_range": (-1, 1)}},
+    "stylegan": {"import": "stylegan2"},  # an NVlabs pickle written from our own tiny net, through the importer
 }
 
 NAMES = list(METHODS)
@@ -58,7 +60,7 @@ NAMES = list(METHODS)
 def settings(name: str) -> dict:
     tiny = TINY.get(name, {})
     return {"net": {**NET, **tiny.get("net", {})}, "train": {**TRAIN, **tiny.get("train", {})},
-            "options": dict(tiny.get("options", {})), "wrap": tiny.get("wrap")}
+            "options": dict(tiny.get("options", {})), "wrap": tiny.get("wrap"), "import": tiny.get("import")}
 
 
 def new_tiny_method(name: str, generator_run: Path):
@@ -105,6 +107,10 @@ def tiny(request, tmp_path_factory, generator_run) -> TinyRun:
     out = tmp_path_factory.mktemp("contract") / name
     if settings(name)["wrap"] is not None:
         return TinyRun(name, out, wrap_tiny(name, out))
+    if settings(name)["import"] is not None:
+        net, kwargs = tiny_stylegan(settings(name)["import"])
+        snapshot = write_nvlabs_pickle(out.parent / f"{name}.pkl", net, kwargs)
+        return TinyRun(name, out, ganinv.import_stylegan(snapshot, out))
     method = new_tiny_method(name, generator_run)
     train_tiny(method, out)
     return TinyRun(name, out, InversionModel(method))
@@ -115,7 +121,7 @@ def tiny(request, tmp_path_factory, generator_run) -> TinyRun:
 def test_a_few_training_steps_give_finite_losses(tiny):
     records = train_records(tiny.run)
     if not METHODS[tiny.name].trainable:
-        # nothing to train (optimize, wrapped): the run directory must still be complete, and log no losses
+        # nothing to train (optimize, wrapped, stylegan): the run directory must still be complete, and log no losses
         assert json.loads((tiny.run / "config.json").read_text())["method"] == tiny.name
         checkpoint = latest_checkpoint(tiny.run)
         assert checkpoint is not None and checkpoint.weights.is_file() and load_file(checkpoint.weights)

@@ -58,7 +58,7 @@ for _suite in SUITE_HELP:
 @bench_app.command(short_help="Speed against fidelity of every inverter (encoders, iterative, hybrid, optimisation "
                               "in z / W / W+, pivotal tuning) with its Pareto front")
 def frontier(
-    generator: Path = typer.Option(..., help="the generator run (gan, dlsgan, bigan, wrapped) every row inverts"),
+    generator: Path = typer.Option(..., help="the generator run (gan, dlsgan, bigan, wrapped, stylegan) every row inverts"),
     data: str = typer.Option(..., help="dataset spec of the real test images, e.g. celeba:PATH"),
     encoders: str = typer.Option(..., help="comma-separated encoder runs of that generator: aegan, regression, "
                                            "iterative (measured at T = 1…10), or the generator run itself when it "

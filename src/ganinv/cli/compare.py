@@ -16,7 +16,7 @@ app = typer.Typer()
 
 @app.command()
 def compare(
-    generator: Path = typer.Option(..., help="generator run (gan, dlsgan, bigan or wrapped)"),
+    generator: Path = typer.Option(..., help="generator run (gan, dlsgan, bigan, wrapped or stylegan)"),
     data: Optional[str] = typer.Option(None, help="dataset spec: train split for bigan, test split for real images "
                                        "[the generator's]"),
     methods: str = typer.Option("aegan,regression,bigan,optimize,hybrid", help="comma-separated subset of "

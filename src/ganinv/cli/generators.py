@@ -40,3 +40,36 @@ def wrap(
     c, s, _ = model.image_shape
     console.print(f"wrapped {module} ({c}×{s}×{s} images, {prior} prior, d={latent_dim}) → {out}; train an "
                   f"inverter with: ganinv train aegan --generator {out} --out RUN")
+
+
+import_app = typer.Typer(name="import", no_args_is_help=True,
+                         help="Import a generator from another project's checkpoint file as a run directory.")
+app.add_typer(import_app)
+
+
+@import_app.command("stylegan")
+def import_stylegan(
+    checkpoint: Path = typer.Argument(..., help="an NVlabs stylegan2-ada-pytorch / stylegan3 snapshot (.pkl) or a "
+                                      "rosinality stylegan2-pytorch checkpoint (.pt with g_ema)"),
+    out: Path = typer.Option(..., "--out", help="generator run directory to create"),
+    truncation_psi: float = typer.Option(1.0, "--truncation-psi", help="w = w̄ + ψ(w − w̄) for every latent the "
+                                         "run generates (1: none; 0.7 is common for faces)"),
+    noise_mode: str = typer.Option("const", help="const: the noise recorded in the file; none: no noise (either "
+                                   "way one latent maps to one image)"),
+    width: int = typer.Option(32, help="width of the encoders post-hoc methods will train on it"),
+):
+    """Read a StyleGAN2/3 generator without running any code from the file, and write it as a run directory that
+    every post-hoc method (aegan, regression, iterative, optimize, --tune), compare, bench, search, edit and the web
+    page accept."""
+    if not checkpoint.is_file():  # before the heavy imports
+        raise GaninvError(f"checkpoint not found: {checkpoint}" if not checkpoint.exists() else
+                          f"{checkpoint} is not a file")
+    from ganinv.inference.stylegan import import_stylegan as read
+
+    model = read(checkpoint, out, truncation_psi=truncation_psi, noise_mode=noise_mode, width=width)
+    o = model.method.options
+    c, s, _ = model.image_shape
+    console.print(f"imported {o.source_format} {o.arch} ({c}×{s}×{s} images, z {model.prior.dim}, "
+                  f"w {model.method.nets['generator'].w_dim} × {model.method.nets['generator'].num_ws} layers, "
+                  f"ψ = {o.truncation_psi:g}, noise {o.noise_mode}) → {out}; train an encoder with: "
+                  f"ganinv train aegan --generator {out} --out RUN -o space=wplus")

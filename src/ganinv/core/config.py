@@ -58,7 +58,7 @@ class RunConfig:
     generator_run: str | None = None  # the run a post-hoc method's frozen generator was copied from
     generator_fingerprint: str | None = None  # sha256 of that generator's tensors (core.rundir), checked on resume
     options: dict[str, Any] = field(default_factory=dict)  # method-specific, validated by the method's Options
-    # a post-hoc method's frozen generator: {"kind": "dcgan" | "style" | "module", …} (see ganinv.inference.wrap);
+    # a post-hoc method's frozen generator: {"kind": "dcgan" | "style" | "module" | "stylegan", …} (nets.frozen);
     # None for joint methods and for DCGAN generators
     generator: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION

@@ -26,7 +26,7 @@ from ganinv.inference.model import InversionModel
 from ganinv.latent import Prior, make_prior
 from ganinv.methods.wrapped import WrappedGenerator, WrappedOptions
 from ganinv.nets.dcgan import Generator
-from ganinv.nets.frozen import DCGAN_SPEC, ModuleGenerator, build_module
+from ganinv.nets.frozen import DCGAN_SPEC, ImportedStyleGAN, ModuleGenerator, build_module
 from ganinv.nets.style import StyleGenerator
 
 RANGE_TOLERANCE = 1e-3
@@ -34,7 +34,7 @@ DEFAULT_ENCODER_WIDTH = 32  # a wrapped run has no nets config of its own; its p
 
 
 def generator_spec(model) -> dict[str, Any]:
-    """The spec of the generator inside a loaded generator run (gan, bigan, dlsgan, wrapped)."""
+    """The spec of the generator inside a loaded generator run (gan, bigan, dlsgan, wrapped, stylegan)."""
 
     method = model.method
     net = method.nets.get("generator")
@@ -46,10 +46,12 @@ def generator_spec(model) -> dict[str, Any]:
         return {"kind": "module", "factory": factory, "image_range": [net.low, net.high]}
     if isinstance(net, Generator):
         return dict(DCGAN_SPEC)
+    if isinstance(net, ImportedStyleGAN):
+        return net.spec()
     if isinstance(net, StyleGenerator):
         return {"kind": "style", "mapping_layers": len(net.mapping.layers)}
     raise GaninvError(f"a {method.name!r} run's generator ({type(net).__name__}) cannot be frozen under a post-hoc "
-                      "method; use a gan, bigan, dlsgan or wrapped generator run")
+                      "method; use a gan, bigan, dlsgan, wrapped or stylegan generator run")
 
 
 def generator_state(model) -> dict[str, Tensor]:
@@ -176,6 +178,12 @@ def save_wrapped_run(model, out: str | Path) -> Path:
     if not model.method.options.factory:
         raise GaninvError("a wrapped generator needs factory='pkg.mod:fn' to be saved: a run directory rebuilds "
                           "the module by importing it (code is never pickled)")
+    return write_generator_run(model, out)
+
+
+def write_generator_run(model, out: str | Path) -> Path:
+    """A generator run that is never trained here (wrapped, stylegan) as a run directory: config.json, then its
+    weights as checkpoint 0 (refused if ``out`` already holds a run)."""
     out = Path(out)
     model.method.config = prepare_run_dir(out, model.config, resume=False)
     save_checkpoint(model.method, out, step=0)

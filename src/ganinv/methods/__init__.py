@@ -11,10 +11,11 @@ from ganinv.methods.gan import GAN
 from ganinv.methods.iterative import Iterative
 from ganinv.methods.optimize import Optimize
 from ganinv.methods.regression import Regression
+from ganinv.methods.stylegan import ImportedStyleGANRun
 from ganinv.methods.wrapped import WrappedGenerator
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, Iterative, DLSGAN, DEDGAN, BiGAN,
-                                                               Optimize, WrappedGenerator)}
+                                                               Optimize, WrappedGenerator, ImportedStyleGANRun)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -25,4 +26,4 @@ def method_class(name: str) -> type[Method]:
 
 
 __all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "Iterative", "DLSGAN", "DEDGAN", "BiGAN",
-           "Optimize", "WrappedGenerator"]
+           "Optimize", "WrappedGenerator", "ImportedStyleGANRun"]

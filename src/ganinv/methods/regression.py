@@ -152,7 +152,7 @@ class Regression(Method):
         generator = dcgan_generator(self.config)  # replaced by the base class for other generator kinds
         if o.backbone == "resnet18":
             bounded = self.prior.bounds if o.space == "z" else None
-            encoder = ResNetEncoder(latent_dim=space_dim(o.space, self.config.net), channels=self.config.net.channels,
+            encoder = ResNetEncoder(latent_dim=space_dim(o.space, self.config.net, self.generator_spec), channels=self.config.net.channels,
                                     latent_bound=bounded[1] if bounded else None)
         else:
             encoder = space_encoder(self.config, self.prior, o.space)

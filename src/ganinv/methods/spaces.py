@@ -13,7 +13,7 @@ conversion of latents from one space to another.
   (√(Σ_layers ||w_i − w'_i||²)). Its prior is the W prior repeated num_ws times (``WPlusPrior``): what a W+
   encoder is trained on, and whose mean is w̄ at every layer.
 
-Only style generators (a dlsgan run, or a post-hoc run sitting on one) have w and wplus; asking for them on a DCGAN,
+Only style generators (a dlsgan run, an imported StyleGAN2/3, or a post-hoc run sitting on one) have w and wplus; asking for them on a DCGAN,
 BiGAN, DED-GAN or wrapped generator is one clear ``GaninvError``. Latents convert upward only (z → w → wplus):
 F has no inverse.
 
@@ -34,10 +34,11 @@ from ganinv.core.config import NetConfig
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior, make_prior
 from ganinv.nets.dcgan import InverseGenerator
-from ganinv.nets.frozen import ScaledStyleGenerator
+from ganinv.nets.frozen import ScaledStyleGenerator, has_mapping
 from ganinv.nets.style import StyleGenerator, num_ws_for
 
 SPACES = ("z", "w", "wplus")
+MAPPED_KINDS = ("style", "stylegan")  # generator kinds with a mapping network (see nets.frozen)
 W_MEAN_SAMPLES = 1024
 
 
@@ -107,13 +108,19 @@ def check_space(space: str, kind: str, label: str | None = None) -> None:
     label = label or f"space={space}"
     if space not in SPACES:
         raise GaninvError(f"{label}: the space must be one of {', '.join(SPACES)}")
-    if space != "z" and kind != "style":
-        raise GaninvError(f"{label} needs a style generator with a mapping network (a dlsgan run, or a post-hoc run "
-                          f"on one); this run's generator is of kind {kind!r}, which has only z — use space z")
+    if space != "z" and kind not in MAPPED_KINDS:
+        raise GaninvError(f"{label} needs a style generator with a mapping network (a dlsgan run, an imported "
+                          f"StyleGAN, or a post-hoc run on one); this run's generator is of kind {kind!r}, which has "
+                          "only z — use space z")
 
 
-def space_dim(space: str, net: NetConfig) -> int:
-    """The width of a latent of ``space`` for a run of these nets (the style generator's w_dim is its latent_dim)."""
+def space_dim(space: str, net: NetConfig, spec: dict | None = None) -> int:
+    """The width of a latent of ``space`` for a run of these nets on the generator ``spec`` (a DLSGAN style
+    generator's w_dim is its latent_dim; an imported StyleGAN's spec records w_dim and num_ws)."""
+    if space == "z":
+        return net.latent_dim
+    if spec and spec.get("kind") == "stylegan":
+        return int(spec["w_dim"]) * (int(spec["num_ws"]) if space == "wplus" else 1)
     return net.latent_dim * (num_ws_for(net.image_size) if space == "wplus" else 1)
 
 
@@ -124,7 +131,7 @@ def space_encoder(config, prior: Prior, space: str, *, channels: int | None = No
     encoder's input is two images)."""
     n = config.net
     bound = prior.bounds[1] if bounded and space == "z" and prior.bounds else None
-    return InverseGenerator(latent_dim=space_dim(space, n), image_size=n.image_size, width=n.width,
+    return InverseGenerator(latent_dim=space_dim(space, n, config.generator), image_size=n.image_size, width=n.width,
                             channels=channels or n.channels, latent_bound=bound)
 
 
@@ -138,10 +145,11 @@ def space_prior(space: str, base: Prior, generator: Callable[[], nn.Module]) -> 
         G = generator()
         return G.mapping(z.to(next(G.parameters()).device))
 
+    w_dim = generator().w_dim
     if space == "w":
-        return MappedPrior("w", base.dim, base=base, mapper=mapper)
+        return MappedPrior("w", w_dim, base=base, mapper=mapper)
     num_ws = generator().num_ws
-    return WPlusPrior("wplus", base.dim * num_ws, base=base, mapper=mapper, num_ws=num_ws)
+    return WPlusPrior("wplus", w_dim * num_ws, base=base, mapper=mapper, num_ws=num_ws)
 
 
 def generate_in(space: str, generator: nn.Module, latents: Tensor) -> Tensor:
@@ -173,11 +181,11 @@ def run_space(method) -> str:
     return getattr(method.options, "space", "z")
 
 
-def style_generator(method) -> ScaledStyleGenerator | None:
-    """The run's generator as a ``ScaledStyleGenerator`` (mapping with the latent scale, synthesis from w or W+):
-    the frozen one of a post-hoc run, a view of a dlsgan run's own; None when it has no mapping network."""
+def style_generator(method) -> nn.Module | None:
+    """The run's generator with its mapping network (mapping, synthesis from w or W+): the frozen one of a post-hoc
+    run or an imported StyleGAN, a ``ScaledStyleGenerator`` view of a dlsgan run's own; None when it has none."""
     net = method.nets["generator"]
-    if isinstance(net, ScaledStyleGenerator):
+    if has_mapping(net):
         return net
     if isinstance(net, StyleGenerator) and method.latent_scale is not None:
         return ScaledStyleGenerator.viewing(net, method.latent_scale)

@@ -7,9 +7,17 @@
     {"kind": "module", "factory": "pkg.mod:fn",           a user's nn.Module (``ganinv.wrap_generator`` /
      "image_range": [-1.0, 1.0]}                           ``ganinv wrap``), rebuilt by importing ``factory`` —
                                                           never pickled code
+    {"kind": "stylegan", "arch": "stylegan2",             an imported StyleGAN2 / StyleGAN3 (``ganinv import
+     "config": {...}, "truncation_psi": 1.0,               stylegan``), rebuilt from its recorded config by our
+     "noise_mode": "const"}                                own pure-PyTorch nets (``nets.stylegan2``/``stylegan3``)
+
+A generator with a mapping network (``ScaledStyleGenerator``, ``ImportedStyleGAN``) offers the same four calls —
+``mapping(z) = w``, ``from_w(w)``, ``from_wplus(ws)`` and ``num_ws`` / ``w_dim`` — which is all that the spaces W and
+W+ (``methods.spaces``) need.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -20,6 +28,8 @@ from ganinv.core.config import NetConfig
 from ganinv.core.errors import GaninvError
 from ganinv.nets.dcgan import Generator
 from ganinv.nets.style import StyleGenerator
+from ganinv.nets.stylegan2 import StyleGAN2, StyleGAN2Config
+from ganinv.nets.stylegan3 import StyleGAN3, StyleGAN3Config
 
 DCGAN_SPEC = {"kind": "dcgan"}
 
@@ -64,6 +74,55 @@ class ScaledStyleGenerator(nn.Module):
 
     def from_wplus(self, ws: Tensor) -> Tensor:
         return (torch.tanh(self.generator.synthesis_wplus(ws)) + 1.0) / 2.0
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.from_w(self.mapping(z))
+
+
+STYLEGAN_ARCHS = {"stylegan2": (StyleGAN2, StyleGAN2Config), "stylegan3": (StyleGAN3, StyleGAN3Config)}
+NOISE_MODES = ("const", "none")
+
+
+class ImportedStyleGAN(nn.Module):
+    """An imported StyleGAN2 or StyleGAN3 behind the project's boundary: images in [0, 1] (the [-1, 1] output mapped
+    and clamped), truncation ψ applied in the mapping (w = w̄ + ψ(w − w̄)), and the noise inputs fixed to the
+    recorded ones (``noise_mode="const"``) or off, so one latent maps to one image. Its weights sit under
+    ``generator.`` with the original files' names."""
+
+    def __init__(self, *, arch: str, config: dict[str, Any], truncation_psi: float = 1.0, noise_mode: str = "const"):
+        super().__init__()
+        if arch not in STYLEGAN_ARCHS:
+            raise GaninvError(f"unknown StyleGAN architecture {arch!r}; expected one of {', '.join(STYLEGAN_ARCHS)}")
+        if noise_mode not in NOISE_MODES:
+            raise GaninvError(f"noise_mode must be one of {', '.join(NOISE_MODES)} (one latent, one image), "
+                              f"got {noise_mode!r}")
+        net_cls, config_cls = STYLEGAN_ARCHS[arch]
+        self.arch, self.truncation_psi, self.noise_mode = arch, float(truncation_psi), noise_mode
+        self.generator = net_cls(config_cls(**config))
+
+    def spec(self) -> dict[str, Any]:
+        """This generator's spec (see the module docstring): what a post-hoc run records to rebuild it."""
+        config = dataclasses.asdict(self.generator.config)
+        return {"kind": "stylegan", "arch": self.arch, "config": config, "truncation_psi": self.truncation_psi,
+                "noise_mode": self.noise_mode, "w_dim": self.w_dim, "num_ws": self.num_ws}
+
+    @property
+    def w_dim(self) -> int:
+        return self.generator.w_dim
+
+    @property
+    def num_ws(self) -> int:
+        return self.generator.num_ws
+
+    def mapping(self, z: Tensor) -> Tensor:
+        return self.generator.mapping(z, truncation_psi=self.truncation_psi)
+
+    def from_w(self, w: Tensor) -> Tensor:
+        return self.from_wplus(w.unsqueeze(1).expand(-1, self.num_ws, -1))
+
+    def from_wplus(self, ws: Tensor) -> Tensor:
+        y = self.generator.synthesis(ws, noise_mode=self.noise_mode)
+        return ((y + 1.0) / 2.0).clamp(0.0, 1.0)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.from_w(self.mapping(z))
@@ -118,6 +177,15 @@ def build_generator(spec: dict[str, Any], net: NetConfig) -> nn.Module:
                                     channels=net.channels, mapping_layers=int(spec["mapping_layers"]))
     if kind == "module":
         return ModuleGenerator(build_module(spec["factory"]), tuple(spec["image_range"]))
-    raise GaninvError(f"unknown generator kind {kind!r} in this run's options; expected dcgan, style or module")
+    if kind == "stylegan":
+        return ImportedStyleGAN(arch=spec["arch"], config=spec["config"], truncation_psi=spec["truncation_psi"],
+                                noise_mode=spec["noise_mode"])
+    raise GaninvError(f"unknown generator kind {kind!r} in this run's options; expected dcgan, style, module or "
+                      "stylegan")
+
+
+def has_mapping(net: nn.Module) -> bool:
+    """Whether a generator net offers W and W+ (a mapping network and synthesis from w or per-layer ws)."""
+    return isinstance(net, (ScaledStyleGenerator, ImportedStyleGAN))
 
 

@@ -123,14 +123,14 @@ def validate(config: RunConfig) -> None:
 
 
 def load_generator_run(path) -> InversionModel:
-    """The frozen generator of a post-hoc method: a run that trained or wraps one (gan, bigan, dlsgan, wrapped),
-    by path — or an ``InversionModel`` already in memory (e.g. from ``ganinv.wrap_generator``)."""
+    """The frozen generator of a post-hoc method: a run that trained, wraps or imported one (gan, bigan, dlsgan,
+    wrapped, stylegan), by path — or an ``InversionModel`` already in memory (e.g. from ``ganinv.wrap_generator``)."""
 
     model = path if isinstance(path, InversionModel) else InversionModel.load(path)
     if not model.method.trains_generator:
         raise GaninvError(
             f"--generator {path} is a {model.config.method!r} run; it must be a run that trained a generator "
-            "(gan, bigan, dlsgan) or a wrapped one (ganinv wrap)"
+            "(gan, bigan, dlsgan), a wrapped one (ganinv wrap) or an imported StyleGAN (ganinv import stylegan)"
         )
     generator_spec(model)  # a generator kind post-hoc methods can rebuild, or a clear error
     return model

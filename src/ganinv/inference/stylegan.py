@@ -1,0 +1,142 @@
+"""Bring your StyleGAN: ``import_stylegan(path)`` turns an NVlabs pickle (stylegan2-ada-pytorch or stylegan3
+``network-snapshot-*.pkl``) or a rosinality/stylegan2-pytorch checkpoint (``*.pt`` with ``g_ema``) into a
+``stylegan`` run every post-hoc method, application and the web page accept.
+
+Nothing in the file is executed: ``safe_unpickle.read_checkpoint`` reads it as data (NVlabs' persistent objects
+become records of class name, constructor arguments and tensors; the network source code stored beside them is
+ignored). The generator is rebuilt by this project's own pure-PyTorch nets (``nets.stylegan2``, ``nets.stylegan3``)
+from the constructor arguments (NVlabs) or the tensor shapes (rosinality), and its weights are loaded strictly —
+a file whose tensors do not fit is refused with the names that differ.
+
+* NVlabs: ``G_ema`` (else ``G``, with a warning); ``w_avg`` comes with it; ψ is applied by the run.
+* rosinality: ``g_ema``; its ``latent_avg`` when the file has one (converted official weights do), else w̄ is
+  the mean of the mapping network over ``W_AVG_SAMPLES`` fixed normal latents (what rosinality's ``mean_latent``
+  computes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganinv.core.config import NetConfig, RunConfig, current_versions
+from ganinv.core.errors import GaninvError
+from ganinv.inference.model import InversionModel
+from ganinv.inference.safe_unpickle import PersistentRecord, read_checkpoint
+from ganinv.inference.wrap import DEFAULT_ENCODER_WIDTH, write_generator_run
+from ganinv.methods.stylegan import ImportedStyleGANRun, StyleGANOptions
+from ganinv.nets.stylegan2 import StyleGAN2Config, rosinality_config, rosinality_to_nvlabs
+from ganinv.nets.stylegan3 import StyleGAN3Config
+
+W_AVG_SAMPLES = 10_000
+NVLABS_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")  # Generator(...)'s first arguments
+
+
+@dataclasses.dataclass
+class ReadGenerator:
+    """What a file holds, in this project's terms: the architecture, its config, the state dict (NVlabs names)."""
+
+    arch: str
+    config: Any
+    state: dict[str, torch.Tensor]
+    source_format: str
+    needs_w_avg: bool = False
+
+
+def read_nvlabs(obj: dict, path: Path) -> ReadGenerator:
+    name = "G_ema" if isinstance(obj.get("G_ema"), PersistentRecord) else "G"
+    record = obj.get(name)
+    if not isinstance(record, PersistentRecord):
+        raise GaninvError(f"{path} has no generator: expected G_ema (or G) in an NVlabs snapshot, found "
+                          f"{', '.join(map(str, obj)) or 'nothing'}")
+    if name == "G":
+        warnings.warn(f"{path} has no G_ema; importing G (the raw generator, not its moving average)", stacklevel=3)
+    kwargs = {**dict(zip(NVLABS_POSITIONAL, record.init_args)), **record.init_kwargs}
+    synthesis = record.modules.get("synthesis")
+    if not isinstance(synthesis, PersistentRecord):
+        raise GaninvError(f"{path}: {name} ({record.class_name}) has no synthesis network; is this a StyleGAN2/3 "
+                          "generator?")
+    if "input" in synthesis.modules:  # StyleGAN3 starts from Fourier features, StyleGAN2 from a learned constant
+        return ReadGenerator("stylegan3", StyleGAN3Config.from_nvlabs_kwargs(kwargs), record.tensors(),
+                             "nvlabs-stylegan3")
+    return ReadGenerator("stylegan2", StyleGAN2Config.from_nvlabs_kwargs(kwargs), record.tensors(), "nvlabs-stylegan2")
+
+
+def read_rosinality(obj: dict, path: Path) -> ReadGenerator:
+    state = obj.get("g_ema", obj)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise GaninvError(f"{path}: g_ema is not a state dict of tensors")
+    config = rosinality_config(state)
+    w_avg = obj.get("latent_avg")
+    w_avg = w_avg.reshape(-1) if isinstance(w_avg, torch.Tensor) else None
+    return ReadGenerator("stylegan2", config, rosinality_to_nvlabs(state, config, w_avg), "rosinality",
+                         needs_w_avg=w_avg is None)
+
+
+def read_generator(path: str | Path) -> ReadGenerator:
+    """The generator inside an NVlabs pickle or a rosinality checkpoint, or ``GaninvError`` saying what the file
+    is instead."""
+    path = Path(path)
+    obj = read_checkpoint(path)
+    if not isinstance(obj, dict):
+        raise GaninvError(f"{path} holds a {type(obj).__name__}, not a StyleGAN checkpoint (a dict with G_ema or "
+                          "g_ema)")
+    if any(isinstance(v, PersistentRecord) for v in obj.values()):
+        return read_nvlabs(obj, path)
+    if "g_ema" in obj or "style.1.weight" in obj:
+        return read_rosinality(obj, path)
+    keys = ", ".join(sorted(map(str, obj))[:8]) or "nothing"
+    raise GaninvError(f"{path} is not a StyleGAN checkpoint ganinv knows: expected an NVlabs snapshot (G_ema) or a "
+                      f"rosinality checkpoint (g_ema), found {keys}")
+
+
+def load_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load the file's tensors strictly, naming what does not fit."""
+    ours = net.state_dict()
+    missing = [k for k in ours if k not in state]
+    unexpected = [k for k in state if k not in ours]
+    wrong = [k for k in ours if k in state and tuple(state[k].shape) != tuple(ours[k].shape)]
+    if missing or unexpected or wrong:
+        parts = [f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise GaninvError(f"{path}: the file's generator does not fit its recorded architecture ({'; '.join(parts)})")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise GaninvError(f"{path}: the generator's weights contain NaN or infinite values ({', '.join(bad[:4])})")
+    net.load_state_dict({k: v.to(ours[k].dtype) for k, v in state.items()})
+
+
+def mean_w(generator, samples: int = W_AVG_SAMPLES) -> torch.Tensor:
+    """w̄ over fixed normal latents (the mapping without truncation)."""
+    z = torch.randn(samples, generator.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return torch.cat([generator.mapping(chunk, truncation_psi=1.0) for chunk in z.split(1000)]).mean(0)
+
+
+def import_stylegan(path: str | Path, out: str | Path | None = None, *, truncation_psi: float = 1.0,
+                    noise_mode: str = "const", width: int = DEFAULT_ENCODER_WIDTH, seed: int = 0) -> InversionModel:
+    """An NVlabs StyleGAN2-ADA / StyleGAN3 pickle or a rosinality checkpoint as an ``InversionModel`` of the
+    ``stylegan`` method (written as a run directory at ``out`` when given). ``truncation_psi``: w = w̄ + ψ(w − w̄);
+    ``noise_mode``: "const" (the recorded noise) or "none"; ``width``: of the encoders post-hoc methods train on it."""
+    path = Path(path)
+    found = read_generator(path)
+    cfg = found.config
+    options = StyleGANOptions(arch=found.arch, generator=dataclasses.asdict(cfg), truncation_psi=truncation_psi,
+                              noise_mode=noise_mode, source=str(path.resolve()), source_format=found.source_format)
+    net = NetConfig(image_size=cfg.img_resolution, channels=cfg.img_channels, width=width, latent_dim=cfg.z_dim,
+                    prior="normal")
+    config = RunConfig(method=ImportedStyleGANRun.name, seed=seed, options=dataclasses.asdict(options), net=net,
+                       versions=current_versions())
+    method = ImportedStyleGANRun(config)
+    generator = method.nets["generator"]
+    load_weights(generator.generator, found.state, path)
+    if found.needs_w_avg:
+        generator.generator.get_buffer("mapping.w_avg").copy_(mean_w(generator.generator))
+    generator.eval()
+    model = InversionModel(method)
+    if out is not None:
+        write_generator_run(model, out)
+    return model

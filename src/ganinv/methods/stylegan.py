@@ -1,0 +1,58 @@
+"""The ``stylegan`` method: an imported StyleGAN2 / StyleGAN3 generator as a run directory (see
+``ganinv.inference.stylegan``). It is never trained here; post-hoc methods take it with ``--generator RUN``, in z,
+W or W+.
+
+StyleGAN2: "Analyzing and Improving the Image Quality of StyleGAN" (Karras, Laine, Aittala, Hellsten, Lehtinen &
+Aila); its ADA training: "Training Generative Adversarial Networks with Limited Data" (Karras et al.); StyleGAN3:
+"Alias-Free Generative Adversarial Networks" (Karras, Aittala, Laine, Härkönen, Hellsten, Lehtinen & Aila).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ganinv.core.errors import GaninvError
+from ganinv.methods.base import Method, MethodOptions
+from ganinv.nets.frozen import NOISE_MODES, STYLEGAN_ARCHS, ImportedStyleGAN
+
+
+@dataclass(frozen=True)
+class StyleGANOptions(MethodOptions):
+    arch: str = "stylegan2"  # stylegan2 | stylegan3
+    generator: dict[str, Any] = field(default_factory=dict)  # the architecture's config (nets.stylegan2 / stylegan3)
+    truncation_psi: float = 1.0  # w = w̄ + ψ(w − w̄) in every space above z (1: no truncation)
+    noise_mode: str = "const"  # const: the recorded noise inputs; none: no noise — either way one latent, one image
+    source: str = ""  # the file it was imported from (provenance)
+    source_format: str = ""  # nvlabs-stylegan2 | nvlabs-stylegan3 | rosinality
+
+    def __post_init__(self):
+        if self.arch not in STYLEGAN_ARCHS:
+            raise GaninvError(f"arch must be one of {', '.join(STYLEGAN_ARCHS)}, got {self.arch!r}")
+        if self.noise_mode not in NOISE_MODES:
+            raise GaninvError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
+        if not 0.0 <= self.truncation_psi <= 2.0:
+            raise GaninvError(f"truncation_psi must lie in [0, 2], got {self.truncation_psi}")
+
+
+class ImportedStyleGANRun(Method):
+    """An imported StyleGAN as a run: ``generate`` only; post-hoc methods take it with ``--generator``."""
+
+    name = "stylegan"
+    Options = StyleGANOptions
+    trains_generator = True  # it provides a generator (not a post-hoc method); it is never trained here
+    uses_real_data = False
+    trainable = ()
+
+    def build_nets(self) -> dict[str, nn.Module]:
+        o = self.options
+        if not o.generator:
+            raise GaninvError("a stylegan run is made by `ganinv import stylegan FILE --out RUN` "
+                              "(or ganinv.import_stylegan); it cannot be trained from scratch")
+        return {"generator": ImportedStyleGAN(arch=o.arch, config=o.generator, truncation_psi=o.truncation_psi,
+                                              noise_mode=o.noise_mode)}
+
+    def train_step(self, batch) -> dict[str, float]:
+        raise GaninvError("an imported StyleGAN is not trained by ganinv; train an inverter on it with "
+                          "`ganinv train aegan --generator RUN`")

@@ -1,0 +1,149 @@
+"""Bring your StyleGAN: NVlabs StyleGAN2-ADA / StyleGAN3 pickles and rosinality checkpoints, written by the tests
+from the project's own nets in their owners' file layouts, round-trip through ``import_stylegan`` to the same
+images; a file that would run code is refused and nothing runs; truncated and foreign files get one clear line; the
+imported run is a generator every post-hoc method takes, in z, W and W+."""
+import os
+import pickle
+
+import pytest
+import torch
+
+import ganinv
+from ganinv.core.errors import GaninvError
+from ganinv.inference.safe_unpickle import read_checkpoint
+from helpers import (
+    assert_clean_error,
+    run_cli,
+    tiny_stylegan,
+    tiny_train,
+    write_nvlabs_pickle,
+    write_rosinality_checkpoint,
+)
+
+
+def latents(n=4, dim=16, seed=1):
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
+
+
+def expected_images(net, z, psi=1.0):
+    with torch.no_grad():
+        return ((net(z, truncation_psi=psi) + 1) / 2).clamp(0, 1)
+
+
+@pytest.mark.parametrize("arch", ["stylegan2", "stylegan3"])
+def test_an_nvlabs_snapshot_imports_to_the_same_images(tmp_path, arch):
+    net, kwargs = tiny_stylegan(arch)
+    path = write_nvlabs_pickle(tmp_path / "network-snapshot-000100.pkl", net, kwargs)
+    model = ganinv.import_stylegan(path, tmp_path / "run", truncation_psi=0.7)
+    z = latents()
+    assert model.config.method == "stylegan" and model.method.options.arch == arch
+    assert model.method.options.source_format == f"nvlabs-{arch}"
+    assert torch.allclose(model.generate(z), expected_images(net, z, psi=0.7), atol=1e-6)
+    reloaded = ganinv.load(tmp_path / "run")  # a normal run directory: config.json + weights.safetensors
+    assert torch.equal(reloaded.generate(z), model.generate(z))
+    assert model.prior.name == "normal" and model.image_shape == (3, 16, 16)
+
+
+def test_a_rosinality_checkpoint_imports_to_the_same_images(tmp_path):
+    net, _ = tiny_stylegan("stylegan2")
+    path = write_rosinality_checkpoint(tmp_path / "100000.pt", net, with_latent_avg=True)
+    model = ganinv.import_stylegan(path)
+    z = latents()
+    assert model.method.options.source_format == "rosinality"
+    assert torch.allclose(model.generate(z), expected_images(net, z), atol=1e-5)
+    assert torch.allclose(model.method.nets["generator"].generator.state_dict()["mapping.w_avg"],
+                          net.state_dict()["mapping.w_avg"])
+
+
+def test_without_latent_avg_w_avg_is_the_mapping_mean(tmp_path):
+    net, _ = tiny_stylegan("stylegan2")
+    model = ganinv.import_stylegan(write_rosinality_checkpoint(tmp_path / "g.pt", net), truncation_psi=0.0)
+    w_avg = model.method.nets["generator"].generator.state_dict()["mapping.w_avg"]
+    with torch.no_grad():
+        mean = net.mapping(torch.randn(10_000, 16, generator=torch.Generator().manual_seed(0))).mean(0)
+    assert torch.allclose(w_avg, mean, atol=1e-5)
+    images = model.generate(latents())
+    assert torch.allclose(images, images[:1].expand_as(images))  # ψ = 0: every latent is w̄
+
+
+class RunsCode:
+    def __init__(self, sentinel):
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.sentinel}",)
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".pt"])
+def test_a_file_that_would_run_code_is_refused_and_nothing_runs(tmp_path, suffix):
+    sentinel = tmp_path / "ran"
+    path = tmp_path / f"evil{suffix}"
+    if suffix == ".pkl":
+        path.write_bytes(pickle.dumps({"G_ema": RunsCode(sentinel)}))
+    else:
+        torch.save({"g_ema": RunsCode(sentinel)}, path)
+    with pytest.raises(GaninvError, match="refusing to load .*system"):
+        ganinv.import_stylegan(path)
+    assert not sentinel.exists()
+
+
+def test_the_source_code_inside_an_nvlabs_pickle_is_never_run(tmp_path):
+    sentinel = tmp_path / "ran"
+    net, kwargs = tiny_stylegan("stylegan2")
+    source = f"import pathlib\npathlib.Path({str(sentinel)!r}).touch()\n"
+    ganinv.import_stylegan(write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs, module_src=source))
+    assert not sentinel.exists()
+
+
+def test_truncated_foreign_and_conditional_files_get_one_clear_message(tmp_path):
+    net, kwargs = tiny_stylegan("stylegan2")
+    good = write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs).read_bytes()
+    (tmp_path / "cut.pkl").write_bytes(good[: len(good) // 2])
+    with pytest.raises(GaninvError, match="truncated"):
+        ganinv.import_stylegan(tmp_path / "cut.pkl")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(GaninvError, match="not a readable StyleGAN checkpoint"):
+        ganinv.import_stylegan(tmp_path / "photo.png")
+    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "classifier.pt")
+    with pytest.raises(GaninvError, match="not a StyleGAN checkpoint.*found model"):
+        ganinv.import_stylegan(tmp_path / "classifier.pt")
+    write_nvlabs_pickle(tmp_path / "cond.pkl", net, {**kwargs, "c_dim": 10})
+    with pytest.raises(GaninvError, match="c_dim|conditional"):
+        ganinv.import_stylegan(tmp_path / "cond.pkl")
+    with pytest.raises(GaninvError, match="does not exist"):
+        ganinv.import_stylegan(tmp_path / "missing.pkl")
+
+
+def test_tensors_that_do_not_fit_are_named(tmp_path):
+    net, kwargs = tiny_stylegan("stylegan2")
+    path = write_nvlabs_pickle(tmp_path / "g.pkl", net, {**kwargs, "w_dim": 32})  # kwargs disagree with tensors
+    with pytest.raises(GaninvError, match="does not fit .*wrong shape: .*affine.weight"):
+        ganinv.import_stylegan(path)
+
+
+def test_read_checkpoint_keeps_records_as_data(tmp_path):
+    net, kwargs = tiny_stylegan("stylegan3")
+    snapshot = read_checkpoint(write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs))
+    assert snapshot["G_ema"].class_name == "Generator" and snapshot["G_ema"].init_kwargs["img_resolution"] == 16
+    assert snapshot["G_ema"].tensors().keys() == net.state_dict().keys()
+
+
+def test_cli_imports_and_a_posthoc_encoder_trains_in_wplus(monkeypatch, capsys, tmp_path):
+    code, out, _ = run_cli(monkeypatch, capsys, "import", "--help")
+    assert code == 0 and "stylegan" in out
+    net, kwargs = tiny_stylegan("stylegan2")
+    path = write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs)
+    code, out, err = run_cli(monkeypatch, capsys, "import", "stylegan", path, "--out", tmp_path / "sg",
+                             "--width", "8")
+    assert code == 0, err
+    assert "nvlabs-stylegan2" in out and "w 16 × " in " ".join(out.split())
+    code, _, err = run_cli(monkeypatch, capsys, "import", "stylegan", tmp_path / "nope.pkl", "--out", tmp_path / "x")
+    assert_clean_error(code, err, "checkpoint not found")
+
+    tiny_train("aegan", tmp_path / "enc", steps=2, generator=tmp_path / "sg", options={"space": "wplus"},
+               train_overrides={"batch_size": 4})
+    encoder = ganinv.load(tmp_path / "enc")
+    num_ws = encoder.method.nets["generator"].num_ws
+    x = ganinv.load(tmp_path / "sg").generate(latents(2))
+    assert encoder.invert(x).shape == (2, num_ws * 16)
+    assert encoder.reconstruct(x).shape == x.shape
