@@ -147,3 +147,37 @@ def test_cli_imports_and_a_posthoc_encoder_trains_in_wplus(monkeypatch, capsys, 
     x = ganinv.load(tmp_path / "sg").generate(latents(2))
     assert encoder.invert(x).shape == (2, num_ws * 16)
     assert encoder.reconstruct(x).shape == x.shape
+
+
+def test_an_encoder_of_an_imported_stylegan_drives_every_tab_of_the_web_page(tmp_path):
+    from ganinv.apps.search import build_index
+    from ganinv.web.handlers import (
+        AttributeDirections,
+        EditHandlers,
+        RandomHandlers,
+        ReconstructHandlers,
+        SearchHandlers,
+        SuperresHandlers,
+    )
+    from ganinv.web.page import build_app
+    from helpers import make_celeba
+
+    net, kwargs = tiny_stylegan("stylegan3")
+    ganinv.import_stylegan(write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs), tmp_path / "sg", width=8)
+    tiny_train("iterative", tmp_path / "enc", steps=2, generator=tmp_path / "sg", options={"space": "w", "steps": 2},
+               train_overrides={"batch_size": 4})
+    model = ganinv.load(tmp_path / "enc")
+    spec = make_celeba(tmp_path / "celeba", n_train=16, n_test=4)
+    index = build_index(tmp_path / "enc", spec, tmp_path / "idx", limit=16, show_progress=False)
+    photo, other = sorted((tmp_path / "celeba" / "img_align_celeba").glob("*.jpg"))[:2]
+
+    *_, metrics, _, status = ReconstructHandlers(model).rec_from_upload(str(photo), "hybrid", 2)
+    assert "PSNR" in metrics, status
+    found = SearchHandlers(model, index).from_entry(3, 4)
+    assert "finds itself first" in found[-1] and len(found[1]) == 4
+    assert SuperresHandlers(model).sr_from_upload(str(photo), "downsample", 2, 1.0)[1] is not None
+    edits = EditHandlers(model, AttributeDirections(model, index))
+    assert edits.do_interpolate(str(photo), str(other), 3)[0] is not None
+    assert edits.do_attribute(str(photo), "Smiling", 1.0, 3)[0] is not None
+    assert RandomHandlers(model).do_random(1, 2)[0] is not None
+    assert build_app(model, index) is not None

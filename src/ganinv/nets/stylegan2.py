@@ -27,8 +27,13 @@ trained model's maths, so it is applied as configured.
 
 ``rosinality_to_nvlabs`` / ``nvlabs_to_rosinality`` rename the g_ema state of rosinality/stylegan2-pytorch (the same
 generator, different names and some extra unit dimensions) to and from this layout; ``rosinality_config`` reads the
-architecture off its tensor shapes. Conditional generators (c_dim > 0) and the 'orig'/'resnet' architectures are
-not supported.
+architecture off its tensor shapes (rosinality keeps no w_avg: pass its ``mean_latent`` or recompute one).
+Conditional generators (c_dim > 0), the 'orig'/'resnet' architectures, non-leaky-ReLU activations, kernel sizes
+other than 3 and generators without a tracked w_avg are refused by ``StyleGAN2Config.from_nvlabs_kwargs``.
+
+The plain-torch ops — ``setup_filter``, ``upfirdn2d`` (upsample, pad, FIR filter, downsample), ``upsample2d``,
+``bias_act`` (bias, activation, gain, clamp), ``normalize_2nd_moment`` and ``modulated_conv2d`` — are public so that
+the StyleGAN3 module can share them.
 """
 from __future__ import annotations
 
@@ -264,27 +269,26 @@ class StyleGAN2Config:
         top = dict(init_kwargs)
         top.pop("class_name", None)
         mapping = dict(top.pop("mapping_kwargs", None) or {})
+        core = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"}
+        clamp_default: float | None
         if "synthesis_kwargs" in top:  # stylegan2-ada-pytorch
             synthesis = dict(top.pop("synthesis_kwargs") or {})
-            clamp_default: float | None = None
-            core = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"}
             _refuse_unknown("generator", set(top) - core)
+            clamp_default = None
         else:  # stylegan3 repo: Generator(..., mapping_kwargs={}, **synthesis_kwargs), SynthesisBlock conv_clamp=256
-            core = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"}
             synthesis = {k: v for k, v in top.items() if k not in core}
             top = {k: v for k, v in top.items() if k in core}
-            clamp_default = 256
-        for key in ("z_dim", "w_dim", "img_resolution", "img_channels"):
-            if key not in top:
-                raise GaninvError(f"the NVlabs generator kwargs lack {key!r}")
-        if int(top.get("c_dim", 0) or 0) > 0:
+            clamp_default = 256.0
+        missing = [key for key in ("z_dim", "w_dim", "img_resolution", "img_channels") if key not in top]
+        if missing:
+            raise GaninvError(f"the NVlabs generator kwargs lack {', '.join(missing)}")
+        if int(top.get("c_dim") or 0) > 0:
             raise GaninvError(f"conditional StyleGAN2 generators (c_dim={top['c_dim']}) are not supported")
         if int(top["z_dim"]) < 1:
             raise GaninvError("StyleGAN2 generators without a z input (z_dim=0) are not supported")
-        return cls(
-            z_dim=int(top["z_dim"]), w_dim=int(top["w_dim"]), img_resolution=int(top["img_resolution"]),
-            img_channels=int(top["img_channels"]), **_mapping_fields(mapping), **_synthesis_fields(synthesis,
-                                                                                                   clamp_default))
+        return cls(z_dim=int(top["z_dim"]), w_dim=int(top["w_dim"]), img_resolution=int(top["img_resolution"]),
+                   img_channels=int(top["img_channels"]), **_mapping_fields(mapping),
+                   **_synthesis_fields(synthesis, clamp_default))
 
 
 def _refuse_unknown(where: str, keys: set[str]) -> None:
@@ -436,14 +440,16 @@ class SynthesisBlock(nn.Module):
         super().__init__()
         self.first = in_channels == 0
         self.register_buffer("resample_filter", setup_filter(config.resample_filter))
-        layer_kwargs: dict[str, Any] = dict(w_dim=config.w_dim, resolution=resolution,
-                                            resample_filter=config.resample_filter, conv_clamp=config.conv_clamp,
-                                            use_noise=config.use_noise)
+        layer_kwargs: dict[str, Any] = {"w_dim": config.w_dim, "resolution": resolution,
+                                        "resample_filter": config.resample_filter, "conv_clamp": config.conv_clamp,
+                                        "use_noise": config.use_noise}
         if self.first:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **layer_kwargs)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, up=1, **layer_kwargs)
+        # NVlabs never hands its filter to the non-upsampling conv1, whose (unused) buffer is always the default
+        self.conv1 = SynthesisLayer(out_channels, out_channels, up=1,
+                                    **{**layer_kwargs, "resample_filter": DEFAULT_RESAMPLE_FILTER})
         self.torgb = ToRGBLayer(out_channels, config.img_channels, w_dim=config.w_dim, conv_clamp=config.conv_clamp)
 
     @property
@@ -640,10 +646,11 @@ def rosinality_to_nvlabs(state: Mapping[str, Tensor], config: StyleGAN2Config,
     extra = sorted(set(state) - {ros for _, ros, _ in _rosinality_pairs(config)} - set(kernels))
     if extra:
         raise GaninvError(f"rosinality g_ema state dict has entries the config does not know: {', '.join(extra[:5])}")
-    filt = setup_filter(config.resample_filter)
-    for key, shape in expected.items():
-        if key.endswith("resample_filter"):
-            out[key] = filt.clone()
+    for key in expected:
+        if key.endswith(".conv1.resample_filter"):  # unused; NVlabs leaves it at the default (SynthesisBlock)
+            out[key] = setup_filter(DEFAULT_RESAMPLE_FILTER)
+        elif key.endswith("resample_filter"):
+            out[key] = setup_filter(config.resample_filter)
     w_avg = torch.zeros(config.w_dim) if w_avg is None else w_avg.detach().reshape(-1).to(torch.float32).cpu()
     if w_avg.numel() != config.w_dim:
         raise GaninvError(f"w_avg has {w_avg.numel()} entries, the config's w_dim is {config.w_dim}")
@@ -661,7 +668,7 @@ def nvlabs_to_rosinality(state: Mapping[str, Tensor], config: StyleGAN2Config) -
     for nv_key, ros_key, kind in _rosinality_pairs(config):
         if nv_key in state:
             tensor = state[nv_key].detach()
-        elif not config.use_noise and (nv_key.endswith("noise_strength") or nv_key.endswith("noise_const")):
+        elif not config.use_noise and nv_key.endswith(("noise_strength", "noise_const")):
             res = int(re.search(r"\.b(\d+)\.", nv_key).group(1))  # type: ignore[union-attr]
             tensor = torch.zeros(() if nv_key.endswith("noise_strength") else (res, res))
         else:

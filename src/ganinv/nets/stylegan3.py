@@ -188,7 +188,7 @@ def _upsample_fir(x: Tensor, f: Tensor | None, up: int, padding: tuple[int, int,
 def filtered_lrelu(x: Tensor, up_filter: Tensor | None, down_filter: Tensor | None, bias: Tensor, *, up: int,
                    down: int, padding: tuple[int, int, int, int], gain: float, slope: float,
                    clamp: float | None) -> Tensor:
-    """The paper's alias-suppressing nonlinearity (its §3.2): bias, upsample by ``up`` with ``up_filter``, leaky
+    """The paper's alias-suppressing nonlinearity: bias, upsample by ``up`` with ``up_filter``, leaky
     ReLU × ``gain`` clamped to ±``clamp``, low-pass ``down_filter`` and keep every ``down``-th sample. The
     nonlinearity runs at the higher rate so the harmonics it creates can be filtered out before decimation."""
     x = x + bias.to(x.dtype)[None, :, None, None]
