@@ -127,6 +127,12 @@ class ImportedStyleGAN(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         return self.from_w(self.mapping(z))
 
+    def compile(self, *args, **kwargs) -> None:
+        """``torch.compile`` the mapping and synthesis networks in place (``--compile``): every path — z, W, W+ —
+        goes through them, while ``nn.Module.compile`` of this wrapper would cover ``forward`` (z) alone."""
+        self.generator.mapping.compile(*args, **kwargs)
+        self.generator.synthesis.compile(*args, **kwargs)
+
 
 class ModuleGenerator(nn.Module):
     """A user's module behind the [0, 1] image boundary: ``(module(z) − low) / (high − low)``, clamped."""
