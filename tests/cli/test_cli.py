@@ -35,7 +35,8 @@ def test_dry_run_prints_resolved_config_and_writes_nothing(monkeypatch, capsys, 
                            "--preset", "paper", "--steps", "7", "--dry-run")
     assert code == 0
     config = json.loads(out)
-    assert config["net"] == {"image_size": 64, "channels": 3, "width": 64, "latent_dim": 100, "prior": "uniform"}
+    assert config["net"] == {"image_size": 64, "channels": 3, "width": 64, "latent_dim": 100, "prior": "uniform",
+                             "max_width": 0}
     assert config["train"]["steps"] == 7 and config["train"]["lr"] == 2e-4 and config["train"]["beta1"] == 0.5
     assert not (tmp_path / "r").exists()
 

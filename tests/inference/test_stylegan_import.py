@@ -42,6 +42,7 @@ def test_an_nvlabs_snapshot_imports_to_the_same_images(tmp_path, arch):
     reloaded = ganinv.load(tmp_path / "run")  # a normal run directory: config.json + weights.safetensors
     assert torch.equal(reloaded.generate(z), model.generate(z))
     assert model.prior.name == "normal" and model.image_shape == (3, 16, 16)
+    assert model.config.net.max_width == 512  # its encoders stop doubling at StyleGAN's widest layer
 
 
 def test_a_rosinality_checkpoint_imports_to_the_same_images(tmp_path):

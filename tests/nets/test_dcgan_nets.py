@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganinv.nets.dcgan import Discriminator, Generator, InverseGenerator
+from ganinv.nets.dcgan import Discriminator, Generator, InverseGenerator, stage_widths
 
 
 def layer_trace(net: nn.Module, x: torch.Tensor):
@@ -71,3 +71,10 @@ def test_other_sizes_round_trip_shapes(size, channels):
 def test_non_power_of_two_sizes_are_refused(size):
     with pytest.raises(ValueError, match="power-of-two"):
         Generator(image_size=size)
+
+
+def test_encoder_widths_stop_at_max_width():
+    assert stage_widths(1024, 32) == [32, 64, 128, 256, 512, 1024, 2048, 4096]
+    assert stage_widths(1024, 32, max_width=512) == [32, 64, 128, 256, 512, 512, 512, 512]
+    capped = InverseGenerator(latent_dim=8, image_size=256, width=32, channels=3, max_width=128)
+    assert max(m.out_channels for m in capped.modules() if isinstance(m, torch.nn.Conv2d)) == 128

@@ -26,6 +26,7 @@ class NetConfig:
     width: int = 32  # channels of the first (image-side) stage; the paper's 64
     latent_dim: int = 100
     prior: str = "uniform"
+    max_width: int = 0  # cap on the encoders' channels per stage (0: none, AEGAN's doubling; imported StyleGANs: 512)
 
 
 @dataclass(frozen=True)

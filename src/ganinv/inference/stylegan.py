@@ -32,6 +32,7 @@ from ganinv.nets.stylegan2 import StyleGAN2Config, rosinality_config, rosinality
 from ganinv.nets.stylegan3 import StyleGAN3Config
 
 W_AVG_SAMPLES = 10_000
+ENCODER_MAX_WIDTH = 512  # the encoders trained on an imported run stop doubling there, as StyleGAN's own nets do
 NVLABS_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")  # Generator(...)'s first arguments
 
 
@@ -127,7 +128,7 @@ def import_stylegan(path: str | Path, out: str | Path | None = None, *, truncati
     options = StyleGANOptions(arch=found.arch, generator=dataclasses.asdict(cfg), truncation_psi=truncation_psi,
                               noise_mode=noise_mode, source=str(path.resolve()), source_format=found.source_format)
     net = NetConfig(image_size=cfg.img_resolution, channels=cfg.img_channels, width=width, latent_dim=cfg.z_dim,
-                    prior="normal")
+                    prior="normal", max_width=ENCODER_MAX_WIDTH)
     config = RunConfig(method=ImportedStyleGANRun.name, seed=seed, options=dataclasses.asdict(options), net=net,
                        versions=current_versions())
     method = ImportedStyleGANRun(config)

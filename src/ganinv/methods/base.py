@@ -224,5 +224,6 @@ def dcgan_inverse_generator(config: RunConfig, prior: Prior) -> nn.Module:
     n = config.net
     bound = prior.bounds[1] if prior.bounds else None
     return InverseGenerator(
-        latent_dim=n.latent_dim, image_size=n.image_size, width=n.width, channels=n.channels, latent_bound=bound
+        latent_dim=n.latent_dim, image_size=n.image_size, width=n.width, channels=n.channels, latent_bound=bound,
+        max_width=n.max_width,
     )

@@ -132,7 +132,7 @@ def space_encoder(config, prior: Prior, space: str, *, channels: int | None = No
     n = config.net
     bound = prior.bounds[1] if bounded and space == "z" and prior.bounds else None
     return InverseGenerator(latent_dim=space_dim(space, n, config.generator), image_size=n.image_size, width=n.width,
-                            channels=channels or n.channels, latent_bound=bound)
+                            channels=channels or n.channels, latent_bound=bound, max_width=n.max_width)
 
 
 def space_prior(space: str, base: Prior, generator: Callable[[], nn.Module]) -> Prior:

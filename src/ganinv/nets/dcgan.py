@@ -26,9 +26,11 @@ def num_stages(image_size: int) -> int:
     return int(math.log2(image_size)) - 2
 
 
-def stage_widths(image_size: int, width: int) -> list[int]:
-    """Channel counts from the image side to the bottleneck: [w, 2w, 4w, 8w] at 64 px."""
-    return [width * 2**i for i in range(num_stages(image_size))]
+def stage_widths(image_size: int, width: int, max_width: int = 0) -> list[int]:
+    """Channel counts from the image side to the bottleneck: [w, 2w, 4w, 8w] at 64 px; capped at ``max_width``
+    when it is positive (a 1024-px encoder doubling from 32 would reach 4096 channels)."""
+    widths = [width * 2**i for i in range(num_stages(image_size))]
+    return [min(w, max_width) for w in widths] if max_width > 0 else widths
 
 
 def dcgan_init_(module: nn.Module) -> None:
@@ -80,9 +82,10 @@ class Generator(nn.Module):
 class ConvEncoder(nn.Module):
     """The shared body of tables 4 and 5: strided 5×5 convs w, 2w, 4w, 8w with BN, then a dense head."""
 
-    def __init__(self, *, out_features: int, image_size: int, width: int, channels: int, activation: nn.Module):
+    def __init__(self, *, out_features: int, image_size: int, width: int, channels: int, activation: nn.Module,
+                 max_width: int = 0):
         super().__init__()
-        widths = stage_widths(image_size, width)
+        widths = stage_widths(image_size, width, max_width)
         ins = [channels] + widths[:-1]
         self.body = nn.Sequential(*[down_block(i, o, activation) for i, o in zip(ins, widths)])
         self.head = nn.Linear(4 * 4 * widths[-1], out_features)
@@ -113,11 +116,11 @@ class InverseGenerator(ConvEncoder):
 
     def __init__(
         self, *, latent_dim: int = 100, image_size: int = 64, width: int = 64, channels: int = 3,
-        latent_bound: float | None = 1.0,
+        latent_bound: float | None = 1.0, max_width: int = 0,
     ):
         super().__init__(
             out_features=latent_dim, image_size=image_size, width=width, channels=channels,
-            activation=nn.ReLU(inplace=True),
+            activation=nn.ReLU(inplace=True), max_width=max_width,
         )
         self.latent_bound = latent_bound
 

@@ -108,6 +108,7 @@ def validate(config: RunConfig) -> None:
         (n.channels in (1, 3), f"--channels must be 1 or 3, got {n.channels}"),
         (n.width >= 1, f"--width must be positive, got {n.width}"),
         (n.latent_dim >= 1, f"--latent-dim must be positive, got {n.latent_dim}"),
+        (n.max_width >= 0, f"max_width must be 0 (no cap) or positive, got {n.max_width}"),
         (n.prior in PRIOR_NAMES, f"--prior must be one of {', '.join(PRIOR_NAMES)}, got {n.prior!r}"),
         (t.steps >= 1, f"--steps must be positive, got {t.steps}"),
         (t.batch_size >= 1, f"--batch-size must be positive, got {t.batch_size}"),
