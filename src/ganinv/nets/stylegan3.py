@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
+from ganinv.nets.stylegan2 import upfirdn2d
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -158,33 +159,6 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, 
     return torch.as_tensor(f / f.sum(), dtype=torch.float32)
 
 
-def _fir(x: Tensor, f: Tensor, stride: int = 1) -> Tensor:
-    """Depthwise 'valid' convolution (true convolution: the filter is flipped) with a 1-D separable filter (rows,
-    then columns) or a 2-D filter, keeping every ``stride``-th output sample."""
-    channels = x.shape[1]
-    f = f.to(x.dtype).flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        weight = f[None, None].repeat(channels, 1, 1, 1)
-        return F.conv2d(x, weight, stride=stride, groups=channels)
-    taps = f.numel()
-    x = F.conv2d(x, f.view(1, 1, 1, taps).repeat(channels, 1, 1, 1), stride=(1, stride), groups=channels)
-    return F.conv2d(x, f.view(1, 1, taps, 1).repeat(channels, 1, 1, 1), stride=(stride, 1), groups=channels)
-
-
-def _upsample_fir(x: Tensor, f: Tensor | None, up: int, padding: tuple[int, int, int, int]) -> Tensor:
-    """×``up`` by zero insertion, pad (negative = crop; order left, right, top, bottom), then low-pass ``f``.
-    The filter's gain is ``up`` per axis so that the zeros do not dim the signal."""
-    if up > 1:
-        n, c, h, w = x.shape
-        stuffed = x.new_zeros(n, c, h * up, w * up)
-        stuffed[:, :, ::up, ::up] = x
-        x = stuffed
-    x = F.pad(x, padding)  # F.pad crops on negative amounts
-    if f is None:
-        return x * up**2 if up > 1 else x
-    return _fir(x, f * up ** f.ndim)
-
-
 def filtered_lrelu(x: Tensor, up_filter: Tensor | None, down_filter: Tensor | None, bias: Tensor, *, up: int,
                    down: int, padding: tuple[int, int, int, int], gain: float, slope: float,
                    clamp: float | None) -> Tensor:
@@ -192,13 +166,11 @@ def filtered_lrelu(x: Tensor, up_filter: Tensor | None, down_filter: Tensor | No
     ReLU × ``gain`` clamped to ±``clamp``, low-pass ``down_filter`` and keep every ``down``-th sample. The
     nonlinearity runs at the higher rate so the harmonics it creates can be filtered out before decimation."""
     x = x + bias.to(x.dtype)[None, :, None, None]
-    x = _upsample_fir(x, up_filter, up, padding)
+    x = upfirdn2d(x, up_filter, up=up, padding=padding, gain=up**2)  # gain up²: the inserted zeros
     x = F.leaky_relu(x, slope) * gain if slope != 1 else x * gain
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
-    if down_filter is None:
-        return x[:, :, ::down, ::down]
-    return _fir(x, down_filter, stride=down)
+    return upfirdn2d(x, down_filter, down=down)
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool, padding: int,
