@@ -321,7 +321,24 @@ def run_stylegan3(clone: Path, workdir: Path) -> list[dict]:
     rows = []
     with clone_on_path(clone, NVLABS_PACKAGES, pkg_resources_stub()):
         from training.networks_stylegan2 import Discriminator  # NVlabs stylegan3 (its D is StyleGAN2's)
+        from training.networks_stylegan2 import Generator as StyleGAN2Generator
         from training.networks_stylegan3 import Generator
+
+        # the stylegan3 repository's --cfg=stylegan2: its own StyleGAN2 code, synthesis kwargs passed flat
+        torch.manual_seed(10)
+        kw = {"z_dim": 64, "c_dim": 0, "w_dim": 64, "img_resolution": 32, "img_channels": 3,
+              "mapping_kwargs": {"num_layers": 8}, "channel_base": 512, "channel_max": 64, "num_fp16_res": 4,
+              "conv_clamp": 256, "fused_modconv_default": "inference_only"}
+        G = StyleGAN2Generator(**kw).eval()
+        G_ema = copy.deepcopy(G)
+        randomise_nvlabs_sg2(G, 110)
+        randomise_nvlabs_sg2(G_ema, 210)
+        D = Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=512, channel_max=64,
+                          block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={"mbstd_group_size": 4})
+        path = workdir / "sg3repo-sg2.pkl"
+        save_nvlabs_snapshot(path, G, G_ema, D, 32)
+        rows += compare_file(path, nvlabs_original(G_ema), latents(64, 310), "NVlabs stylegan3 (--cfg=stylegan2)",
+                             "32 px, z=w=64, mapping 8, clamp 256, fp16 res 4")
 
         for seed, case in enumerate(SG3_CASES):
             torch.manual_seed(seed)
