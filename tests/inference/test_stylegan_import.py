@@ -113,6 +113,9 @@ def test_truncated_foreign_and_conditional_files_get_one_clear_message(tmp_path)
         ganinv.import_stylegan(tmp_path / "cond.pkl")
     with pytest.raises(GaninvError, match="does not exist"):
         ganinv.import_stylegan(tmp_path / "missing.pkl")
+    (tmp_path / "tf.pkl").write_bytes(b"cdnnlib.tflib.network\n_reconstruct_persistent_obj\n.")
+    with pytest.raises(GaninvError, match="TensorFlow StyleGAN pickle.*legacy.py"):
+        ganinv.import_stylegan(tmp_path / "tf.pkl")
 
 
 def test_tensors_that_do_not_fit_are_named(tmp_path):
@@ -182,3 +185,37 @@ def test_an_encoder_of_an_imported_stylegan_drives_every_tab_of_the_web_page(tmp
     assert edits.do_attribute(str(photo), "Smiling", 1.0, 3)[0] is not None
     assert RandomHandlers(model).do_random(1, 2)[0] is not None
     assert build_app(model, index) is not None
+
+
+class LegacyStorage:
+    """A storage as torch 1.7–1.9 pickled it inside NVlabs' snapshots: the bytes of a legacy ``torch.save``."""
+
+    def __init__(self, tensor):
+        import io
+        import warnings
+
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TypedStorage is deprecated, and exactly what old files hold
+            torch.save(tensor.storage(), buffer, _use_new_zipfile_serialization=False)
+        self.data = buffer.getvalue()
+
+    def __reduce__(self):
+        return torch.storage._load_from_bytes, (self.data,)
+
+
+class LegacyTensor:
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __reduce__(self):
+        from collections import OrderedDict
+
+        t = self.tensor
+        return torch._utils._rebuild_tensor_v2, (LegacyStorage(t), 0, tuple(t.shape), t.stride(), False, OrderedDict())
+
+
+def test_tensors_pickled_as_older_torch_did_are_read(tmp_path):
+    t = torch.randn(3, 4)
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps({"w": LegacyTensor(t)}, protocol=3))
+    assert torch.equal(read_checkpoint(tmp_path / "old.pkl")["w"], t)
