@@ -219,3 +219,25 @@ def test_tensors_pickled_as_older_torch_did_are_read(tmp_path):
     t = torch.randn(3, 4)
     (tmp_path / "old.pkl").write_bytes(pickle.dumps({"w": LegacyTensor(t)}, protocol=3))
     assert torch.equal(read_checkpoint(tmp_path / "old.pkl")["w"], t)
+
+
+def test_compare_and_the_frontier_take_an_imported_stylegan(monkeypatch, capsys, tmp_path):
+    import json
+
+    from helpers import make_celeba
+
+    net, kwargs = tiny_stylegan("stylegan2")
+    ganinv.import_stylegan(write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs), tmp_path / "sg", width=8)
+    spec = make_celeba(tmp_path / "celeba", n_train=16, n_test=4)
+    code, out, err = run_cli(monkeypatch, capsys, "compare", "--generator", tmp_path / "sg", "--data", spec,
+                             "--methods", "aegan,regression,optimize,hybrid", "--out", tmp_path / "cmp",
+                             "--train-steps", "2", "--optimize-steps", "3", "--refine-steps", "2", "--n", "4",
+                             "--n-real", "4", "--batch-size", "4", "--json")
+    assert code == 0, err
+    assert {"aegan", "regression", "optimize", "hybrid"} <= json.loads(out).keys()
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "frontier", "--generator", tmp_path / "sg", "--data", spec,
+                           "--encoders", tmp_path / "cmp" / "runs" / "aegan", "--budget", "smoke", "--out",
+                           tmp_path / "frontier", "--quiet")
+    assert code == 0, err
+    names = {r["inverter"] for r in json.loads((tmp_path / "frontier" / "frontier.json").read_text())["results"]["real"]}
+    assert {"optimise w, 3 steps", "optimise wplus, 3 steps"} <= names  # a StyleGAN has W and W+
