@@ -351,10 +351,11 @@ class FullyConnectedLayer(nn.Module):
     """Dense layer with the equalised learning rate: N(0, 1/lr²) storage, He gain × lr applied at run time."""
 
     def __init__(self, in_features: int, out_features: int, *, activation: str = "linear",
-                 lr_multiplier: float = 1.0, bias_init: float = 0.0):
+                 lr_multiplier: float = 1.0, weight_init: float = 1.0, bias_init: float | Sequence[float] = 0.0):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) * (weight_init / lr_multiplier))
+        bias = torch.as_tensor(bias_init, dtype=torch.float32).expand(out_features)
+        self.bias = nn.Parameter(bias / lr_multiplier)  # effective bias_init (the gain multiplies by lr)
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
         self.activation = activation
@@ -365,21 +366,23 @@ class FullyConnectedLayer(nn.Module):
 
 
 class MappingNetwork(nn.Module):
-    """z (N×z_dim) → w (N×w_dim); holds ``w_avg`` for truncation."""
+    """z (N×z_dim) → w (N×w_dim); holds ``w_avg`` for truncation. StyleGAN3's mapping network is the same."""
 
-    def __init__(self, config: StyleGAN2Config):
+    def __init__(self, *, z_dim: int, w_dim: int, num_layers: int, lr_multiplier: float,
+                 hidden_features: int | None = None):
         super().__init__()
-        hidden = config.mapping_layer_features or config.w_dim
-        dims = [config.z_dim] + [hidden] * (config.mapping_layers - 1) + [config.w_dim]
-        self.num_layers = config.mapping_layers
-        for idx in range(config.mapping_layers):
-            layer = FullyConnectedLayer(dims[idx], dims[idx + 1], activation="lrelu",
-                                        lr_multiplier=config.mapping_lr_multiplier)
+        hidden = hidden_features or w_dim
+        dims = [z_dim] + [hidden] * (num_layers - 1) + [w_dim]
+        self.z_dim, self.w_dim, self.num_layers = z_dim, w_dim, num_layers
+        for idx in range(num_layers):
+            layer = FullyConnectedLayer(dims[idx], dims[idx + 1], activation="lrelu", lr_multiplier=lr_multiplier)
             setattr(self, f"fc{idx}", layer)
-        self.register_buffer("w_avg", torch.zeros(config.w_dim))
+        self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(self, z: Tensor, truncation_psi: float = 1.0) -> Tensor:
-        x = normalize_2nd_moment(z.to(torch.float32))
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must be N×{self.z_dim}, got {tuple(z.shape)}")
+        x = normalize_2nd_moment(z.to(torch.float32))  # only z's direction matters, as in NVlabs
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if truncation_psi != 1:
@@ -512,7 +515,9 @@ class StyleGAN2(nn.Module):
         # registered before mapping, as NVlabs does, so state_dict() lists keys in the same order
         self.synthesis = SynthesisNetwork(config)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(config)
+        self.mapping = MappingNetwork(z_dim=config.z_dim, w_dim=config.w_dim, num_layers=config.mapping_layers,
+                                      lr_multiplier=config.mapping_lr_multiplier,
+                                      hidden_features=config.mapping_layer_features)
 
     def forward(self, z: Tensor, truncation_psi: float = 1.0, noise_mode: str = "const") -> Tensor:
         w = self.mapping(z, truncation_psi)

@@ -40,7 +40,6 @@ What differs from NVlabs' code:
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -51,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
-from ganinv.nets.stylegan2 import upfirdn2d
+from ganinv.nets.stylegan2 import FullyConnectedLayer, MappingNetwork, upfirdn2d
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -192,47 +191,6 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
 
 # ----------------------------------------------------------------------------------------------------------------
 # Modules (names and parameter layout as in NVlabs' networks_stylegan3.py)
-
-
-class FullyConnectedLayer(nn.Module):
-    """Equalised-lr dense layer (``weight`` out×in stored at std ``weight_init / lr_multiplier``, ``bias``)."""
-
-    def __init__(self, in_features: int, out_features: int, *, lrelu: bool = False, lr_multiplier: float = 1.0,
-                 weight_init: float = 1.0, bias_init: float | list[float] = 0.0):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) * (weight_init / lr_multiplier))
-        bias = torch.as_tensor(bias_init, dtype=torch.float32).expand(out_features)
-        self.bias = nn.Parameter(bias / lr_multiplier)
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)
-        self.lr_multiplier = lr_multiplier
-        self.lrelu = lrelu
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.linear(x, self.weight * self.weight_gain, self.bias * self.lr_multiplier)
-        return F.leaky_relu(out, LRELU_SLOPE) * LRELU_GAIN if self.lrelu else out
-
-
-class MappingNetwork(nn.Module):
-    """z (N×z_dim) → w (N×w_dim), truncated towards ``w_avg`` by ψ."""
-
-    def __init__(self, *, z_dim: int, w_dim: int, num_layers: int, lr_multiplier: float):
-        super().__init__()
-        self.z_dim, self.w_dim, self.num_layers = z_dim, w_dim, num_layers
-        dims = [z_dim] + [w_dim] * num_layers
-        for idx, (i, o) in enumerate(itertools.pairwise(dims)):
-            setattr(self, f"fc{idx}", FullyConnectedLayer(i, o, lrelu=True, lr_multiplier=lr_multiplier))
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-
-    def forward(self, z: Tensor, truncation_psi: float = 1.0) -> Tensor:
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must be N×{self.z_dim}, got {tuple(z.shape)}")
-        x = z.float()
-        x = x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # only z's direction matters, as in NVlabs
-        for idx in range(self.num_layers):
-            x = getattr(self, f"fc{idx}")(x)
-        if truncation_psi != 1:
-            x = self.w_avg.lerp(x, truncation_psi)
-        return x
 
 
 class SynthesisInput(nn.Module):
