@@ -219,6 +219,19 @@ def dcgan_generator(config: RunConfig) -> nn.Module:
     return Generator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width, channels=n.channels)
 
 
+class ProvidedGenerator(Method):
+    """A generator made outside ganinv (``wrapped``, ``stylegan``) as a run: ``generate`` only, never trained here;
+    post-hoc methods take it with ``--generator RUN``. ``train_step`` says how to make one and what to train on it."""
+
+    trains_generator = True  # it provides a generator (it is not a post-hoc method)
+    uses_real_data = False
+    trainable = ()
+    not_trained_here: ClassVar[str] = "this generator is not trained by ganinv"
+
+    def train_step(self, batch) -> dict[str, float]:
+        raise GaninvError(self.not_trained_here)
+
+
 def dcgan_inverse_generator(config: RunConfig, prior: Prior) -> nn.Module:
 
     n = config.net

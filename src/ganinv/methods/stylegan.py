@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from ganinv.core.errors import GaninvError
-from ganinv.methods.base import Method, MethodOptions
+from ganinv.methods.base import MethodOptions, ProvidedGenerator
 from ganinv.nets.frozen import NOISE_MODES, STYLEGAN_ARCHS, ImportedStyleGAN
 
 
@@ -36,14 +36,13 @@ class StyleGANOptions(MethodOptions):
             raise GaninvError(f"truncation_psi must lie in [0, 2], got {self.truncation_psi}")
 
 
-class ImportedStyleGANRun(Method):
+class ImportedStyleGANRun(ProvidedGenerator):
     """An imported StyleGAN as a run: ``generate`` only; post-hoc methods take it with ``--generator``."""
 
     name = "stylegan"
     Options = StyleGANOptions
-    trains_generator = True  # it provides a generator (not a post-hoc method); it is never trained here
-    uses_real_data = False
-    trainable = ()
+    not_trained_here = ("an imported StyleGAN is not trained by ganinv; train an inverter on it with "
+                        "`ganinv train aegan --generator RUN`")
 
     def build_nets(self) -> dict[str, nn.Module]:
         o = self.options
@@ -52,7 +51,3 @@ class ImportedStyleGANRun(Method):
                               "(or ganinv.import_stylegan); it cannot be trained from scratch")
         return {"generator": ImportedStyleGAN(arch=o.arch, config=o.generator, truncation_psi=o.truncation_psi,
                                               noise_mode=o.noise_mode)}
-
-    def train_step(self, batch) -> dict[str, float]:
-        raise GaninvError("an imported StyleGAN is not trained by ganinv; train an inverter on it with "
-                          "`ganinv train aegan --generator RUN`")

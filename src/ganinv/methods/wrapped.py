@@ -8,7 +8,7 @@ from torch import nn
 
 from ganinv.core.config import RunConfig
 from ganinv.core.errors import GaninvError
-from ganinv.methods.base import Method, MethodOptions
+from ganinv.methods.base import MethodOptions, ProvidedGenerator
 from ganinv.nets.frozen import ModuleGenerator, build_module
 
 
@@ -24,14 +24,13 @@ class WrappedOptions(MethodOptions):
             raise GaninvError(f"image range must be (-1, 1) or (0, 1), got ({self.image_low}, {self.image_high})")
 
 
-class WrappedGenerator(Method):
+class WrappedGenerator(ProvidedGenerator):
     """A user's generator as a run: ``generate`` only; post-hoc methods take it with ``--generator``."""
 
     name = "wrapped"
     Options = WrappedOptions
-    trains_generator = True  # it provides a generator (not a post-hoc method); it is never trained here
-    uses_real_data = False
-    trainable = ()
+    not_trained_here = ("a wrapped generator is not trained by ganinv; make its run with `ganinv wrap` and train an "
+                        "inverter on it with `ganinv train aegan --generator RUN`")
 
     def __init__(self, config: RunConfig, module: nn.Module | None = None):
         self._module = module
@@ -41,7 +40,3 @@ class WrappedGenerator(Method):
     def build_nets(self) -> dict[str, nn.Module]:
         module = self._module if self._module is not None else build_module(self.options.factory)
         return {"generator": ModuleGenerator(module, (self.options.image_low, self.options.image_high))}
-
-    def train_step(self, batch) -> dict[str, float]:
-        raise GaninvError("a wrapped generator is not trained by ganinv; make its run with `ganinv wrap` and train "
-                          "an inverter on it with `ganinv train aegan --generator RUN`")
