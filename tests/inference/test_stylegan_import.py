@@ -241,3 +241,14 @@ def test_compare_and_the_frontier_take_an_imported_stylegan(monkeypatch, capsys,
     assert code == 0, err
     names = {r["inverter"] for r in json.loads((tmp_path / "frontier" / "frontier.json").read_text())["results"]["real"]}
     assert {"optimise w, 3 steps", "optimise wplus, 3 steps"} <= names  # a StyleGAN has W and W+
+
+
+def test_a_plain_torch_module_inside_a_snapshot_is_read_as_data(tmp_path):
+    from ganinv.inference.safe_unpickle import PersistentRecord
+
+    linear = torch.nn.Linear(2, 3)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps({"m": linear}))
+    module = read_checkpoint(tmp_path / "m.pkl")["m"]
+    assert torch.equal(module.tensors()["weight"], linear.weight.detach())
+    parent = PersistentRecord("Generator", {"_modules": {"lin": module}})
+    assert set(parent.tensors()) == {"lin.weight", "lin.bias"}

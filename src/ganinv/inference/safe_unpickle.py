@@ -65,7 +65,7 @@ class PersistentRecord:
                 if value is not None and name not in skip:
                     out[prefix + name] = value.detach() if isinstance(value, torch.Tensor) else value
         for name, child in self.modules.items():
-            if isinstance(child, PersistentRecord):
+            if isinstance(child, (PersistentRecord, PlainObject)):  # a plain torch module may sit among NVlabs' own
                 out.update(child.tensors(f"{prefix}{name}."))
         return out
 
@@ -126,7 +126,7 @@ def _reconstructor(cls, base, state):
     return obj
 
 
-def _numpy_global(module: str, name: str):
+def _numpy_global(name: str):
     """numpy's array and scalar rebuilders under their old (numpy.core) and new (numpy._core) module names."""
     if name == "_reconstruct":
         return np.ndarray.__reduce__(np.zeros(0))[0]
@@ -175,7 +175,7 @@ def allowed_global(module: str, name: str):
     if module in ("builtins", "__builtin__"):
         return SAFE_BUILTINS.get(name)
     if module in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy"):
-        return _numpy_global(module, name)
+        return _numpy_global(name)
     if module.startswith("torch"):
         return _torch_global(module, name)
     return None
