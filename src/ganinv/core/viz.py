@@ -15,13 +15,6 @@ from torchvision.utils import make_grid, save_image
 from ganinv.core.io import atomic_write
 
 
-def comparison_grid(rows: list[Tensor], pad_value: float = 1.0) -> Tensor:
-    """Stack equally long batches as grid rows: e.g. [originals, reconstructions, …] → one C×H×W image."""
-    n = min(len(r) for r in rows)
-    images = torch.cat([r[:n].detach().float().cpu().clamp(0, 1) for r in rows])
-    return make_grid(images, nrow=n, padding=2, pad_value=pad_value)
-
-
 MIN_TILE = 64  # tiles are upscaled (nearest, so pixels stay visible) to at least this many pixels a side
 FONT_SIZE = 13
 

@@ -6,7 +6,6 @@ Gaussian-blurred generated images).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ganinv.apps.search import SearchIndex, embed, evaluate_search
@@ -121,8 +120,3 @@ def superres_figure(s: Suite, model: InversionModel) -> str:
     return s.save_grid("aegan-fig5-superres.png", grid, labels, title="AEGAN Fig. 5: super-resolution of "
                        "Gaussian-blurred generated images")
 
-
-def ordering(rows: dict, split: str, key: str = "dhash_similarity") -> list[str]:
-    """Method names by ``key`` on ``split``, best first."""
-    scored = [(r[split][key], m) for m, r in rows.items() if r.get(split) and np.isfinite(r[split][key])]
-    return [m for _, m in sorted(scored, reverse=True)]

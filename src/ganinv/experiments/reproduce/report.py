@@ -6,7 +6,7 @@ import dataclasses
 
 from ganinv.core.io import atomic_write_text
 from ganinv.experiments.bench import header, md_table
-from ganinv.experiments.reproduce import verdicts
+from ganinv.experiments.reproduce.verdicts import all_rows, number
 from ganinv.experiments.reproduce.aegan import TABLE1
 from ganinv.experiments.reproduce.projection import NAMED_ATTRIBUTES
 from ganinv.experiments.reproduce.suite import Suite
@@ -16,7 +16,7 @@ METRICS = ["dhash_similarity", "psnr", "ssim", "invert_ms_per_image", "n"]
 
 
 def write_report(s: Suite, results: dict[str, dict], progress: dict) -> str:
-    rows = verdicts.all_rows(results, NAMED_ATTRIBUTES)
+    rows = all_rows(results, NAMED_ATTRIBUTES)
     sections = [
         header(f"reproduce --budget {s.budget.name}", seed=s.seed, command=s.command, data=s.data).replace(
             "# ganinv bench", "# ganinv"),
@@ -123,7 +123,7 @@ def projection_section(s: Suite, results: dict) -> str:
     purity = [{"attribute": n, "purity": c["purity"][n]["purity"], "shuffled": c["shuffled_purity"][n],
                "gain": c["gain"][n]} for n in sorted(c["gain"], key=lambda n: -c["gain"][n])]
     out += [f"Ward clustering of {c['n']} test faces into {c['k']} clusters (sizes {c['sizes']}, silhouette "
-            f"{verdicts.number(c['silhouette'])}); purity per attribute, beside the same clusters shuffled:\n", md_table(purity),
+            f"{number(c['silhouette'])}); purity per attribute, beside the same clusters shuffled:\n", md_table(purity),
             *(_image(f, f) for f in c["figures"])]
     return "\n".join(out)
 
