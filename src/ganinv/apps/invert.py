@@ -12,7 +12,7 @@ from accelerate import PartialState
 
 from ganinv.apps.collection import invert_collection
 from ganinv.core.errors import GaninvError
-from ganinv.core.io import atomic_write, atomic_write_json, atomic_write_text
+from ganinv.core.io import atomic_save_npy, atomic_write_json, atomic_write_text
 from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import ImageFiles, display_path, read_image_files
 from ganinv.data.align import TARGET_EYE_DISTANCE, AlignedFiles, read_aligned_files
@@ -54,7 +54,7 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     for name, image in zip(outputs, reconstructions):
         save_png(image, out / name)
     alignments = write_aligned(out, read, batch)
-    atomic_write(out / "latents.npy", lambda tmp: np.save(open(tmp, "wb"), latents.cpu().numpy()))
+    atomic_save_npy(out / "latents.npy", latents.cpu().numpy())
     atomic_write_text(out / "paths.txt", "".join(f"{display_path(f)}\n" for f in read.files))
     atomic_write_json(out / "manifest.json", {
         "format": "ganinv-inverted-files", "format_version": 1, "run": str(run), "image_shape": [channels, size, size],

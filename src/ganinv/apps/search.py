@@ -50,7 +50,7 @@ from ganinv.apps import (
 from ganinv.apps.collection import shard_bounds, shard_length
 from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss, set_search_params, train_ivf, write_faiss
 from ganinv.core.errors import DataError, GaninvError
-from ganinv.core.io import atomic_write, atomic_write_json
+from ganinv.core.io import atomic_save_npy, atomic_save_npz, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
 from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import Skipped, degrade, display_path, load_image, no_usable_images, open_dataset
@@ -394,7 +394,7 @@ def _index_shard(out: Path, i: int, dataset, bounds: tuple[int, int], methods, m
     arrays["rows"] = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     failed = [{"item": _failure_name(dataset, s.item), "reason": s.reason} for s in skipped]
     atomic_write_json(shard_failures_path(out, i), {"failed": failed})
-    atomic_write(shard_path(out, i), lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    atomic_save_npz(shard_path(out, i), **arrays)
 
 
 def _shard_failures(out: Path, i: int) -> list[dict]:
@@ -436,7 +436,7 @@ def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log:
         write_faiss(index, out / f"{method}.faiss", method in BINARY_METHODS)
     labels = np.concatenate([load_shard(i)["labels"] for i in filled])
     if manifest.get("label_names"):
-        atomic_write(out / "labels.npy", lambda tmp: np.save(open(tmp, "wb"), labels))
+        atomic_save_npy(out / "labels.npy", labels)
     all_rows = [int(r) for i in filled for r in rows[i]]
     atomic_write_json(out / "items.json", {"items": [names[r] for r in all_rows], "rows": all_rows})
     atomic_write_json(out / "failures.json", failures)

@@ -13,11 +13,12 @@ Library imports stay inside the command functions, so ``ganinv --help`` never lo
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
 from ganinv.cli import apps, bench, compare, generators, reproduce, train, web
-from ganinv.cli.common import EXIT_ERROR, err_console
+from ganinv.cli.common import EXIT_ERROR, err_console, warn
 from ganinv.core.errors import GaninvError, describe_os_error
 
 app = typer.Typer(
@@ -32,16 +33,32 @@ def main() -> None:
     from rich.markup import escape
 
     try:
-        app()
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *_: warn(str(message))  # one line, not Python's file:line form
+            app()
     except GaninvError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # a path we could not read or write (permission, full disk, /proc, a symlink loop)
         err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; the last checkpoint is kept (continue with --resume)")
+    except KeyboardInterrupt as exc:
+        err_console.print(escape(interrupted_line(exc)), highlight=False, soft_wrap=True)
         sys.exit(130)
+    except SystemExit as exc:  # typer turns Ctrl-C into a silent exit 130: say what the interrupted work kept
+        if exc.code == 130:
+            err_console.print(escape(interrupted_line(exc)), highlight=False, soft_wrap=True)
+        raise
+
+
+def interrupted_line(exc: BaseException | None) -> str:
+    """The message of the KeyboardInterrupt behind ``exc`` (training's says which checkpoint is kept), or the
+    generic line."""
+    while exc is not None and not isinstance(exc, KeyboardInterrupt):
+        exc = exc.__cause__ or exc.__context__
+    if exc is not None and str(exc):
+        return str(exc)
+    return "interrupted; the last checkpoint is kept (continue with --resume)"
 
 
 if __name__ == "__main__":  # pragma: no cover

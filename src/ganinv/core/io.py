@@ -2,8 +2,10 @@
 
 ``atomic_write`` writes to a temporary name in the same folder, then renames it over the target: a reader (or a
 resumed run) sees either the old file or the new one, never half of one. The run directory's checkpoint commit
-(:mod:`ganinv.core.rundir`) is made of ``write_durable``, ``fsync_dir``, ``make_dir``, ``replace`` and
-``link_or_copy`` alone — one place to reason about durability, and one place a test can make fail.
+(:mod:`ganinv.core.rundir`) is made of ``write_durable``, ``fsync_dir``, ``make_dir`` and ``replace`` alone — one
+place to reason about durability, and one place a test can make fail. numpy arrays go through ``atomic_save_npy``
+and ``atomic_save_npz`` (never ``np.save(open(...))``, whose file is closed whenever the garbage collector gets to
+it, possibly after the rename).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 
 def write_durable(path: str | os.PathLike, data: bytes) -> None:
@@ -50,7 +54,8 @@ def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """A hard link (no extra space), or a copy on filesystems without them."""
+    """A hard link (no extra space), or a copy on filesystems without them. Not for the run directory: its top-level
+    weights are an independent copy (a link would share damage); kept for callers and tests that name it."""
     try:
         os.link(src, dst)
     except OSError as exc:
@@ -93,6 +98,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_save_npy(path: str | os.PathLike, array) -> None:
+    """``np.save`` onto ``path`` atomically; the file is closed (flushed) before it is fsynced and renamed."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
+    """``np.savez`` of ``arrays`` onto ``path`` atomically (closed before it is fsynced and renamed)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

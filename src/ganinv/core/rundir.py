@@ -7,17 +7,27 @@
                                     method, step
         state.pt                    optimisers, step, RNG states — only what resuming needs (tensors and plain
                                     types only, read with ``weights_only``)
-    weights.safetensors             the newest checkpoint's weights again (a hard link), for people and tools that
-                                    open the file directly
+    weights.safetensors             the newest checkpoint's weights again (an independent copy, written atomically:
+                                    damaging one never damages the other), for people and tools that open the file
+                                    directly; readers of this package use the checkpoint's own file
     metrics.jsonl, samples/*.png, tb/
+
+Every file here is read as hostile (a run directory may come from anyone): JSON files are bounded in size before
+they are read and checked field by field (``CONFIG_MAX_BYTES``, ``POINTER_MAX_BYTES``), state.pt is bounded (its
+zip entries stored, uncompressed, summing to at most ``state_limit``) and read with ``weights_only``, and the
+weights are safetensors. ganinv deletes only what it wrote, recognised by name: checkpoint folders named
+``step-NNNNNNN-XXXXXX`` inside ``checkpoints/``, its own ``.NAME.XXXX.tmp`` files, and the state.pt of a run of
+the older layout once it has been superseded; a new run refuses a folder that is not empty and holds no run.
 
 How a checkpoint commits as one unit: both files are written (and fsynced) into a fresh folder that nothing
 points to yet; then ``checkpoint.json`` is replaced atomically to name it. A kill, a full disk or any I/O error
 at any instant before that rename leaves the previous pointer — and the previous checkpoint's folder, which is
 only deleted once the next one has committed — so every reader (``ganinv.load``, ``--resume``, every command
 that reads a run) sees the newest *complete* checkpoint and ignores half-written folders; the next save cleans
-them. Runs written before this layout (weights.safetensors + state.pt at the top, no checkpoint.json) still load
-and resume.
+them. ``checkpoint.json`` records each file's size and the previous complete checkpoint too, so a checkpoint
+damaged after its commit (a truncated copy, a full disk in a later tool) is skipped with a one-line warning and the
+previous one is used. Runs written before this layout (weights.safetensors + state.pt at the top, no
+checkpoint.json) still load and resume.
 """
 from __future__ import annotations
 
@@ -26,11 +36,14 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from safetensors import safe_open
@@ -45,6 +58,16 @@ from ganinv.core.errors import GaninvError, RunDirError, describe_os_error
 WEIGHTS, STATE, CONFIG = "weights.safetensors", "state.pt", "config.json"
 POINTER, CHECKPOINTS = "checkpoint.json", "checkpoints"
 METRICS, SAMPLES, TENSORBOARD = "metrics.jsonl", "samples", "tb"
+
+CONFIG_MAX_BYTES = 4 << 20  # a real config.json is a few kB; a bigger one is not ours and is refused unread
+POINTER_MAX_BYTES = 64 << 10  # checkpoint.json: a few hundred bytes
+STATE_SLACK_BYTES = 64 << 20  # state.pt: optimiser moments (2 per weight) + RNG states; see state_limit
+CHECKPOINT_NAME = re.compile(r"step-\d{7,}-[0-9a-f]{6}")  # commit_checkpoint's folder names: all it ever deletes
+OWN_TEMPORARY = re.compile(r"\.(config\.json|checkpoint\.json|weights\.safetensors|metrics\.jsonl)\.\w+\.tmp")
+
+
+class RunDirWarning(UserWarning):
+    """A run directory ganinv could read, but not all of it: e.g. a damaged newest checkpoint was skipped."""
 
 
 class Checkpointable(Protocol):
@@ -95,11 +118,19 @@ def read_config(run_dir: str | Path) -> RunConfig:
         raise RunDirError(f"run directory {describe_os_error(exc)}") from None
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a ganinv run directory (no {CONFIG})")
+    return config_from_dict(read_json_bounded(path, CONFIG_MAX_BYTES), where=str(path))  # checks every field
+
+
+def read_json_bounded(path: Path, limit: int) -> Any:
+    """The JSON value in ``path``, refused unread (one line) when the file is larger than ``limit`` bytes."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise RunDirError(f"{path} is larger than {limit >> 10} KiB: not a file ganinv wrote; refusing to read it")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is truncated or not JSON ({exc})") from exc
-    return config_from_dict(data, where=str(path))
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RunDirError(f"{path} is truncated or not JSON ({type(exc).__name__})") from None
 
 
 def has_config(run_dir: str | Path) -> bool:
@@ -115,16 +146,36 @@ def open_run(run_dir: str | Path) -> tuple[Path, RunConfig]:
 
 # ------------------------------------------------------------------------------------------------ finding
 def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
-    """The newest complete checkpoint, or None when the run never reached its first one."""
+    """The newest complete checkpoint, or None when the run never reached its first one. A newest checkpoint
+    whose files are no longer what was committed (truncated, missing) is skipped for the previous one, with a
+    one-line ``RunDirWarning`` naming the damaged file."""
     run_dir = Path(run_dir)
     pointer = _read_pointer(run_dir)
-    if pointer is not None:
-        folder = run_dir / pointer["folder"]
-        if not (folder / WEIGHTS).is_file():
-            raise RunDirError(f"{run_dir / POINTER} names {folder}, which is missing its {WEIGHTS}")
-        return Checkpoint(step=int(pointer["step"]), folder=folder)
-    if (run_dir / WEIGHTS).is_file():  # the layout before checkpoint.json: one pair of files at the top
-        return Checkpoint(step=_legacy_step(run_dir), folder=run_dir)
+    if pointer is None:
+        if (run_dir / WEIGHTS).is_file():  # the layout before checkpoint.json: one pair of files at the top
+            return Checkpoint(step=_legacy_step(run_dir), folder=run_dir)
+        return None
+    damage = _damage(run_dir, pointer)
+    if damage is None:
+        return Checkpoint(step=pointer["step"], folder=run_dir / pointer["folder"])
+    previous = pointer.get("previous")
+    if previous is None or _damage(run_dir, previous) is not None:
+        raise RunDirError(f"{damage}, and no earlier complete checkpoint is left in {run_dir}")
+    warnings.warn(f"{damage}; using the previous checkpoint (step {previous['step']}) instead", RunDirWarning,
+                  stacklevel=2)
+    return Checkpoint(step=previous["step"], folder=run_dir / previous["folder"])
+
+
+def _damage(run_dir: Path, entry: dict) -> str | None:
+    """What is wrong with the files of one checkpoint entry of checkpoint.json (None: they are as committed)."""
+    folder = run_dir / entry["folder"]
+    for name, size in (entry.get("sizes") or {WEIGHTS: None}).items():
+        try:
+            found = (folder / name).stat().st_size
+        except OSError:
+            return f"{folder / name}, named by {run_dir / POINTER}, is missing"
+        if size is not None and found != size:
+            return f"{folder / name} is damaged ({found} bytes, {size} when it was written)"
     return None
 
 
@@ -143,16 +194,33 @@ def weights_file(run_dir: str | Path) -> Path:
 
 
 def _read_pointer(run_dir: Path) -> dict | None:
+    """checkpoint.json, checked: every value of the right type, folders only ever ``checkpoints/step-…``."""
     path = run_dir / POINTER
     if not path.is_file():
         return None
-    try:
-        pointer = json.loads(path.read_text(encoding="utf-8"))
-        int(pointer["step"]), str(pointer["folder"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is damaged ({type(exc).__name__}); it is replaced atomically, so something "
-                          "other than ganinv wrote it") from None
+    pointer = read_json_bounded(path, POINTER_MAX_BYTES)
+    problem = _entry_problem(pointer)
+    if problem is None and pointer.get("previous") is not None:
+        problem = _entry_problem(pointer["previous"])
+    if problem is not None:
+        raise RunDirError(f"{path} is damaged ({problem}); it is replaced atomically, so something other than "
+                          "ganinv wrote it")
     return pointer
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "not a JSON object"
+    step, folder, sizes = entry.get("step"), entry.get("folder"), entry.get("sizes")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 1 << 62:
+        return f"step {step!r:.30} is not a step number"
+    parts = folder.split("/") if isinstance(folder, str) else []
+    if len(parts) != 2 or parts[0] != CHECKPOINTS or not CHECKPOINT_NAME.fullmatch(parts[1]):
+        return f"folder {folder!r:.60} is not a checkpoint folder of this run"
+    if sizes is not None and not (isinstance(sizes, dict) and set(sizes) <= {WEIGHTS, STATE} and WEIGHTS in sizes
+                                  and all(isinstance(v, int) and not isinstance(v, bool) for v in sizes.values())):
+        return "sizes is not a map of its file names to byte counts"
+    return None
 
 
 def _legacy_step(run_dir: Path) -> int:
@@ -183,11 +251,18 @@ def read_weights_file(path: Path, expect_method: str) -> tuple[dict[str, Tensor]
         raise RunDirError(f"{path} is truncated or corrupt ({exc})") from exc
     if metadata.get("format") != "ganinv-run":
         raise RunDirError(f"{path} was not written by ganinv")
-    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+    if _metadata_int(metadata, "format_version", path) > FORMAT_VERSION:
         raise RunDirError(f"{path} has a newer format than this ganinv understands; upgrade ganinv")
     if metadata.get("method") != expect_method:
         raise RunDirError(f"{path} holds a {metadata.get('method')!r} checkpoint but {CONFIG} says {expect_method!r}")
     return tensors, metadata
+
+
+def _metadata_int(metadata: dict[str, str], key: str, path: Path) -> int:
+    value = metadata.get(key, "0")
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19):
+        raise RunDirError(f"{path}: its metadata {key!r} is {value!r:.30}, not a number; not a file ganinv wrote")
+    return int(value)
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:
@@ -195,14 +270,42 @@ def _safetensors_metadata(data: bytes) -> dict[str, str]:
     return json.loads(data[8:8 + header_size]).get("__metadata__") or {}
 
 
+def state_limit(weights_size: int) -> int:
+    """The most bytes a state.pt beside ``weights_size`` bytes of weights may unpack to: Adam keeps two moments per
+    weight, plus RNG states and small change."""
+    return 4 * weights_size + STATE_SLACK_BYTES
+
+
 def read_state(checkpoint: Checkpoint) -> dict:
+    """state.pt, bounded (``state_limit``; torch.save's zip entries are never compressed, so a compressed one is
+    refused as not ours) and read with ``weights_only`` (tensors and plain types; never code), then checked."""
     path = checkpoint.state
     if not path.is_file():
         raise RunDirError(f"{checkpoint.folder} has no {STATE} to resume from")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise RunDirError(f"{path} is truncated or corrupt ({type(exc).__name__})") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise RunDirError(f"{path} holds compressed entries: not a file ganinv wrote; refusing to read it")
+    if sum(e.file_size for e in entries) > state_limit(checkpoint.weights.stat().st_size):
+        raise RunDirError(f"{path} is larger than a training state of these weights can be; refusing to read it")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
     except Exception as exc:  # torch raises several types for a damaged zip/pickle
-        raise RunDirError(f"{path} is truncated or corrupt ({type(exc).__name__})") from exc
+        raise RunDirError(f"{path} is truncated or corrupt, or holds more than tensors and plain values "
+                          f"({type(exc).__name__})") from None
+    _check_state(state, path)
+    return state
+
+
+def _check_state(state: Any, path: Path) -> None:
+    ok = (isinstance(state, dict) and isinstance(state.get("step"), int) and state["step"] >= 0
+          and isinstance(state.get("optimizers"), dict) and isinstance(state.get("rng_cpu"), Tensor)
+          and state["rng_cpu"].dtype == torch.uint8 and isinstance(state.get("rng_cuda", []), (list, tuple)))
+    if not ok:
+        raise RunDirError(f"{path} is not a ganinv training state (step, optimizers, RNG states)")
 
 
 def read_checkpoint(run_dir: Path, expect_method: str) -> tuple[dict[str, Tensor], dict]:
@@ -212,8 +315,9 @@ def read_checkpoint(run_dir: Path, expect_method: str) -> tuple[dict[str, Tensor
         raise RunDirError(f"{run_dir} has no checkpoint to resume from")
     tensors, metadata = read_weights_file(checkpoint.weights, expect_method)
     state = read_state(checkpoint)
-    if int(metadata["step"]) != int(state["step"]):  # only possible in the layout before checkpoint.json
-        raise RunDirError(f"{checkpoint.folder}: {WEIGHTS} is at step {metadata['step']} but {STATE} at step "
+    step = _metadata_int(metadata, "step", checkpoint.weights)
+    if step != state["step"]:  # only possible in the layout before checkpoint.json
+        raise RunDirError(f"{checkpoint.folder}: {WEIGHTS} is at step {step} but {STATE} at step "
                           f"{state['step']} (written by an older ganinv, interrupted between the two files)")
     return tensors, state
 
@@ -259,9 +363,12 @@ def commit_checkpoint(run_dir: Path, step: int, weights: bytes, state: bytes) ->
     Raises ``CheckpointWriteError`` (one line: the path, the reason, which checkpoint is kept) on any I/O error;
     the previous checkpoint then stays the newest."""
     run_dir = Path(run_dir)
-    previous = _read_pointer(run_dir)
+    current = latest_checkpoint(run_dir)  # the newest *complete* one: it stays until this one has committed
+    previous = _pointer_entry(run_dir, current) if current is not None and current.folder != run_dir else None
+    legacy = current is not None and current.folder == run_dir
     folder = run_dir / CHECKPOINTS / f"step-{step:07d}-{secrets.token_hex(3)}"
-    pointer = {"format": "ganinv-checkpoint", "step": step, "folder": folder.relative_to(run_dir).as_posix()}
+    pointer = {"format": "ganinv-checkpoint", "step": step, "folder": folder.relative_to(run_dir).as_posix(),
+               "sizes": {WEIGHTS: len(weights), STATE: len(state)}, "previous": previous}
     pending = fs.temporary_name(run_dir / POINTER)
     try:
         fs.make_dir(folder)
@@ -273,44 +380,56 @@ def commit_checkpoint(run_dir: Path, step: int, weights: bytes, state: bytes) ->
     except OSError as exc:
         pending.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
-        raise CheckpointWriteError(_write_failure(step, exc, run_dir, previous)) from None
+        raise CheckpointWriteError(_write_failure(step, exc, run_dir, current)) from None
     checkpoint = Checkpoint(step=step, folder=folder)
     try:
         fs.fsync_dir(run_dir)
-        _publish_weights(run_dir, checkpoint)
+        _publish_weights(run_dir, weights)
     except OSError as exc:
         raise CheckpointWriteError(f"the checkpoint of step {step} is saved in {folder}, but "
                                    f"{describe_os_error(exc)}") from None
-    remove_stale_files(run_dir, keep={folder, run_dir / previous["folder"]} if previous else {folder})
+    remove_stale_files(run_dir, keep={folder, current.folder} if current else {folder}, legacy=legacy)
     return checkpoint
 
 
-def _write_failure(step: int, exc: OSError, run_dir: Path, previous: dict | None) -> str:
-    kept = (f"the checkpoint of step {previous['step']} is kept" if previous else
-            "no earlier checkpoint exists" if not (run_dir / WEIGHTS).is_file() else "the earlier checkpoint is kept")
+def _pointer_entry(run_dir: Path, checkpoint: Checkpoint) -> dict:
+    """checkpoint.json's entry of an already committed checkpoint (its sizes as they are: it was checked)."""
+    sizes = {name: (checkpoint.folder / name).stat().st_size for name in (WEIGHTS, STATE)
+             if (checkpoint.folder / name).is_file()}
+    return {"step": checkpoint.step, "folder": checkpoint.folder.relative_to(run_dir).as_posix(), "sizes": sizes}
+
+
+def _write_failure(step: int, exc: OSError, run_dir: Path, current: Checkpoint | None) -> str:
+    kept = f"the checkpoint of step {current.step} is kept" if current else "no earlier checkpoint exists"
     return f"could not write the checkpoint of step {step}: {describe_os_error(exc)}; {kept}"
 
 
-def _publish_weights(run_dir: Path, checkpoint: Checkpoint) -> None:
-    """The top-level weights.safetensors becomes (atomically) the committed checkpoint's weights."""
+def _publish_weights(run_dir: Path, weights: bytes) -> None:
+    """The top-level weights.safetensors becomes (atomically) a copy of the committed checkpoint's weights: its own
+    file, not a link, so damaging one of the two leaves the other intact."""
     target = run_dir / WEIGHTS
     tmp = fs.temporary_name(target)
     try:
-        fs.link_or_copy(checkpoint.weights, tmp)
+        fs.write_durable(tmp, weights)
         fs.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def remove_stale_files(run_dir: Path, keep: set[Path]) -> None:
-    """Delete checkpoint folders nothing points to (half-written or superseded), leftover temporary files and a
-    state.pt of the older layout. Best effort: what cannot be removed now is removed by a later save."""
+def remove_stale_files(run_dir: Path, keep: set[Path], legacy: bool = False) -> None:
+    """Delete what this project wrote and no longer needs: checkpoint folders (named by ``CHECKPOINT_NAME``)
+    nothing points to, our leftover temporary files (``OWN_TEMPORARY``) and — only when ``legacy``, i.e. this
+    commit superseded a run of the older layout — its top-level state.pt. Anything else is never touched. Best
+    effort: what cannot be removed now is removed by a later save."""
     checkpoints = run_dir / CHECKPOINTS
     for folder in checkpoints.iterdir() if checkpoints.is_dir() else ():
-        if folder not in keep:
+        if folder not in keep and CHECKPOINT_NAME.fullmatch(folder.name) and not folder.is_symlink():
             shutil.rmtree(folder, ignore_errors=True)
-    for tmp in [*run_dir.glob(".*.tmp"), run_dir / STATE]:
-        tmp.unlink(missing_ok=True)
+    for path in run_dir.iterdir():
+        if OWN_TEMPORARY.fullmatch(path.name) and not path.is_dir():
+            path.unlink(missing_ok=True)
+    if legacy:
+        (run_dir / STATE).unlink(missing_ok=True)
 
 
 def generator_fingerprint(generator: nn.Module) -> str:
@@ -366,7 +485,25 @@ def resolve_run_config(run_dir: Path, config: RunConfig, resume: bool) -> RunCon
         return saved.replace(train=dataclasses.replace(saved.train, steps=config.train.steps))
     if (run_dir / CONFIG).exists():
         raise GaninvError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    check_fresh_folder(run_dir)
     return config.replace(versions=current_versions())
+
+
+def check_fresh_folder(run_dir: Path) -> None:
+    """A new run goes into a missing or empty folder — or one holding only our temporary files (a run killed
+    before its config was written). Anything else is someone's data: refused, and left untouched."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(run_dir))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise GaninvError(f"{run_dir} is a file, not a folder; choose another --out") from None
+    except OSError as exc:
+        raise RunDirError(f"cannot use the run directory: {describe_os_error(exc)}") from None
+    foreign = [name for name in names if not OWN_TEMPORARY.fullmatch(name)]
+    if foreign:
+        raise GaninvError(f"{run_dir} exists and is not empty ({len(foreign)} entries, e.g. {foreign[0]!r}) but holds "
+                          "no ganinv run; choose another --out (nothing in it was touched)")
 
 
 def save_checkpoint(method: Checkpointable, run_dir: Path, step: int) -> None:
@@ -385,19 +522,29 @@ def save_checkpoint(method: Checkpointable, run_dir: Path, step: int) -> None:
 def restore_checkpoint(method: Checkpointable, run_dir: Path) -> int:
     """Load the newest complete checkpoint into ``method``; 0 when the run was killed before its first one (a
     post-hoc method then already holds its real frozen generator: see ``training.launch.resumed_method``)."""
-    if latest_checkpoint(run_dir) is None:
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
         return 0
     tensors, state = read_checkpoint(run_dir, method.name)
     weights, extra = split_weights(tensors)
     load_net_weights(method.unwrapped_nets(), weights, run_dir)
     method.load_extra_state(extra)
     check_frozen_generator(method, run_dir)
-    for name, opt in method.optimizers.items():
-        opt.load_state_dict(state["optimizers"][name])
-    torch.set_rng_state(state["rng_cpu"])
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    restore_training_state(method, state, checkpoint.state)
     return int(state["step"])
+
+
+def restore_training_state(method: Checkpointable, state: dict, path: Path) -> None:
+    """Optimisers and RNG states from a checked state.pt; one that does not fit these optimisers is one line."""
+    try:
+        for name, opt in method.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        torch.set_rng_state(state["rng_cpu"])
+        if state.get("rng_cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(f"{path} does not fit this run's optimisers ({detail:.120})") from None
 
 
 def check_frozen_generator(method: Checkpointable, run_dir: Path) -> None:

@@ -7,12 +7,18 @@ Device and precision come from Accelerate (CPU here, CUDA when present, ``accele
 
 Resuming is exact: the data order is a pure function of (seed, step) and the RNG and optimiser states are
 saved with the weights, so a run killed and resumed ends with the same weights as one that never stopped.
+
+Ctrl-C (SIGINT) never saves half a step: the first one is deferred to the end of the step in flight (and of what
+falls due after it), which is then checkpointed; a second one stops at once and saves nothing more (the last
+checkpoint is kept). Either way ``train`` raises ``KeyboardInterrupt`` whose message says which step is kept.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
 import math
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -28,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from ganinv.core.config import RunConfig
 from ganinv.core.distributed import check_batch_split, mean_across_ranks, rank_slice
 from ganinv.core.errors import GaninvError, TrainingDiverged
-from ganinv.core.io import atomic_write_text
+from ganinv.core.io import atomic_write
 from ganinv.core.progress import progress
 from ganinv.core.rundir import (
     METRICS,
@@ -132,22 +138,42 @@ class RunLogger:
         self.accelerator.log(numbers, step=step)
 
     def forget_after(self, step: int) -> None:
+        """Drop the lines logged after ``step`` (streamed: the file is never read whole, and a line longer than
+        ``MAX_LOG_LINE`` — not one of ours — is dropped unread past that length)."""
         if not self.path.exists():
             return
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if _line_step(line) <= step]
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+        def write(tmp: str) -> None:
+            with open(self.path, "rb") as source, open(tmp, "wb") as kept:
+                for line in _bounded_lines(source):
+                    if _line_step(line) <= step:
+                        kept.write(line.rstrip(b"\n") + b"\n")
+
+        atomic_write(self.path, write)
 
     def close(self) -> None:
         for tracker in self.accelerator.trackers:  # not end_training(): it also ends the process group of DDP
             tracker.finish()
 
 
-def _line_step(line: str) -> int:
+MAX_LOG_LINE = 1 << 20  # a metrics.jsonl line is a few hundred bytes
+
+
+def _bounded_lines(f) -> Iterator[bytes]:
+    """The lines of ``f``; one longer than MAX_LOG_LINE comes out as an empty line (dropped by its caller)."""
+    while line := f.readline(MAX_LOG_LINE):
+        if len(line) == MAX_LOG_LINE and not line.endswith(b"\n"):
+            while (rest := f.readline(MAX_LOG_LINE)) and not rest.endswith(b"\n"):
+                pass
+            line = b""
+        yield line
+
+
+def _line_step(line: bytes) -> int:
     try:
         return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return 1 << 62  # a half-written last line from a killed run: drop it
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        return 1 << 62  # a half-written last line from a killed run (or not a line of ours): drop it
 
 
 def write_samples(method: Method, run_dir: Path, step: int, fixed_z: Tensor, real: Tensor | None) -> None:
@@ -207,10 +233,10 @@ def train(
     session = TrainingSession(method, run_dir, accelerator, logger, step=step, dataset=dataset,
                               eval_images=eval_images, evaluators=evaluators, warn=warn)
     try:
-        session.run(show_progress=show_progress and accelerator.is_main_process)
+        with StopAtStepBoundary() as stop:
+            session.run(show_progress=show_progress and accelerator.is_main_process, stop=stop)
     except KeyboardInterrupt:
-        session.checkpoint_on_interrupt()  # Ctrl-C keeps the work done so far
-        raise
+        raise KeyboardInterrupt(session.checkpoint_on_interrupt()) from None  # Ctrl-C keeps the steps completed
     else:
         session.log_speed()
     finally:
@@ -244,6 +270,7 @@ class TrainingSession:
         self.eval_images, self.evaluators = eval_images, evaluators
         self.main = accelerator.is_main_process
         self.step = self.first_step = self.last_checkpoint = step
+        self.in_flight = False  # inside a step (or what falls due after it): its state is half-changed
         self.logs: dict[str, float] = {}
         # the same latents (and real images) in every sample grid, so grids of different steps compare
         self.fixed_z = method.prior.sample(SAMPLE_COUNT, generator=torch.Generator().manual_seed(config.seed))
@@ -255,15 +282,21 @@ class TrainingSession:
         self.explosion = ExplosionWarning(warn, enabled=self.main)
         self.started = time.perf_counter()
 
-    def run(self, show_progress: bool) -> None:
+    def run(self, show_progress: bool, stop: StopAtStepBoundary | None = None) -> None:
+        """Steps until ``train.steps``; a Ctrl-C ``stop`` has deferred ends the run (KeyboardInterrupt) between
+        steps, never inside one: ``in_flight`` is true from a step's first change to the end of its checkpoint."""
         total = self.method.config.train.steps
         with _progress(show_progress) as progress:
             task = progress.add_task(f"{self.method.name}", total=total, completed=self.step, info="")
             self.method.train_mode()
             while self.step < total:
+                self.in_flight = True
                 self.take_step()
                 progress.update(task, advance=1, info="  ".join(f"{k} {v:.4f}" for k, v in self.logs.items()))
                 self.after_step()
+                self.in_flight = False
+                if stop is not None and stop.requested_on_any_rank(self.accelerator):
+                    raise KeyboardInterrupt
 
     def take_step(self) -> None:
         """One ``train_step`` on the next batch; stops the run at the first non-finite loss."""
@@ -299,10 +332,20 @@ class TrainingSession:
                 save_checkpoint(self.method, self.run_dir, step)
             self.last_checkpoint = step
 
-    def checkpoint_on_interrupt(self) -> None:
-        """Save the steps taken since the last checkpoint — unless the last losses were not finite."""
-        if self.main and self.step > self.last_checkpoint and not logs_are_bad(self.logs):
-            save_checkpoint(self.method, self.run_dir, self.step)
+    def checkpoint_on_interrupt(self) -> str:
+        """Save the steps completed since the last checkpoint — never a step interrupted in flight (its nets,
+        batch-norm buffers and optimisers are half-updated), nor one with non-finite losses. Returns the line that
+        says what is kept."""
+        saved = not self.in_flight and self.step > self.last_checkpoint and not logs_are_bad(self.logs)
+        if saved:
+            if self.main:
+                save_checkpoint(self.method, self.run_dir, self.step)
+            self.last_checkpoint = self.step
+        if self.last_checkpoint == 0 and latest_checkpoint(self.run_dir) is None:
+            return f"interrupted before the first checkpoint of {self.run_dir}; nothing to resume yet"
+        lost = " (the step in flight was discarded)" if self.in_flight else ""
+        return (f"interrupted; the checkpoint of step {self.last_checkpoint} is kept in {self.run_dir}{lost} "
+                "(continue with --resume)")
 
     def log_speed(self) -> None:
         """This session's throughput in metrics.jsonl (its samples, evaluations and checkpoints included)."""
@@ -313,6 +356,38 @@ class TrainingSession:
         images = steps * self.method.config.train.batch_size
         self.logger.log(self.step, "speed", {"steps": steps, "seconds": round(seconds, 3),
                                              "steps_per_s": steps / seconds, "images_per_s": images / seconds})
+
+
+class StopAtStepBoundary:
+    """While entered (in the main thread): the first SIGINT only sets ``requested``, for the loop to stop after
+    the step in flight; a second raises KeyboardInterrupt at once. A SIGINT that was ignored stays ignored."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self) -> StopAtStepBoundary:
+        if threading.current_thread() is threading.main_thread():
+            handler = signal.getsignal(signal.SIGINT)
+            if handler not in (signal.SIG_IGN, None):
+                self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt  # Ctrl-C twice: stop now, discarding the step in flight
+        self.requested = True
+
+    def requested_on_any_rank(self, accelerator) -> bool:
+        """Whether any process was interrupted; under several, one tiny all-reduce so that all stop together."""
+        if accelerator is None or accelerator.num_processes == 1:
+            return self.requested
+        flag = torch.tensor([float(self.requested)], device=accelerator.device)
+        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
 
 
 def launch_record(accelerator, config: RunConfig, resume: bool) -> dict:
