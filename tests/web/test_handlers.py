@@ -2,8 +2,11 @@
 display helpers, and every tab's handlers over the tiny grey AEGAN run and a small digits index."""
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
+import zlib
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +18,8 @@ from ganinv.apps.edit import edit_attribute
 from ganinv.core.errors import GaninvError
 from ganinv.inference.model import InversionModel
 from ganinv.web.handlers import (
+    MAX_SEED,
+    MAX_UPLOAD_PIXELS,
     AttributeDirections,
     EditHandlers,
     RandomHandlers,
@@ -22,6 +27,7 @@ from ganinv.web.handlers import (
     SearchHandlers,
     SuperresHandlers,
     UploadError,
+    check_seed,
     degradation_controls,
     error_markdown,
     guarded,
@@ -104,6 +110,36 @@ def test_huge_uploads_are_refused_before_decoding(tmp_path):
         read_upload(None, SHAPE_RGB)
     with pytest.raises(UploadError, match="missing"):
         read_upload(tmp_path / "gone.png", SHAPE_RGB)
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width×height RGB pixels, with one tiny data chunk: a decompression bomb's shape,
+    made without allocating its pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [8000, 100_000])  # over our 50 megapixels; over Pillow's own bomb limit too
+def test_decompression_bombs_are_refused_from_the_header_in_one_line(tmp_path, side):
+    from PIL import Image
+
+    assert side * side > MAX_UPLOAD_PIXELS and (side == 8000) == (side * side < Image.MAX_IMAGE_PIXELS)
+    with pytest.raises(UploadError, match="megapixels") as info:
+        read_upload(png_header_only(tmp_path / "bomb.png", side, side), SHAPE_RGB)
+    assert "\n" not in str(info.value) and str(tmp_path) not in str(info.value)
+
+
+@pytest.mark.parametrize("seed", [1e300, -1, 1.5, float("nan"), float("inf"), "abc", MAX_SEED + 1])
+def test_seeds_out_of_range_get_one_line_with_the_range(model, seed):
+    expected = f"the seed must be a whole number from 0 to {MAX_SEED}"
+    assert expected in ReconstructHandlers(model).rec_from_sample(seed, "encoder", 0)[-1]
+    assert expected in RandomHandlers(model).do_random(seed, 2)[-1]
+    assert check_seed(MAX_SEED) == MAX_SEED and check_seed(None) == 0 and check_seed(7.0) == 7
 
 
 def test_guarded_handlers_turn_any_exception_into_a_message():

@@ -28,6 +28,7 @@ from webtools import Server, rgb_array, save, small_index
 
 from ganinv.inference.model import InversionModel
 from ganinv.web.handlers import to_display
+from helpers import free_port
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -126,20 +127,27 @@ def test_serve_checks_its_settings_before_loading_anything():
     from ganinv.cli.web import serve as serve_command
     from ganinv.core.errors import GaninvError
     from ganinv.web.page import check_serve_settings
-    from ganinv.web.widgets import KEEP_RESULTS, MIN_KEEP_RESULTS
+    from ganinv.web.page import MIN_RESULT_MB
+    from ganinv.web.widgets import KEEP_RESULTS, MAX_RESULT_MB, MIN_KEEP_RESULTS
 
     warnings = []
-    check_serve_settings(host="127.0.0.1", port=7860, keep_results=MIN_KEEP_RESULTS, warn=warnings.append)
+    check_serve_settings(host="127.0.0.1", port=free_port(), keep_results=MIN_KEEP_RESULTS, warn=warnings.append)
     assert warnings == []
-    check_serve_settings(host="0.0.0.0", port=7860, keep_results=KEEP_RESULTS, warn=warnings.append)
+    check_serve_settings(host="0.0.0.0", port=free_port(), keep_results=KEEP_RESULTS, warn=warnings.append)
     assert "not loopback" in warnings[0]
     with pytest.raises(GaninvError, match="--port"):
         check_serve_settings(host="127.0.0.1", port=0, keep_results=KEEP_RESULTS, warn=warnings.append)
     with pytest.raises(GaninvError, match="--keep-results must be at least"):
         check_serve_settings(host="127.0.0.1", port=80, keep_results=MIN_KEEP_RESULTS - 1, warn=warnings.append)
+    with pytest.raises(GaninvError, match="--max-results-mb must be at least"):
+        check_serve_settings(host="127.0.0.1", port=80, keep_results=KEEP_RESULTS, warn=warnings.append,
+                             max_results_mb=MIN_RESULT_MB - 1)
     # `ganinv serve` writes the bounds out (importing them would load gradio for --help): they must be these
-    option = inspect.signature(serve_command).parameters["keep_results"].default
-    assert (option.default, option.min) == (KEEP_RESULTS, MIN_KEEP_RESULTS)
+    options = inspect.signature(serve_command).parameters
+    assert (options["keep_results"].default.default, options["keep_results"].default.min) == (KEEP_RESULTS,
+                                                                                            MIN_KEEP_RESULTS)
+    assert (options["max_results_mb"].default.default, options["max_results_mb"].default.min) == (MAX_RESULT_MB,
+                                                                                                MIN_RESULT_MB)
 
 
 STUB_WRITTEN_BY_GRADIO = "6.31.0"

@@ -21,14 +21,17 @@ def serve(
     port: int = typer.Option(7860, min=1, max=65535, help="port to listen on"),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback exposes the page (a warning "
                              "is printed)"),
-    # web.widgets.KEEP_RESULTS and MIN_KEEP_RESULTS, written out (importing them would load gradio for --help)
+    # web.widgets.KEEP_RESULTS, MIN_KEEP_RESULTS, MAX_RESULT_MB and web.page.MIN_RESULT_MB, written out (importing
+    # them would load gradio for --help)
     keep_results: int = typer.Option(1000, "--keep-results", min=128, help="result images kept on disk for the page "
-                                     "to serve; older ones are deleted"),
+                                     "to serve; older ones are deleted, but none younger than 10 minutes"),
+    max_results_mb: int = typer.Option(512, "--max-results-mb", min=16, help="disk the result images younger than "
+                                       "10 minutes may fill; beyond it new requests are refused with a message"),
 ):
     """Serve a web page over the run: reconstruct, search, super-resolve, edit and sample, in the browser."""
 
     from ganinv.web.page import serve as serve_web
 
-    serve_web(run, index=index, host=host, port=port, keep_results=keep_results,
+    serve_web(run, index=index, host=host, port=port, keep_results=keep_results, max_results_mb=max_results_mb,
               warn=lambda m: err_console.print(f"[bold yellow]warning:[/] {m}", highlight=False, soft_wrap=True),
               log=lambda m: console.print(m, highlight=False, soft_wrap=True))

@@ -67,6 +67,7 @@ GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L")
 DOMAIN_SAMPLES = 32                # the run's own samples an upload's statistics are compared with …
 DOMAIN_Z = 4.0                     # … and how many of their spreads away counts as out of domain
 DOMAIN_MIN_SPREAD = 0.02           # a spread floor, so a run whose samples barely vary does not flag everything
+MAX_SEED = 2**32 - 1               # seeds are whole numbers 0 … MAX_SEED (torch takes 64 bits; 32 are plenty)
 
 
 class UploadError(GaninvError):
@@ -261,6 +262,20 @@ def reconstruct_image(model: InversionModel, x: Tensor, method: str = "encoder",
             "metrics": reconstruction_metrics(x.float().cpu(), recon)}
 
 
+def check_seed(seed) -> int:
+    """A seed from the page (a number typed or sent by hand, None for an empty field: 0) as an int, refused in one
+    line with the allowed range unless it is a whole number 0 … MAX_SEED."""
+    if seed is None or seed == "":
+        return 0
+    try:
+        value = float(seed)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (0 <= value <= MAX_SEED and value == int(value)):
+        raise GaninvError(f"the seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return int(value)
+
+
 def sample_latent(model: InversionModel, seed: int, n: int = 1) -> Tensor:
     with torch.inference_mode():
         return model.sample(int(n), generator=torch.Generator().manual_seed(int(seed)))
@@ -418,7 +433,7 @@ class ReconstructHandlers:
 
     @guarded(n_outputs)
     def rec_from_sample(self, seed, method, steps):
-        seed = int(seed or 0)
+        seed = check_seed(seed)
         return self.answer(sample_image(self.model, seed), method, steps, [f"a generated sample G(z), seed {seed}"],
                            check_domain=False)  # the run's own image
 
@@ -604,7 +619,7 @@ class RandomHandlers:
     @guarded(3)
     def do_random(self, seed, n):
         model = self.model
-        seed = int(seed or 0)
+        seed = check_seed(seed)
         z = sample_latent(model, seed, n)
         with torch.inference_mode():
             g = model.generate(z).float().cpu()

@@ -2,8 +2,8 @@
 
     build_app(model, index=None)        gr.Blocks with the tabs Reconstruct, Search (with an index),
                                         Super-resolve, Edit and Random: one function per tab below
-    serve(run, index=..., host=..., port=..., keep_results=...)
-    ganinv serve RUN [--index INDEX] [--port 7860] [--host 127.0.0.1] [--keep-results 1000]
+    serve(run, index=..., host=..., port=..., keep_results=..., max_results_mb=...)
+    ganinv serve RUN [--index INDEX] [--port 7860] [--host 127.0.0.1] [--keep-results 1000] [--max-results-mb 512]
 
 This module lays the widgets out and wires them to the handlers of ``web.handlers`` (plain Python over tensors,
 tested without a browser); ``web.widgets`` holds the page's own components and ``ResultFiles``. It imports gradio
@@ -17,12 +17,26 @@ warning), and serves no file outside gradio's own folders (no ``allowed_paths``)
 ``/gradio_api/file=../../etc/passwd`` is refused.
 
 Result images are written by the page itself (``ResultFiles``), each once under a name of its own, never rewritten
-while a browser downloads it, and only the newest ``keep_results`` are kept on disk; uploads are deleted an hour
-after they arrive.
+while a browser downloads it. Beyond the newest ``keep_results`` the oldest are deleted, but never one younger than
+ten minutes (a client that got its link can fetch it): when such young results fill ``max_results_mb``, new work
+is refused with a message instead. Uploads are deleted an hour after they arrive. A server killed outright
+(SIGKILL) leaves its result folder; the next ``serve`` removes it (the folder is named after its process, and only
+folders of processes that are gone are removed). A client that disconnects mid-request is normal for a public page:
+it leaves nothing in the log (``ClientDisconnectFilter``).
+
+What the page accepts from clients, and how each is bounded: uploaded files (gradio refuses over
+2 × MAX_UPLOAD_BYTES while receiving; the handlers refuse over MAX_UPLOAD_BYTES before decoding, then over
+MAX_UPLOAD_PIXELS from the image header alone, before any pixel is decoded; only files in gradio's upload folder are
+taken as inputs), numbers (sliders and the index entry bounded by gradio; seeds checked by the handler; NaN and
+infinity refused before any handler), choices (gradio refuses values not offered).
 """
 from __future__ import annotations
 
+import functools
+import logging
+import math
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +49,7 @@ from ganinv.core.errors import GaninvError
 from ganinv.inference.model import InversionModel
 from ganinv.web.handlers import (
     DEGRADATIONS,
+    MAX_SEED,
     MAX_UPLOAD_BYTES,
     AttributeDirections,
     EditHandlers,
@@ -45,6 +60,7 @@ from ganinv.web.handlers import (
     check_index_matches,
     degradation_controls,
     describe_run,
+    error_markdown,
     is_loopback,
     log_stderr,
     max_factor,
@@ -52,8 +68,18 @@ from ganinv.web.handlers import (
     one_line,
     open_index,
 )
-from ganinv.web.widgets import KEEP_RESULTS, MIN_KEEP_RESULTS, ResultFiles, ResultGallery, ResultImage, UploadFile
+from ganinv.web.widgets import (
+    KEEP_RESULTS,
+    MAX_RESULT_MB,
+    MIN_KEEP_RESULTS,
+    ResultFiles,
+    ResultGallery,
+    ResultImage,
+    UploadFile,
+    remove_stale_folders,
+)
 
+MIN_RESULT_MB = 16                 # --max-results-mb at least this: a search's 81 images fit many times over
 UPLOAD_MAX_AGE_S = 3600            # uploads are deleted this long after they arrive …
 UPLOAD_SWEEP_S = 600               # … by a sweep this often (gradio's delete_cache)
 THEME_FONTS = ["system-ui", "sans-serif"]
@@ -92,11 +118,25 @@ class Parts:
     def status(elem_id: str) -> gr.Markdown:
         return gr.Markdown(elem_id=elem_id, elem_classes=["status"])
 
-    @staticmethod
-    def on(event, fn: Callable, inputs: list, outputs: list) -> None:
+    def on(self, event, fn: Callable, inputs: list, outputs: list) -> None:
         # One model, one event at a time: every handler shares the "model" concurrency slot.
-        event(fn, inputs=inputs, outputs=outputs, concurrency_id="model", concurrency_limit=1,
-              show_progress="minimal")
+        event(self.admitted(fn, len(outputs)), inputs=inputs, outputs=outputs, concurrency_id="model",
+              concurrency_limit=1, show_progress="minimal")
+
+    def admitted(self, fn: Callable, n_outputs: int) -> Callable:
+        """``fn`` run only when its inputs hold no NaN or infinite number (a request sent by hand: gradio's slider
+        bounds let NaN through) and there is room for its result images (``ResultFiles.check_room``); otherwise
+        one message in its last output (the status line). Same name and signature: gradio's API shows ``fn``'s."""
+        @functools.wraps(fn)
+        def wrapper(*args):
+            try:
+                if any(isinstance(a, float) and not math.isfinite(a) for a in args):
+                    raise GaninvError("numbers must be finite: NaN and infinity are refused")
+                self.results.check_room()
+            except GaninvError as exc:
+                return (None,) * (n_outputs - 1) + (error_markdown(str(exc)),)
+            return fn(*args)
+        return wrapper
 
 
 def build_app(model: InversionModel, index: SearchIndex | str | Path | None = None, *, title: str = "ganinv",
@@ -118,6 +158,12 @@ def build_app(model: InversionModel, index: SearchIndex | str | Path | None = No
     return blocks
 
 
+def seed_field(label: str) -> gr.Number:
+    """A seed, its range in the label; the handler checks it (``check_seed``) and says the range in the status line
+    (gradio's own bounds would answer a corner toast, and with ``precision=0`` fail on NaN before the handler)."""
+    return gr.Number(0, label=f"{label} (0 … {MAX_SEED})", precision=None, step=1)
+
+
 # ------------------------------------------------------------------------------------------------ the tabs
 def reconstruct_tab(parts: Parts, model: InversionModel) -> None:
     handlers, choices = ReconstructHandlers(model), method_choices(model)
@@ -129,7 +175,7 @@ def reconstruct_tab(parts: Parts, model: InversionModel) -> None:
                 align = gr.Checkbox(False, label="align face: find the face and eyes in a photo and cut it as "
                                     "aligned CelebA's (for runs trained on CelebA)", elem_id="reconstruct-align")
                 with gr.Row():
-                    seed = gr.Number(0, label="sample seed", precision=0, minimum=0)
+                    seed = seed_field("sample seed")
                     sample = gr.Button("use a generated sample", elem_id="reconstruct-sample")
                 method = gr.Radio(choices, value=choices[0], label="method", elem_id="reconstruct-method")
                 steps = gr.Slider(0, 500, value=50, step=10, label="refine steps (hybrid / optimisation)")
@@ -272,7 +318,7 @@ def random_tab(parts: Parts, model: InversionModel) -> None:
     handlers = RandomHandlers(model)
     with gr.Tab("Random", id="random"):
         with gr.Row():
-            seed = gr.Number(0, label="seed", precision=0, minimum=0)
+            seed = seed_field("seed")
             n = gr.Slider(1, 8, value=6, step=1, label="samples")
             run = gr.Button("sample z", variant="primary", elem_id="random-run")
         output = parts.image("top: G(z) · bottom: G(invert(G(z))) — the round trip", "random-output", height=300)
@@ -283,15 +329,20 @@ def random_tab(parts: Parts, model: InversionModel) -> None:
 
 # ------------------------------------------------------------------------------------------------ serving
 def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860,
-          keep_results: int = KEEP_RESULTS, warn: Callable[[str], None] = log_stderr,
-          log: Callable[[str], None] = print, block: bool = True) -> gr.Blocks:
+          keep_results: int = KEEP_RESULTS, max_results_mb: int = MAX_RESULT_MB,
+          warn: Callable[[str], None] = log_stderr, log: Callable[[str], None] = print,
+          block: bool = True) -> gr.Blocks:
     """Load the run (and index), build the page and serve it on host:port until interrupted (Ctrl-C or SIGTERM),
-    keeping the newest ``keep_results`` result images on disk."""
-    check_serve_settings(host=host, port=port, keep_results=keep_results, warn=warn)
+    keeping the newest ``keep_results`` result images on disk (more while they are young, up to
+    ``max_results_mb``). Result folders left by servers that were killed are removed first."""
+    check_serve_settings(host=host, port=port, keep_results=keep_results, warn=warn, max_results_mb=max_results_mb)
     model = InversionModel.load(run)
     search_index = check_index_matches(run, index) if index is not None else None
+    stale = remove_stale_folders()
+    if stale:
+        log(f"removed {len(stale)} result folder(s) left by servers that were killed")
     blocks = build_app(model, search_index, title=f"ganinv — {Path(run).name}",
-                       results=ResultFiles(keep=keep_results))
+                       results=ResultFiles(keep=keep_results, max_bytes=max_results_mb * 2**20))
     try:
         blocks.launch(server_name=host, server_port=int(port), share=False, inbrowser=False, show_error=False,
                       quiet=True, ssr_mode=False, mcp_server=False, pwa=False, prevent_thread_lock=True,
@@ -299,22 +350,88 @@ def serve(run: str | Path, *, index: str | Path | None = None, host: str = "127.
     except OSError as exc:
         blocks.results.remove_all()
         raise GaninvError(f"cannot serve on {host}:{port}: {one_line(str(exc))}") from None
+    quiet_client_disconnects()
     log(f"serving {run} on http://{host}:{port}/ (Ctrl-C to stop)")
     if block:
         serve_until_stopped(blocks, log)
     return blocks
 
 
-def check_serve_settings(*, host: str, port: int, keep_results: int, warn: Callable[[str], None]) -> None:
-    """Refuse a port or result bound out of range; warn when the page is exposed beyond this machine."""
+def check_serve_settings(*, host: str, port: int, keep_results: int, warn: Callable[[str], None],
+                         max_results_mb: int = MAX_RESULT_MB) -> None:
+    """Refuse a port or result bound out of range, or a host:port this machine cannot listen on; warn when the page
+    is exposed beyond this machine."""
     if not 1 <= int(port) <= 65535:
         raise GaninvError(f"--port must be between 1 and 65535, got {port}")
     if int(keep_results) < MIN_KEEP_RESULTS:
         raise GaninvError(f"--keep-results must be at least {MIN_KEEP_RESULTS} (a search alone makes up to 81 "
                           f"images), got {keep_results}")
+    if int(max_results_mb) < MIN_RESULT_MB:
+        raise GaninvError(f"--max-results-mb must be at least {MIN_RESULT_MB}, got {max_results_mb}")
+    check_can_listen(host, int(port))
     if not is_loopback(host):
         warn(f"serving on {host}, not loopback: anyone who can reach this machine on port {port} can use the page "
              "and upload files to it")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """One line when ``host`` does not resolve or ``host:port`` cannot be bound (in use, not this machine's
+    address), instead of gradio's "Cannot find empty port in range"."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise GaninvError(f"--host {host}: cannot resolve this host name ({one_line(str(exc))})") from None
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed server's port is free
+            probe.bind(address)
+    except OSError as exc:
+        raise GaninvError(f"cannot listen on {host}:{port}: {exc.strerror or one_line(str(exc))}") from None
+
+
+# ------------------------------------------------------------------------------------------------ quiet disconnects
+CLIENT_GONE = ("ClientDisconnect", "ClientDisconnected", "ClosedResourceError", "BrokenResourceError",
+               "EndOfStream", "ConnectionResetError", "BrokenPipeError", "ConnectionAbortedError", "CancelledError")
+
+
+class ClientDisconnectFilter(logging.Filter):
+    """On uvicorn's error logger: "Exception in ASGI application" caused by the client (it went away mid-request,
+    or asked for something refused after the answer had begun, such as an event stream read twice) is normal for a
+    public page. A disconnect is dropped; a refusal becomes one line without a traceback. Any other exception keeps
+    its traceback: that is a bug of ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.exc_info[1] is None:
+            return True
+        chain = exception_chain(record.exc_info[1])
+        if any(type(exc).__name__ in CLIENT_GONE for exc in chain):
+            return False
+        refusal = next((exc for exc in chain if type(exc).__name__ == "HTTPException"), None)
+        if refusal is None:
+            return True
+        record.msg, record.args = "request refused after its response had begun: %s", (one_line(str(refusal)),)
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def exception_chain(exc: BaseException, limit: int = 32) -> list[BaseException]:
+    """The exception, its causes and contexts, and the members of exception groups among them (at most ``limit``)."""
+    seen, todo = [], [exc]
+    while todo and len(seen) < limit:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
+    return seen
+
+
+def quiet_client_disconnects() -> None:
+    """Install ``ClientDisconnectFilter`` on uvicorn's error logger, once (after launch: uvicorn configures its
+    loggers when the server is made)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientDisconnectFilter) for f in logger.filters):
+        logger.addFilter(ClientDisconnectFilter())
 
 
 def serve_until_stopped(blocks: gr.Blocks, log: Callable[[str], None]) -> None:
