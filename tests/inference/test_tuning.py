@@ -90,8 +90,10 @@ def test_lpips_joins_both_terms_when_its_weights_are_on_disk(aegan_run, monkeypa
         calls.append(len(a))
         return (a - b).abs().flatten(1).mean(1)
 
-    monkeypatch.setattr(tuning, "lpips_status", lambda: (True, "LPIPS available"))
-    monkeypatch.setattr(tuning, "perceptual_distance", perceptual)
+    from ganinv.losses import image as image_losses  # the one image loss tuning shares (LPIPS policy included)
+
+    monkeypatch.setattr(image_losses, "lpips_status", lambda: (True, "LPIPS available"))
+    monkeypatch.setattr(image_losses, "perceptual_distance", perceptual)
     model = load(aegan_run)
     tuned = pivotal_tuning(model, out_of_reach(model), steps=3)
     assert tuned.settings.lpips and calls == [4, tuning.LOCALITY_SAMPLES] * 3  # the images, then the locality term

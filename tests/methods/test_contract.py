@@ -3,7 +3,9 @@
 (a) a few training steps give finite losses (a method with nothing to train says so: its run directory is checked);
 (b) save → load gives identical ``generate`` and ``invert`` outputs (a post-hoc run carries its generator untouched);
 (c) a run interrupted after its first checkpoint and resumed ends bit-identical to one that never stopped;
-(d) an unknown option and a wrong image batch raise ``GaninvError``.
+(d) an unknown option and a wrong image batch raise ``GaninvError``;
+(e) every encoder method (a post-hoc method that trains an ``encoder``) derives from ``EncoderMethod``, and the space
+    object its option ``space`` names drives its prior, its generate and its encoder's width.
 
 A new method gets all of it by registering in ``ganinv.methods.METHODS``. What differs between methods lives in
 ``TINY`` just below, and nowhere else: every other method trains on digits (joint methods) or on the session's tiny
@@ -11,6 +13,7 @@ generator run (post-hoc methods) with ``NET`` and ``TRAIN``.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -28,6 +31,8 @@ from ganinv.core.rundir import latest_checkpoint
 from ganinv.inference.model import InversionModel
 from ganinv.inference.wrap import save_wrapped_run
 from ganinv.methods import METHODS
+from ganinv.methods.encoder import EncoderMethod
+from ganinv.methods.spaces import CHAIN, Z, style_generator
 from ganinv.nets.frozen import build_module
 from ganinv.training.launch import (
     build_config,
@@ -66,7 +71,7 @@ def settings(name: str) -> dict:
 def new_tiny_method(name: str, generator_run: Path):
     """The method's nets, built as `ganinv train` builds them from the tiny settings."""
     s = settings(name)
-    if METHODS[name].trains_generator:
+    if METHODS[name].provides_generator:
         return new_method(build_config(name, data="digits", net=s["net"], train=s["train"], options=s["options"]))
     generator = load_generator_run(generator_run)
     config = build_config(name, train=s["train"], options=s["options"])
@@ -145,7 +150,7 @@ def test_save_then_load_gives_identical_generate_and_invert(tiny, generator_run)
     images = saved.generate(z)
     assert images.shape == (6, *saved.image_shape) and 0 <= images.min() and images.max() <= 1
     assert torch.equal(loaded.generate(z), images) and torch.equal(again.generate(z), images)
-    if not METHODS[tiny.name].trains_generator:  # a post-hoc run carries its frozen generator: not one weight moved
+    if not METHODS[tiny.name].provides_generator:  # a post-hoc run carries its frozen generator: not one weight moved
         assert torch.equal(load(generator_run).generate(z), images)
     x = torch.cat([images, torch.rand(2, *saved.image_shape, generator=torch.Generator().manual_seed(2))])
     if not loaded.can_invert:
@@ -218,3 +223,49 @@ def test_a_wrong_image_batch_raises_our_error(tiny):
         for other in (torch.rand(2, c, 2 * h, 2 * w), torch.rand(2, c, h, w + 1)):
             with pytest.warns(UserWarning, match="resized"):
                 assert model.invert(other).shape == (2, model.prior.dim)
+
+
+# --- (e) encoder methods: one base, the space object drives prior, generate and width -------------------------------
+
+ENCODERS = [name for name, cls in METHODS.items() if "encoder" in cls.trainable and not cls.provides_generator]
+
+
+def test_every_encoder_method_derives_from_the_encoder_base():
+    assert {"aegan", "regression", "iterative"} <= set(ENCODERS)
+    for name in ENCODERS:
+        assert issubclass(METHODS[name], EncoderMethod), name
+        assert "space" in {f.name for f in dataclasses.fields(METHODS[name].Options)}, name
+
+
+@pytest.fixture(scope="module")
+def stylegan_run(tmp_path_factory) -> Path:
+    """A tiny imported StyleGAN2 (a generator with a mapping network: z, W and W+)."""
+    out = tmp_path_factory.mktemp("contract-spaces")
+    net, kwargs = tiny_stylegan("stylegan2")
+    ganinv.import_stylegan(write_nvlabs_pickle(out / "g.pkl", net, kwargs), out / "stylegan")
+    return out / "stylegan"
+
+
+def new_encoder(name: str, space: str, generator_run: Path):
+    generator = load_generator_run(generator_run)
+    config = build_config(name, train=TRAIN, options={**settings(name)["options"], "space": space})
+    return new_method(posthoc_config(config, generator, generator_run), generator)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_the_space_object_drives_an_encoders_prior_generate_and_width(name, stylegan_run, generator_run):
+    for space in CHAIN:  # Z first: its latents and images are the reference
+        method = new_encoder(name, space.name, stylegan_run)
+        dim = space.dim(method.config.net, method.generator_spec)  # from the recorded spec, before G was built
+        assert method.space is space and method.prior.dim == dim  # ... and from the built G: they agree
+        model = InversionModel(method)
+        latents = method.prior.sample(3, generator=torch.Generator().manual_seed(0))
+        assert latents.shape == (3, dim) and model.invert(model.generate(latents)).shape == (3, dim)
+        if space is Z:
+            z, images_of_z = latents, model.generate(latents)
+        with torch.no_grad():  # the same images from z converted up the chain (z → w → wplus)
+            up = space.from_space(z, Z, style_generator(method))
+        assert up.shape == (3, dim) and torch.allclose(model.generate(up), images_of_z, atol=1e-5)
+    for space in CHAIN[1:]:  # the base class refuses w / wplus on a generator without a mapping network
+        with pytest.raises(GaninvError, match=f"space={space} needs a style generator"):
+            new_encoder(name, space.name, generator_run)

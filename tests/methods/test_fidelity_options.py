@@ -112,7 +112,9 @@ def test_recon_on_real_images_without_data_fails_before_writing(generator_withou
 
 
 def test_mse_plus_lpips_is_refused_when_lpips_is_missing(generator_run, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(regression, "lpips_status", lambda: (False, "LPIPS unavailable: alex.pth is missing"))
+    from ganinv.losses import image as image_losses  # the one LPIPS policy regression shares
+
+    monkeypatch.setattr(image_losses, "lpips_status", lambda: (False, "LPIPS unavailable: alex.pth is missing"))
     with pytest.raises(GaninvError, match=r"recon_loss=mse\+lpips needs LPIPS"):
         build_config("regression", options={"recon_weight": 0.1, "recon_loss": "mse+lpips"})
     build_config("regression", options={"recon_loss": "mse+lpips"})  # no recon term: nothing to refuse

@@ -22,7 +22,7 @@ from ganinv.core.errors import GaninvError
 from ganinv.core.progress import progress
 from ganinv.data import ImageFiles, Skipped, TolerantImages, display_path, no_usable_images, read_image_files
 from ganinv.inference.model import InversionModel
-from ganinv.methods.spaces import run_space
+from ganinv.methods.spaces import Z
 
 Warn = Callable[[str], None]
 
@@ -54,7 +54,7 @@ def latent_features(model: InversionModel, images: Tensor) -> np.ndarray:
     W and W+ latents (a run in space w / wplus, or a model optimising in one) are used as they are — s weighs z's
     elements, not w's — a W+ latent as its layer-major concatenation (ganinv.methods.spaces)."""
     z = model.invert(images).float().cpu()
-    scale = latent_scale(model) if getattr(model, "space", run_space(model.method)) == "z" else None
+    scale = latent_scale(model) if model.space == Z else None
     if scale is not None:
         z = z * scale
     return np.ascontiguousarray(z.numpy(), dtype=np.float32)

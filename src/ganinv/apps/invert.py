@@ -19,7 +19,7 @@ from ganinv.data.align import TARGET_EYE_DISTANCE, AlignedFiles, read_aligned_fi
 from ganinv.inference.hybrid import REFINE_LR, OptimizingModel
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import check_settings
-from ganinv.methods.spaces import latent_space, run_space
+from ganinv.methods.spaces import latent_space, parse_space
 
 GRID_COLUMNS = 8  # the grid shows the first rows; every reconstruction is its own PNG
 
@@ -58,7 +58,7 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     atomic_write_text(out / "paths.txt", "".join(f"{display_path(f)}\n" for f in read.files))
     atomic_write_json(out / "manifest.json", {
         "format": "ganinv-inverted-files", "format_version": 1, "run": str(run), "image_shape": [channels, size, size],
-        "space": getattr(model, "space", run_space(model.method)), "latent_dim": int(latents.shape[1]),
+        "space": model.space.name, "latent_dim": int(latents.shape[1]),
         "items": [{"row": row, "input": os.fsdecode(f), "reconstruction": name, **alignment}
                   for row, (f, name, alignment) in enumerate(zip(read.files, outputs, alignments))],
         "skipped": [s.to_json() for s in read.skipped]})
@@ -116,25 +116,26 @@ def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None
     model = InversionModel.load(run, device=device)
     if refine < 0:
         raise GaninvError(f"--refine must be >= 0, got {refine}")
-    own = run_space(model.method)
-    if space is not None:
-        latent_space(model.method, space)  # refuse w / wplus without a style generator before any work
+    own = model.space
+    # parsed once, and w / wplus without a style generator refused, before any work
+    view = latent_space(model.method, None if space is None else parse_space(space, f"--space {space}"))
     if not model.can_invert and not refine:
         raise GaninvError(f"{run} is a {model.config.method!r} run with no inverse network "
                           "(give --refine N to invert it by optimisation)")
-    if not refine and space in (None, own):
+    if not refine and view.space == own:
         return model
 
     start = "encoder" if model.can_invert else "mean"
     lr = refine_lr or (REFINE_LR if start == "encoder" else 0.05)
     check_settings(refine, lr, refine_loss)
-    where = f" in {space}" if space not in (None, own) else ""
+    where = f" in {view.space}" if view.space != own else ""
     if start == "mean":
         warn(f"{run} has no encoder: searching each latent{where} from the prior's mean with {refine} optimisation "
              "steps")
     elif where and not refine:
-        warn(f"the encoder's {own} latents are converted to {space} without optimisation (give --refine N to search)")
-    return OptimizingModel(model, steps=refine, lr=lr, loss=refine_loss, start=start, space=space)
+        warn(f"the encoder's {own} latents are converted to {view.space} without optimisation (give --refine N to "
+             "search)")
+    return OptimizingModel(model, steps=refine, lr=lr, loss=refine_loss, start=start, space=view)
 
 
 def invert_dataset(run: str | Path, data: str, out: str | Path, *, split: str = "all", batch_size: int = 256,

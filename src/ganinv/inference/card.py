@@ -13,6 +13,8 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 
 from ganinv.core.config import RunConfig
+from ganinv.methods.base import GeneratorRole
+from ganinv.methods.spaces import Z, parse_space
 
 AEGAN = ("AEGAN (Luo et al.): *Learning Inverse Mapping by AutoEncoder based Generative Adversarial Nets*, "
          "arXiv:1703.10094")
@@ -37,14 +39,16 @@ def paper(config: RunConfig) -> str:
     if config.method != "regression":
         return PAPERS.get(config.method, "not recorded")
     o = config.options
-    if o.get("backbone", "dcgan") != "dcgan" or o.get("space", "z") != "z" or o.get("recon_weight", 0) > 0:
+    if o.get("backbone", "dcgan") != "dcgan" or parse_space(o.get("space", "z")) != Z or o.get("recon_weight", 0) > 0:
         return PROJECTION
     return f"the directly trained inverse model, the baseline of {AEGAN} §2"
 
 
-def generator_line(config: RunConfig, trains_generator: bool) -> str:
-    if trains_generator:
+def generator_line(config: RunConfig, role: GeneratorRole) -> str:
+    if role is GeneratorRole.TRAINED:
         return "trained jointly by this method"
+    if role is GeneratorRole.PROVIDED:
+        return "made outside ganinv and held by this run (never trained by ganinv)"
     kind = (config.generator or {}).get("kind", "dcgan")
     source = f" from the run {config.generator_run}" if config.generator_run else ""
     return f"a frozen {kind} generator{source} (fingerprint {config.generator_fingerprint or 'not recorded'})"
@@ -86,7 +90,7 @@ An `InversionModel` of the `ganinv` library: `generate` (latents → images), `i
 (images → latents) and `reconstruct`, for images N×C×H×W in [0, 1].
 
 - **method**: `{c.method}` — paper: {paper(c)}
-- **generator**: {generator_line(c, type(model.method).trains_generator)}
+- **generator**: {generator_line(c, type(model.method).generator_role)}
 - **data**: {c.data or "the generator's own samples only"}
 - **image size**: {n.image_size}×{n.image_size}, {n.channels} channel{'s' if n.channels > 1 else ''}
 - **latent space**: {model.prior.dim}-d, prior `{model.prior.name}`{f', space `{space}`' if space else ''}

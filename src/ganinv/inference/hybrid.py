@@ -7,7 +7,8 @@ dlsgan, bigan — and never ends worse than the encoder by its own loss (each im
     OptimizingModel(model, start="mean")        pure optimisation inversion behind the same seam
     ganinv invert RUN IMAGES --out DIR --refine 100
 
-Each takes ``space`` (None: the run's own; "z" | "w" | "wplus"): optimisation in a style generator's W or W+,
+Each takes ``space`` (None: the run's own; a space of ``ganinv.methods.spaces`` — ``Z``, ``W``, ``WPLUS`` — or its name
+"z" | "w" | "wplus", parsed once here): optimisation in a style generator's W or W+,
 starting from the run's own answer converted up to that space (z → w = F(z∘s) → w repeated at every layer) or from
 the space prior's mean (w̄). The model then *is* that space's: its ``prior``, ``sample``, ``generate`` and
 ``invert`` all speak W / W+ latents (W+ flattened layer-major: ``ganinv.methods.spaces``).
@@ -20,14 +21,14 @@ from torch import Tensor
 from ganinv.core.errors import GaninvError
 from ganinv.inference.model import InversionModel
 from ganinv.latent import Prior
-from ganinv.methods.optimize import STARTS, check_settings, invert_by_optimization
-from ganinv.methods.spaces import latent_space
+from ganinv.methods.optimize import STARTS, check_settings, optimize_in_view
+from ganinv.methods.spaces import Space, SpaceView, latent_space
 
 REFINE_LR = 0.01  # smaller than a search from the mean: the start is already close
 
 
 def refine(model: InversionModel, images: Tensor, latents: Tensor | None = None, *, steps: int = 100,
-           lr: float = REFINE_LR, loss: str = "mse", space: str | None = None) -> Tensor:
+           lr: float = REFINE_LR, loss: str = "mse", space: str | Space | None = None) -> Tensor:
     """Refine ``latents`` (the run's own; default: ``model.invert(images)``) with ``steps`` optimisation steps in
     ``space`` (None: the run's own); the answer is a latent of that space."""
     if latents is None:
@@ -35,18 +36,26 @@ def refine(model: InversionModel, images: Tensor, latents: Tensor | None = None,
             raise GaninvError(f"a {model.config.method!r} run has no encoder to start from; use "
                               "ganinv.methods.optimize.invert_by_optimization")
         latents = model.invert(images)
-    start = in_space(model, latents, space)
-    return invert_by_optimization(model, images, steps=steps, lr=lr, loss=loss, start=start, space=space)
+    search_loss = check_settings(steps, lr, loss)
+    model.check_images(images)
+    view = latent_space(model.method, space)
+    return optimize_in_view(model, view, images, steps=steps, lr=lr, loss=search_loss,
+                            start=in_view(model, latents, view))
 
 
-def in_space(model: InversionModel, latents: Tensor, space: str | None) -> Tensor:
+def in_space(model: InversionModel, latents: Tensor, space: str | Space | None) -> Tensor:
     """The run's own latents as latents of ``space`` (z → w → wplus; None or the run's space: unchanged)."""
+    return in_view(model, latents, latent_space(model.method, space))
+
+
+def in_view(model: InversionModel, latents: Tensor, view: SpaceView) -> Tensor:
+    """The run's own latents as latents of the view's space (z → w → wplus; the run's own space: unchanged)."""
     with torch.no_grad(), model.method.eval_mode():
-        return latent_space(model.method, space).from_run(latents.to(model.device, torch.float32)).float()
+        return view.from_run(latents.to(model.device, torch.float32)).float()
 
 
 def with_refinement(model: InversionModel, *, steps: int = 100, lr: float = REFINE_LR,
-                    loss: str = "mse", space: str | None = None) -> InversionModel:
+                    loss: str = "mse", space: str | Space | None = None) -> InversionModel:
     """The model with ``invert`` = encoder + ``steps`` refinement steps (in ``space``: None, the run's own)."""
     return OptimizingModel(model, steps=steps, lr=lr, loss=loss, start="encoder", space=space)
 
@@ -54,11 +63,12 @@ def with_refinement(model: InversionModel, *, steps: int = 100, lr: float = REFI
 class OptimizingModel(InversionModel):
     """An ``InversionModel`` whose ``invert`` searches by optimisation: from the prior's mean / a sample, or from
     the wrapped model's own encoder (``start="encoder"``: the hybrid). ``space``: search in z | w | wplus (None: the
-    run's own space); ``prior``, ``sample``, ``generate`` and ``invert`` are then that space's."""
+    run's own space; or the ``SpaceView`` a caller already has); ``prior``, ``sample``, ``generate`` and ``invert``
+    are then that space's."""
 
     def __init__(self, model: InversionModel, *, steps: int = 500, lr: float = 0.05, loss: str = "mse",
-                 start: str = "mean", seed: int = 0, space: str | None = None):
-        check_settings(steps, lr, loss)
+                 start: str = "mean", seed: int = 0, space: str | Space | SpaceView | None = None):
+        image_loss = check_settings(steps, lr, loss)
         if start == "encoder" and not model.can_invert:
             raise GaninvError(f"start='encoder' needs a run with an inverse network; a {model.config.method!r} run "
                               "has none")
@@ -67,8 +77,13 @@ class OptimizingModel(InversionModel):
         super().__init__(model.method, batch_size=model.batch_size)
         self.base = model
         self.steps, self.lr, self.loss, self.start, self.seed = steps, lr, loss, start, seed
-        self.view = latent_space(model.method, space)  # a GaninvError now for w / wplus without a style generator
-        self.space = self.view.name
+        self.image_loss = image_loss
+        # a GaninvError now for w / wplus without a style generator
+        self.view = space if isinstance(space, SpaceView) else latent_space(model.method, space)
+
+    @property
+    def space(self) -> Space:
+        return self.view.space
 
     @property
     def can_invert(self) -> bool:
@@ -85,6 +100,6 @@ class OptimizingModel(InversionModel):
 
     def invert(self, x: Tensor) -> Tensor:
         x = self.prepare_images(x)  # uint8 and other sizes, as InversionModel.invert takes them
-        start = in_space(self.base, self.base.invert(x), self.space) if self.start == "encoder" else self.start
-        return invert_by_optimization(self, x, steps=self.steps, lr=self.lr, loss=self.loss, start=start,
-                                      generator=torch.Generator().manual_seed(self.seed), space=self.space)
+        start = in_view(self.base, self.base.invert(x), self.view) if self.start == "encoder" else self.start
+        return optimize_in_view(self, self.view, x, steps=self.steps, lr=self.lr, loss=self.image_loss, start=start,
+                                generator=torch.Generator().manual_seed(self.seed))

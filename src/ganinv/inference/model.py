@@ -41,6 +41,7 @@ from ganinv.data.images import resize_images, to_unit_float
 from ganinv.inference.card import model_card
 from ganinv.latent import Prior
 from ganinv.methods import Method, method_class
+from ganinv.methods.spaces import Space
 
 PRETRAINED_WEIGHTS = "model.safetensors"  # the name Hugging Face tools look for; ganinv's run format inside
 CARD = "README.md"
@@ -177,6 +178,12 @@ class InversionModel(nn.Module, ModelHubMixin, library_name="ganinv", tags=["gan
     @property
     def prior(self) -> Prior:
         return self.method.prior
+
+    @property
+    def space(self) -> Space:
+        """The latent space of ``generate`` / ``invert`` (``ganinv.methods.spaces``): the run's own (Z unless an
+        encoder run's option ``space`` says W or W+); a model optimising in another space says that one."""
+        return self.method.space
 
     @property
     def device(self) -> torch.device:

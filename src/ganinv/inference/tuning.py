@@ -11,7 +11,8 @@ A real image usually lies outside the generator's reach, so no latent reproduces
 
        MSE(G'(p_i), x_i) + LPIPS(G'(p_i), x_i)                        (PTI's L_pt, both weights 1)
 
-   with LPIPS only when its AlexNet weights are on disk (otherwise it is left out, said once), plus PTI's locality
+   with LPIPS only when its AlexNet weights are on disk (otherwise it is left out, said once, and tuning.json records
+   it: the user asked for PTI's loss, not for LPIPS — ``ganinv.losses.image``'s ``when_available``), plus PTI's locality
    regulariser weighted by ``locality_weight`` (0.1: PTI's code, ``regulizer_l2_lambda``):
 
        MSE(G'(z_r), G(z_r)) (+ LPIPS)   on fresh latents z_r every step
@@ -54,13 +55,14 @@ from ganinv.core.errors import GaninvError, RunDirError, TrainingDiverged, descr
 from ganinv.core.rundir import finished_step, generator_fingerprint, prepare_run_dir, run_fingerprint, save_checkpoint
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
+from ganinv.losses.image import ImageLoss
 from ganinv.methods import Method
-from ganinv.methods.optimize import frozen_for_search, perceptual_distance
-from ganinv.metrics import lpips_status
+from ganinv.methods.optimize import frozen_for_search
 
 PAPER = '"Pivotal Tuning for Latent-based Editing of Real Images" (Roich, Mokady, Bermano, Cohen-Or)'
 PTI_LR = 3e-4  # PTI's pti_learning_rate
 PTI_LOCALITY_WEIGHT = 0.1  # PTI's regulizer_l2_lambda (and regulizer_lpips_lambda)
+PTI_LOSS = ImageLoss(mse=1.0, lpips=1.0)  # PTI's L_pt (and, weighted, its locality regulariser)
 # PTI runs 350 steps on one 1024 px image. Here, on one CPU thread and a batch of 8, a step takes about 15 ms at
 # 32 px (small preset) and 90 ms at 64 px (width 32), so 300 steps take seconds. Measured on 8 MNIST test digits
 # with the demo's 600-step GAN and its AEGAN encoder (32 px): 300 steps raise the PSNR from 12.7 to 34.2 dB (100
@@ -184,7 +186,7 @@ def pivotal_tuning(model: InversionModel, images: Tensor, *, steps: int = DEFAUL
     check_own_space(model)
     images = images.detach().to(model.device, torch.float32)
     pivots = pivot_inverter(model, refine_steps).invert(images).detach().to(model.device, torch.float32)
-    use_lpips = _lpips_available(warn)
+    use_lpips = tuning_loss(warn).lpips > 0
     settings = TuningSettings(steps=steps, lr=float(lr), locality_weight=float(locality_weight),
                               refine_steps=refine_steps, batch_size=batch_size, seed=seed, lpips=use_lpips)
     method = generator_copy(model.method)
@@ -206,22 +208,22 @@ def check_tuning_images(model: InversionModel, images) -> None:
 def check_own_space(model: InversionModel) -> None:
     """Tuning generates through the run's own ``generate``, so the pivots must be latents of the run's own space; an
     inverter searching another one (``OptimizingModel(space="wplus")``) is refused rather than failing deep inside."""
-    own = getattr(model.method.options, "space", "z")  # the option of runs that choose one (aegan, regression)
-    space = getattr(model, "space", None) or own
-    if space != own:
-        raise GaninvError(f"pivotal tuning works in the run's own latent space ({own}), not {space}: pass the run "
-                          "itself, with refine_steps for optimisation after its encoder")
+    own = model.method.space
+    if model.space != own:
+        raise GaninvError(f"pivotal tuning works in the run's own latent space ({own}), not {model.space}: pass the "
+                          "run itself, with refine_steps for optimisation after its encoder")
 
 
-def _lpips_available(warn: Callable[[str], None] | None) -> bool:
-    available, message = lpips_status()
-    if not available:
-        text = f"{message} — pivotal tuning leaves the LPIPS terms out (MSE only)"
-        if warn is not None:
-            warn(text)
-        else:
-            warnings.warn(text, stacklevel=3)
-    return available
+def tuning_loss(warn: Callable[[str], None] | None) -> ImageLoss:
+    """PTI's loss, without LPIPS — said once through ``warn`` (default: a Python warning) — when its weights are
+    missing: a default that offers LPIPS, not a request for it (``ImageLoss.when_available``)."""
+    say = warn if warn is not None else (lambda text: warnings.warn(text, stacklevel=4))
+    return PTI_LOSS.when_available(say, "pivotal tuning leaves the LPIPS terms out (MSE only)")
+
+
+def settings_loss(settings: TuningSettings) -> ImageLoss:
+    """The loss a tuning ran with: PTI's, LPIPS included when ``settings.lpips`` says it was."""
+    return PTI_LOSS if settings.lpips else ImageLoss(mse=PTI_LOSS.mse)
 
 
 def generator_copy(method: Method) -> Method:
@@ -240,13 +242,14 @@ def tune_generator(tuned: Method, original: Method, images: Tensor, pivots: Tens
     generator = tuned.nets["generator"]
     optimizer = torch.optim.Adam(generator.parameters(), lr=settings.lr)
     rng = torch.Generator().manual_seed(settings.seed)
+    image_loss = settings_loss(settings)
     with frozen_for_search(original), frozen_for_search(tuned):  # eval mode everywhere, every weight frozen ...
         generator.requires_grad_(True)  # ... but the copy being tuned
         for step in range(settings.steps):
             rows = minibatch_rows(step, len(images), settings.batch_size)
-            loss = image_distance(tuned.generate(pivots[rows]), images[rows], settings.lpips).mean()
+            loss = image_loss.per_image(tuned.generate(pivots[rows]), images[rows])[0].mean()
             if settings.locality_weight > 0:
-                loss = loss + settings.locality_weight * locality_loss(tuned, original, pivots, rng, settings.lpips)
+                loss = loss + settings.locality_weight * locality_loss(tuned, original, pivots, rng, image_loss)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"pivotal tuning diverged at step {step} (loss {loss.item()}); lower lr "
                                        f"(now {settings.lr})")
@@ -264,13 +267,8 @@ def minibatch_rows(step: int, n: int, batch_size: int) -> Tensor:
     return (step * batch_size + torch.arange(batch_size)) % n
 
 
-def image_distance(a: Tensor, b: Tensor, use_lpips: bool) -> Tensor:
-    """Per image: MSE, + LPIPS when ``use_lpips`` (PTI weighs both by 1)."""
-    distance = (a.float() - b.float()).square().flatten(1).mean(1)
-    return distance + perceptual_distance(a, b) if use_lpips else distance
-
-
-def locality_loss(tuned: Method, original: Method, pivots: Tensor, rng: torch.Generator, use_lpips: bool) -> Tensor:
+def locality_loss(tuned: Method, original: Method, pivots: Tensor, rng: torch.Generator,
+                  image_loss: ImageLoss) -> Tensor:
     """PTI's locality regulariser: how far the tuned G's images moved on fresh latents z_r (see the module doc)."""
     half = LOCALITY_SAMPLES // 2
     samples = original.prior.sample(LOCALITY_SAMPLES, generator=rng).to(pivots.device)
@@ -280,7 +278,7 @@ def locality_loss(tuned: Method, original: Method, pivots: Tensor, rng: torch.Ge
     latents = torch.cat([samples[:half], between])
     with torch.no_grad():
         before = original.generate(latents)
-    return image_distance(tuned.generate(latents), before, use_lpips).mean()
+    return image_loss.per_image(tuned.generate(latents), before)[0].mean()
 
 
 def measure_drift(original: InversionModel, tuned: InversionModel, *, n: int = DRIFT_SAMPLES,

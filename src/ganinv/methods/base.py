@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ from ganinv.core.config import RunConfig
 from ganinv.core.distributed import rank_slice, sync_batchnorm
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior, make_prior
+from ganinv.methods.spaces import Z, Space
 from ganinv.nets.dcgan import Generator, InverseGenerator
 from ganinv.nets.frozen import DCGAN_SPEC, build_generator
 
@@ -51,19 +53,40 @@ def parse_options(cls: type, values: dict[str, Any], method: str):
     return cls(**values)
 
 
+class GeneratorRole(enum.Enum):
+    """Where a method's generator comes from (a class attribute, never written to config.json: the method's name
+    decides it)."""
+
+    TRAINED = "trained"  # joint methods (gan, dlsgan, dedgan, bigan): trained here, with what inverts it
+    PROVIDED = "provided"  # made outside ganinv (wrapped, stylegan): the run holds it, nothing trains it
+    FROZEN = "frozen"  # post-hoc methods: a frozen generator taken from another run (--generator RUN)
+
+
 class Method:
     name: ClassVar[str]
     Options: ClassVar[type[MethodOptions]] = NoOptions  # a frozen dataclass; its fields are config.json's "options"
     # method-specific presets, {name: (NetConfig overrides, TrainConfig overrides)}, over config.PRESETS
     presets: ClassVar[dict[str, tuple[dict, dict]]] = {}
-    trains_generator: ClassVar[bool]  # joint methods train G; post-hoc ones take a frozen G via --generator
+    generator_role: ClassVar[GeneratorRole]
+    # derived from generator_role for every subclass (__init_subclass__): whether train_step trains G, and whether
+    # the run is a generator of its own that post-hoc methods can take with --generator (trained or provided)
+    trains_generator: ClassVar[bool]
+    provides_generator: ClassVar[bool]
     uses_real_data: ClassVar[bool]  # whether train_step consumes the dataset's images (see needs_real_data)
     trainable: ClassVar[tuple[str, ...]]  # names in ``nets`` that have optimisers
+    space: Space = Z  # the latent space of generate / invert (an encoder method's option ``space`` sets its own)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        role = getattr(cls, "generator_role", None)
+        if role is not None:
+            cls.trains_generator = role is GeneratorRole.TRAINED
+            cls.provides_generator = role is not GeneratorRole.FROZEN
 
     def __init__(self, config: RunConfig):
 
         # a post-hoc method's frozen generator is described by config.generator (see ganinv.inference.wrap); None: DCGAN
-        spec = config.generator if not self.trains_generator else None
+        spec = config.generator if not self.provides_generator else None
         self.generator_spec: dict[str, Any] = dict(spec or DCGAN_SPEC)
         self.options = parse_options(self.Options, config.options, self.name)
         self.config = config.replace(options=dataclasses.asdict(self.options))  # record every resolved option
@@ -71,14 +94,14 @@ class Method:
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the recorded seed alone
             torch.manual_seed(config.seed)
             self.nets: dict[str, nn.Module] = self.build_nets()
-            if not self.trains_generator and self.generator_spec["kind"] != "dcgan":
+            if not self.provides_generator and self.generator_spec["kind"] != "dcgan":
                 self.nets["generator"] = build_generator(self.generator_spec, config.net)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.device = torch.device("cpu")
         self.accelerator = None
         self.rank, self.world_size = 0, 1  # this process's place among `accelerate launch`'s processes
         self._latent_rng: torch.Generator | None = None  # set by begin_step: this step's latents
-        if not self.trains_generator:
+        if not self.provides_generator:
             self.nets["generator"].requires_grad_(False).eval()
 
     # --- to implement -------------------------------------------------------------------------------
@@ -223,7 +246,7 @@ class ProvidedGenerator(Method):
     """A generator made outside ganinv (``wrapped``, ``stylegan``) as a run: ``generate`` only, never trained here;
     post-hoc methods take it with ``--generator RUN``. ``train_step`` says how to make one and what to train on it."""
 
-    trains_generator = True  # it provides a generator (it is not a post-hoc method)
+    generator_role = GeneratorRole.PROVIDED
     uses_real_data = False
     trainable = ()
     not_trained_here: ClassVar[str] = "this generator is not trained by ganinv"

@@ -13,13 +13,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganinv.losses import gan_discriminator_loss
-from ganinv.methods.base import Method, dcgan_generator, dcgan_inverse_generator
+from ganinv.methods.base import GeneratorRole, Method, dcgan_generator, dcgan_inverse_generator
 from ganinv.nets.bigan import JointDiscriminator
 
 
 class BiGAN(Method):
     name = "bigan"
-    trains_generator = True
+    generator_role = GeneratorRole.TRAINED
     uses_real_data = True
     trainable = ("generator", "encoder", "discriminator")
 

@@ -46,7 +46,7 @@ from ganinv.core.config import RunConfig
 from ganinv.core.errors import GaninvError, RunDirError
 from ganinv.latent import cartesian_dim, cartesian_to_spherical, spherical_to_cartesian
 from ganinv.losses import direction_angle, nsgan_d_loss, nsgan_g_loss, r1_penalty, tan_angle_loss
-from ganinv.methods.base import Method, MethodOptions
+from ganinv.methods.base import GeneratorRole, Method, MethodOptions
 from ganinv.methods.dlsgan import MAPPING_LAYERS, PAPER_TRAIN, R1_PIXEL_UNITS
 from ganinv.nets.dedgan import DirectionDiscriminator, QuantileStyleGenerator, split_embedding
 
@@ -77,7 +77,7 @@ class DEDGANOptions(MethodOptions):
 
 class DEDGAN(Method):
     name = "dedgan"
-    trains_generator = True
+    generator_role = GeneratorRole.TRAINED
     uses_real_data = True
     trainable = ("generator", "discriminator")
 

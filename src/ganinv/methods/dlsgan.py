@@ -45,7 +45,7 @@ from ganinv.core.distributed import gather_rows
 from ganinv.core.errors import GaninvError, RunDirError
 from ganinv.latent import LATENT_SCALE_MODES, LatentScale, scaled_latent_entropy
 from ganinv.losses import dls_encoder_loss, nsgan_d_loss, nsgan_g_loss, r1_penalty
-from ganinv.methods.base import Method, MethodOptions
+from ganinv.methods.base import GeneratorRole, Method, MethodOptions
 from ganinv.nets.style import ResidualDiscriminator, StyleGenerator
 
 ENCODER_LOSS_ON = ("D", "DG")
@@ -87,7 +87,7 @@ class DLSGANOptions(MethodOptions):
 
 class DLSGAN(Method):
     name = "dlsgan"
-    trains_generator = True
+    generator_role = GeneratorRole.TRAINED
     uses_real_data = True
     trainable = ("generator", "discriminator")
 

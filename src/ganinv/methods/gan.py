@@ -4,13 +4,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganinv.losses import gan_discriminator_loss, gan_generator_loss
-from ganinv.methods.base import Method, dcgan_generator
+from ganinv.methods.base import GeneratorRole, Method, dcgan_generator
 from ganinv.nets.dcgan import Discriminator
 
 
 class GAN(Method):
     name = "gan"
-    trains_generator = True
+    generator_role = GeneratorRole.TRAINED
     uses_real_data = True
     trainable = ("generator", "discriminator")
 

@@ -11,6 +11,7 @@ E is AEGAN's table-5 inverse generator with 2·C input channels and a linear hea
 Training, on the frozen generator's own samples x = G(z) (AEGAN's setting): every pass t adds
 
     loss_t = image_loss(G(ẑ_{t+1}), x) + latent_weight · ||ẑ_{t+1} − z||²      image_loss: AEGAN's BCE, or MSE
+                                                                                (ganinv.losses.image)
 
 with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into the earlier ones — and
 the passes' gradients summed into one Adam step per batch (ReStyle's coach: one backward per pass, one step).
@@ -35,16 +36,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
 from ganinv.core.rundir import generator_fingerprint, read_config, read_weights, split_weights
-from ganinv.losses import latent_mse, reconstruction_bce
+from ganinv.losses import latent_mse
+from ganinv.losses.image import image_loss
 from ganinv.methods.aegan import AEGAN
 from ganinv.methods.base import Method, MethodOptions, dcgan_generator
+from ganinv.methods.encoder import EncoderMethod
 from ganinv.methods.regression import Regression
-from ganinv.methods.spaces import SPACES, check_space, convert_latents, generate_in, space_encoder, space_prior
+from ganinv.methods.spaces import Space, parse_space
 
 if TYPE_CHECKING:  # annotations only: methods sit below inference
     from ganinv.inference.model import InversionModel
@@ -66,11 +68,10 @@ class IterativeOptions(MethodOptions):
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps < 1:
             raise GaninvError(f"steps (refinement passes) must be an integer >= 1, got {self.steps!r}")
-        if self.loss not in IMAGE_LOSSES:
-            raise GaninvError(f"loss must be one of {', '.join(IMAGE_LOSSES)}, got {self.loss!r}")
+        image_loss(self.loss, IMAGE_LOSSES, "loss")
         if not (self.latent_weight >= 0 and math.isfinite(self.latent_weight)):
             raise GaninvError(f"latent_weight must be finite and >= 0, got {self.latent_weight}")
-        check_space(self.space, "style")  # the generator's kind is checked when the method is built
+        parse_space(self.space)  # the generator's kind is checked when the method is built
         if not self.start:
             raise GaninvError("start must be 'mean' or the run directory of an aegan/regression run")
         if self.start_method and self.start_method not in START_METHODS:
@@ -105,12 +106,10 @@ def start_run_config(run: str):
     return config
 
 
-class Iterative(Method):
+class Iterative(EncoderMethod):
     name = "iterative"
     Options = IterativeOptions
-    trains_generator = False
     uses_real_data = False  # trained on the generator's own samples, as AEGAN
-    trainable = ("encoder",)
 
     def __init__(self, config):
         super().__init__(config)
@@ -119,11 +118,10 @@ class Iterative(Method):
             self.options = o.resolved()
             self.config = self.config.replace(options=dataclasses.asdict(self.options))
             self.nets["start"] = self._start_encoder()
-        check_space(o.space, self.generator_spec["kind"])
-        if SPACES.index(self.start_space) > SPACES.index(o.space):
+        if not self.start_space.reaches(self.space):
             raise GaninvError(f"start={o.start} answers in {self.start_space}, which cannot be turned into this run's "
-                              f"space {o.space} (z → w → wplus only); use -o space={self.start_space} or above")
-        self.prior = space_prior(o.space, self.prior, lambda: self.nets["generator"])
+                              f"space {self.space} (z → w → wplus only); use -o space={self.start_space} or above")
+        self.image_loss = image_loss(o.loss, IMAGE_LOSSES, "loss")
         self.inference_steps: int | None = None  # passes of invert(x) when set; None: the Options' steps
         self._mean: Tensor | None = None  # ẑ_0 for start="mean", computed at first use with the loaded weights
 
@@ -132,8 +130,7 @@ class Iterative(Method):
         o = self.options
         nets = {"generator": dcgan_generator(self.config),  # replaced by the base class for other generator kinds
                 # a residual step Δẑ: never squashed by a tanh head (the sum ẑ + Δẑ is clamped instead)
-                "encoder": space_encoder(self.config, self.prior, o.space, channels=2 * self.config.net.channels,
-                                         bounded=False)}
+                "encoder": self.space_encoder(channels=2 * self.config.net.channels, bounded=False)}
         if o.from_run and o.start_method:
             nets["start"] = self._start_encoder()
         return nets
@@ -147,8 +144,9 @@ class Iterative(Method):
         return encoder.requires_grad_(False).eval()
 
     @property
-    def start_space(self) -> str:
-        return self.options.start_options.get("space", "z") if self.options.from_run else self.options.space
+    def start_space(self) -> Space:
+        """The space of ẑ_0: the start run's (config.json records its options), or this run's own (the mean)."""
+        return parse_space(self.options.start_options.get("space", "z")) if self.options.from_run else self.space
 
     def configure(self, accelerator) -> None:
         super().configure(accelerator)
@@ -174,9 +172,6 @@ class Iterative(Method):
         self.nets["start"].requires_grad_(False).eval()
 
     # --- the seam ---
-    def generate(self, latents: Tensor) -> Tensor:
-        return generate_in(self.options.space, self.nets["generator"], latents)
-
     def invert(self, x: Tensor, steps: int | None = None) -> Tensor:
         """ẑ after ``steps`` passes (default: ``inference_steps``, else the Options' ``steps``)."""
         return self.passes(x, steps)[-1]
@@ -204,7 +199,7 @@ class Iterative(Method):
                     self._mean = self.prior.mean(1).float()
                 return self._mean.to(x.device).expand(len(x), -1).clone()
             start = self.nets["start"](x)
-            return convert_latents(start, self.start_space, self.options.space, self.nets["generator"])
+            return self.space.from_space(start, self.start_space, self.nets["generator"])
 
     def refine_once(self, x: Tensor, latents: Tensor) -> Tensor:
         """One pass: ẑ + E(x ⊕ G(ẑ)), clamped to the prior's support; G(ẑ) is an input, not differentiated."""
@@ -225,20 +220,13 @@ class Iterative(Method):
         sums = {"recon": 0.0, "latent_mse": 0.0}
         for _ in range(o.steps):
             latents = self.refine_once(x, latents)
-            recon = image_loss(o.loss, self.generate(latents), x)
+            recon, _ = self.image_loss(self.generate(latents), x)
             latent = latent_mse(latents, target)
             self.backward(recon + o.latent_weight * latent)
             sums["recon"] += recon.item() / o.steps
             sums["latent_mse"] += latent.item() / o.steps
         self.optimizers["encoder"].step()
         return {f"{o.loss}_mean": sums["recon"], f"{o.loss}_last": recon.item(), "latent_mse": sums["latent_mse"]}
-
-
-def image_loss(kind: str, reconstruction: Tensor, target: Tensor) -> Tensor:
-    """AEGAN's BCE (eq. 5) or the pixel MSE, in float32."""
-    if kind == "bce":
-        return reconstruction_bce(reconstruction, target)
-    return F.mse_loss(reconstruction.float(), target.float())
 
 
 def weights_fingerprint(generator: nn.Module, state: dict[str, Tensor]) -> str:

@@ -3,7 +3,8 @@ searched for by gradient descent through the frozen generator,
 
     z ← z − α ∇_z [−x log G(z) − (1 − x) log(1 − G(z))]                 (eq. 2, loss="bce")
 
-with Adam in place of plain gradient steps, and MSE or MSE + LPIPS as alternative image losses. Many images are
+with Adam in place of plain gradient steps, and MSE or MSE + LPIPS as alternative image losses (``ganinv.losses.image``:
+a loss asking for LPIPS is refused before any work when its weights are missing). Many images are
 optimised at once, each with its own latent: the loss is a sum of per-image terms and Adam is element-wise, so an
 image's answer does not depend on the batch it was in. After every step the latents are projected back into the
 prior's support (``Prior.clamp``: the box of a uniform prior; a no-op for normal priors and W spaces). Each
@@ -21,87 +22,54 @@ Three ways in:
 from __future__ import annotations
 
 import contextlib
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior
-from ganinv.methods.base import Method, MethodOptions, dcgan_generator
-from ganinv.methods.spaces import latent_space
-from ganinv.metrics import lpips_status
-from ganinv.metrics.image import lpips_metric
+from ganinv.losses.image import ImageLoss, image_loss
+from ganinv.methods.base import GeneratorRole, Method, MethodOptions, dcgan_generator
+from ganinv.methods.spaces import Space, SpaceView, latent_space
 
 if TYPE_CHECKING:  # annotations only: methods sit below inference
     from ganinv.inference.model import InversionModel
 
-LOSSES = ("bce", "mse", "mse+lpips")
+LOSSES = ("bce", "mse", "mse+lpips")  # named image losses (ganinv.losses.image)
 STARTS = ("mean", "sample")
-BCE_EPS = 1e-6
 
 
-# --- losses ----------------------------------------------------------------------------------------------------------
+# --- settings --------------------------------------------------------------------------------------------------------
 
-_lpips_warned = False
-
-
-def perceptual_distance(x: Tensor, y: Tensor) -> Tensor | None:
-    """Differentiable per-image LPIPS (AlexNet, via torchmetrics) when its weights are on disk; else None, with
-    one warning per process saying why (ganinv.metrics.lpips_status)."""
-    global _lpips_warned
-
-    available, message = lpips_status()
-    if not available:
-        if not _lpips_warned:
-            warnings.warn(f"{message} — the LPIPS term is left out (MSE only)", stacklevel=2)
-            _lpips_warned = True
-        return None
-
-    net = lpips_metric().net.to(x.device)  # the metric's inner network is differentiable; the metric is not
-    if x.shape[1] == 1:
-        x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
-    if x.shape[-1] < 32:
-        x = F.interpolate(x, size=32, mode="bilinear", align_corners=False)
-        y = F.interpolate(y, size=32, mode="bilinear", align_corners=False)
-    return net(x.float(), y.float(), normalize=True).reshape(x.shape[0])
-
-
-def per_image_loss(kind: str, reconstruction: Tensor, target: Tensor) -> Tensor:
-    """One value per image: "bce" (eq. 2, mean over pixels), "mse", or "mse+lpips"."""
-    r, t = reconstruction.float(), target.float()
-    if kind == "bce":
-        return F.binary_cross_entropy(r.clamp(BCE_EPS, 1 - BCE_EPS), t, reduction="none").flatten(1).mean(1)
-    mse = (r - t).square().flatten(1).mean(1)
-    if kind == "mse+lpips":
-        lp = perceptual_distance(r, t)
-        return mse if lp is None else mse + lp
-    return mse
-
-
-def check_settings(steps: int, lr: float, loss: str) -> None:
+def check_values(steps: int, lr: float, loss: str) -> ImageLoss:
+    """The image loss named ``loss``, after refusing settings no optimisation can run with (one line each)."""
     if steps < 0:
         raise GaninvError(f"optimisation steps must be >= 0, got {steps}")
     if not lr > 0:
         raise GaninvError(f"optimisation lr must be positive, got {lr}")
-    if loss not in LOSSES:
-        raise GaninvError(f"optimisation loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    return image_loss(loss, LOSSES, "optimisation loss")
+
+
+def check_settings(steps: int, lr: float, loss: str) -> ImageLoss:
+    """``check_values``, and the LPIPS policy (ganinv.losses.image): a loss asking for LPIPS is refused before any
+    work when its weights are missing."""
+    return check_values(steps, lr, loss).require(f"optimisation loss {loss}", "use mse")
 
 
 # --- the optimiser ---------------------------------------------------------------------------------------------------
 
 def optimize_latents(generate, prior: Prior, images: Tensor, start: Tensor, *, steps: int, lr: float,
-                     loss: str = "mse") -> Tensor:
+                     loss: str | ImageLoss = "mse") -> Tensor:
     """Adam on each image's own latent; returns, per image, the best latent seen (the start included)."""
+    loss = image_loss(loss, LOSSES, "optimisation loss") if isinstance(loss, str) else loss
     z = prior.clamp(start.detach().to(images.device, torch.float32)).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
     best = z.detach().clone()
     best_loss = torch.full((len(images),), float("inf"), device=images.device)
     for step in range(steps + 1):
-        per_image = per_image_loss(loss, generate(z), images)
+        per_image, _ = loss.per_image(generate(z), images)
         with torch.no_grad():
             better = per_image.detach() < best_loss
             best[better], best_loss[better] = z.detach()[better], per_image.detach()[better]
@@ -146,22 +114,29 @@ def start_latents(prior: Prior, n: int, start, generator: torch.Generator | None
 
 def invert_by_optimization(model: InversionModel, images: Tensor, *, steps: int = 500, lr: float = 0.05,
                            loss: str = "mse", start="mean", generator: torch.Generator | None = None,
-                           batch_size: int | None = None, space: str | None = None) -> Tensor:
+                           batch_size: int | None = None, space: str | Space | None = None) -> Tensor:
     """Latents of ``images`` (N×C×H×W in [0,1]) for any ``InversionModel``'s generator, by optimisation.
 
-    ``space``: where the latents are searched — None (the run's own space), or "z" | "w" | "wplus" (w and wplus need
-    a style generator: ``ganinv.methods.spaces.latent_space``); the answer is a latent of that space.
-    ``start``: "mean" (the space prior's mean: w̄ in W and W+), "sample" (a prior sample; pass ``generator`` to seed
-    it), or a latent tensor of that space (e.g. an encoder's answer — the hybrid). ``steps`` Adam steps at ``lr`` on
-    ``loss``."""
-    check_settings(steps, lr, loss)
+    ``space``: where the latents are searched — None (the run's own space), or a space (``Z``, ``W``, ``WPLUS``, or
+    its name "z" | "w" | "wplus"; w and wplus need a style generator: ``ganinv.methods.spaces.latent_space``); the
+    answer is a latent of that space. ``start``: "mean" (the space prior's mean: w̄ in W and W+), "sample" (a prior
+    sample; pass ``generator`` to seed it), or a latent tensor of that space (e.g. an encoder's answer — the hybrid).
+    ``steps`` Adam steps at ``lr`` on ``loss``."""
+    search_loss = check_settings(steps, lr, loss)
     model.check_images(images)
-    method = model.method
-    view = latent_space(method, space)
+    return optimize_in_view(model, latent_space(model.method, space), images, steps=steps, lr=lr, loss=search_loss,
+                            start=start, generator=generator, batch_size=batch_size)
+
+
+def optimize_in_view(model: InversionModel, view: SpaceView, images: Tensor, *, steps: int, lr: float,
+                     loss: ImageLoss, start="mean", generator: torch.Generator | None = None,
+                     batch_size: int | None = None) -> Tensor:
+    """``invert_by_optimization`` in a space the caller has already seen the run in (``latent_space``), with
+    checked settings and images."""
     starts = start_latents(view.prior, len(images), start, generator)
-    outs = []
-    with frozen_for_search(method):
-        for x, z0 in zip(images.split(batch_size or model.batch_size), starts.split(batch_size or model.batch_size)):
+    outs, size = [], batch_size or model.batch_size
+    with frozen_for_search(model.method):
+        for x, z0 in zip(images.split(size), starts.split(size)):
             x = x.to(model.device, torch.float32)
             outs.append(optimize_latents(view.generate, view.prior, x, z0.to(model.device), steps=steps, lr=lr,
                                          loss=loss))
@@ -178,9 +153,12 @@ class OptimizeOptions(MethodOptions):
     start: str = "mean"  # mean | sample (seeded by the run's seed)
 
     def __post_init__(self):
-        check_settings(self.steps, self.lr, self.loss)
+        check_values(self.steps, self.lr, self.loss)  # the LPIPS weights: when a run is built or searches, not read
         if self.start not in STARTS:
             raise GaninvError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+
+    def check_before_training(self) -> None:
+        check_settings(self.steps, self.lr, self.loss)
 
 
 class Optimize(Method):
@@ -188,7 +166,7 @@ class Optimize(Method):
 
     name = "optimize"
     Options = OptimizeOptions
-    trains_generator = False
+    generator_role = GeneratorRole.FROZEN
     uses_real_data = False
     trainable = ()
 
@@ -200,7 +178,8 @@ class Optimize(Method):
 
     def invert(self, x: Tensor) -> Tensor:
         o = self.options
+        loss = check_settings(o.steps, o.lr, o.loss)
         start = start_latents(self.prior, len(x), o.start, torch.Generator().manual_seed(self.config.seed))
         with frozen_for_search(self):
             return optimize_latents(self.generate, self.prior, x, start.to(x.device), steps=o.steps, lr=o.lr,
-                                    loss=o.loss)
+                                    loss=loss)

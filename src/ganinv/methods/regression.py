@@ -33,29 +33,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganinv.core.config import RunConfig
 from ganinv.core.errors import GaninvError
 from ganinv.losses import latent_mse
-from ganinv.methods.base import Method, MethodOptions, dcgan_generator, parse_options
-from ganinv.methods.optimize import perceptual_distance
+from ganinv.losses.image import image_loss
+from ganinv.methods.base import MethodOptions, dcgan_generator, parse_options
+from ganinv.methods.encoder import EncoderMethod
 from ganinv.methods.spaces import (  # noqa: F401 — MappedPrior re-exported: its import path before spaces.py
-    SPACES,
     W_MEAN_SAMPLES,
     MappedPrior,
-    check_space,
-    generate_in,
-    space_dim,
-    space_encoder,
-    space_prior,
+    parse_space,
 )
-from ganinv.metrics import lpips_status
 from ganinv.nets.encoders import ResNetEncoder, imagenet_weights_file
 
 BACKBONES = ("dcgan", "resnet18")
-RECON_LOSSES = ("mse", "mse+lpips")
+RECON_LOSSES = ("mse", "mse+lpips")  # named image losses (ganinv.losses.image)
 RECON_IMAGES = ("real", "generated")
 NOT_APPLICABLE = "not applicable (dcgan backbone)"
 RANDOM_INIT = "random init (ImageNet ResNet18 weights not on disk)"
@@ -73,7 +67,7 @@ class RegressionOptions(MethodOptions):
     backbone_init: str = ""  # resolved by build_config: how the encoder's body started (ImageNet file / random)
 
     def __post_init__(self):
-        check_space(self.space, "style")  # the generator's kind is checked when the method is built
+        parse_space(self.space)  # the generator's kind is checked when the method is built
         if self.backbone not in BACKBONES:
             raise GaninvError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if not self.recon_weight >= 0 or self.recon_weight == float("inf"):
@@ -95,11 +89,8 @@ class RegressionOptions(MethodOptions):
 
         if self.backbone_weights and not Path(self.backbone_weights).is_file():
             raise GaninvError(f"backbone_weights {self.backbone_weights} does not exist")
-        if self.recon_on and self.recon_loss == "mse+lpips":
-            available, message = lpips_status()
-            if not available:  # asked for explicitly: refuse rather than train on MSE alone
-                raise GaninvError(f"recon_loss=mse+lpips needs LPIPS, which is unavailable here ({message}); "
-                                  "use recon_loss=mse")
+        if self.recon_on:  # LPIPS asked for explicitly: refused (ganinv.losses.image's policy), never MSE alone
+            image_loss(self.recon_loss, RECON_LOSSES).require(f"recon_loss={self.recon_loss}", "use recon_loss=mse")
 
     def resolved(self) -> RegressionOptions:
         """This machine's answer to "which weights does the resnet18 body start from?", recorded in config.json."""
@@ -134,37 +125,28 @@ def backbone_init(config_or_options: RunConfig | RegressionOptions | dict) -> st
     return f"{found} — not recorded by the run; as found on this machine"
 
 
-class Regression(Method):
+class Regression(EncoderMethod):
     name = "regression"
     Options = RegressionOptions
-    trains_generator = False
     uses_real_data = False
-    trainable = ("encoder",)
 
     def __init__(self, config):
         super().__init__(config)
         self._step = 0  # set by begin_step: the recon term starts at options.recon_start_step
-        check_space(self.options.space, self.generator_spec["kind"])
-        self.prior = space_prior(self.options.space, self.prior, lambda: self.nets["generator"])
 
     def build_nets(self) -> dict[str, nn.Module]:
-        o = self.options
         generator = dcgan_generator(self.config)  # replaced by the base class for other generator kinds
-        if o.backbone == "resnet18":
-            bounded = self.prior.bounds if o.space == "z" else None
-            encoder = ResNetEncoder(latent_dim=space_dim(o.space, self.config.net, self.generator_spec), channels=self.config.net.channels,
-                                    latent_bound=bounded[1] if bounded else None)
+        if self.options.backbone == "resnet18":
+            encoder = ResNetEncoder(latent_dim=self.latent_dim, channels=self.config.net.channels,
+                                    latent_bound=self.space.encoder_bound(self.prior))
         else:
-            encoder = space_encoder(self.config, self.prior, o.space)
+            encoder = self.space_encoder()
         return {"generator": generator, "encoder": encoder}
 
     def configure(self, accelerator) -> None:
         if self.options.backbone == "resnet18":  # fresh training only: a loaded run's weights come from its file
             self.nets["encoder"].load_imagenet(self.options.backbone_weights or None)
         super().configure(accelerator)
-
-    def generate(self, latents: Tensor) -> Tensor:
-        return generate_in(self.options.space, self.nets["generator"], latents)
 
     @classmethod
     def needs_real_data(cls, options: RegressionOptions) -> bool:
@@ -193,18 +175,9 @@ class Regression(Method):
         self.optimizers["encoder"].step()
         return logs
 
-    def invert(self, x: Tensor) -> Tensor:
-        return self.nets["encoder"](x)
-
 
 def reconstruction_loss(kind: str, reconstruction: Tensor, target: Tensor) -> Tensor:
     """||x − G(P(x))||² as a pixel mean ("mse", the paper's), plus LPIPS for "mse+lpips" — which fails rather than
     falling back to MSE when LPIPS cannot be built (e.g. a run resumed on a machine without its weights)."""
-
-    loss = F.mse_loss(reconstruction.float(), target.float())
-    if kind == "mse":
-        return loss
-    available, message = lpips_status()
-    if not available:
-        raise GaninvError(f"recon_loss=mse+lpips: {message}")
-    return loss + perceptual_distance(reconstruction, target).mean()
+    loss = image_loss(kind, RECON_LOSSES, "recon_loss").require(f"recon_loss={kind}")
+    return loss(reconstruction, target)[0]

@@ -11,15 +11,18 @@
      "config": {...}, "truncation_psi": 1.0,               stylegan``), rebuilt from its recorded config by our
      "noise_mode": "const"}                                own pure-PyTorch nets (``nets.stylegan2``/``stylegan3``)
 
-A generator with a mapping network (``ScaledStyleGenerator``, ``ImportedStyleGAN``) offers the same four calls —
-``mapping(z) = w``, ``from_w(w)``, ``from_wplus(ws)`` and ``num_ws`` / ``w_dim`` — which is all that the spaces W and
-W+ (``methods.spaces``) need.
+Each kind is one entry of ``GENERATOR_KINDS`` (how to build it; for kinds with a mapping network, its widths). A
+generator with a mapping network (``ScaledStyleGenerator``, ``ImportedStyleGAN``) is a ``MappedGenerator`` (a runtime
+``Protocol``): ``mapping(z) = w``, ``from_w(w)``, ``from_wplus(ws)`` and ``num_ws`` / ``w_dim`` — all that the spaces W
+and W+ (``methods.spaces``) need.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +30,7 @@ from torch import Tensor, nn
 from ganinv.core.config import NetConfig
 from ganinv.core.errors import GaninvError
 from ganinv.nets.dcgan import Generator
-from ganinv.nets.style import StyleGenerator
+from ganinv.nets.style import StyleGenerator, num_ws_for
 from ganinv.nets.stylegan2 import StyleGAN2, StyleGAN2Config
 from ganinv.nets.stylegan3 import StyleGAN3, StyleGAN3Config
 
@@ -172,26 +175,69 @@ def build_module(factory: str) -> nn.Module:
     return module
 
 
+# --- the generator kinds: spec["kind"] -> how to build it ----------------------------------------------------------
+
+@runtime_checkable
+class MappedGenerator(Protocol):
+    """A generator with a mapping network: all that the spaces W and W+ (``methods.spaces``) need of it.
+    ``ScaledStyleGenerator`` and ``ImportedStyleGAN`` are two; ``isinstance(net, MappedGenerator)`` asks."""
+
+    @property
+    def w_dim(self) -> int: ...
+
+    @property
+    def num_ws(self) -> int: ...
+
+    def mapping(self, z: Tensor) -> Tensor: ...
+
+    def from_w(self, w: Tensor) -> Tensor: ...
+
+    def from_wplus(self, ws: Tensor) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class GeneratorKind:
+    """How a post-hoc run rebuilds a frozen generator of one kind from its spec (weights are loaded separately), and
+    — for kinds with a mapping network — the (w_dim, num_ws) it will have, known before it is built."""
+
+    build: Callable[[dict[str, Any], NetConfig], nn.Module]
+    widths: Callable[[dict[str, Any], NetConfig], tuple[int, int]] | None = None
+
+
+def style_widths(spec: dict[str, Any], net: NetConfig) -> tuple[int, int]:
+    """A DLSGAN style generator's: w_dim is its latent_dim, one w per modulated layer of its image size."""
+    return net.latent_dim, num_ws_for(net.image_size)
+
+
+GENERATOR_KINDS: dict[str, GeneratorKind] = {
+    "dcgan": GeneratorKind(lambda spec, net: Generator(latent_dim=net.latent_dim, image_size=net.image_size,
+                                                       width=net.width, channels=net.channels)),
+    "style": GeneratorKind(lambda spec, net: ScaledStyleGenerator(
+        latent_dim=net.latent_dim, image_size=net.image_size, width=net.width, channels=net.channels,
+        mapping_layers=int(spec["mapping_layers"])), style_widths),
+    "module": GeneratorKind(lambda spec, net: ModuleGenerator(build_module(spec["factory"]),
+                                                              tuple(spec["image_range"]))),
+    "stylegan": GeneratorKind(lambda spec, net: ImportedStyleGAN(
+        arch=spec["arch"], config=spec["config"], truncation_psi=spec["truncation_psi"],
+        noise_mode=spec["noise_mode"]),
+        lambda spec, net: (int(spec["w_dim"]), int(spec["num_ws"]))),
+}
+
+
+def generator_kind(spec: dict[str, Any]) -> GeneratorKind:
+    kind = spec.get("kind")
+    if kind not in GENERATOR_KINDS:
+        raise GaninvError(f"unknown generator kind {kind!r} in this run's options; expected one of "
+                          f"{', '.join(GENERATOR_KINDS)}")
+    return GENERATOR_KINDS[kind]
+
+
 def build_generator(spec: dict[str, Any], net: NetConfig) -> nn.Module:
     """The frozen generator net a post-hoc run's spec describes (weights are loaded separately)."""
-    kind = spec.get("kind")
-    if kind == "dcgan":
-
-        return Generator(latent_dim=net.latent_dim, image_size=net.image_size, width=net.width, channels=net.channels)
-    if kind == "style":
-        return ScaledStyleGenerator(latent_dim=net.latent_dim, image_size=net.image_size, width=net.width,
-                                    channels=net.channels, mapping_layers=int(spec["mapping_layers"]))
-    if kind == "module":
-        return ModuleGenerator(build_module(spec["factory"]), tuple(spec["image_range"]))
-    if kind == "stylegan":
-        return ImportedStyleGAN(arch=spec["arch"], config=spec["config"], truncation_psi=spec["truncation_psi"],
-                                noise_mode=spec["noise_mode"])
-    raise GaninvError(f"unknown generator kind {kind!r} in this run's options; expected dcgan, style, module or "
-                      "stylegan")
+    return generator_kind(spec).build(spec, net)
 
 
-def has_mapping(net: nn.Module) -> bool:
-    """Whether a generator net offers W and W+ (a mapping network and synthesis from w or per-layer ws)."""
-    return isinstance(net, (ScaledStyleGenerator, ImportedStyleGAN))
-
-
+def mapped_widths(spec: dict[str, Any], net: NetConfig) -> tuple[int, int] | None:
+    """(w_dim, num_ws) of the generator a spec describes when its kind has a mapping network; else None."""
+    widths = generator_kind(spec).widths
+    return None if widths is None else widths(spec, net)

@@ -128,7 +128,7 @@ def load_generator_run(path) -> InversionModel:
     wrapped, stylegan), by path — or an ``InversionModel`` already in memory (e.g. from ``ganinv.wrap_generator``)."""
 
     model = path if isinstance(path, InversionModel) else InversionModel.load(path)
-    if not model.method.trains_generator:
+    if not model.method.provides_generator:
         raise GaninvError(
             f"--generator {path} is a {model.config.method!r} run; it must be a run that trained a generator "
             "(gan, bigan, dlsgan), a wrapped one (ganinv wrap) or an imported StyleGAN (ganinv import stylegan)"
@@ -159,7 +159,7 @@ def new_method(config: RunConfig, generator: InversionModel | None = None,
     the caller has it already."""
 
     cls = method_cls or method_class(config.method)
-    if not cls.trains_generator and generator is None:
+    if not cls.provides_generator and generator is None:
         raise GaninvError(f"method {config.method!r} inverts a pre-trained generator: give --generator RUN")
     method = cls(config)
     if generator is not None:
@@ -180,7 +180,7 @@ def resumed_method(config: RunConfig, run_dir: Path, method_cls: type[Method] | 
     post-hoc run killed before its first checkpoint takes its generator again from the run it records."""
 
     cls = method_cls or method_class(config.method)
-    if cls.trains_generator or latest_checkpoint(run_dir) is not None:
+    if cls.provides_generator or latest_checkpoint(run_dir) is not None:
         return cls(config)
     if not config.generator_run:
         raise GaninvError(f"{run_dir} was interrupted before its first checkpoint and records no generator run to "
@@ -261,7 +261,7 @@ def fresh_config(cls: type[Method], *, data: str | None, generator: str | Path |
                           options=options)
     if generator is None:
         return config, None
-    if cls.trains_generator:
+    if cls.provides_generator:
         raise GaninvError(f"{cls.name} trains its own generator; --generator is for the post-hoc methods "
                           "(aegan, regression, optimize)")
     frozen = load_generator_run(generator)

@@ -1,4 +1,5 @@
-"""Small loss callables; each method composes them."""
+"""Small loss callables; each method composes them. The image loss (MSE, L1, BCE, LPIPS as one weighted sum, with
+the one LPIPS policy) is ``ganinv.losses.image``."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+BCE_EPS = 1e-6  # probabilities are clamped into [eps, 1 − eps] before BCE's logarithms
 
 def gan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """DCGAN's D objective (AEGAN (Luo et al.) eq. 4): −log D(x) − log(1 − D(G(z))), on logits for stability."""
@@ -25,8 +27,7 @@ def reconstruction_bce(reconstruction: Tensor, target: Tensor) -> Tensor:
 
     Computed in float32 (BCE on probabilities is unsafe under autocast), clamped away from 0 and 1.
     """
-    eps = 1e-6
-    return F.binary_cross_entropy(reconstruction.float().clamp(eps, 1 - eps), target.float())
+    return F.binary_cross_entropy(reconstruction.float().clamp(BCE_EPS, 1 - BCE_EPS), target.float())
 
 
 def latent_mse(predicted: Tensor, target: Tensor) -> Tensor:
