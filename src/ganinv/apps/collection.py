@@ -33,7 +33,7 @@ from accelerate import PartialState
 from ganinv.apps import Warn, item_name, latent_scale, progress_bar, silent
 from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss
 from ganinv.core.errors import DataError, GaninvError
-from ganinv.core.io import atomic_save_npy, atomic_write_json
+from ganinv.core.io import atomic_save_npy, atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
 from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import TolerantImages, open_dataset
