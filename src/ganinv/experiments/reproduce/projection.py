@@ -67,7 +67,7 @@ def finetune(s: Suite) -> dict:
 
 def finetune_figure(s: Suite, model: InversionModel, real: torch.Tensor) -> str:
     """Test faces, P's reconstructions before the fine-tune (kept by ``projection``) and after it."""
-    before = torch.load(s.out / "projection" / "before.pt")
+    before = torch.load(s.out / "projection" / "before.pt", weights_only=True)  # our own tensor; still never code
     test = real[:s.budget.n_figure]
     with torch.no_grad():
         after = model.reconstruct(test)
