@@ -252,3 +252,103 @@ def test_a_plain_torch_module_inside_a_snapshot_is_read_as_data(tmp_path):
     assert torch.equal(module.tensors()["weight"], linear.weight.detach())
     parent = PersistentRecord("Generator", {"_modules": {"lin": module}})
     assert set(parent.tensors()) == {"lin.weight", "lin.bias"}
+
+
+def nvlabs_images(net, z, psi, cutoff):
+    """NVlabs' G(z, truncation_psi=psi, truncation_cutoff=cutoff), written out: ψ on the first ``cutoff`` ws only."""
+    with torch.no_grad():
+        ws = net.mapping(z, truncation_psi=1.0).unsqueeze(1).repeat(1, net.num_ws, 1)
+        ws[:, :cutoff] = net.state_dict()["mapping.w_avg"].lerp(ws[:, :cutoff], psi)
+        return ((net.synthesis(ws) + 1) / 2).clamp(0, 1)
+
+
+@pytest.mark.parametrize("arch", ["stylegan2", "stylegan3"])
+def test_truncation_cutoff_applies_psi_to_the_first_layers_only(tmp_path, arch):
+    net, kwargs = tiny_stylegan(arch)
+    path = write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs)
+    z = latents()
+    cut = ganinv.import_stylegan(path, tmp_path / "run", truncation_psi=0.3, truncation_cutoff=2)
+    assert cut.method.options.truncation_cutoff == 2
+    assert torch.allclose(cut.generate(z), nvlabs_images(net, z, 0.3, 2), atol=1e-6)
+    everywhere = ganinv.import_stylegan(path, truncation_psi=0.3).generate(z)
+    assert (cut.generate(z) - everywhere).abs().max() > 1e-3  # the cutoff changes the images
+    assert torch.allclose(ganinv.import_stylegan(path, truncation_psi=0.3, truncation_cutoff=99).generate(z),
+                          everywhere, atol=1e-6)  # a cutoff past the last layer is every layer, as in NVlabs
+    assert torch.equal(ganinv.load(tmp_path / "run").generate(z), cut.generate(z))  # stored in the run
+    assert cut.method.nets["generator"].spec()["truncation_cutoff"] == 2  # and in what post-hoc runs record
+
+
+def test_negative_psi_is_allowed_as_in_nvlabs_and_the_cli_takes_a_cutoff(monkeypatch, capsys, tmp_path):
+    net, kwargs = tiny_stylegan("stylegan2")
+    path = write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs)
+    z = latents()
+    assert torch.allclose(ganinv.import_stylegan(path, truncation_psi=-0.5).generate(z),
+                          expected_images(net, z, psi=-0.5), atol=1e-6)
+    code, out, err = run_cli(monkeypatch, capsys, "import", "stylegan", path, "--out", tmp_path / "sg",
+                             "--truncation-psi", "-0.5", "--truncation-cutoff", "3", "--width", "8")
+    assert code == 0, err
+    assert "on the first 3 layers" in " ".join(out.split())
+    assert torch.allclose(ganinv.load(tmp_path / "sg").generate(z), nvlabs_images(net, z, -0.5, 3), atol=1e-6)
+    for bad in (["--truncation-cutoff", "-1"], ["--truncation-psi", "nan"]):
+        code, _, err = run_cli(monkeypatch, capsys, "import", "stylegan", path, "--out", tmp_path / "x", *bad)
+        assert_clean_error(code, err, "truncation_")
+
+
+def test_a_pre_1_6_torch_file_imports_as_before(tmp_path):
+    import argparse
+    import warnings
+
+    net, _ = tiny_stylegan("stylegan2")
+    zipped = write_rosinality_checkpoint(tmp_path / "new.pt", net, with_latent_avg=True)
+    checkpoint = read_checkpoint(zipped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save({**checkpoint, "args": argparse.Namespace(size=16)}, tmp_path / "old.pt",
+                   _use_new_zipfile_serialization=False)
+    assert (tmp_path / "old.pt").read_bytes()[:4] == b"\x80\x02\x8a\x0a"  # the legacy stream, not a zip
+    z = latents()
+    old, new = ganinv.import_stylegan(tmp_path / "old.pt"), ganinv.import_stylegan(zipped)
+    assert torch.equal(old.generate(z), new.generate(z))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_plain_data_reads_back_under_every_pickle_protocol(tmp_path, protocol):
+    import argparse
+    from collections import OrderedDict
+
+    import numpy as np
+
+    data = {"t": torch.arange(12.0).reshape(3, 4)[:, 1:], "np": np.arange(6, dtype=np.float32).reshape(2, 3),
+            "scalar": np.float64(2.5), "ns": argparse.Namespace(size=16), "od": OrderedDict(a=1), "set": {"x"},
+            "half": torch.ones(2, dtype=torch.float16), "empty": torch.zeros(0, 3)}
+    (tmp_path / "d.pkl").write_bytes(pickle.dumps(data, protocol=protocol))
+    back = read_checkpoint(tmp_path / "d.pkl")
+    assert torch.equal(back["t"], data["t"]) and back["half"].dtype == torch.float16 and back["empty"].shape == (0, 3)
+    assert back["np"].tolist() == data["np"].tolist() and back["scalar"] == 2.5 and back["set"] == {"x"}
+    assert back["ns"].attrs == {"size": 16} and back["od"] == {"a": 1}
+
+
+def test_a_rosinality_tensor_of_the_wrong_shape_is_the_one_named(tmp_path):
+    net, _ = tiny_stylegan("stylegan2")
+    path = write_rosinality_checkpoint(tmp_path / "g.pt", net)
+    checkpoint = read_checkpoint(path)
+    weight = checkpoint["g_ema"]["convs.2.conv.weight"]
+    for edited in (weight[:, :-1], weight[:, :, :-1]):  # one output channel fewer, one input channel fewer
+        g_ema = {**checkpoint["g_ema"], "convs.2.conv.weight": edited.clone()}
+        torch.save({"g_ema": g_ema, "latent_avg": torch.zeros(16)}, tmp_path / "edited.pt")
+        with pytest.raises(GaninvError, match=r"edited\.pt.*convs\.2\.conv\.weight has shape") as info:
+            ganinv.import_stylegan(tmp_path / "edited.pt")
+        assert "activate" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_recorded_kwargs_of_the_wrong_type_are_refused_in_one_line(tmp_path):
+    for arch, bad, needle in [("stylegan2", {"z_dim": "abc"}, "z_dim must be an integer"),
+                              ("stylegan3", {"z_dim": "abc"}, "z_dim must be an integer"),
+                              ("stylegan3", {"num_layers": 4, "num_critical": 4}, "num_critical < num_layers"),
+                              ("stylegan2", {"synthesis_kwargs": {"resample_filter": [[1, 2], [3, 4]]}}, "1-D"),
+                              ("stylegan2", {"mapping_kwargs": {"num_layers": 2.5}}, "mapping_layers")]:
+        net, kwargs = tiny_stylegan(arch)
+        path = write_nvlabs_pickle(tmp_path / f"{arch}.pkl", net, {**kwargs, **bad})
+        with pytest.raises(GaninvError, match=needle) as info:
+            ganinv.import_stylegan(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)

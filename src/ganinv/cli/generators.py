@@ -53,23 +53,30 @@ def import_stylegan(
                                       "rosinality stylegan2-pytorch checkpoint (.pt with g_ema)"),
     out: Path = typer.Option(..., "--out", help="generator run directory to create"),
     truncation_psi: float = typer.Option(1.0, "--truncation-psi", help="w = w̄ + ψ(w − w̄) for every latent the "
-                                         "run generates (1: none; 0.7 is common for faces)"),
+                                         "run generates (1: none; 0.7 is common for faces; negative allowed, as "
+                                         "NVlabs)"),
+    truncation_cutoff: Optional[int] = typer.Option(None, "--truncation-cutoff", help="NVlabs' truncation_cutoff: "
+                                                    "ψ applies only to the first N layers' ws of images made from z "
+                                                    "(default: every layer)"),
     noise_mode: str = typer.Option("const", help="const: the noise recorded in the file; none: no noise (either "
                                    "way one latent maps to one image)"),
     width: int = typer.Option(32, help="width of the encoders post-hoc methods will train on it"),
 ):
     """Read a StyleGAN2/3 generator without running any code from the file, and write it as a run directory that
     every post-hoc method (aegan, regression, iterative, optimize, --tune), compare, bench, search, edit and the web
-    page accept."""
+    page accept. TorchScript archives, legacy tar checkpoints and files whose declared sizes exceed what they hold
+    or a sane architecture are refused in one line."""
     if not checkpoint.is_file():  # before the heavy imports
         raise GaninvError(f"checkpoint not found: {checkpoint}" if not checkpoint.exists() else
                           f"{checkpoint} is not a file")
     from ganinv.inference.stylegan import import_stylegan as read
 
-    model = read(checkpoint, out, truncation_psi=truncation_psi, noise_mode=noise_mode, width=width)
+    model = read(checkpoint, out, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                 noise_mode=noise_mode, width=width)
     o = model.method.options
     c, s, _ = model.image_shape
+    cutoff = "" if o.truncation_cutoff is None else f" on the first {o.truncation_cutoff} layers"
     console.print(f"imported {o.source_format} {o.arch} ({c}×{s}×{s} images, z {model.prior.dim}, "
                   f"w {model.method.nets['generator'].w_dim} × {model.method.nets['generator'].num_ws} layers, "
-                  f"ψ = {o.truncation_psi:g}, noise {o.noise_mode}) → {out}; train an encoder with: "
+                  f"ψ = {o.truncation_psi:g}{cutoff}, noise {o.noise_mode}) → {out}; train an encoder with: "
                   f"ganinv train aegan --generator {out} --out RUN -o space=wplus")

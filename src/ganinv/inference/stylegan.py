@@ -2,13 +2,16 @@
 ``network-snapshot-*.pkl``) or a rosinality/stylegan2-pytorch checkpoint (``*.pt`` with ``g_ema``) into a
 ``stylegan`` run every post-hoc method, application and the web page accept.
 
-Nothing in the file is executed: ``safe_unpickle.read_checkpoint`` reads it as data (NVlabs' persistent objects
-become records of class name, constructor arguments and tensors; the network source code stored beside them is
-ignored). The generator is rebuilt by this project's own pure-PyTorch nets (``nets.stylegan2``, ``nets.stylegan3``)
-from the constructor arguments (NVlabs) or the tensor shapes (rosinality), and its weights are loaded strictly —
-a file whose tensors do not fit is refused with the names that differ.
+Nothing in the file is executed: ``safe_unpickle.read_checkpoint`` reads it as data in bounded time and memory
+(NVlabs' persistent objects become records of class name, constructor arguments and tensors; the network source code
+stored beside them is ignored; TorchScript archives are refused). The generator is rebuilt by this project's own
+pure-PyTorch nets (``nets.stylegan2``, ``nets.stylegan3``) from the constructor arguments (NVlabs) or the tensor
+shapes (rosinality), each field typed and bounded by its config class. Before anything is allocated, the shapes the
+architecture needs (from a build on the meta device) are compared with the file's tensors — so the net built is no
+larger than the file — and a file whose tensors do not fit is refused with the names that differ.
 
-* NVlabs: ``G_ema`` (else ``G``, with a warning); ``w_avg`` comes with it; ψ is applied by the run.
+* NVlabs: ``G_ema`` (else ``G``, with a warning); ``w_avg`` comes with it; ψ (and NVlabs' ``truncation_cutoff``)
+  are applied by the run.
 * rosinality: ``g_ema``; its ``latent_avg`` when the file has one (converted official weights do), else w̄ is
   the mean of the mapping network over ``W_AVG_SAMPLES`` fixed normal latents (what rosinality's ``mean_latent``
   computes).
@@ -28,6 +31,7 @@ from ganinv.inference.model import InversionModel
 from ganinv.inference.safe_unpickle import PersistentRecord, read_checkpoint
 from ganinv.inference.wrap import DEFAULT_ENCODER_WIDTH, write_generator_run
 from ganinv.methods.stylegan import ImportedStyleGANRun, StyleGANOptions
+from ganinv.nets.frozen import STYLEGAN_ARCHS
 from ganinv.nets.stylegan2 import StyleGAN2Config, rosinality_config, rosinality_to_nvlabs
 from ganinv.nets.stylegan3 import StyleGAN3Config
 
@@ -52,9 +56,11 @@ def read_nvlabs(obj: dict, path: Path) -> ReadGenerator:
     record = obj.get(name)
     if not isinstance(record, PersistentRecord):
         raise GaninvError(f"{path} has no generator: expected G_ema (or G) in an NVlabs snapshot, found "
-                          f"{', '.join(map(str, obj)) or 'nothing'}")
+                          f"{key_list(obj)}")
     if name == "G":
         warnings.warn(f"{path} has no G_ema; importing G (the raw generator, not its moving average)", stacklevel=3)
+    if not all(isinstance(key, str) for key in record.init_kwargs):
+        raise GaninvError(f"{path}: {name}'s recorded constructor arguments are not named by strings")
     kwargs = {**dict(zip(NVLABS_POSITIONAL, record.init_args)), **record.init_kwargs}
     synthesis = record.modules.get("synthesis")
     if not isinstance(synthesis, PersistentRecord):
@@ -89,25 +95,57 @@ def read_generator(path: str | Path) -> ReadGenerator:
         return read_nvlabs(obj, path)
     if "g_ema" in obj or "style.1.weight" in obj:
         return read_rosinality(obj, path)
-    keys = ", ".join(sorted(map(str, obj))[:8]) or "nothing"
     raise GaninvError(f"{path} is not a StyleGAN checkpoint ganinv knows: expected an NVlabs snapshot (G_ema) or a "
-                      f"rosinality checkpoint (g_ema), found {keys}")
+                      f"rosinality checkpoint (g_ema), found {key_list(obj)}")
+
+
+def key_list(obj: dict) -> str:
+    """A file's top-level keys in a message: the first eight, each short (a file may hold millions)."""
+    keys = sorted(str(key)[:40] for key, _ in zip(obj, range(1000)))
+    return ", ".join(keys[:8]) + (" …" if len(obj) > 8 else "") if keys else "nothing"
+
+
+def expected_shapes(arch: str, config: Any) -> dict[str, tuple[int, ...]]:
+    """The state dict shapes of the net ``config`` describes, from a build on the meta device (no memory, no maths)."""
+    net_cls, _ = STYLEGAN_ARCHS[arch]
+    try:
+        with torch.device("meta"):
+            return {k: tuple(v.shape) for k, v in net_cls(config).state_dict().items()}
+    except (ValueError, ArithmeticError, RuntimeError) as exc:  # a bounded but inconsistent config
+        raise GaninvError(f"its recorded {arch} architecture cannot be built ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:120]})") from None
+
+
+def check_fit(ours: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse, naming the tensors, a file whose tensors are not exactly the ones the architecture needs."""
+    missing = [k for k in ours if k not in state]
+    unexpected = [str(k)[:80] for k in state if k not in ours]
+    wrong = [k for k in ours if k in state and tuple(state[k].shape) != tuple(ours[k])]
+    if missing or unexpected or wrong:
+        parts = [f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise GaninvError(f"{path}: the file's generator does not fit its recorded architecture ({'; '.join(parts)})")
 
 
 def load_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     """Load the file's tensors strictly, naming what does not fit."""
     ours = net.state_dict()
-    missing = [k for k in ours if k not in state]
-    unexpected = [k for k in state if k not in ours]
-    wrong = [k for k in ours if k in state and tuple(state[k].shape) != tuple(ours[k].shape)]
-    if missing or unexpected or wrong:
-        parts = [f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise GaninvError(f"{path}: the file's generator does not fit its recorded architecture ({'; '.join(parts)})")
+    check_fit({k: tuple(v.shape) for k, v in ours.items()}, state, path)
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise GaninvError(f"{path}: the generator's weights contain NaN or infinite values ({', '.join(bad[:4])})")
     net.load_state_dict({k: v.to(ours[k].dtype) for k, v in state.items()})
+
+
+def read_fitting_generator(path: Path) -> ReadGenerator:
+    """``read_generator``, then the file's tensors checked against the architecture's shapes before any net is
+    built; every refusal one line that names the file."""
+    try:
+        found = read_generator(path)
+        check_fit(expected_shapes(found.arch, found.config), found.state, path)
+    except GaninvError as exc:
+        raise GaninvError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
+    return found
 
 
 def mean_w(generator, samples: int = W_AVG_SAMPLES) -> torch.Tensor:
@@ -118,15 +156,20 @@ def mean_w(generator, samples: int = W_AVG_SAMPLES) -> torch.Tensor:
 
 
 def import_stylegan(path: str | Path, out: str | Path | None = None, *, truncation_psi: float = 1.0,
-                    noise_mode: str = "const", width: int = DEFAULT_ENCODER_WIDTH, seed: int = 0) -> InversionModel:
+                    truncation_cutoff: int | None = None, noise_mode: str = "const", width: int = DEFAULT_ENCODER_WIDTH,
+                    seed: int = 0) -> InversionModel:
     """An NVlabs StyleGAN2-ADA / StyleGAN3 pickle or a rosinality checkpoint as an ``InversionModel`` of the
-    ``stylegan`` method (written as a run directory at ``out`` when given). ``truncation_psi``: w = w̄ + ψ(w − w̄);
-    ``noise_mode``: "const" (the recorded noise) or "none"; ``width``: of the encoders post-hoc methods train on it."""
+    ``stylegan`` method (written as a run directory at ``out`` when given). ``truncation_psi``: w = w̄ + ψ(w − w̄)
+    (any finite ψ, as NVlabs); ``truncation_cutoff``: ψ applies only to the first that many ws of G(z) (NVlabs'
+    option; None: every layer); ``noise_mode``: "const" (the recorded noise) or "none"; ``width``: of the encoders
+    post-hoc methods train on it."""
     path = Path(path)
-    found = read_generator(path)
+    options = StyleGANOptions(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                              noise_mode=noise_mode)  # the user's options are checked before the file is read
+    found = read_fitting_generator(path)
     cfg = found.config
-    options = StyleGANOptions(arch=found.arch, generator=dataclasses.asdict(cfg), truncation_psi=truncation_psi,
-                              noise_mode=noise_mode, source=str(path.resolve()), source_format=found.source_format)
+    options = dataclasses.replace(options, arch=found.arch, generator=dataclasses.asdict(cfg),
+                                  source=str(path.resolve()), source_format=found.source_format)
     net = NetConfig(image_size=cfg.img_resolution, channels=cfg.img_channels, width=width, latent_dim=cfg.z_dim,
                     prior="normal", max_width=ENCODER_MAX_WIDTH)
     config = RunConfig(method=ImportedStyleGANRun.name, seed=seed, options=dataclasses.asdict(options), net=net,

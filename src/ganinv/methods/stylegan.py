@@ -8,6 +8,7 @@ Aila); its ADA training: "Training Generative Adversarial Networks with Limited 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ from ganinv.nets.frozen import NOISE_MODES, STYLEGAN_ARCHS, ImportedStyleGAN
 class StyleGANOptions(MethodOptions):
     arch: str = "stylegan2"  # stylegan2 | stylegan3
     generator: dict[str, Any] = field(default_factory=dict)  # the architecture's config (nets.stylegan2 / stylegan3)
-    truncation_psi: float = 1.0  # w = w̄ + ψ(w − w̄) in every space above z (1: no truncation)
+    truncation_psi: float = 1.0  # w = w̄ + ψ(w − w̄) (1: no truncation; NVlabs allows any ψ, negative too)
+    truncation_cutoff: int | None = None  # NVlabs': ψ applies to the first this-many ws of G(z) only (None: all)
     noise_mode: str = "const"  # const: the recorded noise inputs; none: no noise — either way one latent, one image
     source: str = ""  # the file it was imported from (provenance)
     source_format: str = ""  # nvlabs-stylegan2 | nvlabs-stylegan3 | rosinality
@@ -32,8 +34,12 @@ class StyleGANOptions(MethodOptions):
             raise GaninvError(f"arch must be one of {', '.join(STYLEGAN_ARCHS)}, got {self.arch!r}")
         if self.noise_mode not in NOISE_MODES:
             raise GaninvError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
-        if not 0.0 <= self.truncation_psi <= 2.0:
-            raise GaninvError(f"truncation_psi must lie in [0, 2], got {self.truncation_psi}")
+        if isinstance(self.truncation_psi, bool) or not isinstance(self.truncation_psi, (int, float)) \
+                or not math.isfinite(self.truncation_psi):
+            raise GaninvError(f"truncation_psi must be a finite number, got {self.truncation_psi!r}")
+        cutoff = self.truncation_cutoff
+        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0):
+            raise GaninvError(f"truncation_cutoff must be a whole number >= 0 (or unset: every layer), got {cutoff!r}")
 
 
 class ImportedStyleGANRun(ProvidedGenerator):
@@ -50,4 +56,4 @@ class ImportedStyleGANRun(ProvidedGenerator):
             raise GaninvError("a stylegan run is made by `ganinv import stylegan FILE --out RUN` "
                               "(or ganinv.import_stylegan); it cannot be trained from scratch")
         return {"generator": ImportedStyleGAN(arch=o.arch, config=o.generator, truncation_psi=o.truncation_psi,
-                                              noise_mode=o.noise_mode)}
+                                              noise_mode=o.noise_mode, truncation_cutoff=o.truncation_cutoff)}

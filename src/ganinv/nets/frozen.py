@@ -90,9 +90,11 @@ class ImportedStyleGAN(nn.Module):
     """An imported StyleGAN2 or StyleGAN3 behind the project's boundary: images in [0, 1] (the [-1, 1] output mapped
     and clamped), truncation ψ applied in the mapping (w = w̄ + ψ(w − w̄)), and the noise inputs fixed to the
     recorded ones (``noise_mode="const"``) or off, so one latent maps to one image. Its weights sit under
-    ``generator.`` with the original files' names."""
+    ``generator.`` with the original files' names. ``truncation_cutoff`` (NVlabs'): images generated from z
+    truncate only the first that many layers' ws; ``mapping`` (the spaces W, W+) truncates one w for every layer."""
 
-    def __init__(self, *, arch: str, config: dict[str, Any], truncation_psi: float = 1.0, noise_mode: str = "const"):
+    def __init__(self, *, arch: str, config: dict[str, Any], truncation_psi: float = 1.0, noise_mode: str = "const",
+                 truncation_cutoff: int | None = None):
         super().__init__()
         if arch not in STYLEGAN_ARCHS:
             raise GaninvError(f"unknown StyleGAN architecture {arch!r}; expected one of {', '.join(STYLEGAN_ARCHS)}")
@@ -101,13 +103,15 @@ class ImportedStyleGAN(nn.Module):
                               f"got {noise_mode!r}")
         net_cls, config_cls = STYLEGAN_ARCHS[arch]
         self.arch, self.truncation_psi, self.noise_mode = arch, float(truncation_psi), noise_mode
+        self.truncation_cutoff = truncation_cutoff
         self.generator = net_cls(config_cls(**config))
 
     def spec(self) -> dict[str, Any]:
         """This generator's spec (see the module docstring): what a post-hoc run records to rebuild it."""
         config = dataclasses.asdict(self.generator.config)
         return {"kind": "stylegan", "arch": self.arch, "config": config, "truncation_psi": self.truncation_psi,
-                "noise_mode": self.noise_mode, "w_dim": self.w_dim, "num_ws": self.num_ws}
+                "noise_mode": self.noise_mode, "w_dim": self.w_dim, "num_ws": self.num_ws,
+                "truncation_cutoff": self.truncation_cutoff}
 
     @property
     def w_dim(self) -> int:
@@ -128,7 +132,13 @@ class ImportedStyleGAN(nn.Module):
         return ((y + 1.0) / 2.0).clamp(0.0, 1.0)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.from_w(self.mapping(z))
+        if self.truncation_cutoff is None:
+            return self.from_w(self.mapping(z))
+        w = self.generator.mapping(z, truncation_psi=1.0)  # NVlabs: ψ applies to ws[:, :truncation_cutoff] only
+        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
+        cut = min(self.truncation_cutoff, self.num_ws)
+        ws[:, :cut] = self.generator.mapping.w_avg.lerp(ws[:, :cut], self.truncation_psi)
+        return self.from_wplus(ws)
 
     def compile(self, *args, **kwargs) -> None:
         """``torch.compile`` the mapping and synthesis networks in place (``--compile``): every path — z, W, W+ —
@@ -219,7 +229,7 @@ GENERATOR_KINDS: dict[str, GeneratorKind] = {
                                                               tuple(spec["image_range"]))),
     "stylegan": GeneratorKind(lambda spec, net: ImportedStyleGAN(
         arch=spec["arch"], config=spec["config"], truncation_psi=spec["truncation_psi"],
-        noise_mode=spec["noise_mode"]),
+        noise_mode=spec["noise_mode"], truncation_cutoff=spec.get("truncation_cutoff")),
         lambda spec, net: (int(spec["w_dim"]), int(spec["num_ws"]))),
 }
 

@@ -38,7 +38,9 @@ the StyleGAN3 module can share them.
 from __future__ import annotations
 
 import math
+import numbers
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -186,10 +188,73 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
 
 # ------------------------------------------------------------------------------------------------------ config
 
+# The largest published StyleGANs (1024 px, z/w 512, 8 mapping layers, StyleGAN3-R's 1024 channels) times four:
+# every recorded field is checked against these before anything is built, so a small file cannot declare a huge net.
+MAX_RESOLUTION = 4096
+MAX_LATENT_DIM = 2048
+MAX_CHANNELS = 2048
+MAX_CHANNEL_BASE = 4 * 65536
+MAX_MAPPING_LAYERS = 32
+MAX_IMG_CHANNELS = 4
+MAX_FILTER_TAPS = 16
+
+
+def shown(value: Any) -> str:
+    """A recorded value in a message: short, whatever it is (a file may put anything where a number belongs)."""
+    if isinstance(value, (str, bytes)):
+        return repr(value[:24]) + ("…" if len(value) > 24 else "")
+    if isinstance(value, (bool, numbers.Number)) or value is None:
+        return repr(value)[:24]
+    return f"a {type(value).__name__}"
+
+
+def checked_int(where: str, name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], or one line naming the field (no bools, no floats, no strings)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+        raise GaninvError(f"{where}.{name} must be an integer in [{low}, {high}], got {shown(value)}")
+    return int(value)
+
+
+def checked_float(where: str, name: str, value: Any, low: float, high: float, *, optional: bool = False):
+    """``value`` as a finite float in [low, high] (or None when ``optional``), else one line naming the field."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= float(value) <= high:
+        raise GaninvError(f"{where}.{name} must be a number in [{low:g}, {high:g}], got {shown(value)}")
+    return float(value)
+
+
+def checked_bool(where: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, numbers.Integral)) or int(value) not in (0, 1):
+        raise GaninvError(f"{where}.{name} must be true or false, got {shown(value)}")
+    return bool(value)
+
+
+def checked_taps(where: str, value: Any) -> tuple[float, ...]:
+    """A 1-D FIR filter's taps (a list, tuple, 1-D tensor or array of at most ``MAX_FILTER_TAPS`` numbers)."""
+    if hasattr(value, "ndim") and hasattr(value, "tolist"):  # a tensor or numpy array
+        if value.ndim != 1:
+            raise GaninvError("only 1-D (separable) resample filters are supported")
+        value = value.tolist() if len(value) <= MAX_FILTER_TAPS else value
+    if not isinstance(value, (list, tuple)) or not 0 < len(value) <= MAX_FILTER_TAPS:
+        raise GaninvError(f"{where}.resample_filter must be 1 to {MAX_FILTER_TAPS} numbers, got {shown(value)}")
+    if any(isinstance(tap, (list, tuple)) for tap in value):
+        raise GaninvError("only 1-D (separable) resample filters are supported")
+    taps = tuple(checked_float(where, "resample_filter", tap, -1e6, 1e6) for tap in value)
+    if sum(taps) == 0:
+        raise GaninvError(f"the resample filter needs taps with a non-zero sum, got {list(taps)}")
+    return taps
+
+
 def _power_of_two_log2(resolution: int) -> int:
     if resolution < 4 or resolution & (resolution - 1):
         raise GaninvError(f"StyleGAN2 needs a power-of-two img_resolution >= 4, got {resolution}")
     return int(math.log2(resolution))
+
+
+_SG2_INT_LIMITS = {"z_dim": MAX_LATENT_DIM, "w_dim": MAX_LATENT_DIM, "img_resolution": MAX_RESOLUTION,
+                   "img_channels": MAX_IMG_CHANNELS, "mapping_layers": MAX_MAPPING_LAYERS,
+                   "channel_base": MAX_CHANNEL_BASE, "channel_max": MAX_CHANNELS}
 
 
 @dataclass(frozen=True)
@@ -216,21 +281,25 @@ class StyleGAN2Config:
     use_noise: bool = True
 
     def __post_init__(self) -> None:
-        # lists (from JSON) become tuples so that configs compare equal and stay hashable
-        if self.channels is not None:
-            object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "resample_filter", tuple(float(t) for t in self.resample_filter))
+        # every field typed and bounded (a file records them); lists (from JSON) become tuples so that configs
+        # compare equal and stay hashable
+        where, put = "StyleGAN2Config", lambda name, value: object.__setattr__(self, name, value)
+        for name, high in _SG2_INT_LIMITS.items():
+            put(name, checked_int(where, name, getattr(self, name), 1, high))
         log2 = _power_of_two_log2(self.img_resolution)
-        for name in ("z_dim", "w_dim", "img_channels", "mapping_layers", "channel_base", "channel_max"):
-            if int(getattr(self, name)) < 1:
-                raise GaninvError(f"StyleGAN2Config.{name} must be a positive integer, got {getattr(self, name)}")
-        if self.channels is not None and (len(self.channels) != log2 - 1 or min(self.channels) < 1):
-            raise GaninvError(f"StyleGAN2Config.channels needs {log2 - 1} positive entries (resolutions 4 to "
-                              f"{self.img_resolution}), got {list(self.channels)}")
-        if not self.resample_filter or sum(self.resample_filter) == 0:
-            raise GaninvError(f"the resample filter needs taps with a non-zero sum, got {list(self.resample_filter)}")
-        if self.conv_clamp is not None and self.conv_clamp < 0:
-            raise GaninvError(f"conv_clamp must be None or >= 0, got {self.conv_clamp}")
+        put("mapping_lr_multiplier", checked_float(where, "mapping_lr_multiplier", self.mapping_lr_multiplier,
+                                                   1e-6, 1e3))
+        put("conv_clamp", checked_float(where, "conv_clamp", self.conv_clamp, 0.0, 1e6, optional=True))
+        if self.mapping_layer_features is not None:
+            put("mapping_layer_features", checked_int(where, "mapping_layer_features", self.mapping_layer_features,
+                                                      1, MAX_LATENT_DIM))
+        put("use_noise", checked_bool(where, "use_noise", self.use_noise))
+        put("resample_filter", checked_taps(where, self.resample_filter))
+        if self.channels is not None:
+            if not isinstance(self.channels, (list, tuple)) or len(self.channels) != log2 - 1:
+                raise GaninvError(f"StyleGAN2Config.channels needs {log2 - 1} positive entries (resolutions 4 to "
+                                  f"{self.img_resolution}), got {shown(self.channels)}")
+            put("channels", tuple(checked_int(where, "channels", c, 1, MAX_CHANNELS) for c in self.channels))
 
     @property
     def block_resolutions(self) -> list[int]:
@@ -266,13 +335,13 @@ class StyleGAN2Config:
         Accepts stylegan2-ada-pytorch's layout (``synthesis_kwargs={...}``) and the stylegan3 repository's
         ``networks_stylegan2`` layout (synthesis kwargs at the top level, where conv_clamp defaults to 256).
         Refuses what would change the maths we implement; ignores training-only kwargs such as fp16 settings."""
-        top = dict(init_kwargs)
+        top = dict(kwargs_dict("generator", init_kwargs))
         top.pop("class_name", None)
-        mapping = dict(top.pop("mapping_kwargs", None) or {})
+        mapping = kwargs_dict("mapping", top.pop("mapping_kwargs", None))
         core = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"}
         clamp_default: float | None
         if "synthesis_kwargs" in top:  # stylegan2-ada-pytorch
-            synthesis = dict(top.pop("synthesis_kwargs") or {})
+            synthesis = kwargs_dict("synthesis", top.pop("synthesis_kwargs"))
             _refuse_unknown("generator", set(top) - core)
             clamp_default = None
         else:  # stylegan3 repo: Generator(..., mapping_kwargs={}, **synthesis_kwargs), SynthesisBlock conv_clamp=256
@@ -282,37 +351,53 @@ class StyleGAN2Config:
         missing = [key for key in ("z_dim", "w_dim", "img_resolution", "img_channels") if key not in top]
         if missing:
             raise GaninvError(f"the NVlabs generator kwargs lack {', '.join(missing)}")
-        if int(top.get("c_dim") or 0) > 0:
+        if checked_int("StyleGAN2 generator", "c_dim", _or_zero(top.get("c_dim")), 0, 2**31) > 0:
             raise GaninvError(f"conditional StyleGAN2 generators (c_dim={top['c_dim']}) are not supported")
-        if int(top["z_dim"]) < 1:
+        if isinstance(top["z_dim"], numbers.Integral) and top["z_dim"] == 0:
             raise GaninvError("StyleGAN2 generators without a z input (z_dim=0) are not supported")
-        return cls(z_dim=int(top["z_dim"]), w_dim=int(top["w_dim"]), img_resolution=int(top["img_resolution"]),
-                   img_channels=int(top["img_channels"]), **_mapping_fields(mapping),
+        return cls(z_dim=top["z_dim"], w_dim=top["w_dim"], img_resolution=top["img_resolution"],
+                   img_channels=top["img_channels"], **_mapping_fields(mapping),
                    **_synthesis_fields(synthesis, clamp_default))
 
 
-def _refuse_unknown(where: str, keys: set[str]) -> None:
+def _is_text(value: Any, text: str) -> bool:
+    return isinstance(value, str) and value == text  # never `!=` on what a file recorded (an array compares per item)
+
+
+def _or_zero(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+def kwargs_dict(where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise GaninvError(f"the NVlabs {where} kwargs are a {type(value).__name__}, not a dict")
+    return dict(value)
+
+
+def _refuse_unknown(where: str, keys: set) -> None:
     if keys:
-        raise GaninvError(f"unsupported NVlabs {where} kwarg(s) {', '.join(sorted(keys))} "
+        raise GaninvError(f"unsupported NVlabs {where} kwarg(s) {', '.join(sorted(shown(k) for k in keys)[:8])} "
                           "(is this a StyleGAN2 'Generator'?)")
 
 
 def _mapping_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Our config fields from NVlabs' ``mapping_kwargs``."""
+    """Our config fields from NVlabs' ``mapping_kwargs`` (typed and bounded by ``StyleGAN2Config``)."""
     # w_avg_beta only sets the training EMA rate; embed_features only matters with labels (c_dim > 0)
     _refuse_unknown("mapping", set(kwargs) - {"num_layers", "lr_multiplier", "layer_features", "activation",
                                               "w_avg_beta", "embed_features"})
-    if kwargs.get("activation", "lrelu") != "lrelu":
-        raise GaninvError(f"mapping activation {kwargs['activation']!r} is not supported (only 'lrelu')")
+    if not _is_text(kwargs.get("activation", "lrelu"), "lrelu"):
+        raise GaninvError(f"mapping activation {shown(kwargs['activation'])} is not supported (only 'lrelu')")
     if "w_avg_beta" in kwargs and kwargs["w_avg_beta"] is None:
         raise GaninvError("generators without a tracked w_avg (w_avg_beta=None) are not supported")
     out: dict[str, Any] = {}
     if "num_layers" in kwargs:
-        out["mapping_layers"] = int(kwargs["num_layers"])
+        out["mapping_layers"] = kwargs["num_layers"]
     if "lr_multiplier" in kwargs:
-        out["mapping_lr_multiplier"] = float(kwargs["lr_multiplier"])
+        out["mapping_lr_multiplier"] = kwargs["lr_multiplier"]
     if kwargs.get("layer_features") is not None:
-        out["mapping_layer_features"] = int(kwargs["layer_features"])
+        out["mapping_layer_features"] = kwargs["layer_features"]
     return out
 
 
@@ -322,26 +407,18 @@ def _synthesis_fields(kwargs: dict[str, Any], clamp_default: float | None) -> di
     supported = {"channel_base", "channel_max", "conv_clamp", "architecture", "resample_filter", "use_noise",
                  "activation", "kernel_size"}
     _refuse_unknown("synthesis", set(kwargs) - harmless - supported)
-    if kwargs.get("architecture", "skip") != "skip":
-        raise GaninvError(f"StyleGAN2 architecture {kwargs['architecture']!r} is not supported (only 'skip')")
-    if kwargs.get("activation", "lrelu") != "lrelu":
-        raise GaninvError(f"synthesis activation {kwargs['activation']!r} is not supported (only 'lrelu')")
-    if int(kwargs.get("kernel_size", 3)) != 3:
+    if not _is_text(kwargs.get("architecture", "skip"), "skip"):
+        raise GaninvError(f"StyleGAN2 architecture {shown(kwargs['architecture'])} is not supported (only 'skip')")
+    if not _is_text(kwargs.get("activation", "lrelu"), "lrelu"):
+        raise GaninvError(f"synthesis activation {shown(kwargs['activation'])} is not supported (only 'lrelu')")
+    if checked_int("StyleGAN2 synthesis", "kernel_size", kwargs.get("kernel_size", 3), 1, 15) != 3:
         raise GaninvError(f"synthesis kernel_size {kwargs['kernel_size']} is not supported (only 3)")
     out: dict[str, Any] = {"conv_clamp": kwargs.get("conv_clamp", clamp_default)}
-    if out["conv_clamp"] is not None:
-        out["conv_clamp"] = float(out["conv_clamp"])
-    if "channel_base" in kwargs:
-        out["channel_base"] = int(kwargs["channel_base"])
-    if "channel_max" in kwargs:
-        out["channel_max"] = int(kwargs["channel_max"])
-    if "use_noise" in kwargs:
-        out["use_noise"] = bool(kwargs["use_noise"])
+    for key in ("channel_base", "channel_max", "use_noise"):
+        if key in kwargs:
+            out[key] = kwargs[key]
     if kwargs.get("resample_filter") is not None:
-        taps = torch.as_tensor(kwargs["resample_filter"], dtype=torch.float64)
-        if taps.ndim != 1:
-            raise GaninvError("only 1-D (separable) resample filters are supported")
-        out["resample_filter"] = tuple(taps.tolist())
+        out["resample_filter"] = checked_taps("StyleGAN2 synthesis", kwargs["resample_filter"])
     return out
 
 
@@ -580,6 +657,8 @@ def _rosinality_kernels(config: StyleGAN2Config) -> dict[str, Tensor]:
 def _check_rosinality_state(state: Mapping[str, Tensor]) -> None:
     if "g_ema" in state:
         raise GaninvError("this is a whole rosinality checkpoint; pass its 'g_ema' entry")
+    if not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
+        raise GaninvError("a rosinality g_ema state dict maps names to tensors; this one holds something else")
     missing = [k for k in _ROSINALITY_REQUIRED if k not in state]
     if missing:
         raise GaninvError(f"not a rosinality/stylegan2-pytorch g_ema state dict: it lacks {', '.join(missing)}")
@@ -595,36 +674,93 @@ def _expected_state_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]
 def rosinality_config(state: Mapping[str, Tensor], *, mapping_lr_multiplier: float = 0.01) -> StyleGAN2Config:
     """The config of a rosinality ``Generator`` read off its g_ema tensor shapes (size, style_dim, n_mlp, channels
     — so any channel_multiplier — and the blur kernel's taps). ``lr_mlp`` is not stored in the tensors: pass it
-    as ``mapping_lr_multiplier`` if the model was not trained with rosinality's default 0.01."""
+    as ``mapping_lr_multiplier`` if the model was not trained with rosinality's default 0.01.
+
+    Each width is what most of the tensors that share it say (a conv's in- and out-channels, biases, modulations),
+    so a file with one edited tensor gets a config that names that tensor, not one of its neighbours."""
     _check_rosinality_state(state)
-    mlp = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"style\.(\d+)\.weight", k)))
-    if mlp != list(range(1, len(mlp) + 1)):
-        raise GaninvError(f"rosinality mapping layers are not numbered style.1 … style.{len(mlp)}")
-    num_rgbs = sum(1 for k in state if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k))
-    img_channels = int(state["to_rgb1.conv.weight"].shape[1])
+    mlp = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"style\.(\d{1,3})\.weight", k)))
+    if mlp != list(range(1, len(mlp) + 1)) or len(mlp) > MAX_MAPPING_LAYERS:
+        raise GaninvError(f"rosinality mapping layers are not numbered style.1 … style.N with N <= "
+                          f"{MAX_MAPPING_LAYERS}")
+    num_rgbs = sum(1 for k in state if re.fullmatch(r"to_rgbs\.\d{1,3}\.conv\.weight", k))
+    if 2 ** (2 + num_rgbs) > MAX_RESOLUTION:
+        raise GaninvError(f"this rosinality generator has {num_rgbs} to-RGB layers, a resolution above "
+                          f"{MAX_RESOLUTION}")
+    img_channels = _required_dim(state, "to_rgb1.conv.weight", 1)
     if img_channels != 3:
         raise GaninvError(f"rosinality's StyleGAN2 to-RGB has 3 outputs, this one {img_channels} (a SWAGAN?)")
-    resolution = 2 ** (2 + num_rgbs)
-    try:
-        channels = [int(state["conv1.conv.weight"].shape[1])]
-        channels += [int(state[f"convs.{2 * j}.conv.weight"].shape[1]) for j in range(num_rgbs)]
-    except KeyError as exc:
-        raise GaninvError(f"rosinality g_ema state dict lacks {exc.args[0]}") from None
-    taps: tuple[float, ...] = DEFAULT_RESAMPLE_FILTER
-    if "convs.0.conv.blur.kernel" in state:
-        kernel = state["convs.0.conv.blur.kernel"].detach().to(torch.float64).cpu()
-        found = kernel.sum(0) / kernel.sum()  # the 1-D taps of a separable outer product, normalised
-        default = torch.tensor(DEFAULT_RESAMPLE_FILTER, dtype=torch.float64)
-        if found.shape != default.shape or not torch.allclose(found, default / default.sum(), atol=1e-6):
-            taps = tuple(found.tolist())
+    channels = [_most_common(votes, f"the width of the {2 ** (2 + r)}px layers") for r, votes in
+                enumerate(_channel_votes(state, num_rgbs))]
+    w_dim = _most_common(_w_dim_votes(state, len(mlp)), "style_dim")
     config = StyleGAN2Config(
-        z_dim=int(state["style.1.weight"].shape[1]), w_dim=int(state[f"style.{len(mlp)}.weight"].shape[0]),
-        img_resolution=resolution, img_channels=img_channels, mapping_layers=len(mlp),
-        mapping_lr_multiplier=mapping_lr_multiplier, channels=tuple(channels), resample_filter=taps)
-    nvlabs_rule = StyleGAN2Config(config.z_dim, config.w_dim, resolution, img_channels)
+        z_dim=_required_dim(state, "style.1.weight", 1), w_dim=w_dim, img_resolution=2 ** (2 + num_rgbs),
+        img_channels=img_channels, mapping_layers=len(mlp), mapping_lr_multiplier=mapping_lr_multiplier,
+        channels=tuple(channels), resample_filter=_rosinality_taps(state))
+    nvlabs_rule = StyleGAN2Config(config.z_dim, config.w_dim, config.img_resolution, img_channels)
     if nvlabs_rule.resolution_channels() == config.resolution_channels():  # channel_multiplier=2: NVlabs' widths
         config = StyleGAN2Config.from_dict({**config.to_dict(), "channels": None})
     return config
+
+
+def _dim(state: Mapping[str, Tensor], key: str, dim: int) -> int | None:
+    tensor = state.get(key)
+    return int(tensor.shape[dim]) if isinstance(tensor, Tensor) and tensor.ndim > dim else None
+
+
+def _required_dim(state: Mapping[str, Tensor], key: str, dim: int) -> int:
+    found = _dim(state, key, dim)
+    if found is None:
+        raise GaninvError(f"rosinality g_ema state dict lacks {key} (or it has fewer than {dim + 1} dimensions)")
+    return found
+
+
+def _channel_votes(state: Mapping[str, Tensor], num_rgbs: int) -> list[list[int | None]]:
+    """For each resolution 4, 8, …: the width every tensor that depends on it says it has."""
+    def layer(name: str, *, out: bool = True, inp: bool = True) -> list[int | None]:
+        votes = [_dim(state, f"{name}.conv.weight", 1), _dim(state, f"{name}.activate.bias", 0)] if out else []
+        if inp:
+            votes += [_dim(state, f"{name}.conv.weight", 2), _dim(state, f"{name}.conv.modulation.weight", 0),
+                      _dim(state, f"{name}.conv.modulation.bias", 0)]
+        return votes
+
+    def torgb(name: str) -> list[int | None]:
+        return [_dim(state, f"{name}.conv.weight", 2), _dim(state, f"{name}.conv.modulation.weight", 0),
+                _dim(state, f"{name}.conv.modulation.bias", 0)]
+
+    rounds = [[_dim(state, "input.input", 1), *layer("conv1"), *torgb("to_rgb1"), *layer("convs.0", out=False)]]
+    for j in range(num_rgbs):
+        votes = [*layer(f"convs.{2 * j}", inp=False), *layer(f"convs.{2 * j + 1}"), *torgb(f"to_rgbs.{j}")]
+        rounds.append(votes + (layer(f"convs.{2 * j + 2}", out=False) if j + 1 < num_rgbs else []))
+    return rounds
+
+
+def _w_dim_votes(state: Mapping[str, Tensor], mapping_layers: int) -> list[int | None]:
+    last = f"style.{mapping_layers}"
+    return [_dim(state, f"{last}.weight", 0), _dim(state, f"{last}.bias", 0),
+            *(_dim(state, key, 1) for key in state if key.endswith("conv.modulation.weight"))]
+
+
+def _most_common(votes: list[int | None], what: str) -> int:
+    counted = Counter(v for v in votes if v is not None)
+    if not counted:
+        raise GaninvError(f"rosinality g_ema state dict has no tensor that gives {what}")
+    return counted.most_common(1)[0][0]
+
+
+def _rosinality_taps(state: Mapping[str, Tensor]) -> tuple[float, ...]:
+    """The 1-D taps behind rosinality's 2-D blur kernel (an outer product, normalised), or the default [1, 3, 3, 1]."""
+    kernel = state.get("convs.0.conv.blur.kernel")
+    if kernel is None:
+        return DEFAULT_RESAMPLE_FILTER
+    if not isinstance(kernel, Tensor) or kernel.ndim != 2 or max(kernel.shape) > MAX_FILTER_TAPS:
+        raise GaninvError(f"rosinality convs.0.conv.blur.kernel is not a 2-D filter of at most {MAX_FILTER_TAPS} taps")
+    kernel = kernel.detach().to(torch.float64).cpu()
+    found = kernel.sum(0) / kernel.sum()
+    default = torch.tensor(DEFAULT_RESAMPLE_FILTER, dtype=torch.float64)
+    if found.shape == default.shape and torch.allclose(found, default / default.sum(), atol=1e-6):
+        return DEFAULT_RESAMPLE_FILTER
+    return tuple(found.tolist())
 
 
 def rosinality_to_nvlabs(state: Mapping[str, Tensor], config: StyleGAN2Config,
@@ -635,18 +771,23 @@ def rosinality_to_nvlabs(state: Mapping[str, Tensor], config: StyleGAN2Config,
     if not config.use_noise:
         raise GaninvError("rosinality generators always have noise inputs; use a config with use_noise=True")
     expected = _expected_state_shapes(config)
-    out: dict[str, Tensor] = {}
-    for nv_key, ros_key, kind in _rosinality_pairs(config):
-        if ros_key not in state:
-            raise GaninvError(f"rosinality g_ema state dict lacks {ros_key} (a {config.img_resolution}px config)")
-        tensor = state[ros_key].detach()
-        if tuple(tensor.shape) != _rosinality_shape(kind, expected[nv_key]):
-            raise GaninvError(f"rosinality {ros_key} has shape {tuple(tensor.shape)}, the config needs "
-                              f"{_rosinality_shape(kind, expected[nv_key])}")
-        out[nv_key] = tensor.reshape(expected[nv_key]).to(torch.float32).clone()
+    pairs = _rosinality_pairs(config)
+    missing = [ros_key for _, ros_key, _ in pairs if ros_key not in state]
+    if missing:
+        raise GaninvError(f"rosinality g_ema state dict lacks {', '.join(missing[:4])}"
+                          f"{' …' if len(missing) > 4 else ''} (a {config.img_resolution}px config)")
+    wrong = [f"{ros_key} has shape {tuple(state[ros_key].shape)}, needs {_rosinality_shape(kind, expected[nv_key])}"
+             for nv_key, ros_key, kind in pairs
+             if tuple(state[ros_key].shape) != _rosinality_shape(kind, expected[nv_key])]
+    if wrong:
+        raise GaninvError(f"rosinality tensors do not fit the architecture the others agree on: {'; '.join(wrong[:3])}"
+                          f"{f' (and {len(wrong) - 3} more)' if len(wrong) > 3 else ''}")
+    out = {nv_key: state[ros_key].detach().reshape(expected[nv_key]).to(torch.float32).clone()
+           for nv_key, ros_key, _ in pairs}
     kernels = _rosinality_kernels(config)
     for key, kernel in kernels.items():  # derived buffers: they must be the config's filter, else the maths differ
-        if key in state and not torch.allclose(state[key].detach().cpu().float(), kernel, atol=1e-6):
+        if key in state and (state[key].shape != kernel.shape
+                             or not torch.allclose(state[key].detach().cpu().float(), kernel, atol=1e-6)):
             raise GaninvError(f"rosinality {key} is not the config's resample filter {list(config.resample_filter)}")
     extra = sorted(set(state) - {ros for _, ros, _ in _rosinality_pairs(config)} - set(kernels))
     if extra:

@@ -31,8 +31,9 @@ What differs from NVlabs' code:
   the buffers are loaded or stay at their initial values (0 and 1). Gradients flow through every op.
 * fp32 only: NVlabs runs its highest-resolution layers in fp16 on CUDA (``num_fp16_res``); they run in fp32 here,
   which equals NVlabs' ``force_fp32=True`` output.
-* No class conditioning (``c_dim`` must be 0), and truncation always applies to every layer (no
-  ``truncation_cutoff``); SG3 has no noise inputs, so ``noise_mode`` is accepted and ignored.
+* No class conditioning (``c_dim`` must be 0), and ``mapping`` truncates w for every layer (NVlabs'
+  ``truncation_cutoff`` is applied by ``nets.frozen.ImportedStyleGAN``); SG3 has no noise inputs, so
+  ``noise_mode`` is accepted and ignored.
 * The filtered leaky ReLU is the slow reference path (explicit zero insertion and depthwise convolutions), not the
   fused CUDA kernel; the modulated conv scales the input and output of one shared convolution instead of building
   per-sample kernels, and normalises each sample's styles on its own (NVlabs normalises over the whole batch,
@@ -50,7 +51,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
-from ganinv.nets.stylegan2 import FullyConnectedLayer, MappingNetwork, upfirdn2d
+from ganinv.nets.stylegan2 import (
+    MAX_CHANNEL_BASE,
+    MAX_CHANNELS,
+    MAX_IMG_CHANNELS,
+    MAX_LATENT_DIM,
+    MAX_MAPPING_LAYERS,
+    MAX_RESOLUTION,
+    FullyConnectedLayer,
+    MappingNetwork,
+    checked_bool,
+    checked_float,
+    checked_int,
+    kwargs_dict,
+    shown,
+    upfirdn2d,
+)
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -59,6 +75,13 @@ LRELU_GAIN = math.sqrt(2.0)
 # tensor's shape or the fp32 output, so an imported generator may carry them.
 _IGNORED_SYNTHESIS_KWARGS = frozenset({"num_fp16_res", "magnitude_ema_beta"})
 _IGNORED_MAPPING_KWARGS = frozenset({"w_avg_beta"})
+# bounds on the recorded fields (nets.stylegan2 explains the numbers): the published configs use 14 layers, 2
+# critical, margin 10, filter size 6, kernels 1 or 3 and ×2 leaky-ReLU upsampling
+_SG3_INT_LIMITS = {"z_dim": (1, MAX_LATENT_DIM), "w_dim": (1, MAX_LATENT_DIM), "img_resolution": (4, MAX_RESOLUTION),
+                   "img_channels": (1, MAX_IMG_CHANNELS), "mapping_layers": (1, MAX_MAPPING_LAYERS),
+                   "channel_base": (1, MAX_CHANNEL_BASE), "channel_max": (1, MAX_CHANNELS), "num_layers": (1, 64),
+                   "num_critical": (0, 63), "margin_size": (0, 64), "conv_kernel": (1, 7), "filter_size": (1, 64),
+                   "lrelu_upsampling": (1, 8)}
 
 
 @dataclass(frozen=True)
@@ -89,11 +112,21 @@ class StyleGAN3Config:
     conv_clamp: float | None = 256
 
     def __post_init__(self) -> None:
-        if min(self.z_dim, self.w_dim, self.img_resolution, self.img_channels, self.mapping_layers) < 1:
-            raise ValueError(f"z_dim, w_dim, img_resolution, img_channels and mapping_layers must be positive: {self}")
+        """Every field typed and bounded (a file records them) before anything is built from them."""
+        where, put = "StyleGAN3Config", lambda name, value: object.__setattr__(self, name, value)
+        for name, (low, high) in _SG3_INT_LIMITS.items():
+            put(name, checked_int(where, name, getattr(self, name), low, high))
+        res = self.img_resolution
+        for name, (low, high) in {"mapping_lr_multiplier": (1e-6, 1e3), "first_cutoff": (0.5, res),
+                                  "first_stopband": (0.5, 4 * res), "last_stopband_rel": (1.0, 16.0),
+                                  "output_scale": (-1e6, 1e6)}.items():
+            put(name, checked_float(where, name, getattr(self, name), low, high))
+        put("conv_clamp", checked_float(where, "conv_clamp", self.conv_clamp, 0.0, 1e6, optional=True))
+        put("use_radial_filters", checked_bool(where, "use_radial_filters", self.use_radial_filters))
         # The cutoff progression divides by num_layers - num_critical.
-        if not 0 <= self.num_critical < self.num_layers:
-            raise ValueError(f"need 0 <= num_critical < num_layers, got {self.num_critical} and {self.num_layers}")
+        if self.num_critical >= self.num_layers:
+            raise GaninvError(f"StyleGAN3Config needs num_critical < num_layers, got {self.num_critical} and "
+                              f"{self.num_layers}")
 
     @classmethod
     def from_nvlabs_kwargs(cls, init_kwargs: dict) -> StyleGAN3Config:
@@ -101,13 +134,14 @@ class StyleGAN3Config:
         (``G_ema.init_kwargs``). ``train.py`` passes the synthesis kwargs flat (``channel_base``, ``conv_kernel``,
         ...); a nested ``synthesis_kwargs`` dict is accepted too. Training-only kwargs are ignored; anything else
         unknown is refused rather than silently dropped, since it could change the network."""
-        kwargs = dict(init_kwargs)
+        kwargs = dict(kwargs_dict("generator", init_kwargs))
         kwargs.pop("class_name", None)
-        if int(kwargs.pop("c_dim", 0) or 0) > 0:
+        c_dim = kwargs.pop("c_dim", 0)
+        if checked_int("StyleGAN3 generator", "c_dim", 0 if c_dim is None else c_dim, 0, 2**31) > 0:
             raise GaninvError("class-conditional StyleGAN3 generators (c_dim > 0) are not supported; "
                               "use an unconditional one (c_dim = 0).")
-        kwargs.update(dict(kwargs.pop("synthesis_kwargs", None) or {}))
-        mapping = dict(kwargs.pop("mapping_kwargs", None) or {})
+        kwargs.update(kwargs_dict("synthesis", kwargs.pop("synthesis_kwargs", None)))
+        mapping = kwargs_dict("mapping", kwargs.pop("mapping_kwargs", None))
         for key in _IGNORED_SYNTHESIS_KWARGS:
             kwargs.pop(key, None)
         for key in _IGNORED_MAPPING_KWARGS:
@@ -116,9 +150,10 @@ class StyleGAN3Config:
             kwargs["mapping_layers"] = mapping.pop("num_layers")
         if "lr_multiplier" in mapping:
             kwargs["mapping_lr_multiplier"] = mapping.pop("lr_multiplier")
-        unknown = sorted(set(kwargs) - {f.name for f in fields(cls)}) + sorted(f"mapping_kwargs.{k}" for k in mapping)
+        unknown = (sorted(shown(k) for k in set(kwargs) - {f.name for f in fields(cls)})
+                   + sorted(f"mapping_kwargs.{shown(k)}" for k in mapping))
         if unknown:
-            raise GaninvError(f"this StyleGAN3 generator uses options we do not support: {', '.join(unknown)}.")
+            raise GaninvError(f"this StyleGAN3 generator uses options we do not support: {', '.join(unknown[:8])}.")
         missing = sorted({"z_dim", "w_dim", "img_resolution", "img_channels"} - set(kwargs))
         if missing:
             raise GaninvError(f"the StyleGAN3 generator's kwargs lack {', '.join(missing)}.")
