@@ -3,7 +3,7 @@ a photo framed as it saw its training images (``ganinv invert RUN photo.jpg --al
 box, :func:`align_face`).
 
 The target geometry. CelebA's ``img_align_celeba`` images are 178×218 with the eyes at nearly fixed places; the
-project's loader then centre-crops the 178×178 square (rows 20…197, see ``datasets._square``) and resizes it. So an
+project's loader then centre-crops the 178×178 square (rows 20…197, see ``images.centre_square``) and resizes it. So an
 aligned photo here is that square, directly: the eye centres at (68, 91.5) and (108, 91.5) of 178 — (68, 111.5)
 and (108, 111.5) in the 178×218 image, 40 px apart, level. These are the medians of this module's own detector (the
 Haar eye boxes' centres) over 967 of the first 1,500 images of ``img_align_celeba`` (half-resolution copies
@@ -46,16 +46,7 @@ import torch
 from PIL import Image
 
 from ganinv.core.errors import DataError, GaninvError
-from ganinv.data.datasets import (
-    ImageFiles,
-    Skipped,
-    _decode_or_explain,
-    _pil_to_tensor,
-    _to_mode,
-    display_path,
-    expand_image_paths,
-    no_usable_images,
-)
+from ganinv.data.images import ImageFiles, convert_mode, decode_image, display_path, image_to_tensor, read_each_file
 
 __all__ = ["CELEBA_EYES", "FACE_BOX_EYES", "TARGET_EYES", "AlignInfo", "AlignedFiles", "align_face", "align_file",
            "read_aligned_files"]
@@ -134,12 +125,12 @@ def align_face(image, *, size: int, landmarks: str | os.PathLike | None = None) 
 def align_file(path, size: int, channels: int, *, landmarks=None) -> tuple[torch.Tensor, AlignInfo]:
     """One image file aligned (see :func:`align_face`) as a float32 ``channels``×size×size tensor in [0, 1], with its
     AlignInfo. DataError naming the file when it cannot be read or holds no face."""
-    im, _ = _decode_or_explain(os.fsdecode(path), None, 3)
+    im, _ = decode_image(path, 3)
     try:
         aligned, info = align_face(im, size=size, landmarks=landmarks)
     except DataError as exc:
         raise DataError(f"{display_path(path)}: {exc}") from None
-    return _pil_to_tensor(_to_mode(aligned, channels)), info
+    return image_to_tensor(convert_mode(aligned, channels)), info
 
 
 @dataclass
@@ -148,30 +139,19 @@ class AlignedFiles(ImageFiles):
 
     infos: list[AlignInfo] = field(default_factory=list)
 
+    def add(self, file, image: torch.Tensor, about: AlignInfo) -> None:
+        """Keep one aligned file with its AlignInfo (what ``read_each_file`` passes on from ``align_file``)."""
+        self.files.append(file)
+        self.images.append(image)
+        self.infos.append(about)
+
 
 def read_aligned_files(paths, size: int, channels: int, *, landmarks=None,
                        warn: Callable[[str], None] = lambda m: None) -> AlignedFiles:
     """Files and folders → every readable image with a face, aligned (see :func:`read_image_files`: each file left
     out — unreadable or without a face — is named with its reason through ``warn``; none left is a DataError)."""
     check_landmarks(landmarks)  # a bad model file is the user's one mistake, not every photo's
-    files, skipped = expand_image_paths(paths)
-    result = AlignedFiles(skipped=skipped)
-    for f in files:
-        try:
-            image, info = align_file(f, size, channels, landmarks=landmarks)
-        except DataError as exc:
-            result.skipped.append(Skipped(os.fsdecode(f), str(exc)))
-            continue
-        result.files.append(f)
-        result.images.append(image)
-        result.infos.append(info)
-    if not result.files and len(result.skipped) <= 1:
-        raise no_usable_images(result.skipped, named_above=False)
-    for s in result.skipped:
-        warn(s.reason)
-    if not result.files:
-        raise no_usable_images(result.skipped)
-    return result
+    return read_each_file(paths, lambda f: align_file(f, size, channels, landmarks=landmarks), AlignedFiles(), warn)
 
 
 # ------------------------------------------------------------------------------------------------ finding the face
@@ -340,7 +320,7 @@ def _as_rgb(image) -> Image.Image:
         image = Image.fromarray(image)
     if not isinstance(image, Image.Image):
         raise DataError(f"align_face takes a PIL image or a uint8 array, got {type(image).__name__}")
-    return _to_mode(image, 3)
+    return convert_mode(image, 3)
 
 
 @cache

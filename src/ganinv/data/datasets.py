@@ -23,10 +23,9 @@ Specs accepted by :func:`open_dataset`:
     symbolic link counts as there: reading it reports it, as for folders). Label: a float32
     vector with 1 -> 1.0 and -1 -> 0.0; ``label_names`` are the attribute names (40 for CelebA).
 
-Every image is centre-cropped to the square of its short side and resized to
-``image_size`` × ``image_size`` (PIL, antialiased). Channels: grey images become RGB by
-replicating the grey level; RGB becomes grey through PIL's "L" conversion; images with an
-alpha channel (RGBA, LA, transparent P) are composited on white first. ``channels`` is 1 or 3.
+Every image file is read by :func:`ganinv.data.images.load_image`: centre-cropped to the square of its short
+side and resized to ``image_size`` × ``image_size`` (PIL, antialiased), in ``channels`` (1 or 3) as that module
+describes (grey levels replicated, RGB to grey by PIL's "L" conversion, alpha composited on white).
 
 Splits (``split`` is "train", "valid", "test" or "all"):
 
@@ -51,51 +50,39 @@ Anything that cannot be used (unknown kind, missing path, a file where a folder 
 no images, a missing attribute file, a bad split or size, an unreadable image) raises
 :class:`ganinv.core.errors.DataError` with a one-line message naming the problem and the path.
 
-Image files are refused, each with such a line, when they are missing, a dangling symbolic link or a
-symbolic link loop, not a regular file, unreadable, empty, not an image PIL can decode, truncated,
-larger than ``MAX_IMAGE_PIXELS`` (50 megapixels: checked from the header, before anything is decoded, so a
-decompression bomb costs nothing), or with a short side below ``MIN_IMAGE_SIDE`` (4 px: a 1×1 spacer or a
-10000×1 strip holds no picture to invert). Everything PIL decodes is accepted: 16-bit, grey, 1-bit, RGBA, LA,
-CMYK, palette and animated GIF (the first frame), and files whose extension lies about their format.
-
-Commands that read many user files go through :func:`read_image_files` (named files and folders) or
-:class:`TolerantImages` (a dataset in a DataLoader): an unreadable file becomes a :class:`Skipped` record
-(its path and the one-line reason) instead of an exception, and every readable file is still used.
-Paths in messages go through :func:`display_path`, so a name with a newline or bytes that are not UTF-8 still
-makes one printable line; :attr:`Skipped.item` keeps the exact name (``os.fsencode`` gives its bytes back).
+Which image files are refused, and how commands that read many of them skip and name each unreadable one, is
+:mod:`ganinv.data.images`' business (the one place that opens image files); :class:`TolerantImages` applies that to a
+dataset in a DataLoader.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
-import stat
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ganinv.core.errors import DataError
+from ganinv.data.images import (
+    IMAGE_EXTENSIONS,
+    MIN_IMAGE_SIDE,
+    display_path,
+    is_image_name,
+    list_image_files,
+    load_image,
+    path_problem,
+)
 
-__all__ = ["ImageDataset", "open_dataset", "load_image", "read_image", "expand_image_paths", "read_image_files",
-           "ImageFiles", "Skipped", "TolerantImages", "display_path", "no_usable_images", "IMAGE_EXTENSIONS",
-           "SPLITS", "KINDS", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE"]
+__all__ = ["ImageDataset", "open_dataset", "TolerantImages", "SPLITS", "KINDS"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 SPLITS = ("train", "valid", "test", "all")
 KINDS = ("mnist", "digits", "folder:PATH", "celeba:PATH")
 PARTITION_FILE = "list_eval_partition.txt"
 ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_IMAGES = "img_align_celeba"
-MAX_IMAGE_PIXELS = 50_000_000  # refused from the header, before decoding (the web page's upload limit too)
-MIN_IMAGE_SIDE = 4  # the smallest image_size; a shorter side is a spacer or a strip, not a picture
-GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 
 # --------------------------------------------------------------------------- validation
 
@@ -114,311 +101,6 @@ def _check_split(split) -> str:
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     return split
-
-
-# --------------------------------------------------------------------------- one image
-
-
-def _to_mode(im: Image.Image, channels: int) -> Image.Image:
-    """Convert any PIL image to "L" (channels=1) or "RGB" (channels=3)."""
-    target = "L" if channels == 1 else "RGB"
-    mode = im.mode
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        mode = im.mode
-    elif mode == "PA":
-        im = im.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("RGBA", "LA", "RGBa", "La"):
-        if mode in ("RGBa", "La"):
-            im = im.convert("RGBA" if mode == "RGBa" else "LA")
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba).convert("RGB")
-        mode = "RGB"
-    if mode in ("I", "F") or mode.startswith("I;"):
-        # 16-bit / 32-bit grey: PIL's convert("L") clips instead of scaling.
-        arr = np.asarray(im).astype(np.float64)
-        top = 65535.0 if (mode.startswith("I;16") or (mode == "I" and arr.max(initial=0) > 255)) else 255.0
-        if mode == "F":
-            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        im = Image.fromarray(arr)  # 2-D uint8 -> "L"
-        mode = "L"
-    if mode not in ("L", "RGB"):  # "1", CMYK, YCbCr, LAB, HSV, ...
-        im = im.convert("L" if mode == "1" else "RGB")
-        mode = im.mode
-    if mode == target:
-        return im
-    return im.convert(target)  # L -> RGB replicates the grey level; RGB -> L is PIL's luma
-
-
-# --------------------------------------------------------------------------- paths and reasons
-
-
-def display_path(path) -> str:
-    """A path as one printable line for messages: bytes that are not UTF-8 as \\xNN, control characters (a newline
-    in a file name) escaped. Plain names come back unchanged."""
-    text = os.fsdecode(path)
-    return text if text.isprintable() else "".join(map(_printable, text))
-
-
-def _printable(ch: str) -> str:
-    if ch.isprintable():
-        return ch
-    if 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte os.fsdecode could not decode (surrogateescape)
-        return f"\\x{ord(ch) - 0xDC00:02x}"
-    return ch.encode("unicode_escape").decode("ascii")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An input left out, and why. ``item`` is its exact name (``os.fsencode(item)`` gives the bytes back; JSON keeps
-    undecodable bytes as \\udcXX escapes); ``reason`` is one printable line that names it."""
-
-    item: str
-    reason: str
-
-    def to_json(self) -> dict:
-        return {"item": self.item, "reason": self.reason}
-
-
-def no_usable_images(skipped: list[Skipped], what: str = "inputs", named_above: bool = True) -> DataError:
-    """The error when every input was skipped: the one reason when it was not named yet, otherwise how many and
-    the first (the others were named through ``warn``)."""
-    if not skipped:
-        return DataError(f"no {what} to read")
-    if len(skipped) == 1 and not named_above:
-        return DataError(skipped[0].reason)
-    return DataError(f"none of the {what} is a usable image ({len(skipped)} skipped, each named above; the first: "
-                     f"{skipped[0].reason})")
-
-
-def _os_reason(path: str, exc: OSError) -> str:
-    """Why the operating system will not give us this path's bytes, in one line naming it."""
-    shown = display_path(path)
-    if exc.errno == errno.ENOENT:
-        return f"{shown} is a symbolic link to a missing file" if os.path.islink(path) else f"{shown} does not exist"
-    if exc.errno == errno.ELOOP:
-        return f"{shown} is a symbolic link loop"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"cannot read {shown}: permission denied"
-    if exc.errno == errno.EISDIR:
-        return f"expected an image file but found a folder: {shown}"
-    return f"cannot read {shown}: {exc.strerror or type(exc).__name__}"
-
-
-def _stat(path: str) -> os.stat_result | str:
-    """os.stat, or the reason it failed. Path.exists() would call a symbolic link loop "missing"; the errno
-    tells them apart."""
-    try:
-        return os.stat(path)
-    except OSError as exc:
-        return _os_reason(path, exc)
-    except ValueError:  # a NUL byte in the name
-        return f"{display_path(path)} is not a valid path"
-
-
-def _path_problem(path: str) -> str | None:
-    """None when ``path`` can be opened (a file or a folder), else the reason."""
-    info = _stat(path)
-    return info if isinstance(info, str) else None
-
-
-def _check_regular_file(path: str) -> None:
-    """DataError unless ``path`` is a non-empty regular file: a folder, a FIFO or a device would make PIL fail
-    late or block."""
-    info = _stat(path)
-    if isinstance(info, str):
-        raise DataError(info)
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError(f"expected an image file but found a folder: {display_path(path)}")
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"{display_path(path)} is not a regular file")
-    if info.st_size == 0:
-        raise DataError(f"{display_path(path)} is empty")
-
-
-# --------------------------------------------------------------------------- one file
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    """An image file as stored: its size and PIL mode (for notes such as "30×40 → resized")."""
-
-    width: int
-    height: int
-    mode: str
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.mode in GREY_MODES else 3
-
-
-def _check_dimensions(path: str, width: int, height: int) -> None:
-    shown = display_path(path)
-    if width * height > MAX_IMAGE_PIXELS:
-        raise DataError(f"{shown} is {width}×{height} ({width * height / 1e6:.0f} megapixels); images above "
-                        f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are refused (a decompression bomb?)")
-    if min(width, height) < MIN_IMAGE_SIDE:
-        raise DataError(f"{shown} is {width}×{height}: too small to invert (the short side must be at least "
-                        f"{MIN_IMAGE_SIDE} px)")
-
-
-def _decode(path: str, image_size: int | None, channels: int) -> tuple[Image.Image, ImageHeader]:
-    """Open, check the header, decode, orient and convert one file (no crop yet)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            header = ImageHeader(*im.size, im.mode)
-            _check_dimensions(path, header.width, header.height)
-            if im.format == "JPEG" and image_size is not None:
-                # Let libjpeg decode at a reduced scale when the file is much larger than needed.
-                im.draft(None, (2 * image_size, 2 * image_size))
-            im.load()
-            try:
-                im = ImageOps.exif_transpose(im)
-            except Exception:  # a broken EXIF block is no reason to refuse the pixels
-                pass
-            return _to_mode(im, channels), header
-
-
-def _decode_or_explain(path: str, image_size: int | None, channels: int) -> tuple[Image.Image, ImageHeader]:
-    """_decode, with every way a file can fail turned into a one-line DataError naming it."""
-    _check_regular_file(path)
-    shown = display_path(path)
-    try:
-        return _decode(path, image_size, channels)
-    except DataError:
-        raise
-    except UnidentifiedImageError:
-        raise DataError(f"not a readable image file: {shown} (not a format PIL can decode)") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"{shown} is far too large to decode (a decompression bomb?); images above "
-                        f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are refused") from None
-    except OSError as e:
-        if e.errno is not None:  # the file went away or became unreadable between the stat and the read
-            raise DataError(_os_reason(path, e)) from None
-        raise DataError(f"cannot decode image file {shown}: {_one_line(e)}") from None
-    except MemoryError:
-        raise DataError(f"cannot decode image file {shown}: out of memory") from None
-    except Exception as e:  # PIL's format plugins raise many types on corrupt input (struct.error, IndexError, …)
-        raise DataError(f"cannot decode image file {shown}: {_one_line(e)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _square(im: Image.Image, image_size: int | None) -> Image.Image:
-    """Centre-crop to the square of the short side, then resize to image_size (None: keep the short side)."""
-    w, h = im.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    if (w, h) != (s, s):
-        im = im.crop((left, top, left + s, top + s))
-    if image_size is not None and s != image_size:
-        im = im.resize((image_size, image_size), Image.Resampling.BICUBIC)
-    return im
-
-
-def _open_pil(path: str, image_size: int | None, channels: int) -> tuple[Image.Image, ImageHeader]:
-    """Decode, orient, convert, centre-crop and resize one file; DataError naming it if it cannot be used."""
-    im, header = _decode_or_explain(os.fsdecode(path), image_size, channels)
-    return _square(im, image_size), header
-
-
-def _pil_to_tensor(im: Image.Image) -> torch.Tensor:
-    arr = np.array(im, dtype=np.uint8)  # a writable copy
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous().float().div_(255.0)
-
-
-def read_image(path, image_size: int | None, channels: int) -> tuple[torch.Tensor, ImageHeader]:
-    """One file as a float32 ``channels × S × S`` tensor in [0, 1] (S = image_size, or the file's own short side
-    when None) and its header as stored. DataError naming the file when it cannot be used."""
-    if image_size is None:
-        _, channels = _check_size_channels(MIN_IMAGE_SIDE, channels)
-    else:
-        image_size, channels = _check_size_channels(image_size, channels)
-    im, header = _open_pil(path, image_size, channels)
-    return _pil_to_tensor(im), header
-
-
-def load_image(path, image_size: int, channels: int) -> torch.Tensor:
-    """Read one image file as a float32 ``channels × image_size × image_size`` tensor in [0, 1].
-
-    The image is centre-cropped to the square of its short side, then resized (antialiased).
-    Raises DataError naming the file when it is missing, not an image, truncated, corrupt, too large or too small.
-    """
-    image_size, channels = _check_size_channels(image_size, channels)
-    return read_image(path, image_size, channels)[0]
-
-
-# --------------------------------------------------------------------------- many files, tolerantly
-
-
-def expand_image_paths(paths) -> tuple[list[Path], list[Skipped]]:
-    """Files and folders (searched recursively, as ``folder:`` datasets are) → (image files in order, skipped).
-    A missing path, a dangling symbolic link, a link loop or an image-less folder is reported, not raised."""
-    files: list[Path] = []
-    skipped: list[Skipped] = []
-    for raw in paths:
-        path = os.fsdecode(raw)
-        problem = _path_problem(path)
-        if problem is not None:
-            skipped.append(Skipped(path, problem))
-        elif os.path.isdir(path):
-            found = _list_images(Path(path))
-            if not found:
-                skipped.append(Skipped(path, f"{display_path(path)} holds no images (looked for "
-                                             f"{', '.join(IMAGE_EXTENSIONS)})"))
-            files += [Path(path, rel) for rel in found]
-        else:
-            files.append(Path(path))
-    return files, skipped
-
-
-@dataclass
-class ImageFiles:
-    """What :func:`read_image_files` could read: the files, their images (C×S×S each) and headers, in input order,
-    and what it skipped."""
-
-    files: list[Path] = field(default_factory=list)
-    images: list[torch.Tensor] = field(default_factory=list)
-    headers: list[ImageHeader] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-
-    def batch(self) -> torch.Tensor:
-        """The images as one N×C×S×S batch (they must share a size: read with an image_size)."""
-        return torch.stack(self.images)
-
-
-def read_image_files(paths, image_size: int | None, channels: int,
-                     warn: Callable[[str], None] = lambda m: None) -> ImageFiles:
-    """Files and folders → every readable image, at ``image_size`` (None: each at its own short side).
-
-    Each file that cannot be used is named with its reason through ``warn`` (one line) and left out. When none can
-    be used it is a DataError: the one reason, or how many (each named through ``warn`` first)."""
-    files, skipped = expand_image_paths(paths)
-    result = ImageFiles(skipped=skipped)
-    for f in files:
-        try:
-            image, header = read_image(f, image_size, channels)
-        except DataError as exc:
-            result.skipped.append(Skipped(os.fsdecode(f), str(exc)))
-            continue
-        result.files.append(f)
-        result.images.append(image)
-        result.headers.append(header)
-    if not result.files and len(result.skipped) <= 1:
-        raise no_usable_images(result.skipped, named_above=False)  # the error line is the one reason
-    for s in result.skipped:
-        warn(s.reason)
-    if not result.files:
-        raise no_usable_images(result.skipped)
-    return result
 
 
 class TolerantImages(torch.utils.data.Dataset):
@@ -625,12 +307,8 @@ def _open_digits(image_size: int, channels: int, split: str) -> ImageDataset:
 # --------------------------------------------------------------------------- file-based sets
 
 
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-
-
 def _check_dir(path: Path, what: str) -> None:
-    problem = _path_problem(os.fspath(path))
+    problem = path_problem(path)
     if problem is not None and not os.path.lexists(path):
         raise DataError(f"{what} not found: {display_path(path)}")
     if problem is not None:  # a dangling link, a link loop, no permission
@@ -645,19 +323,6 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return entry.is_dir()
     except OSError:
         return False
-
-
-def _list_images(root: Path) -> list[str]:
-    """Relative POSIX paths of every image under root, sorted; hidden files and folders skipped."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in filenames:
-            if _is_image_name(name):
-                found.append(name if rel_dir == "." else Path(rel_dir, name).as_posix())
-    found.sort()
-    return found
 
 
 def _read_partition(path: Path) -> dict[str, int]:
@@ -710,7 +375,7 @@ def _parse_spec_path(spec: str, kind: str) -> Path:
 def _open_folder(spec: str, image_size: int, channels: int, split: str) -> ImageDataset:
     root = _parse_spec_path(spec, "folder")
     _check_dir(root, "image folder")
-    rel = _list_images(root)
+    rel = list_image_files(root)
     if not rel:
         raise DataError(
             f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in folder {root}"
@@ -777,7 +442,7 @@ def _open_celeba(spec: str, image_size: int, channels: int, split: str) -> Image
     if not attr_path.is_file():
         raise DataError(f"CelebA attribute file not found: {attr_path}")
     names, files, table = _read_attributes(attr_path)
-    present = {e.name for e in os.scandir(image_dir) if _is_image_name(e.name) and not _is_dir(e)}
+    present = {e.name for e in os.scandir(image_dir) if is_image_name(e.name) and not _is_dir(e)}
     if not present:
         raise DataError(f"no images found in CelebA image folder {image_dir}")
     row_of = {}

@@ -3,7 +3,8 @@ and without gradio (nothing here imports it).
 
     read_upload(path, shape, align=)    an upload as a 1×C×H×W batch at the run's shape (``align``: its face cut as
                                         aligned CelebA's), plus notes on what changed; ``UploadError`` with a
-                                        one-line reason for anything unusable (no face, with ``align``)
+                                        one-line reason for anything unusable (no face, with ``align``). The file is
+                                        read by ``ganinv.data.images``, as every image file is
     DomainCheck                         a one-line hint when an image is unlike what the run generates
     to_display(x)                       an image as H×W×3 uint8, tiny images enlarged pixel by pixel; every result
                                         of several images is a ``labelled_grid`` (rows and columns named)
@@ -25,13 +26,11 @@ import ipaddress
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ganinv.apps import latent_scale
@@ -49,21 +48,19 @@ from ganinv.apps.superres import compare
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.rundir import run_fingerprint
 from ganinv.core.viz import labelled_grid
-from ganinv.data import load_image
 from ganinv.data.align import align_file
+from ganinv.data.images import MAX_IMAGE_PIXELS, ImageHeader, display_path, load_image, read_header
 from ganinv.inference.hybrid import refine
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import invert_by_optimization
 from ganinv.metrics import psnr, reconstruction_metrics, ssim
 
 MAX_UPLOAD_BYTES = 20 * 2**20      # larger uploads are refused with a message
-MAX_UPLOAD_PIXELS = 50_000_000     # so are images of more pixels (decompression bombs among them)
+MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS  # so are images of more pixels (decompression bombs among them)
 DISPLAY_SIDE = 192                 # tiny run images are shown enlarged (nearest neighbour) to at least this side
 STRIP_SIDE = 96                    # … and a search gallery's images to at least this side
 METHODS = ("encoder", "hybrid")    # runs with an inverse network; a generator-only run gets "optimisation"
 EDIT_STEPS = 100                   # optimisation steps that invert an upload to edit, for runs without an encoder
-ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L")
 DOMAIN_SAMPLES = 32                # the run's own samples an upload's statistics are compared with …
 DOMAIN_Z = 4.0                     # … and how many of their spreads away counts as out of domain
 DOMAIN_MIN_SPREAD = 0.02           # a spread floor, so a run whose samples barely vary does not flag everything
@@ -79,17 +76,18 @@ def read_upload(path: str | Path | None, shape: tuple[int, int, int], *, align: 
                 max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[Tensor, list[str]]:
     """An uploaded file as a 1×C×H×W batch at the run's shape, plus notes on what was changed (size, alignment,
     channels, transparency). ``align``: the face is found and cut as aligned CelebA's (``ganinv.data.align``).
-    Raises ``UploadError`` with a one-line reason for anything that is not a usable image (or shows no face)."""
-    path = check_upload_file(path, max_bytes)
-    (w, h), mode, alpha = read_header(path, max_pixels)
+    Raises ``UploadError`` with a one-line reason for anything that is not a usable image (or shows no face): over
+    ``max_bytes`` or ``max_pixels`` it is refused from the file's size and header, before any pixel is decoded."""
+    path = check_upload_file(path)
     channels, size, _ = shape
     try:
-        x, notes = fit_upload(path, (w, h), size, channels, align)
-    except DataError as exc:
-        raise UploadError(str(exc).replace(str(path), path.name)) from None
-    if alpha:
+        header = read_header(path, max_bytes=max_bytes, max_pixels=max_pixels)
+        x, notes = fit_upload(path, header, size, channels, align)
+    except DataError as exc:  # the reader names the file by its path: the page shows its name alone
+        raise UploadError(str(exc).replace(display_path(path), display_path(path.name))) from None
+    if header.alpha:
         notes.append("transparency flattened onto white")
-    grey = mode in GREY_MODES
+    grey = header.channels == 1
     if grey and channels == 3:
         notes.append("grey image → its grey level repeated in R, G and B")
     elif not grey and channels == 1:
@@ -97,53 +95,25 @@ def read_upload(path: str | Path | None, shape: tuple[int, int, int], *, align: 
     return x.unsqueeze(0), notes
 
 
-def fit_upload(path: Path, size_wh: tuple[int, int], size: int, channels: int, align: bool) -> tuple[Tensor, list]:
+def fit_upload(path: Path, header: ImageHeader, size: int, channels: int, align: bool) -> tuple[Tensor, list]:
     """The upload at the run's size: its face aligned, or its centre square resized; and a note saying which."""
     if align:
         x, info = align_file(path, size, channels)
         return x, [f"face aligned as in aligned CelebA ({info.describe()})"]
     x = load_image(path, image_size=size, channels=channels)
-    w, h = size_wh
+    w, h = header.width, header.height
     return x, ([f"{w}×{h} → centre-cropped and resized to {size}×{size}"] if (w, h) != (size, size) else [])
 
 
-def check_upload_file(path: str | Path | None, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
-    """The upload's path, refused when missing, empty or over ``max_bytes``."""
+def check_upload_file(path: str | Path | None) -> Path:
+    """The upload's path, refused when none was given or gradio's copy is gone (its size, emptiness and contents are
+    checked by ``read_header``)."""
     if path is None or str(path) == "":
         raise UploadError("no file: upload an image first")
     path = Path(path)
     if not path.is_file():
         raise UploadError(f"{path.name}: the upload is missing; please upload it again")
-    n_bytes = path.stat().st_size
-    if n_bytes == 0:
-        raise UploadError(f"{path.name} is empty")
-    if n_bytes > max_bytes:
-        raise UploadError(f"{path.name} is {n_bytes / 2**20:.1f} MB; uploads are limited to "
-                          f"{max_bytes / 2**20:.0f} MB")
     return path
-
-
-def read_header(path: Path, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[tuple[int, int], str, bool]:
-    """((width, height), mode, has transparency) from the image's header alone, refused when it is not an image or
-    has more than ``max_pixels`` pixels."""
-    name = path.name
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:  # reads the header only
-                (w, h), mode = im.size, im.mode
-                alpha = mode in ALPHA_MODES or (mode == "P" and "transparency" in im.info)
-    except UnidentifiedImageError:
-        raise UploadError(f"{name} is not an image: upload a PNG, JPEG, WebP, BMP or GIF file") from None
-    except Image.DecompressionBombError:
-        raise UploadError(f"{name} is far too large (a decompression bomb?); the limit is "
-                          f"{max_pixels / 1e6:.0f} megapixels") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UploadError(f"{name} cannot be read as an image: {one_line(str(exc)) or type(exc).__name__}") from None
-    if w * h > max_pixels:
-        raise UploadError(f"{name} is {w}×{h} ({w * h / 1e6:.0f} megapixels); the limit is "
-                          f"{max_pixels / 1e6:.0f} megapixels")
-    return (w, h), mode, alpha
 
 
 def one_line(text: str) -> str:
