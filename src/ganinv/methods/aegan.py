@@ -33,7 +33,8 @@ class AEGAN(EncoderMethod):
     uses_real_data = False  # trained on the generator's own samples, as the paper
 
     def build_nets(self) -> dict[str, nn.Module]:
-        return {"generator": dcgan_generator(self.config), "encoder": self.space_encoder()}
+        encoder = self.space_encoder()  # built before the generator: the order the seeded initial weights are drawn in
+        return {"generator": dcgan_generator(self.config), "encoder": encoder}
 
     def train_step(self, batch) -> dict[str, float]:
         IG = self.nets["encoder"]
