@@ -23,8 +23,9 @@ from ganinv.apps import (
     read_images,
     silent,
 )
+from ganinv.core.bounds import MAX_GRID_COLUMNS, MAX_GRID_ROWS
 from ganinv.core.errors import GaninvError
-from ganinv.core.viz import labelled_grid, rows_of
+from ganinv.core.viz import check_grid_size, labelled_grid, rows_of
 from ganinv.data import Skipped, no_usable_images, open_dataset
 from ganinv.inference.model import InversionModel
 
@@ -32,12 +33,31 @@ from ganinv.inference.model import InversionModel
 def interpolate(model: InversionModel, z_a: Tensor, z_b: Tensor, steps: int = 8) -> Tensor:
     """G along the straight line z_a → z_b (both ends included): ``steps`` images per pair, (N·steps)×C×H×W
     ordered pair by pair."""
-    if steps < 2:
-        raise GaninvError(f"--steps must be at least 2, got {steps}")
+    check_columns(steps)
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     z = (z_a[:, None, :] * (1 - t) + z_b[:, None, :] * t).reshape(-1, z_a.shape[1])
     with torch.inference_mode():
         return model.generate(z)
+
+
+MAX_STRENGTH = 100.0  # in std of the latents along a direction: far beyond it the latent has left the prior
+
+
+def check_columns(steps: int) -> None:
+    """Images per grid row: at least 2, at most MAX_GRID_COLUMNS — each column costs a generated image and a tile
+    of the grid (``--steps 100000`` grew to 21 GB before the kernel killed it)."""
+    if isinstance(steps, bool) or int(steps) != steps or not 2 <= steps <= MAX_GRID_COLUMNS:
+        raise GaninvError(f"--steps must be from 2 to {MAX_GRID_COLUMNS} images per row, got {steps} (a wider row is "
+                          "unreadable, and its grid's memory grows with every column)")
+
+
+def parse_strength(strength: str) -> tuple[float, float]:
+    """``--strength`` "-2..2" → (-2.0, 2.0): finite, and within ±MAX_STRENGTH std (NaN or inf made a grid of NaN)."""
+    low, high = parse_range(strength, "--strength")
+    if not all(np.isfinite(v) and abs(v) <= MAX_STRENGTH for v in (low, high)):
+        raise GaninvError(f"--strength must be finite numbers from {-MAX_STRENGTH:g} to {MAX_STRENGTH:g} (std along "
+                          f"the direction), got {strength!r}")
+    return low, high
 
 
 def attribute_columns(label_names: list[str] | None, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -146,9 +166,13 @@ def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpo
         raise GaninvError("choose exactly one of --interpolate, --attribute NAME, --traverse K")
     if attribute is not None and data is None:
         raise GaninvError("--attribute needs --data SPEC: the labelled images its direction is learned from")
+    check_request(steps=steps, samples=samples, strength=strength if attribute is not None else None)
     model = load_inverter(run) if (images or attribute is not None) else InversionModel.load(run)
     elements = top_elements(model, traversal, run) if traversal is not None else None  # fail before inverting
     z, skipped = starting_latents(model, images, samples=2 if interpolation else samples, seed=seed, warn=warn)
+    rows = 1 if interpolation else len(z) * (len(elements) if elements is not None else 1)
+    check_grid_size(rows, steps, model.image_shape[-1], "ask for fewer rows (images, --samples, --traverse K) or "
+                    "columns (--steps)")
     if interpolation:
         if len(z) != 2:
             raise GaninvError(f"--interpolate needs exactly two readable images, got {len(z)}"
@@ -162,6 +186,15 @@ def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpo
                                            seed=seed, show_progress=show_progress, skipped=skipped, warn=warn)
         return EditResult(grid, description, skipped)
     return EditResult(*traversal_grid(model, z, elements, steps), skipped)
+
+
+def check_request(*, steps: int, samples: int, strength: str | None) -> None:
+    """The sizes and numbers of an edit, refused in one line before the run is loaded."""
+    check_columns(steps)
+    if isinstance(samples, bool) or int(samples) != samples or not 1 <= samples <= MAX_GRID_ROWS:
+        raise GaninvError(f"--samples must be from 1 to {MAX_GRID_ROWS}, got {samples}")
+    if strength is not None:
+        parse_strength(strength)
 
 
 def default_out(*, interpolation: bool = False, attribute: str | None = None, traversal: int | None = None) -> Path:
@@ -196,7 +229,7 @@ def attribute_grid(model: InversionModel, z: Tensor, attribute: str, data: str, 
         raise GaninvError(f"{data} has no labels to learn an attribute direction from")
     check_attribute(attribute, list(columns))
     direction, spread, accuracy = attribute_direction(latents, columns[attribute], seed)
-    low, high = parse_range(strength, "--strength")
+    low, high = parse_strength(strength)
     strengths = np.linspace(low, high, steps)
     edited = edit_attribute(model, z, direction, spread, strengths)
     description = (f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "

@@ -3,10 +3,12 @@ collections of millions (sizes from ``ivf_params``); written atomically, read wi
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 
+from ganinv.core import safe_files
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write
 
@@ -63,17 +65,43 @@ def train_ivf(vectors: np.ndarray, params: dict):
 
 
 def write_faiss(index, path: Path, binary: bool) -> None:
+    """Write an index atomically. FAISS reports a failed write (a full disk, a quota) as a RuntimeError naming its
+    temporary file; it becomes one line naming ``path``."""
     faiss = faiss_module()
-    atomic_write(path, lambda tmp: (faiss.write_index_binary if binary else faiss.write_index)(index, tmp))
+    try:
+        atomic_write(path, lambda tmp: (faiss.write_index_binary if binary else faiss.write_index)(index, tmp))
+    except RuntimeError as exc:
+        raise GaninvError(f"cannot write the FAISS index {path} ({faiss_reason(exc)}); free some space (or choose "
+                          "another --out) and run the same command again: the shards already written are "
+                          "kept") from None
 
 
-def read_faiss(path: Path, binary: bool):
+def faiss_reason(exc: RuntimeError) -> str:
+    """FAISS's message cut to its reason ("No space left on device"): it names C++ files and temporary names."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    reason = re.search(r"\(([^()]+)\)\s*$", text)  # write errors end with strerror in parentheses
+    return reason.group(1) if reason else text.split("' failed: ", 1)[-1][:160]
+
+
+def read_faiss(path: Path, binary: bool, max_bytes: int):
+    """A FAISS index file of at most ``max_bytes`` (the caller's bound from what the index should hold). FAISS
+    allocates each array its file declares before reading it; while it reads, its per-array limit is set to the
+    file's own size (no array can be longer than the file), so a crafted length is one line, not a huge
+    allocation. Any FAISS error is one line naming the file."""
     faiss = faiss_module()
     if not path.is_file():
         raise GaninvError(f"{path} is missing: the index is incomplete (run `ganinv index` again to finish it)")
+    size = safe_files.check_size(path, "FAISS index", max_bytes)
+    limit = getattr(faiss, "set_deserialization_vector_byte_limit", None)  # recent FAISS; older: the size bound only
+    previous = faiss.get_deserialization_vector_byte_limit() if limit else None
+    if limit:
+        limit(4 * size + 4096)  # FAISS allows arrays of up to a quarter of it
     try:
         return (faiss.read_index_binary if binary else faiss.read_index)(str(path))
-    except RuntimeError as exc:
-        raise GaninvError(f"{path} is truncated or corrupt ({str(exc).splitlines()[0][:120]})") from None
-
-
+    except RuntimeError as exc:  # "Error in <function> at <file>: Error: '<check>' failed": keep the check
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rsplit("Error: ", 1)[-1]
+        raise GaninvError(f"{path} is truncated or corrupt ({reason[:120]})") from None
+    finally:
+        if limit:
+            limit(previous)

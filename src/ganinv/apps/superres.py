@@ -29,8 +29,21 @@ def check_degradation(sigma: float | None = None, factor: int | None = None) -> 
         raise GaninvError("give either --sigma (blur) or --factor (downsampling), not both")
     if sigma is not None and not (sigma >= 0 and np.isfinite(sigma)):
         raise GaninvError(f"--sigma must be a finite number ≥ 0, got {sigma}")
-    if factor is not None and (int(factor) != factor or factor < 1):
+    if factor is not None and (isinstance(factor, bool) or not np.isfinite(factor) or int(factor) != factor
+                               or factor < 1):
         raise GaninvError(f"--factor must be an integer ≥ 1, got {factor}")
+
+
+def check_conditions(sigmas, factors, side: int) -> tuple[list[float], list[int]]:
+    """(σ values, integer factors) of an evaluation, each checked before anything is generated: a σ finite and ≥ 0,
+    a factor an integer from 1 to the image side (``--factors 0`` divided by zero)."""
+    for sigma in sigmas:
+        if isinstance(sigma, bool) or not (np.isfinite(sigma) and sigma >= 0):
+            raise GaninvError(f"--sigmas must be finite numbers ≥ 0, got {sigma}")
+    for factor in factors:
+        if isinstance(factor, bool) or not np.isfinite(factor) or int(factor) != factor or not 1 <= factor <= side:
+            raise GaninvError(f"--factors must be integers from 1 to the run's image side {side}, got {factor:g}")
+    return [float(s) for s in sigmas], [int(f) for f in factors]
 
 
 def degrade_image(clean: Tensor, *, sigma: float | None = None, factor: int | None = None) -> Tensor:
@@ -119,6 +132,9 @@ def evaluate_superres(model: InversionModel, *, real: Tensor | None = None, n: i
                       sigmas=DEFAULT_SIGMAS, factors=DEFAULT_FACTORS) -> list[dict]:
     """Rows of PSNR/SSIM against the clean image for every σ and factor, for the degraded input itself, bicubic
     upsampling (factors only) and inversion, on generated images and (when given) real ones."""
+    sigmas, factors = check_conditions(sigmas, factors, model.image_shape[-1])
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise GaninvError(f"--n must be a positive integer, got {n}")
     sets = {"generated": generated_batch(model, n, seed).cpu()}
     if real is not None and len(real):
         sets["real"] = real[:n].float()

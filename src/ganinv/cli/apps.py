@@ -5,8 +5,10 @@ goes on with the others and ends with ``exit_if_skipped``: exit status 3 when an
 Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -14,10 +16,20 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ganinv.cli.common import check_paths, console, exit_if_skipped, note
+from ganinv.cli.common import at_most, check_images_fit, check_paths, console, exit_if_skipped, note, seed_option
+from ganinv.core.bounds import (
+    MAX_BATCH,
+    MAX_GRID_COLUMNS,
+    MAX_GRID_ROWS,
+    MAX_IMAGE_SIZE,
+    MAX_WORKERS,
+    image_format,
+)
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()
+MAX_RESULTS = 10_000  # results per search query: each is a tile of the result grid
+SUPERRES_COPIES = 8  # batches of --n images alive at once: clean, degraded, bicubic, inverted and their work
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -42,10 +54,10 @@ def index(
     ivf: bool = typer.Option(False, "--ivf", help="trained IVF-PQ (SQ8 re-ranking) instead of exact flat search, "
                              "for collections of millions"),
     methods: str = typer.Option("latent,dhash,phash,colour", help="feature methods to index, comma-separated"),
-    limit: Optional[int] = typer.Option(None, help="index only the first N images"),
-    batch_size: int = typer.Option(256, min=1, help="images per inversion batch"),
+    limit: Optional[int] = typer.Option(None, min=1, help="index only the first N images"),
+    batch_size: int = typer.Option(256, min=1, max=MAX_BATCH, help="images per inversion batch"),
     shard_size: int = typer.Option(4096, min=1, help="images per shard on disk (the unit of resuming)"),
-    workers: int = typer.Option(0, min=0, help="DataLoader worker processes"),
+    workers: int = typer.Option(0, min=0, max=MAX_WORKERS, help="DataLoader worker processes"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
     """Invert a collection into a FAISS index (latents + dHash/pHash/colour-histogram baselines); resumable."""
@@ -53,11 +65,33 @@ def index(
     check_paths(runs=[run], data=data)
     from ganinv.apps.search import build_index
 
-    result = build_index(run, data, out, split=split, methods=methods.split(","), ivf=ivf, limit=limit,
-                         batch_size=batch_size, shard_size=shard_size, workers=workers, show_progress=not quiet,
-                         log=note)
+    try:
+        result = build_index(run, data, out, split=split, methods=methods.split(","), ivf=ivf, limit=limit,
+                             batch_size=batch_size, shard_size=shard_size, workers=workers, show_progress=not quiet,
+                             log=note)
+    except OSError as exc:
+        if not is_write_failure(exc, out):
+            raise
+        raise GaninvError(f"cannot write the index in {out}: {write_failure(exc)}; free some space (or choose "
+                          "another --out) and run the same command again: it goes on from the shards already "
+                          "written") from None
     console.print(f"indexed {len(result)} images ({', '.join(result.methods)}; {result.manifest['kind']}) → {out}")
     exit_if_skipped(len(result.failures))
+
+
+def is_write_failure(exc: OSError, out: Path) -> bool:
+    """A full disk or quota anywhere, or any error on a file inside ``out``: the index could not be written (the
+    generic message names no path and suggests --resume, which ``index`` does not have: it resumes by itself)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    name = exc.filename
+    return name is not None and os.path.abspath(os.fsdecode(name)).startswith(os.path.abspath(out) + os.sep)
+
+
+def write_failure(exc: OSError) -> str:
+    """The reason in words and the file it happened on, when the operating system says which."""
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
+    return f"{reason} ({os.fsdecode(exc.filename)})" if exc.filename is not None else reason
 
 
 @app.command("index-latents")
@@ -70,7 +104,15 @@ def index_latents_command(
 
     from ganinv.apps.collection import index_latents
 
-    info = index_latents(latents, ivf=ivf, log=note)
+    try:
+        info = index_latents(latents, ivf=ivf, log=note)
+    except RuntimeError as exc:  # FAISS's write_index on a full disk: a C++ message naming a temporary file
+        if "write" not in str(exc):
+            raise
+        from ganinv.apps.faiss_index import faiss_reason
+
+        raise GaninvError(f"cannot write {latents / 'latents.faiss'} ({faiss_reason(exc)}); free some space and run "
+                          "the same command again") from None
     console.print(f"indexed {info['indexed']} of {info['n']} latents ({info['kind']}) → {latents}/latents.faiss")
 
 
@@ -79,14 +121,15 @@ def index_latents_command(
 def search(
     index_dir: Path = typer.Argument(..., metavar="INDEX", help="index directory (from `ganinv index`)"),
     images: list[Path] = typer.Argument(..., help="query image files or folders", readable=False),
-    k: int = typer.Option(10, "-k", "--k", help="results per query"),
+    k: int = typer.Option(10, "-k", "--k", min=1, max=MAX_RESULTS, help="results per query"),
     method: str = typer.Option("latent", help="latent | dhash | phash | colour"),
     run: Optional[Path] = typer.Option(None, help="the run the index was built from, if it has moved"),
-    nprobe: Optional[int] = typer.Option(None, help="IVF lists to visit (IVF indexes only) [manifest]"),
+    nprobe: Optional[int] = typer.Option(None, min=1, help="IVF lists to visit (IVF indexes only) [manifest]"),
     out: Path = typer.Option(Path("search.png"), "--out", help="result grid: each query, then its results"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ):
     """Find the k nearest indexed images of each query; print ranked paths + distances, write a grid PNG."""
+    image_format(out)
     from ganinv.apps.search import search_files
 
     result = search_files(index_dir, images, out, k=k, method=method, run=run, nprobe=nprobe, warn=note)
@@ -121,11 +164,11 @@ def eval_search(
                                              "[a temporary one]"),
     queries: int = typer.Option(64, min=1, help="number of query images: the first of the test split, so outside "
                                 "the database (AEGAN paper: 64)"),
-    k: int = typer.Option(10, "-k", "--k", help="results per query for label similarity"),
+    k: int = typer.Option(10, "-k", "--k", min=1, max=MAX_RESULTS, help="results per query for label similarity"),
     database: int = typer.Option(20_000, "--database", "--limit", min=1, help="the search database: the first N "
                                  "train images, all when fewer (AEGAN paper: 20000); --limit is its old name"),
     methods: str = typer.Option("latent,dhash,phash,colour", help="methods to compare"),
-    seed: int = typer.Option(0, help="seed of the occlusion patches and the random baseline"),
+    seed: int = seed_option("seed of the occlusion patches and the random baseline"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ):
@@ -170,13 +213,15 @@ def _print_search_evaluation(results: dict, k: int) -> None:
 def superres(
     run: Path = typer.Argument(..., help="run directory of an inverter"),
     images: list[Path] = typer.Argument(..., help="image files or folders", readable=False),
-    sigma: Optional[float] = typer.Option(None, help="blur the (clean) images with this gaussian σ first"),
-    factor: Optional[int] = typer.Option(None, help="downsample the (clean) images by this factor first"),
+    sigma: Optional[float] = typer.Option(None, min=0, help="blur the (clean) images with this gaussian σ first"),
+    factor: Optional[int] = typer.Option(None, min=1, max=MAX_IMAGE_SIZE,
+                                         help="downsample the (clean) images by this factor first"),
     out: Path = typer.Option(Path("superres.png"), "--out", help="grid PNG: clean, degraded, \\[bicubic], inverted"),
 ):
     """Super-resolve images through the generator. With --sigma/--factor the images are degraded first (a
     demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
     check_paths(runs=[run])
+    image_format(out)
     from ganinv.apps.superres import super_resolve_files
 
     shown, names, skipped = super_resolve_files(run, images, out, sigma=sigma, factor=factor, warn=note)
@@ -191,24 +236,25 @@ def eval_superres(
     n: int = typer.Option(64, min=1, help="generated images (and at most this many real test images)"),
     sigmas: str = typer.Option("1,2,3", help="blur σ values, comma-separated"),
     factors: str = typer.Option("2,4,8", help="downsampling factors, comma-separated"),
-    seed: int = typer.Option(0, help="seed of the generated images"),
+    seed: int = seed_option("seed of the generated images"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     """PSNR/SSIM against the clean image for each σ / factor: inversion beside bicubic and the degraded input."""
 
     check_paths(runs=[run], data=data)
+    sigma_list, factor_list = _floats(sigmas, "--sigmas"), _floats(factors, "--factors")
+    check_images_fit(run, n, SUPERRES_COPIES, "eval-superres --n", "ask for fewer with --n")
     from ganinv.apps import load_inverter, read_dataset_images
-    from ganinv.apps.superres import evaluate_superres
+    from ganinv.apps.superres import check_conditions, evaluate_superres
     from ganinv.data import open_dataset
 
     model = load_inverter(run)
+    sigma_list, factor_list = check_conditions(sigma_list, factor_list, model.image_shape[-1])  # before any work
     real, skipped = None, []
     if data is not None:
         test = open_dataset(data, image_size=model.image_shape[1], channels=model.image_shape[0], split="test")
         real, _, skipped = read_dataset_images(test, n, note, f"test images of {data}")
-    factor_list = [int(f) for f in _floats(factors, "--factors")]
-    rows = evaluate_superres(model, real=real, n=n, seed=seed, sigmas=_floats(sigmas, "--sigmas"),
-                             factors=factor_list)
+    rows = evaluate_superres(model, real=real, n=n, seed=seed, sigmas=sigma_list, factors=factor_list)
     if as_json:
         print(json.dumps({"run": str(run), "rows": rows, "skipped": [s.to_json() for s in skipped]}, indent=2))
         exit_if_skipped(len(skipped))
@@ -228,7 +274,7 @@ def eval_superres(
 def cluster(
     run: Path = typer.Argument(..., help="run directory of an inverter"),
     data: str = typer.Option(..., help="dataset spec"),
-    k: int = typer.Option(..., "--k", "-k", help="number of clusters"),
+    k: int = typer.Option(..., "--k", "-k", min=1, help="number of clusters"),
     out: Path = typer.Option(Path("clusters"), "--out", help="folder for cluster-NN.png, closest-pairs.png, "
                              "clusters.json"),
     split: str = typer.Option("train", help="train | valid | test | all (valid: CelebA's partition 1, needs "
@@ -274,15 +320,19 @@ def edit(
     data: Optional[str] = typer.Option(None, help="labelled dataset spec to learn the attribute direction on"),
     train_n: int = typer.Option(2000, min=2, help="labelled images to learn the direction from"),
     strength: str = typer.Option("-2..2", help="attribute strength range, in std of the latents along the direction"),
-    traverse: Optional[int] = typer.Option(None, "--traverse", help="sweep the K most important latent elements "
+    traverse: Optional[int] = typer.Option(None, "--traverse", min=1, help="sweep the K most important latent elements "
                                            "from -2 to 2 (runs with a latent scale: dlsgan)"),
-    steps: int = typer.Option(9, min=2, help="images per row"),
-    samples: int = typer.Option(4, min=1, help="sampled latents when no image is given"),
-    seed: int = typer.Option(0, help="seed of sampled latents"),
+    steps: int = typer.Option(9, min=2, callback=at_most(MAX_GRID_COLUMNS, "a wider row is unreadable, and the "
+                              "grid's memory grows with every column"),
+                              help=f"images per row, at most {MAX_GRID_COLUMNS}"),
+    samples: int = typer.Option(4, min=1, max=MAX_GRID_ROWS, help="sampled latents when no image is given"),
+    seed: int = seed_option("seed of sampled latents"),
 ):
     """Interpolate between images, move them along an attribute direction, or traverse important elements; the grid
     goes to --out, by default a file named after the mode (so --traverse never overwrites an interpolation)."""
     check_paths(runs=[run], data=data)
+    if out is not None:
+        image_format(out)  # an unknown suffix is refused before the run is loaded
     from ganinv.apps.edit import default_out, edit_run
     from ganinv.core.viz import save_png
 

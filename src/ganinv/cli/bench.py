@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ganinv.cli.common import console, err_console
+from ganinv.cli.common import console, err_console, seed_option
 
 app = typer.Typer()
 bench_app = typer.Typer(help="Measure one claim and write OUT/SUITE.md (machine, versions, seed and the command at "
@@ -38,7 +38,7 @@ def _suite_command(suite: str):
         data: Optional[str] = typer.Option(None, help="dataset spec (table1, table2, dlsgan), e.g. mnist"),
         out: Path = typer.Option(Path("bench"), "--out", help="folder for SUITE.md, plots and runs (reused)"),
         quick: bool = typer.Option(False, help="the ≤ 10-minute CPU variant"),
-        seed: int = typer.Option(0, help="seed of every run and sample"),
+        seed: int = seed_option("seed of every run and sample"),
         quiet: bool = typer.Option(False, help="no progress messages"),
     ):
         from ganinv.experiments.bench import run_suite
@@ -66,7 +66,7 @@ def frontier(
     out: Path = typer.Option(Path("bench"), "--out", help="folder for frontier.md, frontier.json and the plots"),
     budget: str = typer.Option("cpu", help="smoke (tests) | quick (16 images) | cpu (64 images; both: optimisation "
                                            "100/300/1000 steps, tuning 300) | gpu (256 images)"),
-    seed: int = typer.Option(0, help="seed of the generated samples"),
+    seed: int = seed_option("seed of the generated samples"),
     quiet: bool = typer.Option(False, help="no progress messages"),
 ):
     """Speed against fidelity of every inverter on the same real and generated images: encoders, the iterative

@@ -3,6 +3,7 @@ results table. Only typer, rich and core.errors here: library imports stay insid
 ``ganinv --help`` never loads torch, and a bad path is refused before they run."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ganinv.core.bounds import MAX_SEED, check_memory, image_bytes
 from ganinv.core.errors import GaninvError
 
 console = Console()
@@ -63,6 +65,36 @@ def _check_data(spec: str) -> None:
         raise GaninvError(f"{what} not found: {path} (--data {spec})")
     if os.path.exists(path) and not os.path.isdir(path):
         raise GaninvError(f"{what} {path} is a file, not a folder (--data {spec})")
+
+
+# ------------------------------------------------------------------------------------------ bounds at parse time
+def seed_option(help: str):
+    """--seed, bounded at parse time to what every consumer takes (numpy and scikit-learn: 0..2**32-1)."""
+    return typer.Option(0, min=0, max=MAX_SEED, help=help)
+
+
+def at_most(limit: int, why: str):
+    """A typer callback refusing a value above ``limit`` at parse time, saying why (typer's own max says only that
+    it is too large)."""
+    def check(value):
+        if value is not None and value > limit:
+            raise typer.BadParameter(f"at most {limit} ({why}), got {value}")
+        return value
+
+    return check
+
+
+def check_images_fit(run: Path, n: int, copies: int, what: str, advice: str) -> None:
+    """Refuse in one line, before the heavy imports, a request for ``n`` images of RUN's size that would not fit in
+    memory (``copies`` batches of them live at once). Read from config.json with json alone; a file that cannot be
+    read is left to the library, which names what is wrong with it."""
+    try:
+        net = json.loads((Path(run) / RUN_CONFIG).read_text(encoding="utf-8"))["net"]
+        side, channels = int(net["image_size"]), int(net["channels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if 0 < side <= 65_536 and 0 < channels <= 4:
+        check_memory(image_bytes(n, channels, side, copies), f"{what} ({n} images of {side} px)", advice)
 
 
 def warn(message: str) -> None:

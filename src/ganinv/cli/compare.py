@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from ganinv.cli.common import console, err_console, note, print_results_table
+from ganinv.cli.common import console, err_console, note, print_results_table, seed_option
+from ganinv.core.bounds import MAX_BATCH, MAX_OPT_STEPS, MAX_STEPS
 
 app = typer.Typer()
 
@@ -22,19 +23,21 @@ def compare(
     methods: str = typer.Option("aegan,regression,bigan,optimize,hybrid", help="comma-separated subset of "
                                 "aegan, regression, bigan, optimize, hybrid"),
     out: Path = typer.Option(..., "--out", help="folder for runs/, results.json and grid.png (reused if present)"),
-    train_steps: int = typer.Option(500, help="training steps of aegan / regression"),
-    bigan_steps: int = typer.Option(1000, help="training steps of bigan (G, E and D from scratch)"),
-    optimize_steps: int = typer.Option(200, help="Adam steps of optimisation inversion"),
+    train_steps: int = typer.Option(500, min=1, max=MAX_STEPS, help="training steps of aegan / regression"),
+    bigan_steps: int = typer.Option(1000, min=1, max=MAX_STEPS, help="training steps of bigan (G, E and D from "
+                                    "scratch)"),
+    optimize_steps: int = typer.Option(200, min=1, max=MAX_OPT_STEPS, help="Adam steps of optimisation inversion"),
     optimize_lr: float = typer.Option(0.05, help="Adam lr of optimisation inversion"),
-    refine_steps: int = typer.Option(50, help="optimisation steps the hybrid adds to the encoder"),
+    refine_steps: int = typer.Option(50, min=0, max=MAX_OPT_STEPS, help="optimisation steps the hybrid adds to the "
+                                     "encoder"),
     refine_lr: float = typer.Option(0.01, help="Adam lr of the hybrid's refinement"),
     loss: str = typer.Option("bce", help="image loss of optimize / hybrid: bce (eq. 2, the optimisation "
                              "baseline's) | mse | mse+lpips"),
-    batch_size: Optional[int] = typer.Option(None, help="training batch size [preset's]"),
+    batch_size: Optional[int] = typer.Option(None, min=1, max=MAX_BATCH, help="training batch size [preset's]"),
     lr: Optional[float] = typer.Option(None, help="training lr [preset's]"),
-    n: int = typer.Option(64, help="generated samples to invert"),
-    n_real: int = typer.Option(64, help="real test images to invert (at most)"),
-    seed: int = typer.Option(0, help="seed of training and of the generated samples"),
+    n: int = typer.Option(64, min=1, max=MAX_BATCH, help="generated samples to invert"),
+    n_real: int = typer.Option(64, min=0, max=MAX_BATCH, help="real test images to invert (at most)"),
+    seed: int = seed_option("seed of training and of the generated samples"),
     option: list[str] = typer.Option([], "--regression-option", "-r", help="regression option KEY=VALUE, "
                                      "repeatable (e.g. -r backbone=resnet18 -r space=w)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from ganinv.cli.common import console, err_console
+from ganinv.cli.common import console, err_console, seed_option
 
 app = typer.Typer()
 
@@ -27,7 +27,7 @@ def reproduce(
                                                 "figures; run the same command again to continue"),
     budget: str = typer.Option("cpu", help="smoke (a minute, for tests) | cpu (≤ 150 min on 2 cores) | gpu "
                                            "(the papers' sizes, ~10 min on an H100) | full (the papers' epochs)"),
-    seed: int = typer.Option(0, help="seed of every run and sample"),
+    seed: int = seed_option("seed of every run and sample"),
     parts: str = typer.Option("", help="only these parts, comma-separated (e.g. to run the AEGAN and the DLSGAN "
                                        "halves in two processes): aegan-table1, aegan-table2, aegan-superres, "
                                        "dlsgan, dedgan, projection, projection-finetune [all]"),

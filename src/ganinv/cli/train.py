@@ -12,10 +12,31 @@ import typer
 from rich.markup import escape
 from typer.core import TyperCommand
 
-from ganinv.cli.common import check_paths, console, exit_if_skipped, note, print_results_table, warn
+from ganinv.cli.common import (
+    at_most,
+    check_images_fit,
+    check_paths,
+    console,
+    exit_if_skipped,
+    note,
+    print_results_table,
+    seed_option,
+    warn,
+)
+from ganinv.core.bounds import (
+    MAX_BATCH,
+    MAX_IMAGE_SIZE,
+    MAX_LATENT_DIM,
+    MAX_OPT_STEPS,
+    MAX_STEPS,
+    MAX_WIDTH,
+    MAX_WORKERS,
+)
 from ganinv.core.errors import GaninvError
 
 app = typer.Typer()
+IMAGE_SIZE_LIMIT = at_most(MAX_IMAGE_SIZE, "16 megapixels; every image, batch and net layer grows with its square")
+STEPS_LIMIT = at_most(MAX_STEPS, "about 12 days at 10 steps a second; no paper's schedule is longer")
 
 
 # ---------------------------------------------------------------------------------------------------- train
@@ -78,22 +99,29 @@ def train(
     generator: Optional[Path] = typer.Option(None, help="run directory of the frozen generator (post-hoc methods)"),
     preset: str = typer.Option(DEFAULT_PRESET, help="small (CPU-sized, 32 px) | paper (AEGAN (Luo et al.): 64 px, "
                                "width 64)"),
-    image_size: Optional[int] = typer.Option(None, help="image side in pixels, a power of two [{default:image_size}]"),
-    channels: Optional[int] = typer.Option(None, help="1 or 3 [1 for digits, 3 otherwise]"),
-    width: Optional[int] = typer.Option(None, help="channels of the image-side conv stage [{default:width}]"),
-    latent_dim: Optional[int] = typer.Option(None, help="latent dimension [{default:latent_dim}]"),
+    image_size: Optional[int] = typer.Option(None, min=8, callback=IMAGE_SIZE_LIMIT,
+                                             help="image side in pixels, a power of two from 8 to "
+                                             f"{MAX_IMAGE_SIZE} [{{default:image_size}}]"),
+    channels: Optional[int] = typer.Option(None, min=1, max=3, help="1 or 3 [1 for digits, 3 otherwise]"),
+    width: Optional[int] = typer.Option(None, min=1, max=MAX_WIDTH,
+                                        help="channels of the image-side conv stage [{default:width}]"),
+    latent_dim: Optional[int] = typer.Option(None, min=1, max=MAX_LATENT_DIM,
+                                             help="latent dimension [{default:latent_dim}]"),
     prior: Optional[str] = typer.Option(None, help="uniform | normal | uniform_sqrt3 | spherical (dedgan) "
                                         "[{default:prior}]"),
-    steps: Optional[int] = typer.Option(None, help="optimisation steps [{default:steps}]"),
-    batch_size: Optional[int] = typer.Option(None, help="batch size [{default:batch_size}]"),
+    steps: Optional[int] = typer.Option(None, min=1, callback=STEPS_LIMIT,
+                                        help=f"optimisation steps, at most {MAX_STEPS:,} [{{default:steps}}]"),
+    batch_size: Optional[int] = typer.Option(None, min=1, max=MAX_BATCH, help="batch size [{default:batch_size}]"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate [{default:lr}]"),
-    seed: int = typer.Option(0, help="random seed (recorded in config.json)"),
-    checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints [{default:checkpoint_every}]"),
-    sample_every: Optional[int] = typer.Option(None, help="steps between sample grids [{default:sample_every}]"),
-    eval_every: Optional[int] = typer.Option(None, help="steps between evaluations [{default:eval_every}]"),
+    seed: int = seed_option("random seed (recorded in config.json)"),
+    checkpoint_every: Optional[int] = typer.Option(None, min=1, help="steps between checkpoints "
+                                                   "[{default:checkpoint_every}]"),
+    sample_every: Optional[int] = typer.Option(None, min=1, help="steps between sample grids [{default:sample_every}]"),
+    eval_every: Optional[int] = typer.Option(None, min=1, help="steps between evaluations [{default:eval_every}]"),
     precision: Optional[str] = typer.Option(None, help="no | bf16 | fp16 (mixed precision via Accelerate)"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
-    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes [{default:num_workers}]"),
+    workers: Optional[int] = typer.Option(None, min=0, max=MAX_WORKERS,
+                                          help="DataLoader worker processes [{default:num_workers}]"),
     option: list[str] = typer.Option([], "--option", "-o", help="method option KEY=VALUE, repeatable "
                                      "(e.g. dlsgan: -o encoder_loss_on=DG -o dls=false; aegan / regression / "
                                      "iterative on a style generator: -o space=z|w|wplus; iterative: -o steps=5 "
@@ -150,12 +178,13 @@ def invert(
     data: Optional[str] = typer.Option(None, help="a whole collection instead of IMAGES: folder:PATH | celeba:PATH "
                                        "| mnist | digits — latents streamed to shards, resumable"),
     split: str = typer.Option("all", help="with --data: all | train | test"),
-    batch_size: int = typer.Option(256, help="with --data: images per forward pass"),
-    shard_size: int = typer.Option(4096, help="with --data: images per latent shard (the unit of resuming)"),
-    workers: int = typer.Option(2, help="with --data: DataLoader worker processes reading images"),
+    batch_size: int = typer.Option(256, min=1, max=MAX_BATCH, help="with --data: images per forward pass"),
+    shard_size: int = typer.Option(4096, min=1, help="with --data: images per latent shard (the unit of resuming)"),
+    workers: int = typer.Option(2, min=0, max=MAX_WORKERS, help="with --data: DataLoader worker processes reading "
+                                "images"),
     device: str = typer.Option("auto", help="with --data: auto | cpu | cuda (under accelerate launch: each rank's GPU)"),
-    refine: int = typer.Option(0, help="optimisation steps after the encoder (hybrid); on a generator run: "
-                               "optimisation inversion from the prior's mean"),
+    refine: int = typer.Option(0, min=0, max=MAX_OPT_STEPS, help="optimisation steps after the encoder (hybrid); on "
+                               "a generator run: optimisation inversion from the prior's mean"),
     refine_lr: Optional[float] = typer.Option(None, help="Adam lr of --refine [0.01 from an encoder, 0.05 from the mean]"),
     refine_loss: str = typer.Option("mse", help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips"),
     space: str | None = typer.Option(None, help="with IMAGES: the latent space --refine searches and latents.npy "
@@ -250,18 +279,23 @@ def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, data, 
 
 
 # ----------------------------------------------------------------------------------------------------- eval
+EVAL_COPIES = 8  # batches of n images alive at once: generated and real, their reconstructions, the metrics' work
+
+
 @app.command("eval", cls=LibraryDefaults)
 def eval_(
     run: Path = typer.Argument(..., help="run directory"),
     data: Optional[str] = typer.Option(None, help="dataset spec for real images (its test split)"),
-    n: int | None = typer.Option(None, help="number of generated samples, and at most this many real images "
-                                    "[{default:eval_images}, as demo scores]"),
-    seed: int = typer.Option(0, help="seed of the generated samples"),
+    n: int | None = typer.Option(None, min=1, help="number of generated samples, and at most this many real "
+                                 "images [{default:eval_images}, as demo scores]"),
+    seed: int = seed_option("seed of the generated samples"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     """Reconstruction quality (PSNR, SSIM, dHash similarity, LPIPS if available) on generated and real images."""
 
     check_paths(runs=[run], data=data)
+    if n is not None:
+        check_images_fit(run, n, EVAL_COPIES, "eval --n", "ask for fewer with --n")
     from ganinv.inference.evaluate import EVAL_IMAGES, evaluate_run
     from ganinv.metrics import lpips_status
 
@@ -283,13 +317,15 @@ def ablate(
     out: Path = typer.Option(Path("ablation"), "--out", help="folder for the runs, PNG figures and ablation.md"),
     quick: bool = typer.Option(False, help="16 px, 3 epochs: minutes on a CPU"),
     # "\\[" below: rich would take "[quick 3, full 20]" for a style and drop it
-    epochs: Optional[int] = typer.Option(None, help="epochs per run \\[quick 3, full 20]"),
-    seed: int = typer.Option(0, help="the one seed every run shares"),
+    epochs: Optional[int] = typer.Option(None, min=1, max=10_000, help="epochs per run \\[quick 3, full 20]"),
+    seed: int = seed_option("the one seed every run shares"),
     fid_weights: Optional[str] = typer.Option(None, help="Inception weights file for real FID (else FD-domain)"),
-    image_size: Optional[int] = typer.Option(None, help="image side \\[quick 16, full 32]"),
-    width: Optional[int] = typer.Option(None, help="net width \\[quick 8, full 16]"),
-    latent_dim: Optional[int] = typer.Option(None, help="latent dimension \\[quick 32, full 64]"),
-    batch_size: Optional[int] = typer.Option(None, help="batch size \\[quick 32, full 16]"),
+    image_size: Optional[int] = typer.Option(None, min=8, callback=IMAGE_SIZE_LIMIT,
+                                             help="image side \\[quick 16, full 32]"),
+    width: Optional[int] = typer.Option(None, min=1, max=MAX_WIDTH, help="net width \\[quick 8, full 16]"),
+    latent_dim: Optional[int] = typer.Option(None, min=1, max=MAX_LATENT_DIM,
+                                             help="latent dimension \\[quick 32, full 64]"),
+    batch_size: Optional[int] = typer.Option(None, min=1, max=MAX_BATCH, help="batch size \\[quick 32, full 16]"),
     prior: Optional[str] = typer.Option(None, help="only this prior's cells: normal | uniform_sqrt3 \\[both]"),
     encoder_loss_on: Optional[str] = typer.Option(None, help="only this encoder-loss target: D | DG \\[both]"),
 ):
@@ -317,7 +353,7 @@ def ablate(
 def demo(
     out: Path = typer.Option(Path("ganinv-demo"), "--out", help="folder for the runs and report.html"),
     quick: bool = typer.Option(False, help="a ~2-minute version (fewer steps)"),
-    seed: int = typer.Option(0, help="random seed"),
+    seed: int = seed_option("random seed"),
     as_json: bool = typer.Option(False, "--json", help="also print the results as JSON"),
 ):
     """The main job on bundled MNIST: train a GAN, then AEGAN and the direct baseline on it; compare; report."""

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ganinv.core import __version__
+from ganinv.core import bounds
 from ganinv.core.errors import RunDirError
 
 FORMAT_VERSION = 1
@@ -109,10 +110,74 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
             "upgrade ganinv"
         )
     data = dict(data)
+    for section in ("net", "train"):
+        if not isinstance(data.get(section, {}), dict):
+            raise RunDirError(f"{where}: field {section} must be an object, got {data[section]!r}")
     try:
         data["net"] = _build(NetConfig, data.get("net", {}), where)
         data["train"] = _build(TrainConfig, data.get("train", {}), where)
-        return _build(RunConfig, data, where)
+        config = _build(RunConfig, data, where)
     except TypeError as exc:
         raise RunDirError(f"{where}: malformed config ({exc})") from exc
+    check_fields(config, where)
+    return config
+
+
+# ------------------------------------------------------------------------------------ the values a config may hold
+# A config.json is a file users receive: every field is checked on load, so that a hostile or damaged value
+# ("image_size": -16, a seed of 2**70) is one line naming the file and the field, not a traceback far away.
+# A tuple (low, high) bounds a number; a list names every value a field may take.
+FIELD_RULES: dict[str, tuple | list] = {
+    "net.image_size": (bounds.MIN_IMAGE_SIZE, bounds.MAX_IMAGE_SIZE), "net.channels": [1, 3],
+    "net.width": (1, bounds.MAX_WIDTH), "net.latent_dim": (1, bounds.MAX_LATENT_DIM),
+    "net.max_width": (0, bounds.MAX_WIDTH),
+    "train.steps": (1, bounds.MAX_STEPS), "train.batch_size": (1, bounds.MAX_BATCH),
+    "train.lr": (0.0, 1e3), "train.beta1": (0.0, 1.0), "train.beta2": (0.0, 1.0),
+    "train.log_every": (1, bounds.MAX_STEPS), "train.sample_every": (1, bounds.MAX_STEPS),
+    "train.eval_every": (1, bounds.MAX_STEPS), "train.checkpoint_every": (1, bounds.MAX_STEPS),
+    "train.eval_samples": (0, bounds.MAX_BATCH), "train.lr_decay_per_epoch": (0.0, 1.0),
+    "train.precision": list(PRECISIONS), "train.device": ["auto", "cpu", "cuda"],
+    "train.num_workers": (0, bounds.MAX_WORKERS), "seed": (0, bounds.MAX_SEED),
+}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None), "dict": dict}
+_JSON_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null",
+               dict: "an object"}
+
+
+def check_fields(config: RunConfig, where: str = "config") -> None:
+    """RunDirError naming ``where`` and the field when a field has the wrong type or a value out of its bounds."""
+    sections = {"": config, "net.": config.net, "train.": config.train}
+    for prefix, obj in sections.items():
+        for f in dataclasses.fields(obj):
+            name, value = prefix + f.name, getattr(obj, f.name)
+            if isinstance(value, (NetConfig, TrainConfig)):
+                continue  # checked field by field below
+            problem = _type_problem(value, str(f.type)) or _value_problem(value, FIELD_RULES.get(name))
+            if problem:
+                raise RunDirError(f"{where}: field {name} {problem}, got {value!r}")
+
+
+def _type_problem(value, annotation: str) -> str | None:
+    """What is wrong with the type of a field annotated ``int``, ``float``, ``str | None``, ``dict[str, Any]``, …
+    (the contents of a dict are checked where they are used: the method's Options, the frozen generator)."""
+    names = [part.strip().split("[", 1)[0] for part in annotation.split("|")]
+    kinds = [_TYPES[n] for n in names if n in _TYPES]
+    if len(kinds) != len(names):
+        return None  # an annotation this check does not know
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return None  # JSON holds 1.0 as 1 when another tool wrote it
+    if type(value) not in kinds:
+        return "must be " + " or ".join(_JSON_NAMES[k] for k in kinds)
+    return None
+
+
+def _value_problem(value, rule) -> str | None:
+    if rule is None:
+        return None
+    if isinstance(rule, list):
+        return None if value in rule else f"must be one of {', '.join(map(str, rule))}"
+    low, high = rule
+    if not (low <= value <= high) or value != value:  # value != value: NaN
+        return f"must be from {low} to {high}"
+    return None
 

@@ -12,11 +12,30 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from ganinv.core.bounds import image_format
+from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write
 
 
 MIN_TILE = 64  # tiles are upscaled (nearest, so pixels stay visible) to at least this many pixels a side
 FONT_SIZE = 13
+# The largest grid drawn: Pillow's own decompression-bomb limit (89 megapixels), so every grid we write opens in
+# Pillow without a warning; drawing one takes about 12 bytes a pixel (float and 8-bit copies), about 1 GiB here.
+MAX_GRID_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS as Pillow ships it
+
+
+def grid_pixels(rows: int, columns: int, side: int, min_tile: int = MIN_TILE) -> int:
+    """The tiles' pixels of a ``labelled_grid`` of rows × columns images of side px (labels left out)."""
+    tile = side * max(1, -(-min_tile // side)) + 2
+    return rows * columns * tile * tile
+
+
+def check_grid_size(rows: int, columns: int, side: int, advice: str, min_tile: int = MIN_TILE) -> None:
+    """Refuse, in one line and before anything is generated, a grid larger than MAX_GRID_PIXELS."""
+    pixels = grid_pixels(rows, columns, side, min_tile)
+    if pixels > MAX_GRID_PIXELS:
+        raise GaninvError(f"a grid of {rows} rows × {columns} images of {side} px would have {pixels / 1e6:.0f} "
+                          f"megapixels (at most {MAX_GRID_PIXELS / 1e6:.0f}); {advice}")
 
 
 def label_font() -> ImageFont.ImageFont:
@@ -40,6 +59,7 @@ def labelled_grid(rows: list[Tensor], row_labels: list[str], *, column_labels: l
         raise ValueError(f"{len(rows)} rows but {len(row_labels)} row labels"
                          + (f" and {len(captions)} caption rows" if captions is not None else ""))
     n, side = max(len(r) for r in rows), rows[0].shape[-1]
+    check_grid_size(len(rows), n, side, "show fewer images", min_tile)
     factor = max(1, -(-min_tile // side))
     font = label_font()
     strips = [_row_strip(r, n, factor) for r in rows]
@@ -82,11 +102,21 @@ def _row_strip(images: Tensor, n: int, factor: int) -> Image.Image:
 
 
 def save_png(image: Tensor, path: str | Path) -> None:
-    """Save a grid (C×H×W) or a batch (N×C×H×W) as one PNG, atomically."""
-    def write(tmp: str) -> None:
-        save_image(image.detach().float().cpu().clamp(0, 1), tmp, format="png")
+    """Save a grid (C×H×W) or a batch (N×C×H×W) as one image, atomically, in the format the suffix of ``path``
+    names (.png, .jpg, .webp, …: ``core.bounds.IMAGE_FORMATS``); any other suffix is refused in one line before
+    anything is written. The name stays: almost every caller writes .png."""
+    fmt = image_format(path)
+    picture = _to_pil(image)
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}  # Pillow's default 75 smears thin grid lines
 
-    atomic_write(path, write)
+    atomic_write(path, lambda tmp: picture.save(tmp, format=fmt, **options))
+
+
+def _to_pil(image: Tensor) -> Image.Image:
+    """The 8-bit RGB picture torchvision's ``save_image`` would write for this grid or batch."""
+    grid = make_grid(image.detach().float().cpu().clamp(0, 1))
+    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+    return Image.fromarray(pixels)
 
 
 def png_data_uri(image: Tensor) -> str:

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganinv.core.bounds import MAX_IMAGE_SIZE, check_memory, image_bytes
 from ganinv.core.errors import DataError
 from ganinv.data.images import (
     IMAGE_EXTENSIONS,
@@ -83,6 +84,7 @@ KINDS = ("mnist", "digits", "folder:PATH", "celeba:PATH")
 PARTITION_FILE = "list_eval_partition.txt"
 ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_IMAGES = "img_align_celeba"
+RESIZE_CHUNK = 256  # in-memory images resized at a time by ImageDataset.tensors
 
 # --------------------------------------------------------------------------- validation
 
@@ -90,8 +92,8 @@ CELEBA_IMAGES = "img_align_celeba"
 def _check_size_channels(image_size, channels) -> tuple[int, int]:
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
         raise DataError(f"image_size must be an integer, got {image_size!r}")
-    if image_size < 4:
-        raise DataError(f"image_size must be at least 4, got {image_size}")
+    if not MIN_IMAGE_SIDE <= image_size <= MAX_IMAGE_SIZE:
+        raise DataError(f"image_size must be from {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIZE}, got {image_size}")
     if isinstance(channels, bool) or channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
     return int(image_size), int(channels)
@@ -129,6 +131,10 @@ class TolerantImages(torch.utils.data.Dataset):
 
 class ImageDataset(torch.utils.data.Dataset):
     """Images (float32 C×H×W in [0, 1]) with labels; either held in memory or read from files.
+
+    In-memory sets (mnist, digits) hold their images at their own small size (32 and 8 px, one channel) and resize
+    each item as it is asked for: the memory they hold does not grow with ``image_size`` (resizing all 5,000
+    MNIST digits up front to 1024 px took 19 GB).
 
     Build it through :func:`open_dataset`. ``paths`` is the list of files for folder/celeba
     datasets and None for in-memory ones; ``label_names`` is ``["digit"]`` for the digit sets,
@@ -198,7 +204,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i) -> tuple[torch.Tensor, torch.Tensor]:
         j = self._index(i)
         if self._data is not None:
-            image = self._expand(self._data[j])
+            image = self._expand(_resize_stack(self._data[j:j + 1], self.image_size)[0])
         else:
             image = load_image(self.paths[j], self.image_size, self.channels)
         return image, self._labels[j].clone()
@@ -212,11 +218,16 @@ class ImageDataset(torch.utils.data.Dataset):
             raise ValueError(f"n must be a non-negative integer or None, got {n!r}")
         n = min(int(n), total)
         labels = self._labels[:n].clone()
-        if self._data is not None:
-            return self._expand(self._data[:n]), labels
+        check_memory(image_bytes(n, self.channels, self.image_size), f"{n} images of {self.image_size} px",
+                     "ask for fewer images or a smaller image size")
         images = torch.empty((n, self.channels, self.image_size, self.image_size), dtype=torch.float32)
-        for k in range(n):
-            images[k] = load_image(self.paths[k], self.image_size, self.channels)
+        for start in range(0, n, RESIZE_CHUNK):
+            stop = min(start + RESIZE_CHUNK, n)
+            if self._data is not None:  # resized a chunk at a time: never a second full-size copy
+                images[start:stop] = _resize_stack(self._data[start:stop], self.image_size)
+            else:
+                for k in range(start, stop):
+                    images[k] = load_image(self.paths[k], self.image_size, self.channels)
         return images, labels
 
 
@@ -278,8 +289,7 @@ def _open_mnist(image_size: int, channels: int, split: str) -> ImageDataset:
     images, labels = _mnist_raw()
     idx = _mnist_split_indices(labels, split)
     x = torch.from_numpy(images[idx]).float().div_(255.0).unsqueeze(1)
-    x = F.pad(x, (2, 2, 2, 2))  # 28 -> 32 with a zero border
-    x = _resize_stack(x, image_size).contiguous()
+    x = F.pad(x, (2, 2, 2, 2)).contiguous()  # 28 -> 32 with a zero border; resized per item (ImageDataset)
     return ImageDataset(
         "mnist", split, image_size, channels,
         label_names=["digit"], labels=torch.from_numpy(labels[idx].copy()), data=x,
@@ -296,8 +306,7 @@ def _open_digits(image_size: int, channels: int, split: str) -> ImageDataset:
     n = len(labels)
     n_test = n // 10
     sl = {"train": slice(0, n - n_test), "test": slice(n - n_test, n), "all": slice(0, n)}[split]
-    x = torch.from_numpy(images[sl].copy()).unsqueeze(1).clamp_(0.0, 1.0)
-    x = _resize_stack(x, image_size).contiguous()
+    x = torch.from_numpy(images[sl].copy()).unsqueeze(1).clamp_(0.0, 1.0)  # 8 px; resized per item (ImageDataset)
     return ImageDataset(
         "digits", split, image_size, channels,
         label_names=["digit"], labels=torch.from_numpy(labels[sl].copy()), data=x,
