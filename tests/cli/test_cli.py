@@ -130,20 +130,51 @@ def test_checkpoint_of_another_method_under_this_config(monkeypatch, capsys, tmp
 
     run = tmp_path / "mixed"
     shutil.copytree(aegan_run, run)
-    shutil.copy(generator_run / "weights.safetensors", latest_checkpoint(run).weights)
+    weights = latest_checkpoint(run).weights
+    shutil.copy(generator_run / "weights.safetensors", weights)
+    record_size(run, weights)  # a consistent checkpoint.json: the file is whole, only of another method
     code, _, err = run_cli(monkeypatch, capsys, "eval", run)
     assert_clean_error(code, err, "'gan' checkpoint", "'aegan'")
 
 
-def test_truncated_weights(monkeypatch, capsys, tmp_path, aegan_run):
+def record_size(run, weights):
+    """Make checkpoint.json record the current size of ``weights`` (what a consistent, not damaged, run has)."""
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    pointer.setdefault("sizes", {})[weights.name] = weights.stat().st_size
+    (run / "checkpoint.json").write_text(json.dumps(pointer))
+
+
+def truncate_newest_weights(run):
+    weights = latest_checkpoint(run).weights
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return weights
+
+
+def test_truncated_weights_fall_back_to_the_previous_checkpoint(monkeypatch, capsys, tmp_path, aegan_run):
     import shutil
 
     run = tmp_path / "cut"
     shutil.copytree(aegan_run, run)
-    weights = latest_checkpoint(run).weights
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    if pointer.get("previous") is None:
+        pytest.skip("the fixture run kept a single checkpoint")
+    weights = truncate_newest_weights(run)
     code, _, err = run_cli(monkeypatch, capsys, "eval", run)
-    assert_clean_error(code, err, "weights.safetensors", "truncated or corrupt")
+    assert code == 0
+    assert str(weights) in err and "previous checkpoint" in err
+
+
+def test_truncated_weights_without_an_earlier_checkpoint(monkeypatch, capsys, tmp_path, aegan_run):
+    import shutil
+
+    run = tmp_path / "cut"
+    shutil.copytree(aegan_run, run)
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    if pointer.get("previous"):
+        shutil.rmtree(run / pointer["previous"]["folder"])
+    truncate_newest_weights(run)
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run)
+    assert_clean_error(code, err, "weights.safetensors", "damaged")
 
 
 def test_gan_run_cannot_be_inverted(monkeypatch, capsys, tmp_path, generator_run):
