@@ -40,7 +40,6 @@ import re
 import secrets
 import shutil
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +51,7 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
 
 from ganinv.core import io as fs
+from ganinv.core import safe_files
 from ganinv.core.config import FORMAT_VERSION, RunConfig, config_from_dict, current_versions
 from ganinv.core.errors import GaninvError, RunDirError, describe_os_error
 
@@ -122,15 +122,8 @@ def read_config(run_dir: str | Path) -> RunConfig:
 
 
 def read_json_bounded(path: Path, limit: int) -> Any:
-    """The JSON value in ``path``, refused unread (one line) when the file is larger than ``limit`` bytes."""
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise RunDirError(f"{path} is larger than {limit >> 10} KiB: not a file ganinv wrote; refusing to read it")
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise RunDirError(f"{path} is truncated or not JSON ({type(exc).__name__})") from None
+    """The JSON value in ``path``, refused unread (one line) past ``limit`` bytes (``safe_files.read_json_bounded``)."""
+    return safe_files.read_json_bounded(path, limit, RunDirError)
 
 
 def has_config(run_dir: str | Path) -> bool:
@@ -282,20 +275,11 @@ def read_state(checkpoint: Checkpoint) -> dict:
     path = checkpoint.state
     if not path.is_file():
         raise RunDirError(f"{checkpoint.folder} has no {STATE} to resume from")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise RunDirError(f"{path} is truncated or corrupt ({type(exc).__name__})") from None
-    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
-        raise RunDirError(f"{path} holds compressed entries: not a file ganinv wrote; refusing to read it")
-    if sum(e.file_size for e in entries) > state_limit(checkpoint.weights.stat().st_size):
+    limit = state_limit(checkpoint.weights.stat().st_size)
+    if path.stat().st_size > limit:
         raise RunDirError(f"{path} is larger than a training state of these weights can be; refusing to read it")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
-    except Exception as exc:  # torch raises several types for a damaged zip/pickle
-        raise RunDirError(f"{path} is truncated or corrupt, or holds more than tensors and plain values "
-                          f"({type(exc).__name__})") from None
+    # stored zip entries that fit the file, no TorchScript, then weights_only: never code
+    state = safe_files.torch_load_tensors(path, "training state", max_bytes=limit, error=RunDirError)
     _check_state(state, path)
     return state
 

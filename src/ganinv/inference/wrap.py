@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from ganinv.core import safe_files
 from ganinv.core.config import NetConfig, RunConfig, current_versions
 from ganinv.core.errors import GaninvError
 from ganinv.core.rundir import prepare_run_dir, save_checkpoint
@@ -30,6 +30,7 @@ from ganinv.nets.frozen import DCGAN_SPEC, ImportedStyleGAN, ModuleGenerator, bu
 from ganinv.nets.style import StyleGenerator
 
 RANGE_TOLERANCE = 1e-3
+WEIGHTS_MAX_BYTES = 16 << 30  # 4x the largest published StyleGAN's float32 weights; refused unread beyond
 DEFAULT_ENCODER_WIDTH = 32  # a wrapped run has no nets config of its own; its post-hoc encoders use this width
 
 
@@ -137,19 +138,18 @@ def wrap_generator(module: nn.Module, prior: str | Prior = "uniform", image_rang
 
 
 def load_module_weights(module: nn.Module, path: str | Path) -> None:
-    """A state dict from .safetensors, or .pt/.pth (tensors only: ``weights_only``), strictly loaded."""
+    """A state dict from .safetensors, or a torch.save .pt/.pth (checked by ``safe_files.torch_load_tensors``:
+    stored zip entries only, no TorchScript, ``weights_only``), at most ``WEIGHTS_MAX_BYTES``, strictly loaded."""
     path = Path(path)
     if not path.is_file():
         raise GaninvError(f"--generator-weights {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-                state = state["state_dict"]
-    except Exception as exc:  # any unreadable file: say which
-        raise GaninvError(f"cannot read generator weights {path} ({type(exc).__name__}: {exc})") from None
+    what = "generator weights"
+    if path.suffix == ".safetensors":
+        state, _ = safe_files.read_safetensors(path, what, max_bytes=WEIGHTS_MAX_BYTES)
+    else:
+        state = safe_files.torch_load_tensors(path, what, max_bytes=WEIGHTS_MAX_BYTES)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
     if not isinstance(state, dict):
         raise GaninvError(f"{path} does not hold a state dict")
     try:

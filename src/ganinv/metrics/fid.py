@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from ganinv.core import safe_files
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write
 from ganinv.data import open_dataset
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 DOMAIN_FEATURES = 128
+INCEPTION_MAX_BYTES = 512 << 20  # the published file is 92 MB; anything far larger is not it, refused unread
+DOMAIN_CACHE_MAX_BYTES = 64 << 20  # the cached classifier is ~0.4 MB
+MAX_DOMAIN_OUTPUTS = 1 << 16  # CelebA has 40 attributes, digits 10 classes
 
 
 def kernel_name(fd_name: str) -> str:
@@ -103,12 +108,24 @@ def kernel_distance(real_features: Tensor, fake_features: Tensor, *, subsets: in
 
 # --- Inception (FID) ------------------------------------------------------------------------------------------------
 class _InceptionFeatures(nn.Module):
+    """torch-fidelity's Inception-v3. torch-fidelity reads a weights path with ``torch.load(weights_only=False)``
+    (its code would run), so it never sees the user's file: that is read by ``safe_files.torch_load_tensors``,
+    checked to be a dict of tensors, and saved again by us into a private temporary folder for it to read."""
+
     def __init__(self, weights_path: str):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3  # deferred: loads Inception's code; only FID needs it
 
-        self.inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                            feature_extractor_weights_path=weights_path)
+        state = safe_files.torch_load_tensors(weights_path, "Inception weights", max_bytes=INCEPTION_MAX_BYTES,
+                                              legacy=True)  # torch-fidelity's file may predate torch 1.6's zip
+        if not (isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, Tensor)
+                                                for k, v in state.items())):
+            raise GaninvError(f"Inception weights {weights_path} are not a state dict of tensors")
+        with tempfile.TemporaryDirectory(prefix="ganinv-inception-") as folder:
+            vetted = Path(folder) / INCEPTION_FILE
+            torch.save(state, vetted)  # tensors only, written here: safe for torch-fidelity's full unpickler
+            self.inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                                feature_extractor_weights_path=str(vetted))
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
@@ -191,14 +208,27 @@ def domain_extractor(data_spec: str, *, image_size: int, channels: int, steps: i
     path = _cache_dir() / f"{key}.safetensors"
     train = open_dataset(data_spec, image_size=image_size, channels=channels, split="train")
     if path.is_file():
-        weights = load_file(str(path))
-        net = DomainClassifier(channels=channels, outputs=weights["head.weight"].shape[0])
-        net.load_state_dict(weights)
-        return FeatureExtractor("FD-domain", net.eval())
+        return FeatureExtractor("FD-domain", _cached_domain_classifier(path, channels).eval())
     net = train_domain_classifier(train, steps=steps)
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"data": data_spec}))
     return FeatureExtractor("FD-domain", net)
+
+
+def _cached_domain_classifier(path: Path, channels: int) -> DomainClassifier:
+    """The cached classifier (safetensors, bounded, checked to fit the net), or one line naming the damaged cache."""
+    weights, _ = safe_files.read_safetensors(path, "FD-domain classifier cache", max_bytes=DOMAIN_CACHE_MAX_BYTES)
+    head = weights.get("head.weight")
+    if head is None or head.ndim != 2 or not 1 <= head.shape[0] <= MAX_DOMAIN_OUTPUTS:
+        raise GaninvError(f"the FD-domain classifier cache {path} is damaged (no usable head.weight); delete it "
+                          "and it is trained again")
+    net = DomainClassifier(channels=channels, outputs=head.shape[0])
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise GaninvError(f"the FD-domain classifier cache {path} does not fit the classifier "
+                          f"({str(exc).strip().splitlines()[0][:120]}); delete it and it is trained again") from None
+    return net
 
 
 def feature_extractor(data_spec: str | None, *, image_size: int, channels: int, fid_weights: str | None = None):

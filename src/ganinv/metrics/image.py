@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from ganinv.core import safe_files
+
 __all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path"]
 
 # Smallest side AlexNet (the LPIPS backbone) accepts is 31 px; smaller images are upsampled to this.
@@ -122,6 +124,8 @@ def lpips_metric() -> object:
         if error_key in _LPIPS_CACHE:
             raise RuntimeError(str(_LPIPS_CACHE[error_key]))
         try:
+            # torchvision reads this cache file with torch.load(weights_only=False): it must hold tensors only
+            safe_files.torch_load_tensors(path, "LPIPS backbone weights", max_bytes=512 << 20, legacy=True)
             from torchmetrics.image.lpip import (
                 LearnedPerceptualImagePatchSimilarity,  # deferred: loads torchvision's AlexNet code
             )

@@ -15,10 +15,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ganinv.core import safe_files
 from ganinv.core.errors import GaninvError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RESNET18_MAX_BYTES = 256 << 20  # the published file is 45 MB; anything far larger is not it, refused unread
 
 
 class BackboneWeightsWarning(UserWarning):
@@ -71,12 +73,16 @@ class ResNetEncoder(nn.Module):
                 BackboneWeightsWarning, stacklevel=2)
             return "random"
         path = found
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged or foreign file
-            raise GaninvError(f"cannot read ResNet18 weights {path} ({type(exc).__name__})") from None
+        # checked unread first (TorchScript, tar, compressed or overlapping entries refused), then weights_only;
+        # torchvision published some weights in torch < 1.6's stream format, hence legacy
+        state = safe_files.torch_load_tensors(path, "ResNet18 weights", max_bytes=RESNET18_MAX_BYTES, legacy=True)
+        if not (isinstance(state, dict) and all(isinstance(k, str) for k in state)):
+            raise GaninvError(f"{path} is not a torchvision ResNet18 checkpoint")
         body = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = self.backbone.load_state_dict(body, strict=False)
+        try:
+            missing, unexpected = self.backbone.load_state_dict(body, strict=False)
+        except RuntimeError:  # shapes that do not fit, or values that are no tensors
+            missing, unexpected = [], ["(tensors of other shapes)"]
         if unexpected or [k for k in missing if not k.startswith("fc.")]:
             raise GaninvError(f"{path} is not a torchvision ResNet18 checkpoint")
         return str(path)
