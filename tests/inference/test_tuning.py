@@ -290,3 +290,60 @@ def test_a_kill_just_before_the_commit_leaves_no_tuned_run(aegan_run, tmp_path):
     assert {TUNING_FILE, PIVOTS_FILE, "config.json"} <= set(os.listdir(pending))
     with pytest.raises(RunDirError, match="does not exist"):
         load(out)
+
+
+# ------------------------------------------------------------------------------------------------ hostile files
+@pytest.fixture(scope="module")
+def saved_tuned_run(aegan_run, tmp_path_factory):
+    model = load(aegan_run)
+    run = tmp_path_factory.mktemp("tuned") / "run"
+    pivotal_tuning(model, out_of_reach(model, n=3), steps=1, **QUIET).save(run)
+    return run
+
+
+def hostile_copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda r: (r / TUNING_FILE).write_bytes(b" " * (65 << 20)), "larger than"),
+    (lambda r: (r / TUNING_FILE).write_text("[1, 2]"), "not a ganinv tuning record"),
+    (lambda r: edit_json(r / TUNING_FILE, image_keys="abc"), "image_keys must be a list"),
+    (lambda r: edit_json(r / TUNING_FILE, images=["a"]), "images must be a list of names"),
+    (lambda r: edit_json(r / TUNING_FILE, locality_drift="NaN"), "locality_drift must be a finite number"),
+    (lambda r: edit_json(r / TUNING_FILE, format_version="1"), "format_version"),
+    (lambda r: edit_json(r / TUNING_FILE, settings={"steps": 1, "evil": 2}), "settings must hold exactly"),
+    (lambda r: edit_json(r / TUNING_FILE, settings_steps=-5), "steps must be an integer"),
+    (lambda r: (r / PIVOTS_FILE).write_bytes((1 << 40).to_bytes(8, "little") + b"{}"), "not a safetensors file"),
+    (lambda r: (r / PIVOTS_FILE).write_bytes(b"garbage"), "not a safetensors file"),
+    (lambda r: (r / PIVOTS_FILE).write_bytes(b"\0" * (1 << 20)), "more than the"),
+    (lambda r: save_pivots(r, torch.zeros(3, 5)), "shape (3, 5)"),
+    (lambda r: save_pivots(r, torch.zeros(3, 8, dtype=torch.float64)), "torch.float64"),
+    (lambda r: save_pivots(r, torch.full((3, 8), float("inf"))), "not finite"),
+    (lambda r: save_pivots(r, torch.zeros(3, 8), name="other"), "not a ganinv pivots file"),
+])
+def test_hostile_tuning_files_are_one_line(saved_tuned_run, tmp_path, damage, needle):
+    run = hostile_copy(saved_tuned_run, tmp_path)
+    assert load_tuned(run).pivots.shape == (3, 8)
+    damage(run)
+    with pytest.raises(RunDirError) as info:
+        load_tuned(run)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def edit_json(path: Path, **changes) -> None:
+    record = json.loads(path.read_text())
+    if "settings_steps" in changes:
+        record["settings"]["steps"] = changes.pop("settings_steps")
+    record.update(changes)
+    path.write_text(json.dumps(record))
+
+
+def save_pivots(run: Path, pivots: torch.Tensor, name: str = "pivots") -> None:
+    from safetensors.torch import save_file
+
+    save_file({name: pivots}, run / PIVOTS_FILE, metadata={"format": "ganinv-pivots", "format_version": "1"})

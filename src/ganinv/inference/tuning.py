@@ -36,7 +36,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import json
 import math
 import secrets
 import shutil
@@ -46,11 +45,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
 from ganinv.core import io as fs
+from ganinv.core import safe_files
 from ganinv.core.errors import GaninvError, RunDirError, TrainingDiverged, describe_os_error
 from ganinv.core.rundir import finished_step, generator_fingerprint, prepare_run_dir, run_fingerprint, save_checkpoint
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
@@ -75,6 +74,9 @@ DRIFT_SAMPLES = 256  # fresh latents the drift is measured on
 DRIFT_SEED_OFFSET = 7919  # the drift's latents are never the ones the locality term trained on
 TUNING_FILE, PIVOTS_FILE = "tuning.json", "pivots.safetensors"
 TUNING_FORMAT_VERSION = 1
+TUNING_JSON_MAX_BYTES = 64 << 20  # names and keys of up to MAX_TUNED_IMAGES images; larger is not ours, refused unread
+MAX_TUNED_IMAGES = 1 << 20
+PIVOTS_SLACK_BYTES = 64 << 10  # the safetensors header and metadata beside N×d float32 pivots
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,7 @@ def generator_copy(method: Method) -> Method:
     tuned = copy.copy(method)
     generator = copy.deepcopy(method.unwrapped_nets()["generator"])
     tuned.nets = {**method.unwrapped_nets(), "generator": generator}
-    tuned.accelerator, tuned.optimizers = None, {}  # nothing here is trained by the training loop
+    tuned.session = method.session.detached()  # its own runtime: nothing here is trained by the training loop
     return tuned
 
 
@@ -351,11 +353,12 @@ def write_tuned_folder(tuned: TunedModel, folder: Path, *, names: list[str] | No
 
 
 def load_tuned(run_dir: str | Path, device: str | torch.device = "cpu") -> TunedModel:
-    """A tuned run directory as a TunedModel (pivots, settings and drift included)."""
+    """A tuned run directory as a TunedModel (pivots, settings and drift included). tuning.json and the pivots are
+    read as a file from anyone: bounded before parsing, every field type-checked, the pivots' shape the run's."""
     run_dir = Path(run_dir)
     info = _read_tuning_json(run_dir)
     model = InversionModel.load(run_dir, device=device)
-    pivots = _read_pivots(run_dir / PIVOTS_FILE, len(info["image_keys"]))
+    pivots = _read_pivots(run_dir / PIVOTS_FILE, len(info["image_keys"]), model.prior.dim)
     return TunedModel(model.method, pivots=pivots, image_keys=info["image_keys"],
                       settings=TuningSettings(**info["settings"]), locality_drift=info["locality_drift"],
                       drift_scale=info["drift_scale"], names=info["images"])
@@ -365,27 +368,56 @@ def _read_tuning_json(run_dir: Path) -> dict:
     path = run_dir / TUNING_FILE
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a tuned run (no {TUNING_FILE}); open it with ganinv.load")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        if info.get("format") != "ganinv-tuning":
-            raise ValueError("not a ganinv tuning record")
-        if int(info.get("format_version", 0)) > TUNING_FORMAT_VERSION:
-            raise RunDirError(f"{path} has a newer format than this ganinv understands; upgrade ganinv")
-        info["settings"] = dict(info["settings"])
-        list(info["image_keys"]), list(info["images"]), float(info["locality_drift"])
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is damaged ({type(exc).__name__}: {exc})") from None
+    info = safe_files.read_json_bounded(path, TUNING_JSON_MAX_BYTES, RunDirError)
+    if not isinstance(info, dict) or info.get("format") != "ganinv-tuning":
+        raise RunDirError(f"{path} is damaged (not a ganinv tuning record)")
+    version = info.get("format_version", 0)
+    if not _is_int(version) or version < 0:
+        raise RunDirError(f"{path} is damaged (format_version {version!r:.30})")
+    if version > TUNING_FORMAT_VERSION:
+        raise RunDirError(f"{path} has a newer format than this ganinv understands; upgrade ganinv")
+    problem = _tuning_problem(info)
+    if problem:
+        raise RunDirError(f"{path} is damaged ({problem})")
     return info
 
 
-def _read_pivots(path: Path, n: int) -> Tensor:
+def _tuning_problem(info: dict) -> str | None:
+    """What is wrong with a tuning record's fields (types, lengths, settings), or None."""
+    keys, names, settings = info.get("image_keys"), info.get("images"), info.get("settings")
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and 0 < len(keys) <= MAX_TUNED_IMAGES):
+        return f"image_keys must be a list of 1 to {MAX_TUNED_IMAGES} strings"
+    if not (isinstance(names, list) and len(names) == len(keys) and all(isinstance(n, str) for n in names)):
+        return "images must be a list of names, one per image key"
+    for field in ("locality_drift", "drift_scale"):
+        value = info.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{field} must be a finite number, got {value!r:.30}"
+    fields = {f.name for f in dataclasses.fields(TuningSettings)}
+    if not isinstance(settings, dict) or set(settings) != fields or not isinstance(settings["lpips"], bool):
+        return f"settings must hold exactly {', '.join(sorted(fields))}"
     try:
-        pivots = load_safetensors(path.read_bytes())["pivots"]
-    except OSError as exc:
-        raise RunDirError(f"cannot read the pivots: {describe_os_error(exc)}") from None
-    except Exception as exc:  # safetensors' error type moved between releases; any failure here is damage
-        raise RunDirError(f"{path} is truncated or corrupt ({type(exc).__name__})") from exc
-    if pivots.ndim != 2 or len(pivots) != n:
-        raise RunDirError(f"{path} holds pivots of shape {tuple(pivots.shape)}; {TUNING_FILE} names {n} images")
+        check_tuning_settings(**{k: v for k, v in settings.items() if k != "lpips"})
+    except GaninvError as exc:
+        return str(exc)
+    return None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_pivots(path: Path, n: int, dim: int) -> Tensor:
+    """The N×d float32 pivots, the file bounded by that size before it is read."""
+    tensors, metadata = safe_files.read_safetensors(path, "the pivots", max_bytes=n * dim * 4 + PIVOTS_SLACK_BYTES,
+                                                    error=RunDirError)
+    pivots = tensors.get("pivots")
+    if set(tensors) != {"pivots"} or metadata.get("format") != "ganinv-pivots":
+        raise RunDirError(f"{path} is not a ganinv pivots file (it holds {', '.join(sorted(tensors))[:80]})")
+    if pivots.dtype != torch.float32 or tuple(pivots.shape) != (n, dim):
+        raise RunDirError(f"{path} holds {pivots.dtype} pivots of shape {tuple(pivots.shape)}; {TUNING_FILE} names "
+                          f"{n} images and the run's latents have {dim} dimensions")
+    if not bool(torch.isfinite(pivots).all()):
+        raise RunDirError(f"{path} holds pivots that are not finite")
     return pivots
 
