@@ -18,7 +18,6 @@ uninterrupted run's.
 """
 from __future__ import annotations
 
-import json
 import math
 import resource
 import time
@@ -32,6 +31,7 @@ from accelerate import PartialState
 
 from ganinv.apps import Warn, item_name, latent_scale, progress_bar, silent
 from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss
+from ganinv.core import safe_files
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_save_npy, atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
@@ -42,6 +42,10 @@ from ganinv.inference.model import InversionModel
 FORMAT = "ganinv-latents"
 FORMAT_VERSION = 1
 DEFAULT_SHARD_SIZE = 4096
+MANIFEST_MAX_BYTES = 4 << 20  # a manifest is ~1 kB; anything bigger is not ours and is refused unread
+ITEM_MAX_BYTES = 8 << 10  # one item's name (a path) and any failure record, in a shard's JSON
+FAISS_SLACK_BYTES = 64 << 20  # a FAISS file's header, IVF centroids and PQ codebooks beside its entries
+FAISS_MAX_BYTES = 256 << 30
 IDENTITY = ("run_fingerprint", "data", "split", "n", "shard_size", "refine")  # what a resumed run must share
 
 
@@ -108,7 +112,7 @@ def invert_collection(
                                    refine=refine)
     start_latent_dir(out, manifest, state, log)
     shards = RankShards.of(out, manifest, state.process_index, state.num_processes)
-    failed_before = _name_earlier_failures(out, shards.finished, log)
+    failed_before = _name_earlier_failures(out, shards.finished, manifest, log)
     started = time.perf_counter()
     with progress_bar("inverting", shards.images(shards.mine), show_progress and state.is_main_process,
                       completed=shards.images(shards.finished), unit="images") as advance:
@@ -211,14 +215,14 @@ def invert_shards(model: InversionModel, dataset, out: Path, shards: list[int], 
     return failed
 
 
-def _name_earlier_failures(out: Path, shards: list[int], log: Warn) -> int:
+def _name_earlier_failures(out: Path, shards: list[int], manifest: dict, log: Warn) -> int:
     """Name again the unreadable images of shards an earlier session finished (a resumed run reports all of its
     skipped inputs, and counts them in its exit status); returns how many."""
     count = 0
     for i in shards:
         try:
-            failed = json.loads(items_shard(out, i).read_text(encoding="utf-8")).get("failed", [])
-        except (OSError, ValueError):
+            failed = read_items_shard(out, i, manifest)["failed"]
+        except GaninvError:
             continue  # a shard whose items file is unreadable still holds its latents; nothing to name
         for failure in failed:
             log(failure["error"])
@@ -258,10 +262,10 @@ class _PendingShard:
 def check_resumable(out: Path, manifest: dict) -> None:
     if (out / "manifest.json").is_file():
         try:
-            old = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise GaninvError(f"{out}/manifest.json is unreadable ({exc}); choose another --out") from None
-        if old.get("format") != FORMAT:
+            old = safe_files.read_json_bounded(out / "manifest.json", MANIFEST_MAX_BYTES)
+        except GaninvError as exc:
+            raise GaninvError(f"{exc}; choose another --out") from None
+        if not isinstance(old, dict) or old.get("format") != FORMAT:
             raise GaninvError(f"{out} holds a {old.get('format', 'non-ganinv')!r} directory, not inverted latents; "
                               "choose another --out")
         changed = [key for key in IDENTITY if old.get(key) != manifest[key]]
@@ -297,8 +301,8 @@ def read_latents(out: str | Path) -> tuple[np.ndarray, list[str]]:
     manifest = _complete_manifest(out)
     latents, items = [], []
     for i in range(manifest["shards"]):
-        latents.append(np.load(latent_shard(out, i)))
-        items += json.loads(items_shard(out, i).read_text(encoding="utf-8"))["items"]
+        latents.append(read_latent_shard(out, i, manifest))
+        items += read_items_shard(out, i, manifest)["items"]
     return np.concatenate(latents), items
 
 
@@ -330,14 +334,14 @@ def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = silen
         sample, have, i = [], 0, 0
         want = min(n, 64 * params["nlist"])
         while have < want and i < shards:
-            rows = _finite_rows(np.load(latent_shard(out, i)))[1][: want - have]
+            rows = _finite_rows(read_latent_shard(out, i, manifest))[1][: want - have]
             sample.append(rows)
             have += len(rows)
             i += 1
         log(f"training IVF{params['nlist']},PQ{params['pq_m']} on {have} latents{f' on {gpus} GPU(s)' if gpus else ''}")
         working.train(np.ascontiguousarray(np.concatenate(sample)))
     for i in range(shards):
-        ids, rows = _finite_rows(np.load(latent_shard(out, i)))
+        ids, rows = _finite_rows(read_latent_shard(out, i, manifest))
         working.add_with_ids(np.ascontiguousarray(rows), ids + i * manifest["shard_size"])
     index = faiss.index_gpu_to_cpu(working) if gpus else working
     if params:
@@ -354,17 +358,26 @@ def search_latents(out: str | Path, queries: np.ndarray, k: int = 10, nprobe: in
 
     out = Path(out)
     manifest = _complete_manifest(out)
-    index = read_faiss(out / "latents.faiss", binary=False)
+    index = read_faiss(out / "latents.faiss", binary=False, max_bytes=min(
+        2 * manifest["n"] * (manifest["latent_dim"] * 4 + 16) + FAISS_SLACK_BYTES, FAISS_MAX_BYTES))
+    if index.d != manifest["latent_dim"]:
+        raise GaninvError(f"{out}/latents.faiss holds latents of {index.d} dimensions, not the manifest's "
+                          f"{manifest['latent_dim']}; run `ganinv invert ... --index` again")
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != index.d:
+        raise GaninvError(f"queries must be N×{index.d} latents, got shape {queries.shape}")
     if nprobe:
     
         faiss_module().extract_index_ivf(index).nprobe = int(nprobe)
-    distances, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    distances, ids = index.search(queries, k)
     shard_items: dict[int, list[str]] = {}
 
     def name(row: int) -> str:
         shard = row // manifest["shard_size"]
+        if not 0 <= shard < manifest["shards"]:
+            raise GaninvError(f"{out}/latents.faiss returned entry {row}, beyond the {manifest['n']} latents")
         if shard not in shard_items:
-            shard_items[shard] = json.loads(items_shard(out, shard).read_text(encoding="utf-8"))["items"]
+            shard_items[shard] = read_items_shard(out, shard, manifest)["items"]
         return shard_items[shard][row - shard * manifest["shard_size"]]
 
     return distances, [[name(int(r)) if r >= 0 else None for r in row] for row in ids]
@@ -376,12 +389,43 @@ def _finite_rows(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _complete_manifest(out: Path) -> dict:
-    try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GaninvError(f"{out} is not a latent directory (manifest.json: {exc})") from None
-    if manifest.get("format") != FORMAT:
+    """manifest.json of a complete latent directory, bounded and type-checked (it may come from anyone: every
+    other reader's bounds are computed from it)."""
+    if not (out / "manifest.json").is_file():
+        raise GaninvError(f"{out} is not a latent directory (no manifest.json)")
+    manifest = safe_files.read_json_bounded(out / "manifest.json", MANIFEST_MAX_BYTES)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise GaninvError(f"{out} is not a latent directory from `ganinv invert --data`")
-    if not manifest.get("complete"):
+    for key, high in (("n", 1 << 31), ("shard_size", 1 << 31), ("shards", 1 << 31), ("latent_dim", 1 << 16)):
+        value = manifest.get(key)
+        if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high):
+            raise GaninvError(f"{out}/manifest.json is damaged ({key} must be a whole number from 1 to {high})")
+    if manifest["shards"] != math.ceil(manifest["n"] / manifest["shard_size"]):
+        raise GaninvError(f"{out}/manifest.json is damaged (shards does not match n and shard_size)")
+    if manifest.get("complete") is not True:
         raise GaninvError(f"{out} is incomplete; finish it by running the same `ganinv invert` command again")
     return manifest
+
+
+def read_latent_shard(out: Path, i: int, manifest: dict) -> np.ndarray:
+    """shards/NNNNN.npy: float32, rows × latent_dim exactly, its header checked before anything is allocated."""
+    rows, dim = shard_length(i, manifest["n"], manifest["shard_size"]), manifest["latent_dim"]
+    path = latent_shard(out, i)
+    latents = safe_files.load_npy(path, "latent shard", max_bytes=rows * dim * 4 + 4096, ndim=2)
+    if latents.shape != (rows, dim) or latents.dtype != np.float32:
+        raise GaninvError(f"{path} holds {latents.dtype} latents of shape {latents.shape}; the manifest says "
+                          f"{rows}×{dim} float32")
+    return latents
+
+
+def read_items_shard(out: Path, i: int, manifest: dict) -> dict:
+    """shards/NNNNN.json, bounded and checked: ``items`` (one name per row) and ``failed`` (records)."""
+    path, rows = items_shard(out, i), shard_length(i, manifest["n"], manifest["shard_size"])
+    data = safe_files.read_json_bounded(path, rows * ITEM_MAX_BYTES + (1 << 20))
+    items = data.get("items") if isinstance(data, dict) else None
+    failed = data.get("failed", []) if isinstance(data, dict) else None
+    if not (isinstance(items, list) and len(items) == rows and all(isinstance(x, str) for x in items)
+            and isinstance(failed, list) and all(isinstance(f, dict) and isinstance(f.get("error"), str)
+                                                 for f in failed)):
+        raise GaninvError(f"{path} is damaged: it must name the shard's {rows} items and its failures")
+    return data

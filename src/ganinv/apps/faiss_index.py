@@ -21,6 +21,7 @@ def faiss_module():
     return faiss
 
 
+FAISS_ARRAY_FLOOR_BYTES = 1 << 30  # IVF-PQ's precomputed table for ~4 million 100-d latents (4√n lists × 50 × 256)
 POINTS_PER_CENTROID = 39  # FAISS's k-means warns (once per PQ sub-quantizer) when it gets fewer per centroid
 
 
@@ -87,16 +88,17 @@ def faiss_reason(exc: RuntimeError) -> str:
 def read_faiss(path: Path, binary: bool, max_bytes: int):
     """A FAISS index file of at most ``max_bytes`` (the caller's bound from what the index should hold). FAISS
     allocates each array its file declares before reading it; while it reads, its per-array limit is set to the
-    file's own size (no array can be longer than the file), so a crafted length is one line, not a huge
-    allocation. Any FAISS error is one line naming the file."""
+    file's own size (an array read from the file cannot be longer), or ``FAISS_ARRAY_FLOOR_BYTES`` for the tables
+    FAISS computes on load (IVF-PQ's precomputed table: nlist × M × 2^bits floats), so a crafted length is one
+    line, not a huge allocation. Any FAISS error is one line naming the file."""
     faiss = faiss_module()
     if not path.is_file():
         raise GaninvError(f"{path} is missing: the index is incomplete (run `ganinv index` again to finish it)")
     size = safe_files.check_size(path, "FAISS index", max_bytes)
     limit = getattr(faiss, "set_deserialization_vector_byte_limit", None)  # recent FAISS; older: the size bound only
     previous = faiss.get_deserialization_vector_byte_limit() if limit else None
-    if limit:
-        limit(4 * size + 4096)  # FAISS allows arrays of up to a quarter of it
+    if limit:  # FAISS allows arrays of up to a quarter of it
+        limit(4 * max(size, FAISS_ARRAY_FLOOR_BYTES))
     try:
         return (faiss.read_index_binary if binary else faiss.read_index)(str(path))
     except RuntimeError as exc:  # "Error in <function> at <file>: Error: '<check>' failed": keep the check

@@ -23,7 +23,6 @@ Latent features are ``z∘s`` for runs with a latent scale (dlsgan), plain ``z``
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -49,6 +48,7 @@ from ganinv.apps import (
 )
 from ganinv.apps.collection import shard_bounds, shard_length
 from ganinv.apps.faiss_index import faiss_module, ivf_params, read_faiss, set_search_params, train_ivf, write_faiss
+from ganinv.core import safe_files
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_save_npy, atomic_save_npz, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
@@ -62,6 +62,15 @@ FORMAT_VERSION = 2  # 2: items.json (+ dataset rows) and failures.json instead o
 METHODS = ("latent", "dhash", "phash", "colour")
 BINARY_METHODS = ("dhash", "phash")
 DEFAULT_SHARD_SIZE = 4096
+# bounds for reading an index folder from anyone (each checked before the file is parsed or allocated)
+MANIFEST_MAX_BYTES = 4 << 20  # a manifest is ~1 kB (label names included)
+MAX_ENTRIES = 1 << 31
+MAX_LABELS = 1 << 12
+NAME_MAX_BYTES = 8 << 10  # one entry's name (a path) and row in items.json, or a failure and its reason
+JSON_MAX_BYTES = 8 << 30
+ROW_MAX_BYTES = 256 << 10  # one entry's features of every method, its labels and row, in a shard
+FAISS_SLACK_BYTES = 64 << 20  # a FAISS file's header, IVF centroids and PQ codebooks beside its entries
+FAISS_MAX_BYTES = 256 << 30
 
 
 # ------------------------------------------------------------------------------------------------ features
@@ -116,17 +125,10 @@ class SearchIndex:
         if not manifest.get("complete"):
             raise GaninvError(f"{root} is an unfinished index ({manifest.get('shards_done', 0)} shard(s) so far); "
                               "run the same `ganinv index` command again to finish it")
-        indexes = {}
-        for method in manifest["methods"]:
-            index = read_faiss(root / f"{method}.faiss", method in BINARY_METHODS)
-            if method == "latent":
-                set_search_params(index, manifest.get("ivf"))
-            indexes[method] = index
-        items, rows = read_items(root)
-        labels = np.load(root / "labels.npy") if (root / "labels.npy").is_file() else None
-        if any(index.ntotal != len(items) for index in indexes.values()):
-            raise GaninvError(f"{root}: the FAISS indexes and the items disagree on the number of entries")
-        return cls(root, manifest, indexes, items, labels, rows, read_failures(root))
+        items, rows = read_items(root, manifest)
+        indexes = read_indexes(root, manifest, len(items))
+        return cls(root, manifest, indexes, items, read_labels(root, manifest, len(items)), rows,
+                   read_failures(root, manifest))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -190,8 +192,7 @@ class SearchIndex:
 
     def _shards(self):
         for i in range(self.manifest["shards"]):
-            with np.load(shard_path(self.root, i)) as shard:
-                yield dict(shard)
+            yield read_shard(self.root, i, self.manifest)
 
     def images(self, ids, warn: Warn = silent) -> Tensor:
         """The indexed images with these ids (read again), for result grids. Files are read by their recorded path
@@ -250,20 +251,77 @@ def check_k(k: int, n: int) -> None:
 
 
 def read_manifest(root: Path) -> dict:
+    """manifest.json, bounded (``MANIFEST_MAX_BYTES``) and every field type-checked: an index folder may come from
+    anyone, and every other reader's bounds are computed from it."""
     path = root / "manifest.json"
     if not path.is_file():
         raise GaninvError(f"{root} is not a search index (no manifest.json); build one with `ganinv index RUN "
                           f"--data SPEC --out {root}`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GaninvError(f"{path} is unreadable ({exc})") from None
-    if manifest.get("format") != FORMAT:
+    manifest = read_json_bounded(path, MANIFEST_MAX_BYTES)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise GaninvError(f"{path} is not a ganinv index manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise GaninvError(f"{path} has format version {manifest['format_version']}; this ganinv reads up to "
-                          f"{FORMAT_VERSION} — upgrade ganinv")
+    version = manifest.get("format_version", 0)
+    if _is_int(version) and version > FORMAT_VERSION:
+        raise GaninvError(f"{path} has format version {version}; this ganinv reads up to {FORMAT_VERSION} — "
+                          "upgrade ganinv")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise GaninvError(f"{path} is damaged or not written by ganinv ({problem})")
     return manifest
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def manifest_problem(m: dict) -> str | None:
+    """What is wrong with a manifest's fields (type, range, consistency), or None."""
+    for key, low, high in (("format_version", 0, 1 << 20), ("n", 1, MAX_ENTRIES), ("image_size", 1, 1 << 14),
+                           ("channels", 1, 4), ("shard_size", 1, MAX_ENTRIES), ("shards", 1, MAX_ENTRIES)):
+        if not (_is_int(m.get(key)) and low <= m[key] <= high):
+            return f"{key} must be a whole number from {low} to {high}, got {m.get(key)!r:.40}"
+    if m["shards"] != math.ceil(m["n"] / m["shard_size"]):
+        return f"shards is {m['shards']}, but {m['n']} entries in shards of {m['shard_size']} make " \
+               f"{math.ceil(m['n'] / m['shard_size'])}"
+    for key in ("indexed", "failed"):
+        if key in m and not (_is_int(m[key]) and 0 <= m[key] <= m["n"]):
+            return f"{key} must be a whole number from 0 to n, got {m[key]!r:.40}"
+    for key in ("run", "run_fingerprint", "data", "split"):
+        if not isinstance(m.get(key), str):
+            return f"{key} must be a string"
+    methods, names = m.get("methods"), m.get("label_names")
+    if not (isinstance(methods, list) and methods and all(x in METHODS for x in methods)
+            and len(set(methods)) == len(methods)):
+        return f"methods must be a list of distinct {', '.join(METHODS)}"
+    if names is not None and not (isinstance(names, list) and len(names) <= MAX_LABELS
+                                  and all(isinstance(x, str) for x in names)):
+        return f"label_names must be a list of at most {MAX_LABELS} strings"
+    if any(key in m and not isinstance(m[key], bool) for key in ("complete", "latent_scaled")):
+        return "complete and latent_scaled must be true or false"
+    return _ivf_problem(m.get("ivf"))
+
+
+def _ivf_problem(ivf) -> str | None:
+    if ivf is None:
+        return None
+    keys = ("nlist", "pq_m", "pq_bits", "nprobe", "k_factor")
+    if not (isinstance(ivf, dict) and set(ivf) == set(keys)
+            and all(_is_int(ivf[k]) and 1 <= ivf[k] <= (1 << 20) for k in keys) and ivf["pq_bits"] <= 16):
+        return f"ivf must hold {', '.join(keys)} as whole numbers from 1 to 2^20"
+    return None
+
+
+def read_json_bounded(path: Path, limit: int):
+    """``safe_files.read_json_bounded`` with the hint every damaged index file gets."""
+    try:
+        return safe_files.read_json_bounded(path, limit)
+    except GaninvError as exc:
+        raise GaninvError(f"{exc}; rebuild the index") from None
+
+
+def json_limit(manifest: dict) -> int:
+    """The most bytes items.json / failures.json / items.txt may have: a name and a row per entry, plus change."""
+    return min(manifest["n"] * NAME_MAX_BYTES + (1 << 20), JSON_MAX_BYTES)
 
 
 def shard_path(root: Path, i: int) -> Path:
@@ -274,24 +332,97 @@ def shard_failures_path(root: Path, i: int) -> Path:
     return root / "shards" / f"{i:05d}.json"
 
 
-def read_items(root: Path) -> tuple[list[str], list[int]]:
+def read_shard(root: Path, i: int, manifest: dict) -> dict[str, np.ndarray]:
+    """One shard's arrays, each header checked against the bytes present before anything is allocated."""
+    limit = manifest["shard_size"] * ROW_MAX_BYTES + (1 << 20)
+    return safe_files.load_npz(shard_path(root, i), "index shard", max_bytes=limit)
+
+
+def read_items(root: Path, manifest: dict) -> tuple[list[str], list[int]]:
     """(names, dataset rows) of the entries, from items.json, or from a format-1 index's items.txt (every row)."""
-    if (root / "items.json").is_file():
-        data = _read_json(root / "items.json")
-        return data["items"], data["rows"]
-    items = (root / "items.txt").read_text(encoding="utf-8").splitlines()
+    path, count = root / "items.json", manifest.get("indexed", manifest["n"])
+    if path.is_file():
+        data = read_json_bounded(path, json_limit(manifest))
+        items, rows = (data.get("items"), data.get("rows")) if isinstance(data, dict) else (None, None)
+        if not (isinstance(items, list) and isinstance(rows, list) and len(items) == len(rows) == count
+                and all(isinstance(x, str) for x in items)
+                and all(_is_int(r) and 0 <= r < manifest["n"] for r in rows)):
+            raise GaninvError(f"{path} is damaged: it must hold {count} item names and their dataset rows "
+                              f"(0 to {manifest['n'] - 1}); rebuild the index")
+        return items, rows
+    text = _read_text_bounded(root / "items.txt", json_limit(manifest))
+    items = text.splitlines()
     return items, list(range(len(items)))
 
 
-def read_failures(root: Path) -> list[dict]:
-    return _read_json(root / "failures.json") if (root / "failures.json").is_file() else []
-
-
-def _read_json(path: Path):
+def _read_text_bounded(path: Path, limit: int) -> str:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GaninvError(f"{path} is unreadable ({exc}); rebuild the index") from None
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise GaninvError(f"{path} is larger than {limit >> 10} KiB; refusing to read it")
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GaninvError(f"{path} is unreadable ({type(exc).__name__}); rebuild the index") from None
+
+
+def read_failures(root: Path, manifest: dict) -> list[dict]:
+    path = root / "failures.json"
+    return _checked_failures(read_json_bounded(path, json_limit(manifest)), path) if path.is_file() else []
+
+
+def _checked_failures(failures, path: Path) -> list[dict]:
+    """A list of {"item", "reason"} strings, or one line naming the damaged file."""
+    if not (isinstance(failures, list) and all(isinstance(f, dict) and isinstance(f.get("item"), str)
+                                               and isinstance(f.get("reason"), str) for f in failures)):
+        raise GaninvError(f"{path} is damaged (not a list of items and reasons); rebuild the index")
+    return failures
+
+
+def read_labels(root: Path, manifest: dict, count: int) -> np.ndarray | None:
+    """labels.npy (count × labels, numbers), its header checked before loading, or None for unlabelled data."""
+    path = root / "labels.npy"
+    if not path.is_file():
+        return None
+    width = len(manifest.get("label_names") or [])
+    labels = safe_files.load_npy(path, "index labels", max_bytes=count * max(width, 1) * 8 + 4096, ndim=2)
+    if labels.shape != (count, width) or labels.dtype.kind not in "biuf":
+        raise GaninvError(f"{path} holds {labels.dtype} labels of shape {labels.shape}; the index has {count} "
+                          f"entries and {width} label names")
+    return labels
+
+
+def read_indexes(root: Path, manifest: dict, count: int) -> dict:
+    """Every method's FAISS index, each file bounded by the shards' size before FAISS reads it, and checked to hold
+    ``count`` entries of the shards' width (a query of another width would fail inside FAISS)."""
+    widths = feature_widths(root, manifest)
+    indexes = {}
+    for method in manifest["methods"]:
+        binary = method in BINARY_METHODS
+        row = widths.get(method, 0) * (1 if binary else 4)
+        path = root / f"{method}.faiss"
+        index = read_faiss(path, binary, max_bytes=min(2 * count * (row + 16) + FAISS_SLACK_BYTES, FAISS_MAX_BYTES))
+        if index.ntotal != count or index.d != widths.get(method, 0) * (8 if binary else 1):
+            raise GaninvError(f"{path} holds {index.ntotal} entries of width {index.d}, but the index has {count} "
+                              f"entries of width {widths.get(method, 0) * (8 if binary else 1)}; rebuild the index")
+        if method == "latent":
+            set_search_params(index, manifest.get("ivf"))
+        indexes[method] = index
+    return indexes
+
+
+def feature_widths(root: Path, manifest: dict) -> dict[str, int]:
+    """Each method's feature width (columns), read from the shards' headers alone."""
+    widths: dict[str, int] = {}
+    limit = manifest["shard_size"] * ROW_MAX_BYTES + (1 << 20)
+    for i in range(manifest["shards"]):
+        if len(widths) == len(manifest["methods"]):
+            break
+        layout = safe_files.npz_layout(shard_path(root, i), "index shard", max_bytes=limit)
+        for method, (shape, _) in layout.items():
+            if method in manifest["methods"] and len(shape) == 2:
+                widths.setdefault(method, shape[1])
+    return widths
 
 
 def _item_names(dataset) -> list[str]:
@@ -349,7 +480,7 @@ def build_index(
                 _index_shard(out, i, dataset, shard_bounds(i, n, shard_size), methods, model, batch_size, workers,
                              advance, log)
             else:  # finished by an earlier session: its failures are named again, as this run's skipped inputs
-                for failure in _shard_failures(out, i):
+                for failure in _shard_failures(out, i, manifest):
                     log(failure["reason"])
     return finish_index(out, manifest, ivf=ivf, names=_item_names(dataset)[:n], log=log)
 
@@ -397,9 +528,12 @@ def _index_shard(out: Path, i: int, dataset, bounds: tuple[int, int], methods, m
     atomic_save_npz(shard_path(out, i), **arrays)
 
 
-def _shard_failures(out: Path, i: int) -> list[dict]:
+def _shard_failures(out: Path, i: int, manifest: dict) -> list[dict]:
     path = shard_failures_path(out, i)
-    return _read_json(path).get("failed", []) if path.is_file() else []  # format 1 shards failed nothing
+    if not path.is_file():
+        return []  # format 1 shards failed nothing
+    data = read_json_bounded(path, manifest["shard_size"] * NAME_MAX_BYTES + (1 << 20))
+    return _checked_failures(data.get("failed", []) if isinstance(data, dict) else None, path)
 
 
 def _shard_rows(shard: dict, i: int, manifest: dict) -> np.ndarray:
@@ -416,11 +550,10 @@ def finish_index(out: Path, manifest: dict, *, ivf: bool, names: list[str], log:
     shards = manifest["shards"]
 
     def load_shard(i):
-        with np.load(shard_path(out, i)) as shard:
-            return dict(shard)
+        return read_shard(out, i, manifest)
 
     rows = [_shard_rows(load_shard(i), i, manifest) for i in range(shards)]
-    failures = [f for i in range(shards) for f in _shard_failures(out, i)]
+    failures = [f for i in range(shards) for f in _shard_failures(out, i, manifest)]
     filled = [i for i in range(shards) if len(rows[i])]
     if not filled:
         raise no_usable_images([Skipped(f["item"], f["reason"]) for f in failures],

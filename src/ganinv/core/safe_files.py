@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
 
 from ganinv.core.errors import GaninvError, describe_os_error
 
@@ -78,8 +80,6 @@ def torch_load_tensors(path: str | os.PathLike, what: str, *, max_bytes: int, le
     """``torch.load(path, weights_only=True, map_location="cpu")`` of a file checked first (see the module doc):
     a stored-only ``torch.save`` zip that is no TorchScript archive, at most ``max_bytes``; with ``legacy`` also a
     torch < 1.6 stream. ``what`` names the file in every refusal ("ResNet18 weights")."""
-    import torch  # deferred: core's JSON and numpy readers do not need torch
-
     size = check_size(path, what, max_bytes, error)
     with open(path, "rb") as f:
         head = f.read(512)
@@ -129,8 +129,6 @@ def read_safetensors(path: str | os.PathLike, what: str, *, max_bytes: int,
                      error: type[GaninvError] = GaninvError) -> tuple[dict, dict[str, str]]:
     """(tensors, metadata) of a safetensors file of at most ``max_bytes``, its header at most
     ``SAFETENSORS_HEADER_MAX`` bytes and valid JSON, checked before the tensors are read."""
-    from safetensors.torch import load as load_safetensors  # deferred, as torch in torch_load_tensors
-
     size = check_size(path, what, max_bytes, error)
     try:
         with open(path, "rb") as f:

@@ -108,9 +108,10 @@ def kernel_distance(real_features: Tensor, fake_features: Tensor, *, subsets: in
 
 # --- Inception (FID) ------------------------------------------------------------------------------------------------
 class _InceptionFeatures(nn.Module):
-    """torch-fidelity's Inception-v3. torch-fidelity reads a weights path with ``torch.load(weights_only=False)``
-    (its code would run), so it never sees the user's file: that is read by ``safe_files.torch_load_tensors``,
-    checked to be a dict of tensors, and saved again by us into a private temporary folder for it to read."""
+    """torch-fidelity's Inception-v3. torch-fidelity reads a weights path with torch.load's full unpickler
+    (``weights_only`` off: a file's code would run), so it never sees the user's file: that is read by
+    ``safe_files.torch_load_tensors``, checked to be a dict of tensors, and saved again by us into a private
+    temporary folder for it to read."""
 
     def __init__(self, weights_path: str):
         super().__init__()

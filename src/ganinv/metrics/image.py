@@ -124,7 +124,7 @@ def lpips_metric() -> object:
         if error_key in _LPIPS_CACHE:
             raise RuntimeError(str(_LPIPS_CACHE[error_key]))
         try:
-            # torchvision reads this cache file with torch.load(weights_only=False): it must hold tensors only
+            # torchvision reads this cache file with torch.load's full unpickler (weights_only off): tensors only
             safe_files.torch_load_tensors(path, "LPIPS backbone weights", max_bytes=512 << 20, legacy=True)
             from torchmetrics.image.lpip import (
                 LearnedPerceptualImagePatchSimilarity,  # deferred: loads torchvision's AlexNet code
