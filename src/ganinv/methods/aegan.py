@@ -42,9 +42,7 @@ class AEGAN(EncoderMethod):
             x = self.generate(self.sample_latents())
         reconstruction = self.generate(IG(x))  # step 2: x' = G(IG(x)); gradients flow through G into IG only
         loss, _ = BCE(reconstruction, x)  # step 3
-        self.optimizers["encoder"].zero_grad(set_to_none=True)
-        self.backward(loss)  # step 4
-        self.optimizers["encoder"].step()
+        self.session.update("encoder", loss)  # step 4
         return {"recon_bce": loss.item()}
 
 

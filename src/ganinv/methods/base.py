@@ -2,7 +2,8 @@
 
 A method is small: it builds its nets from a ``RunConfig``, and implements ``train_step(batch)`` (one update of
 every net it trains) and ``invert(x)`` (images in [0,1] → latents in the prior's units). The training loop, the
-run directory and ``InversionModel`` know nothing else about it.
+run directory and ``InversionModel`` know nothing else about it. ``train_step`` computes losses and hands each to
+``self.session`` (``ganinv.methods.session``), the runtime that applies them and counts the steps.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from ganinv.core.config import RunConfig
-from ganinv.core.distributed import rank_slice, sync_batchnorm
+from ganinv.core.distributed import sync_batchnorm
 from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior, make_prior
+from ganinv.methods.session import TrainingSession
 from ganinv.methods.spaces import Z, Space
 from ganinv.nets.dcgan import Generator, InverseGenerator
 from ganinv.nets.frozen import DCGAN_SPEC, build_generator
@@ -96,11 +98,8 @@ class Method:
             self.nets: dict[str, nn.Module] = self.build_nets()
             if not self.provides_generator and self.generator_spec["kind"] != "dcgan":
                 self.nets["generator"] = build_generator(self.generator_spec, config.net)
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.device = torch.device("cpu")
-        self.accelerator = None
-        self.rank, self.world_size = 0, 1  # this process's place among `accelerate launch`'s processes
-        self._latent_rng: torch.Generator | None = None  # set by begin_step: this step's latents
+        self.device = torch.device("cpu")  # where the nets are (InversionModel moves them and says so here)
+        self.session = TrainingSession()  # accelerator, optimisers, rank, step: the runtime that applies the losses
         if not self.provides_generator:
             self.nets["generator"].requires_grad_(False).eval()
 
@@ -159,27 +158,23 @@ class Method:
         """Move nets to the accelerator's device and build one optimiser per trainable net (wrapped in DDP by
         Accelerate when several processes run; their BatchNorms then normalise over the global batch)."""
 
-        self.accelerator = accelerator
+        self.session.attach(accelerator)
         self.device = accelerator.device
-        self.rank, self.world_size = accelerator.process_index, accelerator.num_processes
         for name, net in self.nets.items():
             self.nets[name] = net.to(self.device)
             if self.world_size > 1 and name in self.trainable:
                 self.nets[name] = sync_batchnorm(self.nets[name], self.device)
         for name in self.trainable:
-            optimizer = self.make_optimizer(self.nets[name])
-            self.nets[name], self.optimizers[name] = accelerator.prepare(self.nets[name], optimizer)
+            self.nets[name] = self.session.prepare(name, self.nets[name], self.make_optimizer(self.nets[name]))
 
-    def backward(self, loss: Tensor) -> None:
-        if self.accelerator is not None:
-            self.accelerator.backward(loss)
-        else:
-            loss.backward()
+    # the session's state that the run directory's checkpoints read off a method (core.rundir.Checkpointable)
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self.session.optimizers
 
-    def begin_step(self, step: int) -> None:
-        """Called by the training loop before each ``train_step``: this step's latents come from a generator seeded
-        by (seed, step) alone — identical on every rank, and the same whether or not the run was resumed."""
-        self._latent_rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+    @property
+    def world_size(self) -> int:
+        return self.session.world_size
 
     @property
     def local_batch_size(self) -> int:
@@ -187,18 +182,14 @@ class Method:
         return self.config.train.batch_size // self.world_size
 
     def sample_latents(self, n: int | None = None) -> Tensor:
-        """``n`` (default: this rank's share of the batch) prior samples. Every rank draws the global batch and
-        keeps its own slice, so N processes use the latents one process would (outside the loop: global RNG)."""
-
+        """``n`` (default: this rank's share of the batch) prior samples of this step (``TrainingSession.latents``)."""
         n = self.local_batch_size if n is None else n
-        z = self.prior.sample(n * self.world_size, generator=self._latent_rng)
-        return rank_slice(z, self.rank, self.world_size).to(self.device)
+        return self.session.latents(self.prior, n).to(self.device)
 
     def bare(self, name: str) -> nn.Module:
         """A net without its DDP wrapper: for passes whose gradients must not be synchronised (the generator step
         through a frozen discriminator — DDP would wait for gradients that never come)."""
-        net = self.nets[name]
-        return self.accelerator.unwrap_model(net) if self.accelerator is not None else net
+        return self.session.unwrap(self.nets[name])
 
     @contextlib.contextmanager
     def frozen(self, name: str):
@@ -231,9 +222,7 @@ class Method:
 
     def unwrapped_nets(self) -> dict[str, nn.Module]:
         """The nets without any DDP/compile wrapper Accelerate put around them (what the run directory saves)."""
-        if self.accelerator is None:
-            return dict(self.nets)
-        return {name: self.accelerator.unwrap_model(net) for name, net in self.nets.items()}
+        return {name: self.session.unwrap(net) for name, net in self.nets.items()}
 
 
 def dcgan_generator(config: RunConfig) -> nn.Module:

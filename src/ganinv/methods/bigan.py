@@ -40,18 +40,12 @@ class BiGAN(Method):
 
         # D: log D(x, E(x)) + log(1 − D(G(z), z))
         d_loss = gan_discriminator_loss(D(real, encoded.detach()), D(fake.detach(), z))
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        self.backward(d_loss)
-        self.optimizers["discriminator"].step()
+        self.session.update("discriminator", d_loss)
 
         # G and E: the same pairs with the labels swapped (non-saturating), against the updated D
         with self.frozen("discriminator") as frozen_D:
             ge_loss = gan_discriminator_loss(frozen_D(fake, z), frozen_D(real, encoded))
-            self.optimizers["generator"].zero_grad(set_to_none=True)
-            self.optimizers["encoder"].zero_grad(set_to_none=True)
-            self.backward(ge_loss)
-            self.optimizers["generator"].step()
-            self.optimizers["encoder"].step()
+            self.session.update(("generator", "encoder"), ge_loss)
         return {"d_loss": d_loss.item(), "ge_loss": ge_loss.item()}
 
     def invert(self, x: Tensor) -> Tensor:

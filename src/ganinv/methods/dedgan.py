@@ -30,8 +30,8 @@ StyleGAN2's latent width. ``--preset small`` is the same recipe at 32 px (d = 63
 (``-o lambda_switch_step=N``), 10,000 by default.
 
 Departures, as in dlsgan.py: alternating updates (D, then G against the updated D); R1 in [−1, 1] pixel units
-(``R1_PIXEL_UNITS``) on the adversarial value v_r. The step counter that drives the λ_emb schedule is saved with the
-weights (``extra.step``), so a resumed run switches at the same step.
+(``R1_PIXEL_UNITS``) on the adversarial value v_r. The step that drives the λ_emb schedule is the training session's
+(``session.step``, the steps done before this one); it is also saved with the weights (``extra.step``).
 """
 from __future__ import annotations
 
@@ -96,7 +96,6 @@ class DEDGAN(Method):
         if config.net.prior != PRIOR:
             raise GaninvError(f"dedgan's latents are angles: it needs --prior {PRIOR}, got {config.net.prior!r}")
         super().__init__(config)
-        self.step = 0  # steps done; drives the λ_emb schedule and is saved (extra.step)
 
     @property
     def cartesian_dim(self) -> int:
@@ -110,6 +109,11 @@ class DEDGAN(Method):
             "discriminator": DirectionDiscriminator(image_size=n.image_size, width=n.width, channels=n.channels,
                                                     direction_dim=cartesian_dim(n.latent_dim)),
         }
+
+    @property
+    def step(self) -> int:
+        """Steps done (``session.step``): drives the λ_emb schedule and is saved with the weights (extra.step)."""
+        return self.session.step
 
     @property
     def lambda_emb(self) -> float:
@@ -135,9 +139,7 @@ class DEDGAN(Method):
         r1 = r1_penalty(real_in, v_r) * R1_PIXEL_UNITS
         d_adv = nsgan_d_loss(-v_r, -v_g)  # softplus(v_r) + softplus(−v_g): lower v_r, raise v_g
         d_loss = d_adv + o.lambda_r1 * r1 + lam * emb_loss  # line 8 (+ R1)
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        self.backward(d_loss)
-        self.optimizers["discriminator"].step()
+        self.session.update("discriminator", d_loss)
 
         # generator step: line 9, against the updated D (its weights frozen for this backward)
         with self.frozen("discriminator") as frozen_D:
@@ -145,10 +147,7 @@ class DEDGAN(Method):
             g_adv = nsgan_g_loss(-v_g2)  # softplus(v_g): lower v_g
             g_emb = tan_angle_loss(z_c, direction_g, max_angle)
             g_loss = g_adv + lam * g_emb
-            self.optimizers["generator"].zero_grad(set_to_none=True)
-            self.backward(g_loss)
-            self.optimizers["generator"].step()
-        self.step += 1
+            self.session.update("generator", g_loss)
 
         with torch.no_grad():
             angle = torch.rad2deg(direction_angle(z_c, direction)).mean()
@@ -184,4 +183,4 @@ class DEDGAN(Method):
     def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
         if "step" not in tensors:
             raise RunDirError("this dedgan checkpoint lacks its step counter (extra.step)")
-        self.step = int(tensors["step"])
+        self.session.step = int(tensors["step"])  # a loaded run's λ_emb; the loop sets it again when resuming

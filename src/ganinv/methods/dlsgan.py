@@ -140,13 +140,27 @@ class DLSGAN(Method):
     # --- training ---
     def train_step(self, batch: tuple[Tensor, Tensor]) -> dict[str, float]:
         real = batch[0]
-        o = self.options
-        G, D = self.nets["generator"], self.nets["discriminator"]
         s = self._scale.to(real.device)  # line 3: s from v as it stood before this step
         z = self.sample_latents(real.shape[0]).to(real.device)  # line 1
-        fake = G(z * s)  # line 4 (G side)
+        fake = self.nets["generator"](z * s)  # line 4 (G side)
+        d_loss, d_terms, predicted = self._discriminator_step(real, fake, z, s)
 
-        # discriminator (and encoder) step: lines 4–7
+        if self.options.dls:  # line 9: v ← update(v, z') with every rank's z' (the global batch); s for the next step
+            self.tracker.update(gather_rows(self.session.accelerator, predicted.detach()))
+            self._scale = self.tracker.scale.to(real.device)
+
+        g_loss, g_adv = self._generator_step(fake, z, s)
+        logs = {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_adv": d_terms["d_adv"].item(),
+                "g_adv": g_adv.item(), "enc_loss": d_terms["enc_loss"].item(), "r1": d_terms["r1"].item()}
+        entropy = self.latent_entropy()
+        if math.isfinite(entropy):  # −inf only if some s_i is exactly 0; not a divergence, so not logged
+            logs["latent_entropy"] = entropy
+        return logs
+
+    def _discriminator_step(self, real: Tensor, fake: Tensor, z: Tensor,
+                            s: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """The discriminator (and encoder) step, lines 4–7: (L_d, its terms, the predicted latents z')."""
+        o, D = self.options, self.nets["discriminator"]
         fake_logits, predicted = D(fake.detach())
         enc_loss = dls_encoder_loss(z, predicted, s)  # line 5
         real_in = real.detach().requires_grad_(True)
@@ -154,31 +168,21 @@ class DLSGAN(Method):
         r1 = r1_penalty(real_in, real_logits) * R1_PIXEL_UNITS
         d_adv = nsgan_d_loss(real_logits, fake_logits)
         d_loss = d_adv + o.lambda_r1 * r1 + o.lambda_enc * enc_loss  # line 7
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        self.backward(d_loss)
-        self.optimizers["discriminator"].step()
+        self.session.update("discriminator", d_loss)
+        return d_loss, {"d_adv": d_adv, "enc_loss": enc_loss, "r1": r1}, predicted
 
-        if o.dls:  # line 9: v ← update(v, z') with every rank's z' (the global batch); s for the next step
-            self.tracker.update(gather_rows(self.accelerator, predicted.detach()))
-            self._scale = self.tracker.scale.to(real.device)
-
-        # generator step: line 8, against the updated D (its weights frozen for this backward)
+    def _generator_step(self, fake: Tensor, z: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """The generator step, line 8, against the updated D (its weights frozen for this backward): (L_g, its
+        adversarial term)."""
+        o = self.options
         with self.frozen("discriminator") as frozen_D:
             fake_logits_g, predicted_g = frozen_D(fake)
             g_adv = nsgan_g_loss(fake_logits_g)
             g_loss = g_adv
             if o.encoder_loss_on == "DG":
                 g_loss = g_loss + o.lambda_enc * dls_encoder_loss(z, predicted_g, s)
-            self.optimizers["generator"].zero_grad(set_to_none=True)
-            self.backward(g_loss)
-            self.optimizers["generator"].step()
-
-        logs = {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_adv": d_adv.item(), "g_adv": g_adv.item(),
-                "enc_loss": enc_loss.item(), "r1": r1.item()}
-        entropy = self.latent_entropy()
-        if math.isfinite(entropy):  # −inf only if some s_i is exactly 0; not a divergence, so not logged
-            logs["latent_entropy"] = entropy
-        return logs
+            self.session.update("generator", g_loss)
+        return g_loss, g_adv
 
     # --- the seam ---
     def invert(self, x: Tensor) -> Tensor:

@@ -27,13 +27,9 @@ class GAN(Method):
         fake = G(self.sample_latents(real.shape[0]))
 
         d_loss = gan_discriminator_loss(D(real), D(fake.detach()))
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        self.backward(d_loss)
-        self.optimizers["discriminator"].step()
+        self.session.update("discriminator", d_loss)
 
         with self.frozen("discriminator") as frozen_D:  # G's step: no gradients for D, nothing for DDP to sync
             g_loss = gan_generator_loss(frozen_D(fake))
-            self.optimizers["generator"].zero_grad(set_to_none=True)
-            self.backward(g_loss)
-            self.optimizers["generator"].step()
+            self.session.update("generator", g_loss)
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}

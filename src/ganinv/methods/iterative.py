@@ -216,16 +216,15 @@ class Iterative(EncoderMethod):
         with torch.no_grad():
             x = self.generate(target)
         latents = self.start_latents(x)
-        self.optimizers["encoder"].zero_grad(set_to_none=True)
         sums = {"recon": 0.0, "latent_mse": 0.0}
-        for _ in range(o.steps):
-            latents = self.refine_once(x, latents)
-            recon, _ = self.image_loss(self.generate(latents), x)
-            latent = latent_mse(latents, target)
-            self.backward(recon + o.latent_weight * latent)
-            sums["recon"] += recon.item() / o.steps
-            sums["latent_mse"] += latent.item() / o.steps
-        self.optimizers["encoder"].step()
+        with self.session.updating("encoder"):  # one backward per pass, their gradients summed into one step
+            for _ in range(o.steps):
+                latents = self.refine_once(x, latents)
+                recon, _ = self.image_loss(self.generate(latents), x)
+                latent = latent_mse(latents, target)
+                self.session.backward(recon + o.latent_weight * latent)
+                sums["recon"] += recon.item() / o.steps
+                sums["latent_mse"] += latent.item() / o.steps
         return {f"{o.loss}_mean": sums["recon"], f"{o.loss}_last": recon.item(), "latent_mse": sums["latent_mse"]}
 
 

@@ -32,6 +32,7 @@ from ganinv.core.errors import GaninvError
 from ganinv.latent import Prior
 from ganinv.losses.image import ImageLoss, image_loss
 from ganinv.methods.base import GeneratorRole, Method, MethodOptions, dcgan_generator
+from ganinv.methods.session import gradient_step
 from ganinv.methods.spaces import Space, SpaceView, latent_space
 
 if TYPE_CHECKING:  # annotations only: methods sit below inference
@@ -75,9 +76,8 @@ def optimize_latents(generate, prior: Prior, images: Tensor, start: Tensor, *, s
             best[better], best_loss[better] = z.detach()[better], per_image.detach()[better]
         if step == steps:
             break
-        optimizer.zero_grad(set_to_none=True)
-        per_image.sum().backward()
-        optimizer.step()
+        with gradient_step([optimizer]):
+            per_image.sum().backward()
         with torch.no_grad():
             z.copy_(prior.clamp(z))
     return best

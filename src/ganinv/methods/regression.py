@@ -130,10 +130,6 @@ class Regression(EncoderMethod):
     Options = RegressionOptions
     uses_real_data = False
 
-    def __init__(self, config):
-        super().__init__(config)
-        self._step = 0  # set by begin_step: the recon term starts at options.recon_start_step
-
     def build_nets(self) -> dict[str, nn.Module]:
         generator = dcgan_generator(self.config)  # replaced by the base class for other generator kinds
         if self.options.backbone == "resnet18":
@@ -153,10 +149,6 @@ class Regression(EncoderMethod):
         # only the §4.3 recon term on real images reads the dataset; the latent loss needs G's samples alone
         return options.recon_on and options.recon_images == "real"
 
-    def begin_step(self, step: int) -> None:
-        super().begin_step(step)
-        self._step = step  # from the loop at every step, so a resumed run knows it without extra state
-
     def train_step(self, batch) -> dict[str, float]:
         o, P = self.options, self.nets["encoder"]
         target = self.sample_latents()  # F(z): z itself, or w
@@ -165,14 +157,12 @@ class Regression(EncoderMethod):
         predicted = P(x)
         latent = latent_mse(predicted, target)
         loss, logs = latent, {"latent_mse": latent.item()}
-        if o.recon_on and self._step >= o.recon_start_step:
+        if o.recon_on and self.session.step >= o.recon_start_step:  # the session's step: a resumed run knows it
             images, codes = (batch[0], P(batch[0])) if o.recon_images == "real" else (x, predicted)
             recon = reconstruction_loss(o.recon_loss, self.generate(codes), images)
             loss = loss + o.recon_weight * recon
             logs["recon"] = recon.item()
-        self.optimizers["encoder"].zero_grad(set_to_none=True)
-        self.backward(loss)
-        self.optimizers["encoder"].step()
+        self.session.update("encoder", loss)
         return logs
 
 

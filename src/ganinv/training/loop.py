@@ -230,19 +230,19 @@ def train(
     if resume and accelerator.is_main_process:
         logger.forget_after(step)  # lines logged after the checkpoint will be logged again
     logger.log(step, "launch", launch_record(accelerator, method.config, resume))
-    session = TrainingSession(method, run_dir, accelerator, logger, step=step, dataset=dataset,
-                              eval_images=eval_images, evaluators=evaluators, warn=warn)
+    loop = LoopPass(method, run_dir, accelerator, logger, step=step, dataset=dataset, eval_images=eval_images,
+                    evaluators=evaluators, warn=warn)
     try:
         with StopAtStepBoundary() as stop:
-            session.run(show_progress=show_progress and accelerator.is_main_process, stop=stop)
+            loop.run(show_progress=show_progress and accelerator.is_main_process, stop=stop)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(session.checkpoint_on_interrupt()) from None  # Ctrl-C keeps the steps completed
+        raise KeyboardInterrupt(loop.checkpoint_on_interrupt()) from None  # Ctrl-C keeps the steps completed
     else:
-        session.log_speed()
+        loop.log_speed()
     finally:
         logger.close()
     accelerator.wait_for_everyone()  # no rank returns before the main one has written the last checkpoint
-    return TrainResult(run_dir=run_dir, step=session.step, logs=session.logs)
+    return TrainResult(run_dir=run_dir, step=loop.step, logs=loop.logs)
 
 
 def start_or_resume(method: Method, run_dir: Path, accelerator, resume: bool) -> int:
@@ -258,10 +258,11 @@ def start_or_resume(method: Method, run_dir: Path, accelerator, resume: bool) ->
     return restore_checkpoint(method, run_dir) if resume else 0
 
 
-class TrainingSession:
+class LoopPass:
     """One process's pass of the loop, from the step it starts at to ``train.steps``: it feeds batches, takes steps
     and does what falls due after each (logs, samples, evaluation, checkpoint). It keeps the step and the last
-    losses, so an interrupted session can still save its work."""
+    losses, so an interrupted pass can still save its work. (The method's ``session``, ``ganinv.methods.session``,
+    is the runtime that applies a step's losses; this pass tells it where each step begins and ends.)"""
 
     def __init__(self, method: Method, run_dir: Path, accelerator, logger: RunLogger, *, step: int,
                  dataset: Dataset | None, eval_images: Tensor | None, evaluators, warn):
@@ -305,9 +306,10 @@ class TrainingSession:
         if self.batches is not None:
             batch = [b.to(accelerator.device, non_blocking=True) for b in next(self.batches)]
         set_learning_rates(method, method.config, self.step, self.steps_per_epoch)
-        method.begin_step(self.step)
+        method.session.begin_step(self.step, seed=method.config.seed)
         with accelerator.autocast():
             logs = method.train_step(batch)
+        method.session.end_step()
         self.logs = mean_across_ranks(accelerator, logs)  # the global batch's losses, on every rank
         self.step += 1
         check_finite(self.logs, self.step, self.run_dir)
@@ -348,7 +350,7 @@ class TrainingSession:
                 "(continue with --resume)")
 
     def log_speed(self) -> None:
-        """This session's throughput in metrics.jsonl (its samples, evaluations and checkpoints included)."""
+        """This pass's throughput in metrics.jsonl (its samples, evaluations and checkpoints included)."""
         steps = self.step - self.first_step
         if steps <= 0:
             return
