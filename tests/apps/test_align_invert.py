@@ -73,8 +73,8 @@ def test_the_python_api_aligns_too(tmp_path, rgb_run):
     image, _ = drawn_face(-15, canvas=500)
     image.save(tmp_path / "drawn.png")
     result = invert_files(rgb_run, [tmp_path / "drawn.png"], tmp_path / "inv", align=True)
-    assert result["n"] == 1 and (tmp_path / "inv" / "aligned" / "00000-drawn.png").is_file()
+    assert result.n == 1 and (tmp_path / "inv" / "aligned" / "00000-drawn.png").is_file()
     plain = invert_files(rgb_run, [tmp_path / "drawn.png"], tmp_path / "plain")
     assert not (tmp_path / "plain" / "aligned").exists()
     assert "alignment" not in json.loads((tmp_path / "plain" / "manifest.json").read_text())["items"][0]
-    assert not np.allclose(result["latents"], plain["latents"])  # the run saw another picture
+    assert not np.allclose(result.latents, plain.latents)  # the run saw another picture

@@ -115,7 +115,7 @@ def test_unreadable_files_become_nan_rows_named_in_the_shard(encoder_run, tmp_pa
     (folder / "00003.png").write_bytes(b"not a png at all")
     summary = invert_dataset(encoder_run, f"folder:{folder}", tmp_path / "out", shard_size=5, batch_size=4,
                              device="cpu", show_progress=False)
-    assert summary["failed"] == 1 and summary["shards"] == 3
+    assert summary.failed == 1 and summary.shards == 3
     latents, items = read_latents(tmp_path / "out")
     assert np.isnan(latents[3]).all() and np.isfinite(np.delete(latents, 3, axis=0)).all()
     failed = json.loads((tmp_path / "out" / "shards" / "00000.json").read_text())["failed"]
@@ -156,7 +156,7 @@ def test_ranks_write_disjoint_shards_equal_to_one_process(encoder_run, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert sorted(s["rank"] for s in summaries) == [0, 1] and {s["processes"] for s in summaries} == {2}
-    assert sum(s["inverted_now"] for s in summaries) == single["n"]
+    assert sum(s["inverted_now"] for s in summaries) == single.n
     ours, _ = read_latents(tmp_path / "two")
     theirs, _ = read_latents(tmp_path / "one")
     assert np.array_equal(ours, theirs)

@@ -39,12 +39,12 @@ def test_tune_files_writes_the_tuned_run_images_and_manifest(aegan_run, folder, 
     summary = T.tune_files(aegan_run, files, tmp_path / "out", steps=120, warn=messages.append,
                            show_progress=False)
     out = tmp_path / "out"
-    assert summary["n"] == 3 and [s.item for s in summary["skipped"]] == [str(folder / "broken.png")]
+    assert summary.n == 3 and [s.item for s in summary.skipped] == [str(folder / "broken.png")]
     assert any("broken.png" in m for m in messages)
     assert lpips_status()[0] or sum("LPIPS" in m for m in messages) == 1  # said once when its weights are missing
-    assert summary["mean_psnr_after"] > summary["mean_psnr_before"] + 1.0
-    assert all(a > b for a, b in zip(summary["psnr_after"], summary["psnr_before"]))
-    assert 0 <= summary["locality_drift"] < summary["drift_scale"]
+    assert summary.mean_psnr_after > summary.mean_psnr_before + 1.0
+    assert all(a > b for a, b in zip(summary.psnr_after, summary.psnr_before))
+    assert 0 <= summary.locality_drift < summary.drift_scale
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tuned_run"] == str(out / "tuned-run") and len(manifest["items"]) == 3
@@ -53,7 +53,7 @@ def test_tune_files_writes_the_tuned_run_images_and_manifest(aegan_run, folder, 
     assert (out / "paths.txt").read_text().splitlines() == [str(f) for f in files if f.name != "broken.png"]
 
     tuned = load(out / "tuned-run")  # by path, like any run: the after PNGs are its images at the pivots
-    generated = tuned.generate(summary["pivots"])
+    generated = tuned.generate(summary.pivots)
     for row, item in enumerate(manifest["items"]):
         assert torch.allclose(read_grey_png(out / item["after"]), generated[row, 0], atol=1 / 255 + 1e-6)
     assert load_tuned(out / "tuned-run").names == [str(f) for f in files if f.name != "broken.png"]

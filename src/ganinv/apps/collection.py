@@ -22,7 +22,7 @@ import math
 import resource
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +89,33 @@ class ShardBatches(torch.utils.data.Sampler):
 
 
 # ------------------------------------------------------------------------------------------------ inverting
+@dataclass(frozen=True)
+class CollectionSummary:
+    """One process's account of ``invert_collection``: images inverted now and by earlier sessions, failures now and
+    before, speed and peak memory; ``to_json()`` is what ``ganinv invert --data --json`` prints."""
+
+    out: str
+    n: int  # images in the collection
+    inverted_now: int
+    done_before: int
+    shards: int
+    rank: int
+    processes: int
+    failed: int
+    failed_before: int
+    seconds: float
+    images_per_s: float | None
+    peak_rss_mib: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 def invert_collection(
     model: InversionModel, run: str | Path, data: str, out: str | Path, *, split: str = "all",
     batch_size: int = 256, shard_size: int = DEFAULT_SHARD_SIZE, workers: int = 0, refine: int = 0,
     show_progress: bool = True, log: Warn = silent,
-) -> dict:
+) -> CollectionSummary:
     """Invert every image of ``data`` (``split``) into latent shards under ``out``; resumable; rank-aware.
 
     ``model`` is what inverts (an encoder, or an encoder + ``refine`` optimisation steps); ``run`` names it in the
@@ -126,10 +148,11 @@ def invert_collection(
         # every image failed: "finished with some skipped" would hide that nothing was inverted
         raise DataError(f"none of the {mine_total} images of {data} could be read (each is named above and "
                         f"recorded in {out}/shards/*.json)")
-    return {"out": str(out), "n": manifest["n"], "inverted_now": done, "done_before": shards.images(shards.finished),
-            "shards": manifest["shards"], "rank": state.process_index, "processes": state.num_processes,
-            "failed": failed, "failed_before": failed_before, "seconds": round(seconds, 3),
-            "images_per_s": round(done / seconds, 1) if done and seconds > 0 else None, "peak_rss_mib": peak_rss_mib()}
+    return CollectionSummary(
+        out=str(out), n=manifest["n"], inverted_now=done, done_before=shards.images(shards.finished),
+        shards=manifest["shards"], rank=state.process_index, processes=state.num_processes, failed=failed,
+        failed_before=failed_before, seconds=round(seconds, 3),
+        images_per_s=round(done / seconds, 1) if done and seconds > 0 else None, peak_rss_mib=peak_rss_mib())
 
 
 def collection_manifest(model: InversionModel, run: str | Path, data: str, *, split: str, n: int, shard_size: int,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import PartialState
 
-from ganinv.apps.collection import invert_collection
+from ganinv.apps.collection import CollectionSummary, invert_collection
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_save_npy, atomic_write_json, atomic_write_text
 from ganinv.core.viz import labelled_grid, save_png
@@ -24,10 +25,21 @@ from ganinv.methods.spaces import latent_space, parse_space
 GRID_COLUMNS = 8  # the grid shows the first rows; every reconstruction is its own PNG
 
 
+@dataclass(frozen=True)
+class InvertedFiles:
+    """What ``invert_files`` wrote: ``n`` readable files, their latents (row i = the i-th), the reconstruction PNG of
+    each row (relative to the output folder) and the files skipped with their reasons."""
+
+    n: int
+    latents: torch.Tensor
+    outputs: list[str]
+    skipped: list
+
+
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
                  warn: Callable[[str], None] = lambda m: None, *, refine: int = 0, refine_lr: float | None = None,
                  refine_loss: str = "mse", space: str | None = None, align: bool = False,
-                 landmarks: str | Path | None = None) -> dict:
+                 landmarks: str | Path | None = None) -> InvertedFiles:
     """Invert image files: latents.npy (row i = the i-th readable file), reconstructions/NNNNN-NAME.png (numbered by
     row, so two inputs named x.png never collide), manifest.json (each row's exact input path and output, and the
     skipped files with their reasons), paths.txt (the inputs, one printable line each) and grid.png.
@@ -62,12 +74,16 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
         "items": [{"row": row, "input": os.fsdecode(f), "reconstruction": name, **alignment}
                   for row, (f, name, alignment) in enumerate(zip(read.files, outputs, alignments))],
         "skipped": [s.to_json() for s in read.skipped]})
+    save_png(inversion_grid(batch, reconstructions), out / "grid.png")
+    return InvertedFiles(len(read.files), latents, outputs, read.skipped)
+
+
+def inversion_grid(batch: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
+    """Inputs over their reconstructions, the first GRID_COLUMNS rows, labelled."""
     shown = min(len(batch), GRID_COLUMNS)
-    save_png(labelled_grid([batch[:shown], reconstructions[:shown]], ["input", "reconstruction"],
-                           column_labels=[f"row {i}" for i in range(shown)],
-                           title=f"inverted {len(batch)} image(s)" + (f", first {shown} shown" if len(batch) > shown
-                                                                       else "")), out / "grid.png")
-    return {"n": len(read.files), "latents": latents, "outputs": outputs, "skipped": read.skipped}
+    title = f"inverted {len(batch)} image(s)" + (f", first {shown} shown" if len(batch) > shown else "")
+    return labelled_grid([batch[:shown], reconstructions[:shown]], ["input", "reconstruction"],
+                         column_labels=[f"row {i}" for i in range(shown)], title=title)
 
 
 def read_inputs(images, size: int, channels: int, *, align: bool, landmarks, warn) -> ImageFiles:
@@ -141,7 +157,7 @@ def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None
 def invert_dataset(run: str | Path, data: str, out: str | Path, *, split: str = "all", batch_size: int = 256,
                    shard_size: int = 4096, workers: int = 0, device: str = "auto", refine: int = 0,
                    refine_lr: float | None = None, refine_loss: str = "mse", show_progress: bool = True,
-                   warn: Callable[[str], None] = lambda m: None) -> dict:
+                   warn: Callable[[str], None] = lambda m: None) -> CollectionSummary:
     """A whole collection into latent shards (see ganinv.apps.collection); resumable, and rank-aware under
     ``accelerate launch``."""
 

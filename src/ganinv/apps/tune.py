@@ -35,9 +35,34 @@ TUNED_RUN = "tuned-run"
 GRID_COLUMNS = 16  # grid.png shows the first images; before/ and after/ hold them all
 
 
+@dataclasses.dataclass(frozen=True)
+class TuneResult:
+    """What ``tune_files`` did: PSNR before → after per image and on average, the locality drift, where the tuned run
+    is (``summary``: all of it as manifest.json records it), the rows written, the files skipped and the pivots."""
+
+    n: int
+    tuned_run: str
+    psnr_before: list[float]
+    psnr_after: list[float]
+    mean_psnr_before: float
+    mean_psnr_after: float
+    locality_drift: float  # G's mean squared change on fresh random latents …
+    drift_scale: float  # … and how much G's images differ between two latents
+    summary: dict
+    outputs: list[tuple[str, str]]  # (before/NAME.png, after/NAME.png) per row
+    skipped: list
+    pivots: Tensor
+
+    @classmethod
+    def of(cls, summary: dict, **rest) -> TuneResult:
+        fields = {f.name for f in dataclasses.fields(cls)} - set(rest) - {"summary"}
+        return cls(**{name: summary[name] for name in fields}, summary=summary, **rest)
+
+
 def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, steps: int = DEFAULT_STEPS,
                lr: float = PTI_LR, locality_weight: float = PTI_LOCALITY_WEIGHT, refine_steps: int = 0,
-               batch_size: int = BATCH_SIZE, seed: int = 0, warn: Warn = silent, show_progress: bool = True) -> dict:
+               batch_size: int = BATCH_SIZE, seed: int = 0, warn: Warn = silent,
+               show_progress: bool = True) -> TuneResult:
     """Tune one generator on every readable image file and write into ``out``:
 
         tuned-run/                 the tuned run directory (see ganinv.inference.tuning.save_tuned_run)
@@ -47,8 +72,8 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
                                    tuned run, the locality drift) and paths.txt (the inputs, one printable line each)
 
     Each unreadable file is named through ``warn`` and skipped. Everything is checked before tuning starts; the
-    tuned run appears complete or not at all, and manifest.json is written last. Returns the summary (also in
-    manifest.json) plus the pivots."""
+    tuned run appears complete or not at all, and manifest.json is written last. Returns a ``TuneResult`` (its
+    summary is also in manifest.json)."""
     out = Path(out)
     check_tuning_settings(steps=steps, lr=lr, locality_weight=locality_weight, refine_steps=refine_steps,
                           batch_size=batch_size, seed=seed)
@@ -73,7 +98,7 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
     atomic_write_json(out / "manifest.json", {
         "format": "ganinv-tuned-files", "format_version": 1, **summary, "items": items,
         "skipped": [s.to_json() for s in read.skipped]})
-    return {**summary, "outputs": rows, "skipped": read.skipped, "pivots": tuned.pivots}
+    return TuneResult.of(summary, outputs=rows, skipped=read.skipped, pivots=tuned.pivots)
 
 
 def write_images(out: Path, files: list[Path], before: Tensor, after: Tensor) -> list[tuple[str, str]]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
+from ganinv.core import names
 from ganinv.core.bounds import MAX_SEED, check_memory, image_bytes
 from ganinv.core.errors import GaninvError
 
@@ -65,6 +71,82 @@ def _check_data(spec: str) -> None:
         raise GaninvError(f"{what} not found: {path} (--data {spec})")
     if os.path.exists(path) and not os.path.isdir(path):
         raise GaninvError(f"{what} {path} is a file, not a folder (--data {spec})")
+
+
+# ------------------------------------------------------------------------------------------ names at parse time
+# A name outside an option's set (``ganinv.core.names``), refused as the library words it: one error line, exit 2
+REFUSALS: dict[type[Enum], str] = {
+    names.MethodName: "unknown method {value!r}; choose one of {choices}",
+    names.SpaceName: "--space {value}: the space must be one of {choices}",
+    names.PriorName: "--prior must be one of {choices}, got {value!r}",
+    names.PresetName: "unknown preset {value!r}; choose one of {choices}",
+    names.Precision: "--precision must be one of {choices}, got {value!r}",
+    names.DeviceName: "--device must be one of {choices}, got {value!r}",
+    names.Split: "--split must be one of {choices}, got {value!r}",
+    names.Tracker: "--log-with {value!r}: choose one of {choices}",
+    names.RefineLoss: "--refine-loss must be one of {choices}, got {value!r}",
+    names.EncoderTarget: "encoder_loss_on must be one of {choices}, got {value!r}",
+}
+
+
+def _named(process_value, enum: type[Enum], ctx, value):
+    """A parameter's own processing, after refusing a name outside ``enum`` in REFUSALS' words; the command gets the
+    plain name (a ``str``), as config.json and the library's messages spell it."""
+    if isinstance(value, str) and not isinstance(value, Enum) and value not in {m.value for m in enum}:
+        raise GaninvError(REFUSALS[enum].format(value=value, choices=names.listed(enum)))
+    value = process_value(ctx, value)
+    return value.value if isinstance(value, Enum) else value
+
+
+class GaninvCommand(TyperCommand):
+    """A command whose ``StrEnum``-typed parameters (``ganinv.core.names``) are checked when the command line is
+    parsed — typer lists their choices in ``--help`` — and refused in one ``error:`` line in the library's words
+    rather than typer's usage box. The command receives the plain name."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            enum = param.type_descriptor.annotation
+            if enum in REFUSALS:
+                param.process_value = partial(_named, param.process_value, enum)
+
+
+# ------------------------------------------------------------------------------------------ exclusive modes
+@dataclass(frozen=True)
+class Modes:
+    """A command's mutually exclusive modes, declared: how the user selects each (``labels``), which mode a parsed
+    command line is in (``select``), and the modes each mode-specific parameter works in (``flags``). A parameter
+    given on the command line outside its modes is refused when the command line is parsed, in one line:
+    "--FLAG works on MODE, not with MODE" — or in ``says``' words for that parameter."""
+
+    labels: dict[str, str]
+    select: Callable[[dict], str]
+    flags: dict[str, tuple[str, ...]]
+    says: dict[str, str] = field(default_factory=dict)
+
+    def check(self, ctx) -> str:
+        """The mode of ``ctx``'s parsed parameters, after refusing any flag given outside its modes."""
+        mode = self.select(ctx.params)
+        flags = {param.name: param.opts[0] for param in ctx.command.params}
+        for name, modes in self.flags.items():
+            given = ctx.get_parameter_source(name).name in ("COMMANDLINE", "ENVIRONMENT")
+            if given and mode not in modes:
+                flag = flags[name]
+                where = " / ".join(self.labels[m] for m in modes)
+                raise GaninvError(self.says.get(name, f"{flag} works on {where}, not with {self.labels[mode]}"))
+        return mode
+
+
+class ModalCommand(GaninvCommand):
+    """A command with exclusive modes (``modes``, set by a subclass): checked when the command line is parsed."""
+
+    modes: Modes
+
+    def parse_args(self, ctx, args):
+        rest = super().parse_args(ctx, args)
+        if not ctx.resilient_parsing:
+            self.modes.check(ctx)
+        return rest
 
 
 # ------------------------------------------------------------------------------------------ bounds at parse time

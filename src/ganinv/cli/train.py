@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from typer.core import TyperCommand
 
 from ganinv.cli.common import (
+    GaninvCommand,
+    ModalCommand,
+    Modes,
     at_most,
     check_images_fit,
     check_paths,
@@ -33,6 +35,18 @@ from ganinv.core.bounds import (
     MAX_WORKERS,
 )
 from ganinv.core.errors import GaninvError
+from ganinv.core.names import (
+    DeviceName,
+    EncoderTarget,
+    MethodName,
+    Precision,
+    PresetName,
+    PriorName,
+    RefineLoss,
+    SpaceName,
+    Split,
+    Tracker,
+)
 
 app = typer.Typer()
 IMAGE_SIZE_LIMIT = at_most(MAX_IMAGE_SIZE, "16 megapixels; every image, batch and net layer grows with its square")
@@ -78,7 +92,7 @@ def library_default(name: str) -> str:
     return preset_defaults(name)
 
 
-class LibraryDefaults(TyperCommand):
+class LibraryDefaults(GaninvCommand):
     """A command whose option help shows defaults that live in the library (``[{default:NAME}]``, filled by
     ``library_default`` when the help is shown): importing them for every command line would load torch."""
 
@@ -90,78 +104,85 @@ class LibraryDefaults(TyperCommand):
         return super().format_help(ctx, formatter)
 
 
+# train's flags: typer reads each from its annotation; "[{default:NAME}]" is filled from the library when --help is
+# shown (LibraryDefaults). Declared here so that the command's signature is one line per few flags.
+MethodArg = Annotated[MethodName, typer.Argument(help="gan | dlsgan | dedgan | bigan (joint); aegan | regression | "
+                                                 "iterative | optimize (post-hoc, need --generator)")]
+OutRun = Annotated[Path, typer.Option("--out", help="run directory to create (or continue with --resume)")]
+DataSpec = Annotated[Optional[str], typer.Option(help="dataset spec: mnist | digits | folder:PATH | celeba:PATH")]
+GeneratorRun = Annotated[Optional[Path], typer.Option(help="run directory of the frozen generator (post-hoc methods)")]
+Preset = Annotated[PresetName, typer.Option(help="small (CPU-sized, 32 px) | paper (AEGAN (Luo et al.): 64 px, "
+                                            "width 64)")]
+ImageSize = Annotated[Optional[int], typer.Option(min=8, callback=IMAGE_SIZE_LIMIT, help="image side in pixels, a "
+                                                  f"power of two from 8 to {MAX_IMAGE_SIZE} [{{default:image_size}}]")]
+Channels = Annotated[Optional[int], typer.Option(min=1, max=3, help="1 or 3 [1 for digits, 3 otherwise]")]
+Width = Annotated[Optional[int], typer.Option(min=1, max=MAX_WIDTH, help="channels of the image-side conv stage "
+                                              "[{default:width}]")]
+LatentDim = Annotated[Optional[int], typer.Option(min=1, max=MAX_LATENT_DIM, help="latent dimension "
+                                                  "[{default:latent_dim}]")]
+Prior = Annotated[Optional[PriorName], typer.Option(help="uniform | normal | uniform_sqrt3 | spherical (dedgan) "
+                                                    "[{default:prior}]")]
+Steps = Annotated[Optional[int], typer.Option(min=1, callback=STEPS_LIMIT, help=f"optimisation steps, at most "
+                                              f"{MAX_STEPS:,} [{{default:steps}}]")]
+BatchSize = Annotated[Optional[int], typer.Option(min=1, max=MAX_BATCH, help="batch size [{default:batch_size}]")]
+LearningRate = Annotated[Optional[float], typer.Option(help="Adam learning rate [{default:lr}]")]
+CheckpointEvery = Annotated[Optional[int], typer.Option(min=1, help="steps between checkpoints "
+                                                        "[{default:checkpoint_every}]")]
+SampleEvery = Annotated[Optional[int], typer.Option(min=1, help="steps between sample grids [{default:sample_every}]")]
+EvalEvery = Annotated[Optional[int], typer.Option(min=1, help="steps between evaluations [{default:eval_every}]")]
+PrecisionOpt = Annotated[Optional[Precision], typer.Option(help="no | bf16 | fp16 (mixed precision via Accelerate)")]
+Device = Annotated[Optional[DeviceName], typer.Option(help="auto | cpu | cuda")]
+Workers = Annotated[Optional[int], typer.Option(min=0, max=MAX_WORKERS, help="DataLoader worker processes "
+                                                "[{default:num_workers}]")]
+MethodOption = Annotated[list[str], typer.Option(
+    "--option", "-o", help="method option KEY=VALUE, repeatable (e.g. dlsgan: -o encoder_loss_on=DG -o dls=false; "
+    "aegan / regression / iterative on a style generator: -o space=z|w|wplus; iterative: -o steps=5 "
+    "-o start=mean|RUN_DIR -o loss=bce|mse -o latent_weight=1.0)")]
+EncoderLossOn = Annotated[Optional[EncoderTarget], typer.Option(help="dlsgan: D | DG (shortcut for "
+                                                                "-o encoder_loss_on=…)")]
+NoDls = Annotated[bool, typer.Option("--no-dls", help="dlsgan: keep s = 1 (the 'No DLS' ablation)")]
+Resume = Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")]
+LogWith = Annotated[Tracker, typer.Option(help="where scalars go besides metrics.jsonl, through Accelerate's "
+                                          "trackers: tensorboard (RUN/tb) | wandb | mlflow (each needs its package)")]
+DryRun = Annotated[bool, typer.Option(help="print the resolved config and exit (the plan: nothing built or written)")]
+Quiet = Annotated[bool, typer.Option(help="no progress bar")]
+Quick = Annotated[bool, typer.Option(help=f"a minutes-long CPU run: {QUICK_STEPS} steps, samples, evaluation and "
+                                     f"checkpoints every {QUICK_EVERY} (explicit --steps / --*-every flags win)")]
+
+
 @app.command(cls=LibraryDefaults)
-def train(
-    method: str = typer.Argument(..., help="gan | dlsgan | dedgan | bigan (joint); aegan | regression | iterative | "
-                                 "optimize (post-hoc, need --generator)"),
-    out: Path = typer.Option(..., "--out", help="run directory to create (or continue with --resume)"),
-    data: Optional[str] = typer.Option(None, help="dataset spec: mnist | digits | folder:PATH | celeba:PATH"),
-    generator: Optional[Path] = typer.Option(None, help="run directory of the frozen generator (post-hoc methods)"),
-    preset: str = typer.Option(DEFAULT_PRESET, help="small (CPU-sized, 32 px) | paper (AEGAN (Luo et al.): 64 px, "
-                               "width 64)"),
-    image_size: Optional[int] = typer.Option(None, min=8, callback=IMAGE_SIZE_LIMIT,
-                                             help="image side in pixels, a power of two from 8 to "
-                                             f"{MAX_IMAGE_SIZE} [{{default:image_size}}]"),
-    channels: Optional[int] = typer.Option(None, min=1, max=3, help="1 or 3 [1 for digits, 3 otherwise]"),
-    width: Optional[int] = typer.Option(None, min=1, max=MAX_WIDTH,
-                                        help="channels of the image-side conv stage [{default:width}]"),
-    latent_dim: Optional[int] = typer.Option(None, min=1, max=MAX_LATENT_DIM,
-                                             help="latent dimension [{default:latent_dim}]"),
-    prior: Optional[str] = typer.Option(None, help="uniform | normal | uniform_sqrt3 | spherical (dedgan) "
-                                        "[{default:prior}]"),
-    steps: Optional[int] = typer.Option(None, min=1, callback=STEPS_LIMIT,
-                                        help=f"optimisation steps, at most {MAX_STEPS:,} [{{default:steps}}]"),
-    batch_size: Optional[int] = typer.Option(None, min=1, max=MAX_BATCH, help="batch size [{default:batch_size}]"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [{default:lr}]"),
-    seed: int = seed_option("random seed (recorded in config.json)"),
-    checkpoint_every: Optional[int] = typer.Option(None, min=1, help="steps between checkpoints "
-                                                   "[{default:checkpoint_every}]"),
-    sample_every: Optional[int] = typer.Option(None, min=1, help="steps between sample grids [{default:sample_every}]"),
-    eval_every: Optional[int] = typer.Option(None, min=1, help="steps between evaluations [{default:eval_every}]"),
-    precision: Optional[str] = typer.Option(None, help="no | bf16 | fp16 (mixed precision via Accelerate)"),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
-    workers: Optional[int] = typer.Option(None, min=0, max=MAX_WORKERS,
-                                          help="DataLoader worker processes [{default:num_workers}]"),
-    option: list[str] = typer.Option([], "--option", "-o", help="method option KEY=VALUE, repeatable "
-                                     "(e.g. dlsgan: -o encoder_loss_on=DG -o dls=false; aegan / regression / "
-                                     "iterative on a style generator: -o space=z|w|wplus; iterative: -o steps=5 "
-                                     "-o start=mean|RUN_DIR -o loss=bce|mse -o latent_weight=1.0)"),
-    encoder_loss_on: Optional[str] = typer.Option(None, help="dlsgan: D | DG (shortcut for -o encoder_loss_on=…)"),
-    no_dls: bool = typer.Option(False, "--no-dls", help="dlsgan: keep s = 1 (the 'No DLS' ablation)"),
-    resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
-    log_with: str = typer.Option("tensorboard", help="where scalars go besides metrics.jsonl, through Accelerate's "
-                                 "trackers: tensorboard (RUN/tb) | wandb | mlflow (each needs its package)"),
-    dry_run: bool = typer.Option(False, help="print the resolved config and exit"),
-    quiet: bool = typer.Option(False, help="no progress bar"),
-    quick: bool = typer.Option(False, help=f"a minutes-long CPU run: {QUICK_STEPS} steps, samples, evaluation and "
-                               f"checkpoints every {QUICK_EVERY} (explicit --steps / --*-every flags win)"),
-):
+def train(method: MethodArg, out: OutRun, data: DataSpec = None, generator: GeneratorRun = None,
+          preset: Preset = PresetName(DEFAULT_PRESET), image_size: ImageSize = None, channels: Channels = None,
+          width: Width = None, latent_dim: LatentDim = None, prior: Prior = None, steps: Steps = None,
+          batch_size: BatchSize = None, lr: LearningRate = None, seed: int = seed_option("random seed (recorded in "
+          "config.json)"), checkpoint_every: CheckpointEvery = None, sample_every: SampleEvery = None,
+          eval_every: EvalEvery = None, precision: PrecisionOpt = None, device: Device = None, workers: Workers = None,
+          option: MethodOption = [], encoder_loss_on: EncoderLossOn = None, no_dls: NoDls = False,
+          resume: Resume = False, log_with: LogWith = Tracker.tensorboard, dry_run: DryRun = False,
+          quiet: Quiet = False, quick: Quick = False):
     """Train a method into a run directory (gan, aegan, regression, iterative, dlsgan, …).
 
     iterative: ReStyle's iterative refinement ("ReStyle: A Residual-Based StyleGAN Encoder via Iterative
     Refinement", Alaluf, Patashnik & Cohen-Or) on any generator: `ganinv train iterative --generator RUN --out DIR`."""
-
     check_paths(runs=[generator], data=data)
-    from ganinv.training.launch import parse_option_strings, train_run
+    from ganinv.training.launch import parse_option_strings, plan_run, train_plan
 
-    if quick:
-        steps = steps or QUICK_STEPS
-        checkpoint_every, sample_every, eval_every = (v or QUICK_EVERY for v in (checkpoint_every, sample_every,
-                                                                                  eval_every))
-    option = list(option) + ([f"encoder_loss_on={encoder_loss_on}"] if encoder_loss_on else []) + (
-        ["dls=false"] if no_dls else [])
-    overrides = dict(
-        options=parse_option_strings(method, option),
-        net_overrides=dict(image_size=image_size, channels=channels, width=width, latent_dim=latent_dim, prior=prior),
-        train_overrides=dict(steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
-                   sample_every=sample_every, eval_every=eval_every, precision=precision, device=device,
-                   num_workers=workers),
-    )
-    result = train_run(method, out, data=data, generator=generator, preset=preset, seed=seed, resume=resume,
-                       dry_run=dry_run, show_progress=not quiet, warn=warn, log_with=log_with, **overrides)
+    if quick:  # explicit flags win
+        steps, checkpoint_every, sample_every, eval_every = (v or d for v, d in zip(
+            (steps, checkpoint_every, sample_every, eval_every), (QUICK_STEPS, QUICK_EVERY, QUICK_EVERY, QUICK_EVERY)))
+    option = list(option) + [f"encoder_loss_on={encoder_loss_on}"] * bool(encoder_loss_on) + ["dls=false"] * no_dls
+    plan = plan_run(method, out, data=data, generator=generator, preset=preset, seed=seed, resume=resume, warn=warn,
+                    log_with=log_with, options=parse_option_strings(method, option),
+                    net_overrides=dict(image_size=image_size, channels=channels, width=width, latent_dim=latent_dim,
+                                       prior=prior),
+                    train_overrides=dict(steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
+                                         sample_every=sample_every, eval_every=eval_every, precision=precision,
+                                         device=device, num_workers=workers))
     if dry_run:
-        console.print_json(json.dumps(result.to_dict()))
-    elif result.already_finished:
+        console.print_json(json.dumps(plan.config.to_dict()))
+        return
+    result = train_plan(plan, show_progress=not quiet, warn=warn)
+    if result.already_finished:
         console.print(f"{out} is already finished at step {result.step}; to train it further: ganinv train {method} "
                       f"--out {out} --resume --steps M (M > {result.step})")
     else:
@@ -169,40 +190,71 @@ def train(
 
 
 # --------------------------------------------------------------------------------------------------- invert
-@app.command()
-def invert(
-    run: Path = typer.Argument(..., help="run directory of an inverter (aegan, regression, …)"),
-    images: Optional[list[Path]] = typer.Argument(None, help="image files or folders (or give --data)",
-                                                  readable=False),  # unreadable files are named and skipped
-    out: Path = typer.Option(..., "--out", help="output folder (created; with --data: resumed if it exists)"),
-    data: Optional[str] = typer.Option(None, help="a whole collection instead of IMAGES: folder:PATH | celeba:PATH "
-                                       "| mnist | digits — latents streamed to shards, resumable"),
-    split: str = typer.Option("all", help="with --data: all | train | test"),
-    batch_size: int = typer.Option(256, min=1, max=MAX_BATCH, help="with --data: images per forward pass"),
-    shard_size: int = typer.Option(4096, min=1, help="with --data: images per latent shard (the unit of resuming)"),
-    workers: int = typer.Option(2, min=0, max=MAX_WORKERS, help="with --data: DataLoader worker processes reading "
-                                "images"),
-    device: str = typer.Option("auto", help="with --data: auto | cpu | cuda (under accelerate launch: each rank's GPU)"),
-    refine: int = typer.Option(0, min=0, max=MAX_OPT_STEPS, help="optimisation steps after the encoder (hybrid); on "
-                               "a generator run: optimisation inversion from the prior's mean"),
-    refine_lr: Optional[float] = typer.Option(None, help="Adam lr of --refine [0.01 from an encoder, 0.05 from the mean]"),
-    refine_loss: str = typer.Option("mse", help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips"),
-    space: str | None = typer.Option(None, help="with IMAGES: the latent space --refine searches and latents.npy "
-                                        "holds: z | w | wplus (w, wplus: style generators — a dlsgan run or a "
-                                        "post-hoc run on one; W+ flattened layer-major to N×(num_ws·w_dim)), from "
-                                        "the encoder's answer converted up (z → w → wplus); default: the run's own"),
-    tune: int = typer.Option(0, help="with IMAGES: pivotal tuning (Roich et al., PTI) — invert (+ --refine steps), "
-                                     "then fine-tune a copy of the generator N steps on the images with a locality "
-                                     "term; writes OUT/tuned-run (loadable by path), before/ and after/ PNGs"),
-    align: bool = typer.Option(False, "--align", help="with IMAGES: find each photo's face and eyes (OpenCV) and cut "
-                               "it to the aligned-CelebA square a CelebA run was trained on; writes OUT/aligned/; a "
-                               "file with no face is named and skipped"),
-    landmarks: str | None = typer.Option(None, "--landmarks", metavar="PATH", help="with --align (implied): an "
-                                         "OpenCV LBF facial-landmark model (lbfmodel.yaml) for better eye centres; "
-                                         "needs opencv-contrib-python-headless"),
-    as_json: bool = typer.Option(False, "--json", help="with --data: print the summary as JSON"),
-    quiet: bool = typer.Option(False, help="no progress bar"),
-):
+# invert's three modes, each its own function below; the flags each mode takes are declared here and a flag given
+# in another mode is refused when the command line is parsed (cli.common.Modes), not checked by hand
+def invert_mode(params: dict) -> str:
+    """IMAGES or --data (exactly one); IMAGES with --tune N is pivotal tuning."""
+    if (params["data"] is None) == (not params["images"]):
+        raise GaninvError("give either IMAGES (files or folders) or --data SPEC (a whole collection), not both")
+    return "data" if params["data"] is not None else "tune" if params["tune"] else "files"
+
+
+FILES, DATA, TUNE = "files", "data", "tune"
+INVERT_MODES = Modes(
+    labels={FILES: "IMAGES", DATA: "--data SPEC", TUNE: "--tune N"}, select=invert_mode,
+    flags={"space": (FILES,), "align": (FILES,), "landmarks": (FILES,), "refine_lr": (FILES, DATA),
+           "refine_loss": (FILES, DATA), "split": (DATA,), "batch_size": (DATA,), "shard_size": (DATA,),
+           "workers": (DATA,), "device": (DATA,), "as_json": (DATA,), "tune": (TUNE,)},
+    says={"space": "--space is for IMAGES; a --data collection (or --tune) works in the run's own space",
+          "tune": "--tune works on IMAGES in the run's own space (not with --data)"})
+
+
+class InvertCommand(ModalCommand):
+    modes = INVERT_MODES
+
+
+RunArg = Annotated[Path, typer.Argument(help="run directory of an inverter (aegan, regression, …)")]
+Images = Annotated[Optional[list[Path]], typer.Argument(help="image files or folders (or give --data)",
+                                                        readable=False)]  # unreadable files are named and skipped
+OutDir = Annotated[Path, typer.Option("--out", help="output folder (created; with --data: resumed if it exists)")]
+Collection = Annotated[Optional[str], typer.Option(
+    "--data", help="a whole collection instead of IMAGES: folder:PATH | celeba:PATH | mnist | digits — latents "
+    "streamed to shards, resumable")]
+SplitOpt = Annotated[Split, typer.Option(help="with --data: all | train | test")]
+InvertBatch = Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="with --data: images per forward pass")]
+ShardSize = Annotated[int, typer.Option(min=1, help="with --data: images per latent shard (the unit of resuming)")]
+ReadWorkers = Annotated[int, typer.Option(min=0, max=MAX_WORKERS, help="with --data: DataLoader worker processes "
+                                          "reading images")]
+InvertDevice = Annotated[DeviceName, typer.Option(help="with --data: auto | cpu | cuda (under accelerate launch: each "
+                                                  "rank's GPU)")]
+Refine = Annotated[int, typer.Option(min=0, max=MAX_OPT_STEPS, help="optimisation steps after the encoder (hybrid); "
+                                     "on a generator run: optimisation inversion from the prior's mean")]
+RefineLr = Annotated[Optional[float], typer.Option(help="Adam lr of --refine [0.01 from an encoder, 0.05 from the "
+                                                   "mean]")]
+RefineLossOpt = Annotated[RefineLoss, typer.Option(help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips")]
+SpaceOpt = Annotated[Optional[SpaceName], typer.Option(
+    help="with IMAGES: the latent space --refine searches and latents.npy holds: z | w | wplus (w, wplus: style "
+    "generators — a dlsgan run or a post-hoc run on one; W+ flattened layer-major to N×(num_ws·w_dim)), from the "
+    "encoder's answer converted up (z → w → wplus); default: the run's own")]
+Tune = Annotated[int, typer.Option(help="with IMAGES: pivotal tuning (Roich et al., PTI) — invert (+ --refine "
+                                   "steps), then fine-tune a copy of the generator N steps on the images with a "
+                                   "locality term; writes OUT/tuned-run (loadable by path), before/ and after/ PNGs")]
+Align = Annotated[bool, typer.Option("--align", help="with IMAGES: find each photo's face and eyes (OpenCV) and cut "
+                                     "it to the aligned-CelebA square a CelebA run was trained on; writes OUT/aligned/;"
+                                     " a file with no face is named and skipped")]
+Landmarks = Annotated[Optional[str], typer.Option("--landmarks", metavar="PATH", help="with --align (implied): an "
+                                                  "OpenCV LBF facial-landmark model (lbfmodel.yaml) for better eye "
+                                                  "centres; needs opencv-contrib-python-headless")]
+AsJson = Annotated[bool, typer.Option("--json", help="with --data: print the summary as JSON")]
+
+
+@app.command(cls=InvertCommand)
+def invert(run: RunArg, images: Images = None, out: OutDir = ..., data: Collection = None,
+           split: SplitOpt = Split.all, batch_size: InvertBatch = 256, shard_size: ShardSize = 4096,
+           workers: ReadWorkers = 2, device: InvertDevice = DeviceName.auto, refine: Refine = 0,
+           refine_lr: RefineLr = None, refine_loss: RefineLossOpt = RefineLoss.mse, space: SpaceOpt = None,
+           tune: Tune = 0, align: Align = False, landmarks: Landmarks = None, as_json: AsJson = False,
+           quiet: Quiet = False):
     """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid.
 
     With --align: real photos, not pre-aligned face crops, are first aligned as CelebA's faces are (eyes level at
@@ -220,62 +272,59 @@ def invert(
     shard in NNNNN.json; run the same command again to finish an interrupted run; under `accelerate launch` the
     processes split the shards."""
     check_paths(runs=[run], data=data)  # IMAGES are not: a missing one is named and skipped (exit status 3)
-    from ganinv.apps.invert import invert_dataset, invert_files
-
-    if (data is None) == (not images):
-        raise GaninvError("give either IMAGES (files or folders) or --data SPEC (a whole collection), not both")
-    if data is not None and space is not None:
-        raise GaninvError("--space is for IMAGES; a --data collection is inverted in the run's own space")
-    align = check_align(align, landmarks, data=data, tune=tune)
-    if tune:
-        tune_images(run, images, out, steps=tune, refine=refine, data=data, space=space, quiet=quiet)
-        return
-    if data is None:
-        result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr,
-                              refine_loss=refine_loss, space=space, align=align, landmarks=landmarks)
-        console.print(f"inverted {result['n']} images → {out} (latents.npy, reconstructions/, manifest.json, "
-                      "grid.png)")
-        exit_if_skipped(len(result["skipped"]))
-        return
-    result = invert_dataset(run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
-                            workers=workers, device=device, refine=refine, refine_lr=refine_lr,
-                            refine_loss=refine_loss, show_progress=not quiet and not as_json, warn=note)
-    if as_json:
-        print(json.dumps(result))
-    elif result["rank"] == 0:
-        console.print(f"inverted {result['inverted_now']} images ({result['done_before']} done before, "
-                      f"{result['failed'] + result['failed_before']} unreadable) at {result['images_per_s']} "
-                      f"images/s, peak memory {result['peak_rss_mib']} MiB → {out}/shards")
-    exit_if_skipped(result["failed"] + result["failed_before"])
+    mode = invert_mode(dict(data=data, images=images, tune=tune))  # checked at parse time; here: which to run
+    if mode == TUNE:
+        tune_images(run, images, out, steps=tune, refine=refine, quiet=quiet)
+    elif mode == FILES:
+        invert_image_files(run, images, out, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
+                           space=space, align=align, landmarks=landmarks)
+    else:
+        invert_collection_data(run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
+                               workers=workers, device=device, refine=refine, refine_lr=refine_lr,
+                               refine_loss=refine_loss, as_json=as_json, quiet=quiet)
 
 
-def check_align(align: bool, landmarks: str | None, *, data, tune: int) -> bool:
-    """--align (implied by --landmarks) is for IMAGES only; a landmark model that cannot be used is refused before
-    the run is loaded."""
-    align = align or landmarks is not None
-    if align and (data is not None or tune):
-        raise GaninvError("--align works on IMAGES (not with --data or --tune)")
-    if landmarks is not None:
+def invert_image_files(run: Path, images, out: Path, *, refine: int, refine_lr, refine_loss, space, align: bool,
+                       landmarks) -> None:
+    """``invert RUN IMAGES``: latents.npy, reconstructions/, manifest.json and grid.png (ganinv.apps.invert)."""
+    if landmarks is not None:  # a landmark model that cannot be used is refused before the run is loaded
         from ganinv.data.align import check_landmarks
 
         check_landmarks(landmarks)
-    return align
+    from ganinv.apps.invert import invert_files
+
+    result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
+                          space=space, align=align or landmarks is not None, landmarks=landmarks)
+    console.print(f"inverted {result.n} images → {out} (latents.npy, reconstructions/, manifest.json, grid.png)")
+    exit_if_skipped(len(result.skipped))
 
 
-def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, data, space, quiet: bool) -> None:
-    """``invert --tune N``: pivotal tuning of the run's generator on IMAGES (ganinv.apps.tune)."""
+def invert_collection_data(run: Path, data: str, out: Path, *, as_json: bool, quiet: bool, **settings) -> None:
+    """``invert RUN --data SPEC``: a whole collection into resumable latent shards (ganinv.apps.collection)."""
+    from ganinv.apps.invert import invert_dataset
+
+    result = invert_dataset(run, data, out, show_progress=not quiet and not as_json, warn=note, **settings)
+    if as_json:
+        print(json.dumps(result.to_json()))
+    elif result.rank == 0:
+        console.print(f"inverted {result.inverted_now} images ({result.done_before} done before, "
+                      f"{result.failed + result.failed_before} unreadable) at {result.images_per_s} "
+                      f"images/s, peak memory {result.peak_rss_mib} MiB → {out}/shards")
+    exit_if_skipped(result.failed + result.failed_before)
+
+
+def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, quiet: bool) -> None:
+    """``invert RUN IMAGES --tune N``: pivotal tuning of the run's generator on IMAGES (ganinv.apps.tune)."""
     from ganinv.inference.tuning import check_tuning_settings
 
-    if data is not None or space is not None:
-        raise GaninvError("--tune works on IMAGES in the run's own space (not with --data or --space)")
     check_tuning_settings(steps=steps, lr=3e-4, locality_weight=0.1, refine_steps=refine)
     from ganinv.apps.tune import tune_files
 
     result = tune_files(run, images, out, steps=steps, refine_steps=refine, warn=note, show_progress=not quiet)
-    console.print(f"tuned the generator on {result['n']} images: PSNR {result['mean_psnr_before']:.2f} → "
-                  f"{result['mean_psnr_after']:.2f} dB; drift on random latents {result['locality_drift']:.4g} "
-                  f"(random pairs differ by {result['drift_scale']:.4g}) → {result['tuned_run']}")
-    exit_if_skipped(len(result["skipped"]))
+    console.print(f"tuned the generator on {result.n} images: PSNR {result.mean_psnr_before:.2f} → "
+                  f"{result.mean_psnr_after:.2f} dB; drift on random latents {result.locality_drift:.4g} "
+                  f"(random pairs differ by {result.drift_scale:.4g}) → {result.tuned_run}")
+    exit_if_skipped(len(result.skipped))
 
 
 # ----------------------------------------------------------------------------------------------------- eval

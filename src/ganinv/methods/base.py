@@ -124,6 +124,13 @@ class Method:
         A classmethod, because the data is opened before the method's nets are built."""
         return cls.uses_real_data
 
+    @classmethod
+    def check_generator(cls, config: RunConfig) -> None:
+        """Refuse, building no net, options the run's generator cannot serve (a post-hoc run's is ``config.generator``,
+        its spec; e.g. space=w on a DCGAN): what the launcher asks before anything is written, and what an encoder
+        method's constructor asks again of a config read from disk. ``config.options`` are already parsed. The
+        default refuses nothing."""
+
     @property
     def can_invert(self) -> bool:
         return type(self).invert is not Method.invert

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ganinv.methods.base import GeneratorRole, Method
 from ganinv.methods.spaces import Space, parse_space
 from ganinv.nets.dcgan import InverseGenerator
-from ganinv.nets.frozen import MappedGenerator
+from ganinv.nets.frozen import DCGAN_SPEC, mapped_widths
 
 
 class EncoderMethod(Method):
@@ -25,8 +25,16 @@ class EncoderMethod(Method):
 
     def __init__(self, config):
         super().__init__(config)
-        self.space.check(isinstance(self.nets["generator"], MappedGenerator), self.generator_spec["kind"])
+        self.check_generator(self.config)  # a config read from disk is checked as the launcher checks a new one
         self.prior = self.space.prior(self.prior, lambda: self.nets["generator"])
+
+    @classmethod
+    def check_generator(cls, config) -> None:
+        """w and wplus need a generator with a mapping network: known from its spec (``config.generator``; None is a
+        DCGAN) by ``nets.frozen.mapped_widths``, before any net is built."""
+        spec = config.generator or DCGAN_SPEC
+        space = parse_space(config.options.get("space", "z"))
+        space.check(mapped_widths(spec, config.net) is not None, spec["kind"])
 
     @cached_property
     def space(self) -> Space:

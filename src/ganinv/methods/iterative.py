@@ -106,6 +106,13 @@ def start_run_config(run: str):
     return config
 
 
+def check_start_space(start: str, start_space: Space, space: Space) -> None:
+    """The start run's answers (in ``start_space``) must convert up into this run's ``space``."""
+    if not start_space.reaches(space):
+        raise GaninvError(f"start={start} answers in {start_space}, which cannot be turned into this run's space "
+                          f"{space} (z → w → wplus only); use -o space={start_space} or above")
+
+
 class Iterative(EncoderMethod):
     name = "iterative"
     Options = IterativeOptions
@@ -118,12 +125,22 @@ class Iterative(EncoderMethod):
             self.options = o.resolved()
             self.config = self.config.replace(options=dataclasses.asdict(self.options))
             self.nets["start"] = self._start_encoder()
-        if not self.start_space.reaches(self.space):
-            raise GaninvError(f"start={o.start} answers in {self.start_space}, which cannot be turned into this run's "
-                              f"space {self.space} (z → w → wplus only); use -o space={self.start_space} or above")
+        check_start_space(o.start, self.start_space, self.space)
         self.image_loss = image_loss(o.loss, IMAGE_LOSSES, "loss")
         self.inference_steps: int | None = None  # passes of invert(x) when set; None: the Options' steps
         self._mean: Tensor | None = None  # ẑ_0 for start="mean", computed at first use with the loaded weights
+
+    @classmethod
+    def check_generator(cls, config) -> None:
+        """The space on the generator (``EncoderMethod``), then a start run's: its encoder on this generator, its
+        answers convertible into this run's space — from config.json's options, building no net."""
+        super().check_generator(config)
+        o = config.options
+        if o.get("start", "mean") == "mean" or not o.get("start_method"):
+            return
+        start_options = dict(o["start_options"])
+        START_METHODS[o["start_method"]].check_generator(config.replace(options=start_options))
+        check_start_space(o["start"], parse_space(start_options.get("space", "z")), parse_space(o.get("space", "z")))
 
     # --- nets ---
     def build_nets(self) -> dict[str, nn.Module]:

@@ -1,2 +1,2 @@
 """Training: ``loop.py`` (the one training loop) and ``launch.py`` (presets and overrides → RunConfig, a post-hoc
-method's frozen generator, and ``train_run``: validate, then train or resume)."""
+method's frozen generator; ``plan_run`` validates, ``train_plan`` trains or resumes, ``train_run`` does both)."""

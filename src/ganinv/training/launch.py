@@ -1,13 +1,17 @@
 """Building runs from user choices: presets + overrides → RunConfig, and a post-hoc method's frozen generator;
-``train_run`` (train or resume one run) and ``ensure_trained`` (the one train-or-reuse the experiments share).
+``plan_run`` (validate: a ``RunPlan``, nothing built, nothing written), ``train_plan`` (build the method once and
+train or resume), ``train_run`` (the two in a row) and ``ensure_trained`` (the one train-or-reuse the experiments
+share).
 
-Library functions the CLI and the experiments share; validation happens here, before anything is written.
+Library functions the CLI and the experiments share; validation happens here, before anything is written. The
+walk of one option from the command line to the generator is in docs/design.md ("Following -o space=wplus").
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ganinv.core.config import PRECISIONS, PRESETS, RunConfig
@@ -141,14 +145,15 @@ def posthoc_config(config: RunConfig, generator: InversionModel, generator_path,
                    method_cls: type[Method] | None = None) -> RunConfig:
     """A post-hoc method inherits the generator's nets config (image shape, width, latent, prior) and its data
     spec (for real-image evaluation); its own training settings stay. The generator's kind is recorded in
-    ``config.generator`` so the run rebuilds the right net when loaded."""
+    ``config.generator`` so the run rebuilds the right net when loaded. The method's options are checked against
+    that generator (e.g. space=w on a DCGAN) without building any net: ``Method.check_generator``."""
 
     g = generator.config
     spec = generator_spec(generator)
     source = None if isinstance(generator_path, InversionModel) else str(Path(generator_path).resolve())
     config = config.replace(net=g.net, data=config.data or g.data, generator_run=source,
                             generator=None if spec == DCGAN_SPEC else spec)  # DCGAN: the default, recorded as None
-    (method_cls or method_class(config.method))(config)  # options that need this generator (e.g. space=w) fail now
+    (method_cls or method_class(config.method)).check_generator(config)
     return config
 
 
@@ -205,16 +210,34 @@ def materialise_run(config: RunConfig, out: str | Path, generator: InversionMode
 
 
 # ------------------------------------------------------------------------------------------------ train or resume
+@dataclass(frozen=True)
+class RunPlan:
+    """A training run checked and resolved, nothing built and nothing written: what ``plan_run`` returns, what
+    ``train --dry-run`` prints (``config``) and what ``train_plan`` trains. A post-hoc method's frozen generator
+    is loaded once, here, and handed to the one construction of the method."""
+
+    method_cls: type[Method]
+    config: RunConfig  # the resolved config (a resumed run's saved one, with its new steps)
+    out: Path
+    resume: bool
+    generator: InversionModel | None = None  # a post-hoc method's frozen generator (new runs only)
+    log_with: str | None = "tensorboard"
+
+    @property
+    def done_step(self) -> int | None:
+        """The step a resumed run has already reached when that is all it asks for; else None."""
+        step = finished_step(self.out) if self.resume else -1
+        return step if step >= self.config.train.steps else None
 
 
-def train_run(
+def plan_run(
     method: str, out: str | Path, *, data: str | None = None, generator: str | Path | None = None,
-    preset: str = "small", seed: int = 0, resume: bool = False, dry_run: bool = False, show_progress: bool = True,
-    net_overrides: dict | None = None, train_overrides: dict | None = None, options: dict | None = None,
-    evaluators=(), warn: Callable[[str], None] | None = None, log_with: str | None = "tensorboard",
-) -> TrainResult | RunConfig:
-    """Validate everything (config, data, generator, the tracker of ``log_with``) before the run directory is
-    touched, then train."""
+    preset: str = "small", seed: int = 0, resume: bool = False, net_overrides: dict | None = None,
+    train_overrides: dict | None = None, options: dict | None = None, warn: Callable[[str], None] | None = None,
+    log_with: str | None = "tensorboard",
+) -> RunPlan:
+    """Validate everything a run is made of — config, options against the generator, the tracker of ``log_with``
+    — building no net and writing nothing."""
     out = Path(out)
     cls = method_class(method)
     if log_with is not None:
@@ -222,21 +245,35 @@ def train_run(
     if resume and not has_config(out):  # killed before it wrote anything: resuming is starting
         (warn or (lambda m: None))(f"{out} holds no run yet (interrupted before its config was written); starting it")
         resume = False
-    frozen = None
     if resume:
         config = resumed_config(cls, out, net_overrides=net_overrides, train_overrides=train_overrides,
                                 options=options)
+        return RunPlan(cls, config, out, resume=True, log_with=log_with)
+    config, frozen = fresh_config(cls, data=data, generator=generator, preset=preset, seed=seed,
+                                  net_overrides=net_overrides, train_overrides=train_overrides, options=options)
+    return RunPlan(cls, config, out, resume=False, generator=frozen, log_with=log_with)
+
+
+def train_plan(plan: RunPlan, *, show_progress: bool = True, evaluators=(),
+               warn: Callable[[str], None] | None = None) -> TrainResult:
+    """Train (or resume) a planned run: open its data (before the run directory is touched), build the method once,
+    train. A resumed run already at its steps is said so, not loaded."""
+    if plan.done_step is not None:
+        return TrainResult(run_dir=plan.out, step=plan.done_step, already_finished=True)
+    dataset, eval_images = open_training_data(plan.config)  # called by name: tests/core/ddp_worker.py wraps it
+    if plan.resume:
+        method = resumed_method(plan.config, plan.out, plan.method_cls)
     else:
-        config, frozen = fresh_config(cls, data=data, generator=generator, preset=preset, seed=seed,
-                                      net_overrides=net_overrides, train_overrides=train_overrides, options=options)
-    if dry_run:
-        return config
-    if resume and finished_step(out) >= config.train.steps:  # say so, rather than load everything to do nothing
-        return TrainResult(run_dir=out, step=finished_step(out), already_finished=True)
-    dataset, eval_images = open_training_data(config)  # called by name: tests/core/ddp_worker.py wraps it
-    method_obj = resumed_method(config, out, cls) if resume else new_method(config, frozen, cls)
-    return train(method_obj, out, dataset=dataset, eval_images=eval_images, resume=resume,
-                 show_progress=show_progress, evaluators=evaluators, warn=warn, log_with=log_with)
+        method = new_method(plan.config, plan.generator, plan.method_cls)
+    return train(method, plan.out, dataset=dataset, eval_images=eval_images, resume=plan.resume,
+                 show_progress=show_progress, evaluators=evaluators, warn=warn, log_with=plan.log_with)
+
+
+def train_run(method: str, out: str | Path, *, show_progress: bool = True, evaluators=(),
+              warn: Callable[[str], None] | None = None, **plan_kwargs) -> TrainResult:
+    """Plan, then train: ``train_plan(plan_run(method, out, **plan_kwargs))`` — what the experiments call."""
+    plan = plan_run(method, out, warn=warn, **plan_kwargs)
+    return train_plan(plan, show_progress=show_progress, evaluators=evaluators, warn=warn)
 
 
 def resumed_config(cls: type[Method], out: Path, *, net_overrides: dict | None = None,
