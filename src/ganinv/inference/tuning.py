@@ -234,7 +234,7 @@ def generator_copy(method: Method) -> Method:
     tuned = copy.copy(method)
     generator = copy.deepcopy(method.unwrapped_nets()["generator"])
     tuned.nets = {**method.unwrapped_nets(), "generator": generator}
-    tuned.accelerator, tuned.optimizers = None, {}  # nothing here is trained by the training loop
+    tuned.session = method.session.detached()  # its own runtime: nothing here is trained by the training loop
     return tuned
 
 
