@@ -15,3 +15,63 @@ def test_import_contracts_are_kept():
     result = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
+
+
+# --- functions stay short (docs/design.md "Style"): at most 40 lines, def to last line, outside nets/ -----------------
+MAX_FUNCTION_LINES = 40
+# Exceptions, each with its reason (docs/design.md lists them too). Architectures in nets/ are exempt as a whole: a
+# network's forward pass follows its paper's figure and reads best in one piece. Outside nets/ there is none today.
+LONG_FUNCTIONS_ALLOWED: dict[str, str] = {}  # "package/module.py:function" -> why it may be longer
+
+
+def long_functions(root: Path) -> dict[str, int]:
+    """Every function (and method) outside nets/ longer than MAX_FUNCTION_LINES: "path:name" -> its lines."""
+    import ast
+
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        if "nets" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found[f"{path.relative_to(root).as_posix()}:{node.name}"] = lines
+    return found
+
+
+def test_functions_are_at_most_40_lines_outside_nets():
+    found = long_functions(ROOT / "src" / "ganinv")
+    unexpected = {name: lines for name, lines in found.items() if name not in LONG_FUNCTIONS_ALLOWED}
+    assert not unexpected, f"functions over {MAX_FUNCTION_LINES} lines (split them, or allow one with its reason): " \
+                           f"{unexpected}"
+    stale = set(LONG_FUNCTIONS_ALLOWED) - set(found)
+    assert not stale, f"allowed as long but no longer long (remove from the allow-list): {stale}"
+
+
+def test_the_checker_sees_a_long_function(tmp_path):
+    (tmp_path / "nets").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "long.py").write_text(f"def f():\n{body}")
+    (tmp_path / "nets" / "forward.py").write_text(f"def g():\n{body}")
+    assert long_functions(tmp_path) == {"long.py:f": MAX_FUNCTION_LINES + 1}
+
+
+# --- the names the command line checks at parse time are the library's -------------------------------------------
+def test_the_command_lines_names_are_the_librarys():
+    from ganinv.core import names
+    from ganinv.core.config import PRECISIONS, PRESETS
+    from ganinv.latent import PRIOR_NAMES
+    from ganinv.methods import METHODS
+    from ganinv.methods.spaces import SPACES
+    from ganinv.training.loop import TRACKERS
+
+    def values(enum):
+        return [member.value for member in enum]
+
+    assert values(names.MethodName) == list(METHODS)
+    assert values(names.SpaceName) == list(SPACES)
+    assert values(names.PriorName) == list(PRIOR_NAMES)
+    assert values(names.PresetName) == list(PRESETS)
+    assert values(names.Precision) == list(PRECISIONS)
+    assert values(names.Tracker) == list(TRACKERS)

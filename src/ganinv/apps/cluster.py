@@ -2,7 +2,7 @@
 silhouette, and — where the data has labels — purity of the clusters per attribute beside chance."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +76,31 @@ def purity(assignments: np.ndarray, labels: np.ndarray, names: list[str]) -> dic
     return out
 
 
+@dataclass(frozen=True)
+class ClusterSummary:
+    """What ``cluster_dataset`` found: ``n`` clustered images in ``k`` clusters of ``sizes``, the silhouette, the
+    closest pairs (dataset rows), the skipped files and — on a labelled dataset — each label's purity;
+    ``to_json()`` is clusters.json's summary and ``ganinv cluster --json``'s output."""
+
+    run: str
+    data: str
+    split: str
+    n: int
+    k: int
+    sizes: list[int]
+    silhouette: float
+    closest_pairs: list[dict]
+    skipped: list[dict]
+    purity: dict[str, dict[str, float]] | None = None
+
+    def to_json(self) -> dict:
+        summary = asdict(self)
+        return summary if self.purity is not None else {k: v for k, v in summary.items() if k != "purity"}
+
+
 def cluster_dataset(run: str | Path, data: str, k: int, out: str | Path, *, split: str = "train", n: int = 2000,
                     per_cluster: int = 16, batch_size: int = 256, show_progress: bool = True,
-                    log: Warn = silent) -> dict:
+                    log: Warn = silent) -> ClusterSummary:
     """Invert the readable ones of the first n images of a split (each unreadable one is named through ``log`` and
     listed in ``skipped``), Ward-cluster their latents, write a PNG grid per cluster, a grid of the closest pairs
     and clusters.json (with each clustered item's exact name); return the summary. Indices in ``closest_pairs``
@@ -94,7 +116,23 @@ def cluster_dataset(run: str | Path, data: str, k: int, out: str | Path, *, spli
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = np.bincount(result.assignments, minlength=k)
-    for c in range(k):
+    pairs = write_grids(out, dataset, result, rows, sizes, per_cluster)
+    summary = ClusterSummary(
+        run=str(run), data=data, split=split, n=len(rows), k=k, sizes=sizes.tolist(), silhouette=result.silhouette,
+        closest_pairs=[{"a": a, "b": b, "ward_distance": d} for a, b, d in pairs],
+        skipped=[s.to_json() for s in skipped],
+        purity=purity(result.assignments, labels, dataset.label_names) if dataset.label_names else None)
+    items = [item_name(dataset, int(r)) for r in rows]
+    atomic_write_json(out / "clusters.json", {**summary.to_json(), "assignments": result.assignments.tolist(),
+                                              "rows": rows.tolist(), "items": items})
+    log(f"wrote {k} cluster grids, closest-pairs.png and clusters.json to {out}")
+    return summary
+
+
+def write_grids(out: Path, dataset, result: Clustering, rows: np.ndarray, sizes: np.ndarray,
+                per_cluster: int) -> list[tuple[int, int, float]]:
+    """cluster-NN.png (each cluster's first members) and closest-pairs.png; the closest pairs as dataset rows."""
+    for c in range(len(sizes)):
         members = rows[np.flatnonzero(result.assignments == c)[:per_cluster]]
         images = torch.stack([dataset[int(i)][0] for i in members])
         save_png(labelled_grid([images], [f"cluster {c} ({sizes[c]} images)"], title=f"cluster {c}: its first "
@@ -107,19 +145,7 @@ def cluster_dataset(run: str | Path, data: str, k: int, out: str | Path, *, spli
                                captions=[[f"row {a}" for a, _, _ in pairs], [f"d={d:.3g}" for _, _, d in pairs]],
                                title="closest pairs (Ward's first merges), one pair per column"),
                  out / "closest-pairs.png")
-    summary = {
-        "run": str(run), "data": data, "split": split, "n": len(rows), "k": k, "sizes": sizes.tolist(),
-        "silhouette": result.silhouette,
-        "closest_pairs": [{"a": a, "b": b, "ward_distance": d} for a, b, d in pairs],
-        "skipped": [s.to_json() for s in skipped],
-    }
-    if dataset.label_names:
-        summary["purity"] = purity(result.assignments, labels, dataset.label_names)
-    items = [item_name(dataset, int(r)) for r in rows]
-    atomic_write_json(out / "clusters.json", {**summary, "assignments": result.assignments.tolist(),
-                                              "rows": rows.tolist(), "items": items})
-    log(f"wrote {k} cluster grids, closest-pairs.png and clusters.json to {out}")
-    return summary
+    return pairs
 
 
 def _invert_readable(model, dataset, n: int, batch_size: int, show_progress: bool, log: Warn):

@@ -143,9 +143,16 @@ def invert_collection(
                                advance=advance)
     seconds = time.perf_counter() - started
     mark_complete(out, manifest, state)
+    return collection_summary(out, data, manifest, shards, state, failed=failed, failed_before=failed_before,
+                              seconds=seconds)
+
+
+def collection_summary(out: Path, data: str, manifest: dict, shards: RankShards, state, *, failed: int,
+                       failed_before: int, seconds: float) -> CollectionSummary:
+    """This process's summary — or DataError when a single process could read none of its images ("finished with
+    some skipped" would hide that nothing was inverted)."""
     mine_total, done = shards.images(shards.mine), shards.images(shards.todo)
     if state.num_processes == 1 and mine_total and failed + failed_before == mine_total:
-        # every image failed: "finished with some skipped" would hide that nothing was inverted
         raise DataError(f"none of the {mine_total} images of {data} could be read (each is named above and "
                         f"recorded in {out}/shards/*.json)")
     return CollectionSummary(
@@ -330,6 +337,17 @@ def read_latents(out: str | Path) -> tuple[np.ndarray, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------------ indexing
+def _training_sample(out: Path, manifest: dict, want: int) -> np.ndarray:
+    """The first ``want`` finite latents in item order (what an IVF index is trained on), read shard by shard."""
+    sample, have, i = [], 0, 0
+    while have < want and i < manifest["shards"]:
+        rows = _finite_rows(read_latent_shard(out, i, manifest))[1][: want - have]
+        sample.append(rows)
+        have += len(rows)
+        i += 1
+    return np.ascontiguousarray(np.concatenate(sample))
+
+
 def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = silent) -> dict:
     """A FAISS index of a complete latent directory, streamed shard by shard: ``out/latents.faiss`` (row ids =
     positions in item order; rows of unreadable images are left out) and ``out/latents.index.json``.
@@ -354,15 +372,10 @@ def index_latents(out: str | Path, *, ivf: bool | None = None, log: Warn = silen
     gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     working = faiss.index_cpu_to_all_gpus(index) if gpus else index
     if params:
-        sample, have, i = [], 0, 0
-        want = min(n, 64 * params["nlist"])
-        while have < want and i < shards:
-            rows = _finite_rows(read_latent_shard(out, i, manifest))[1][: want - have]
-            sample.append(rows)
-            have += len(rows)
-            i += 1
-        log(f"training IVF{params['nlist']},PQ{params['pq_m']} on {have} latents{f' on {gpus} GPU(s)' if gpus else ''}")
-        working.train(np.ascontiguousarray(np.concatenate(sample)))
+        sample = _training_sample(out, manifest, min(n, 64 * params["nlist"]))
+        log(f"training IVF{params['nlist']},PQ{params['pq_m']} on {len(sample)} latents"
+            f"{f' on {gpus} GPU(s)' if gpus else ''}")
+        working.train(sample)
     for i in range(shards):
         ids, rows = _finite_rows(read_latent_shard(out, i, manifest))
         working.add_with_ids(np.ascontiguousarray(rows), ids + i * manifest["shard_size"])

@@ -23,6 +23,7 @@ Latent features are ``z∘s`` for runs with a latent scale (dlsgan), plain ``z``
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -665,39 +666,53 @@ def evaluate_search(
     if database is not None and database < 1:
         raise GaninvError(f"the search database must hold at least 1 image, got {database}")
     methods = check_methods(methods)
-    tmp = None
-    if index_dir is None:
-        tmp = tempfile.mkdtemp(prefix="ganinv-eval-index-")
-        index_dir = Path(tmp) / "index"
-    try:
-        index = complete_index(run, data, Path(index_dir), methods=methods, limit=database,
-                               show_progress=show_progress, log=log)
+    with index_folder(index_dir) as index_dir:
+        index = complete_index(run, data, index_dir, methods=methods, limit=database, show_progress=show_progress,
+                               log=log)
         methods = tuple(m for m in methods if m in index.methods)
         model = index.open_model(run) if "latent" in methods else None
         if index.labels is None:
             raise GaninvError(f"{data} has no labels: label similarity needs labelled data (mnist, digits, celeba)")
         check_k(k, len(index))
         shape = {"image_size": index.image_shape[1], "channels": index.image_shape[0]}
-        available = len(open_dataset(data, split=index.manifest["split"], **shape))
-        wanted = available if database is None else min(database, available)
-        if index.manifest["n"] != wanted:  # a reused index is used as it is, and the note says what it holds
-            log(f"the index in {index_dir} holds {index.manifest['n']} images, not the {wanted} asked; delete it "
-                "to index those")
-        note = database_note(index, available)
-        log(f"search database: {note}")
+        note = searched_database(index, index_dir, data, database, shape, log)
         test = open_dataset(data, split="test", **shape)
         q_images, q_labels, q_skipped = read_dataset_images(test, queries, log, f"test images of {data}")
         with torch.inference_mode():
             features = {m: embed(m, q_images, model) for m in methods}
             similarity = label_similarities(index, features, labels_matrix(q_labels), k=k, seed=seed)
             robustness = {m: robustness_of(index, m, q_images, features[m], model, seed) for m in methods}
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
     return {"run": str(run), "data": data, "queries": len(q_images), "k": k, "indexed": len(index),
             "database": database, "database_note": note, "label_names": index.label_names,
             "label_similarity": similarity, "robustness": robustness,
             "skipped": index.failures + [s.to_json() for s in q_skipped]}
+
+
+@contextlib.contextmanager
+def index_folder(index_dir: str | Path | None):
+    """``index_dir`` (reused and resumable), or a temporary folder removed afterwards."""
+    if index_dir is not None:
+        yield Path(index_dir)
+        return
+    tmp = tempfile.mkdtemp(prefix="ganinv-eval-index-")
+    try:
+        yield Path(tmp) / "index"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def searched_database(index: SearchIndex, index_dir: Path, data: str, database: int | None, shape: dict,
+                      log: Warn) -> str:
+    """The database searched, in words (``database_note``), told through ``log`` — with a line when a reused
+    index holds another number of images than asked (it is used as it is)."""
+    available = len(open_dataset(data, split=index.manifest["split"], **shape))
+    wanted = available if database is None else min(database, available)
+    if index.manifest["n"] != wanted:
+        log(f"the index in {index_dir} holds {index.manifest['n']} images, not the {wanted} asked; delete it to "
+            "index those")
+    note = database_note(index, available)
+    log(f"search database: {note}")
+    return note
 
 
 def database_note(index: SearchIndex, available: int) -> str:

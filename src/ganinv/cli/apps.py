@@ -290,21 +290,21 @@ def cluster(
 
     summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=note)
     if as_json:
-        print(json.dumps(summary, indent=2))
-        exit_if_skipped(len(summary["skipped"]))
+        print(json.dumps(summary.to_json(), indent=2))
+        exit_if_skipped(len(summary.skipped))
         return
-    console.print(f"{summary['n']} images in {k} clusters of sizes {summary['sizes']}; "
-                  f"silhouette {_fmt(summary['silhouette'])}")
-    if "purity" in summary:
+    console.print(f"{summary.n} images in {k} clusters of sizes {summary.sizes}; "
+                  f"silhouette {_fmt(summary.silhouette)}")
+    if summary.purity is not None:
         table = Table(title="cluster purity per label (chance: the majority value's share)")
         table.add_column("label")
         table.add_column("purity ↑", justify="right")
         table.add_column("chance", justify="right")
-        for name, p in sorted(summary["purity"].items(), key=lambda kv: kv[1]["chance"] - kv[1]["purity"]):
+        for name, p in sorted(summary.purity.items(), key=lambda kv: kv[1]["chance"] - kv[1]["purity"]):
             table.add_row(name, f"{p['purity']:.4f}", f"{p['chance']:.4f}")
         console.print(table)
     console.print(f"grids: {out}")
-    exit_if_skipped(len(summary["skipped"]))
+    exit_if_skipped(len(summary.skipped))
 
 
 # ------------------------------------------------------------------------------------------------------ edit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,34 +15,40 @@ from ganinv.core.bounds import MAX_BATCH, MAX_OPT_STEPS, MAX_STEPS
 app = typer.Typer()
 
 
+# compare's flags, one alias each (typer reads them from the annotations), so the signature is a few lines
+GeneratorRun = Annotated[Path, typer.Option(help="generator run (gan, dlsgan, bigan, wrapped or stylegan)")]
+DataSpec = Annotated[Optional[str], typer.Option(help="dataset spec: train split for bigan, test split for real "
+                                                 "images [the generator's]")]
+Methods = Annotated[str, typer.Option(help="comma-separated subset of aegan, regression, bigan, optimize, hybrid")]
+Out = Annotated[Path, typer.Option("--out", help="folder for runs/, results.json and grid.png (reused if present)")]
+TrainSteps = Annotated[int, typer.Option(min=1, max=MAX_STEPS, help="training steps of aegan / regression")]
+BiganSteps = Annotated[int, typer.Option(min=1, max=MAX_STEPS, help="training steps of bigan (G, E and D from "
+                                         "scratch)")]
+OptimizeSteps = Annotated[int, typer.Option(min=1, max=MAX_OPT_STEPS, help="Adam steps of optimisation inversion")]
+OptimizeLr = Annotated[float, typer.Option(help="Adam lr of optimisation inversion")]
+RefineSteps = Annotated[int, typer.Option(min=0, max=MAX_OPT_STEPS, help="optimisation steps the hybrid adds to the "
+                                          "encoder")]
+RefineLr = Annotated[float, typer.Option(help="Adam lr of the hybrid's refinement")]
+Loss = Annotated[str, typer.Option(help="image loss of optimize / hybrid: bce (eq. 2, the optimisation baseline's) | "
+                                   "mse | mse+lpips")]
+BatchSize = Annotated[Optional[int], typer.Option(min=1, max=MAX_BATCH, help="training batch size [preset's]")]
+Lr = Annotated[Optional[float], typer.Option(help="training lr [preset's]")]
+Generated = Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="generated samples to invert")]
+Real = Annotated[int, typer.Option(min=0, max=MAX_BATCH, help="real test images to invert (at most)")]
+RegressionOption = Annotated[list[str], typer.Option("--regression-option", "-r", help="regression option "
+                                                     "KEY=VALUE, repeatable (e.g. -r backbone=resnet18 -r space=w)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+Quiet = Annotated[bool, typer.Option(help="no progress bars")]
+
+
 @app.command()
-def compare(
-    generator: Path = typer.Option(..., help="generator run (gan, dlsgan, bigan, wrapped or stylegan)"),
-    data: Optional[str] = typer.Option(None, help="dataset spec: train split for bigan, test split for real images "
-                                       "[the generator's]"),
-    methods: str = typer.Option("aegan,regression,bigan,optimize,hybrid", help="comma-separated subset of "
-                                "aegan, regression, bigan, optimize, hybrid"),
-    out: Path = typer.Option(..., "--out", help="folder for runs/, results.json and grid.png (reused if present)"),
-    train_steps: int = typer.Option(500, min=1, max=MAX_STEPS, help="training steps of aegan / regression"),
-    bigan_steps: int = typer.Option(1000, min=1, max=MAX_STEPS, help="training steps of bigan (G, E and D from "
-                                    "scratch)"),
-    optimize_steps: int = typer.Option(200, min=1, max=MAX_OPT_STEPS, help="Adam steps of optimisation inversion"),
-    optimize_lr: float = typer.Option(0.05, help="Adam lr of optimisation inversion"),
-    refine_steps: int = typer.Option(50, min=0, max=MAX_OPT_STEPS, help="optimisation steps the hybrid adds to the "
-                                     "encoder"),
-    refine_lr: float = typer.Option(0.01, help="Adam lr of the hybrid's refinement"),
-    loss: str = typer.Option("bce", help="image loss of optimize / hybrid: bce (eq. 2, the optimisation "
-                             "baseline's) | mse | mse+lpips"),
-    batch_size: Optional[int] = typer.Option(None, min=1, max=MAX_BATCH, help="training batch size [preset's]"),
-    lr: Optional[float] = typer.Option(None, help="training lr [preset's]"),
-    n: int = typer.Option(64, min=1, max=MAX_BATCH, help="generated samples to invert"),
-    n_real: int = typer.Option(64, min=0, max=MAX_BATCH, help="real test images to invert (at most)"),
-    seed: int = seed_option("seed of training and of the generated samples"),
-    option: list[str] = typer.Option([], "--regression-option", "-r", help="regression option KEY=VALUE, "
-                                     "repeatable (e.g. -r backbone=resnet18 -r space=w)"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
-    quiet: bool = typer.Option(False, help="no progress bars"),
-):
+def compare(generator: GeneratorRun, out: Out, data: DataSpec = None,
+            methods: Methods = "aegan,regression,bigan,optimize,hybrid", train_steps: TrainSteps = 500,
+            bigan_steps: BiganSteps = 1000, optimize_steps: OptimizeSteps = 200, optimize_lr: OptimizeLr = 0.05,
+            refine_steps: RefineSteps = 50, refine_lr: RefineLr = 0.01, loss: Loss = "bce",
+            batch_size: BatchSize = None, lr: Lr = None, n: Generated = 64, n_real: Real = 64,
+            seed: int = seed_option("seed of training and of the generated samples"), option: RegressionOption = [],
+            as_json: AsJson = False, quiet: Quiet = False):
     """Every inversion method on one generator: same generated samples, same real images; one table and a grid."""
 
     from ganinv.experiments.compare import CompareSettings, parse_methods

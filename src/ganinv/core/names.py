@@ -47,8 +47,8 @@ class PriorName(StrEnum):
 class PresetName(StrEnum):
     """The config presets (``ganinv.core.config.PRESETS``)."""
 
-    small = "small"
     paper = "paper"
+    small = "small"
 
 
 class Precision(StrEnum):

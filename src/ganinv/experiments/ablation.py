@@ -114,6 +114,15 @@ def fd_evaluator(extractor, real_features: Tensor, distances: Distances, seed: i
     return evaluate
 
 
+def cell_overrides(budget: Budget, channels: int, prior: str, interval: int) -> dict:
+    """A cell's nets (the budget's, with its prior) and training settings (evaluated, sampled and checkpointed every
+    ``interval`` steps), as ``train_run``'s overrides."""
+    return dict(net_overrides={"image_size": budget.image_size, "width": budget.width, "channels": channels,
+                               "latent_dim": budget.latent_dim, "prior": prior},
+                train_overrides={"batch_size": budget.batch_size, "eval_every": interval, "sample_every": interval,
+                                 "checkpoint_every": interval, "eval_samples": 256})
+
+
 def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False, seed: int = 0,
                  epochs: int | None = None, fid_weights: str | None = None, show_progress: bool = True,
                  log: Callable[[str], None] = print, budget: Budget | None = None, cells=CELLS,
@@ -122,8 +131,7 @@ def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False
     (the real side: up to as many test images). ``evals_per_epoch``: evaluations (and samples, checkpoints) per
     epoch, so that a 2-epoch CPU budget still draws a curve; x axes stay in (fractional) epochs.
 
-    Returns ``table`` (ablation.md), ``figures``, ``curves`` (cell → family stem → [(epoch, value)]), ``fd_name``,
-    ``kid_name``, ``fd_real_n`` and ``fd_fake_n``."""
+    Returns table (ablation.md), figures, curves (cell → stem → [(epoch, value)]), fd_name, kid_name, fd_*_n."""
     if method != "dlsgan":
         raise GaninvError(f"the ablation grid is the DLSGAN paper's, for dlsgan only; got {method!r}")
     if fd_samples < 2 or evals_per_epoch < 1:
@@ -146,13 +154,9 @@ def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False
     for i, (prior, dls, on) in enumerate(cells, start=1):
         name = cell_name(prior, dls, on)
         log(f"[{i}/{len(cells)}] {name}: {epochs} epochs × {steps_per_epoch} steps, evaluated every {interval}")
-        ensure_trained(
-            "dlsgan", out / name, steps=steps, log=log, data=data, seed=seed, show_progress=show_progress,
-            evaluators=[evaluator], options={"dls": dls, "encoder_loss_on": on, "window_batches": window},
-            net_overrides={"image_size": budget.image_size, "width": budget.width, "channels": channels,
-                           "latent_dim": budget.latent_dim, "prior": prior},
-            train_overrides={"batch_size": budget.batch_size, "eval_every": interval, "sample_every": interval,
-                             "checkpoint_every": interval, "eval_samples": 256})
+        ensure_trained("dlsgan", out / name, steps=steps, log=log, data=data, seed=seed, show_progress=show_progress,
+                       evaluators=[evaluator], options={"dls": dls, "encoder_loss_on": on, "window_batches": window},
+                       **cell_overrides(budget, channels, prior, interval))
         curves[name] = read_curves(out / name, steps_per_epoch, families)
     figures = [plot_family(out, title, stem, curves) for title, stem, _, _ in families]
     table = write_table(out, curves, families, distances, budget, epochs, data, seed, window, evals_per_epoch)

@@ -127,9 +127,9 @@ def clusters(s: Suite, run) -> dict:
     test = open_dataset(s.data, image_size=b.style_size, channels=s.channels, split="test")
     labels = test.labels.numpy()[rows]
     shuffled = shuffled_purity(assignments, labels, test.label_names, s.seed)
-    gains = {name: summary["purity"][name]["purity"] - shuffled[name] for name in test.label_names}
-    return {"n": summary["n"], "k": b.clusters, "sizes": summary["sizes"], "silhouette": summary["silhouette"],
-            "purity": summary["purity"], "shuffled_purity": shuffled, "gain": gains,
+    gains = {name: summary.purity[name]["purity"] - shuffled[name] for name in test.label_names}
+    return {"n": summary.n, "k": b.clusters, "sizes": summary.sizes, "silhouette": summary.silhouette,
+            "purity": summary.purity, "shuffled_purity": shuffled, "gain": gains,
             "figures": cluster_figures(s, test, assignments, rows, saved["closest_pairs"])}
 
 
