@@ -75,3 +75,40 @@ def test_the_command_lines_names_are_the_librarys():
     assert values(names.PresetName) == list(PRESETS)
     assert values(names.Precision) == list(PRECISIONS)
     assert values(names.Tracker) == list(TRACKERS)
+
+
+# --- deferred imports (docs/design.md "Deferred imports"): each outside cli/ and the lazy API says why ---------------
+LAZY_API = ("__init__.py", "web/__init__.py")
+
+
+def function_level_imports(root: Path) -> list[tuple[str, int, bool]]:
+    """(module path, line, has a ``# deferred:`` reason on its lines or the line above) of every import inside a
+    function."""
+    import ast
+
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    text = "\n".join(lines[max(node.lineno - 2, 0):node.end_lineno])
+                    found[(path.relative_to(root).as_posix(), node.lineno)] = "# deferred:" in text
+    return [(name, line, ok) for (name, line), ok in found.items()]
+
+
+def test_deferred_imports_say_why_and_the_design_doc_counts_them():
+    import re
+
+    imports = function_level_imports(ROOT / "src" / "ganinv")
+    cli = [i for i in imports if i[0].startswith("cli/")]
+    api = [i for i in imports if i[0] in LAZY_API]
+    other = [i for i in imports if i not in cli and i not in api]
+    assert [i[:2] for i in other if not i[2]] == [], "imports inside functions without a '# deferred:' reason"
+    doc = " ".join((ROOT / "docs" / "design.md").read_text(encoding="utf-8").split())
+    counted = re.search(r"Count today: (\d+) imports inside functions — (\d+) in `cli/`, (\d+) in the lazy public "
+                        r"API .*?, (\d+) for the dependencies above", doc)
+    assert counted, "docs/design.md lost its count of deferred imports"
+    assert tuple(map(int, counted.groups())) == (len(imports), len(cli), len(api), len(other))

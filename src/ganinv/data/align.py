@@ -254,7 +254,7 @@ def check_landmarks(path) -> None:
 
 @lru_cache(maxsize=2)
 def _facemark(path: str):
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
 
     if not hasattr(cv2, "face"):
         raise GaninvError("--landmarks needs OpenCV's contrib modules (cv2.face), which opencv-python-headless "
@@ -288,7 +288,7 @@ def warp(rgb: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
     """Cut the square at its own resolution (at most MAX_WARP_SIDE) and resize it to ``size`` with PIL's
     antialiased bicubic — as the CelebA loader resizes — so a large photo is not aliased by sampling it
     sparsely."""
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
 
     scale = np.hypot(*matrix[:, 0])  # output pixels per photo pixel
     side = int(np.clip(round(size / scale), size, max(size, MAX_WARP_SIDE)))
@@ -325,7 +325,7 @@ def _as_rgb(image) -> Image.Image:
 
 @cache
 def _cascade(name: str):
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
 
     path = os.path.join(cv2.data.haarcascades, name)
     cascade = cv2.CascadeClassifier(path)
@@ -350,7 +350,7 @@ def _resize_grey(grey: np.ndarray, factor: float) -> np.ndarray:
 
 def _turn(grey: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """``grey`` turned by ``angle`` degrees on a canvas that holds all of it, and the 2×3 matrix back."""
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
 
     if angle == 0:
         return grey, np.array([[1.0, 0, 0], [0, 1.0, 0]])

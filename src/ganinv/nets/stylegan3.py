@@ -172,8 +172,8 @@ def _plain(value: Any) -> Any:
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial: bool = False) -> Tensor | None:
     """A Kaiser-windowed low-pass FIR filter: ``None`` for one tap (the identity), a 1-D separable sinc filter, or
     (``radial``) a 2-D radially symmetric jinc filter; ``width`` is the transition band, in the units of ``fs``."""
-    import scipy.signal
-    import scipy.special
+    import scipy.signal  # deferred: scipy is slow to import; only StyleGAN3's filter design needs it
+    import scipy.special  # deferred: as above
 
     if numtaps < 1:
         raise ValueError(f"a filter needs at least one tap, got {numtaps}")
