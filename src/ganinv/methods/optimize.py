@@ -17,7 +17,7 @@ Three ways in:
 * ``hybrid.OptimizingModel(model, …)``: an ``InversionModel`` whose ``invert`` optimises (``start="encoder"``
   is the hybrid);
 * the ``optimize`` method: a post-hoc run directory (``ganinv train optimize --generator RUN --steps 1 -o
-  steps=500``, or ``runs.materialise_run``) that ``ganinv.load`` opens and every application can use.
+  steps=500``, or ``training.launch.materialise_run``) that ``ganinv.load`` opens and every application can use.
 """
 from __future__ import annotations
 
