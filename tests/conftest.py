@@ -3,10 +3,16 @@
 Fixtures only: the plain helpers tests import live in tests/helpers.py (`from helpers import …`)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from helpers import make_generator_run, tiny_train
+
+# Tests never touch the network: LPIPS's download on first use (ganinv.metrics.image) stays off, here and in the
+# CLI subprocesses tests start; the tests of the download itself replace the function that fetches.
+os.environ["GANINV_OFFLINE"] = "1"
 
 
 @pytest.fixture(autouse=True, scope="session")

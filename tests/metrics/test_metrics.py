@@ -239,6 +239,7 @@ def _block_downloads(monkeypatch):
         raise AssertionError("metrics tried to download something")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    monkeypatch.setattr(image_mod, "download_file", no_download)  # ganinv's one fetcher (off anyway: conftest)
 
 
 def test_lpips_missing_in_empty_hub_dir(tmp_path, monkeypatch, rng):

@@ -1,14 +1,24 @@
-"""Per-image reconstruction metrics: PSNR, SSIM and (when its weights are on disk) LPIPS.
+"""Per-image reconstruction metrics: PSNR, SSIM and (when its weights are available) LPIPS.
 
 All functions take float tensors ``N x C x H x W`` in ``[0, 1]`` (C is 1 or 3) and return one value
-per image (shape ``N``).  Nothing here ever downloads anything: LPIPS is only built when the
-torchvision AlexNet checkpoint is already in the torch hub cache.
+per image (shape ``N``).
+
+LPIPS's weights, the one policy: the torchvision AlexNet checkpoint in the torch hub cache (``TORCH_HOME``) is used
+when present; when it is missing it is downloaded on first use, as torchvision itself would (one line on stderr says
+so), through ``download_file`` alone — short socket timeouts, a size bound, torchvision's sha256 prefix checked — unless
+``GANINV_OFFLINE`` or ``HF_HUB_OFFLINE`` is set; offline (or when the download fails) the reason is one line naming the
+file to place and where. A downloaded file passes the same checks as a placed one before torchvision reads it. The
+linear layers ship inside torchmetrics' package (never downloaded).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import torch
@@ -17,7 +27,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from ganinv.core import safe_files
 
-__all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path"]
+__all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path", "download_file", "downloads_forbidden"]
 
 # Smallest side AlexNet (the LPIPS backbone) accepts is 31 px; smaller images are upsampled to this.
 _LPIPS_MIN_SIDE = 32
@@ -88,17 +98,86 @@ def _torchmetrics_lin_weights() -> Path:
     return Path(tm_lpips.__file__).resolve().parent / "lpips_models" / "alex.pth"
 
 
-def _missing_message() -> str | None:
-    """Why LPIPS cannot be built offline, or None when every file it needs is on disk."""
+# --- downloads: the one place ganinv fetches anything, and the switches that forbid it --------------------------------
+
+OFFLINE_VARIABLES = ("GANINV_OFFLINE", "HF_HUB_OFFLINE")  # either one set (and not 0/false/no/off): never download
+DOWNLOAD_TIMEOUT_S = 10.0  # each connect / read may wait this long: an offline machine answers in seconds, not minutes
+LPIPS_BACKBONE_MAX_BYTES = 512 << 20  # the AlexNet checkpoint is 233 MiB
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's convention: a sha256 prefix in the file name
+
+
+def downloads_forbidden() -> str | None:
+    """The setting that forbids downloads (e.g. ``"GANINV_OFFLINE=1"``), or None when they are allowed."""
+    for name in OFFLINE_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value and value.lower() not in ("0", "false", "no", "off"):
+            return f"{name}={value}"
+    return None
+
+
+def download_file(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> None:
+    """``url`` -> ``dest``, written whole or not at all (a temporary name, then a rename): each socket wait at most
+    ``timeout_s``, at most ``max_bytes``, the sha256 prefix a torch.hub file name carries checked. Raises OSError (or
+    urllib's errors) on any failure. Tests replace this function: nothing else in ganinv opens a URL."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    digest, total = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 20):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise OSError(f"the server sent more than {max_bytes} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+        expected = _HASH_IN_NAME.search(dest.name)
+        if expected and not digest.hexdigest().startswith(expected.group(1)):
+            raise OSError(f"the file's sha256 does not start with {expected.group(1)}, as its name says")
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _fetch_backbone(backbone: Path, url: str) -> str | None:
+    """Download the AlexNet checkpoint on first use, as torchvision would: None once it is on disk, else why not."""
+    forbidden = downloads_forbidden()
+    if forbidden is not None:
+        return f"downloads are off ({forbidden})"
+    print(f"LPIPS: downloading the AlexNet backbone weights {url} to {backbone} (first use; set GANINV_OFFLINE=1 "
+          "to never download)", file=sys.stderr)
+    try:
+        download_file(url, backbone, timeout_s=DOWNLOAD_TIMEOUT_S, max_bytes=LPIPS_BACKBONE_MAX_BYTES)
+    except Exception as exc:  # offline, refused, timed out, a bad file: the reason joins the one line
+        reason = " ".join(str(exc).split()) or "no reason given"
+        return f"downloading it from {url} failed ({type(exc).__name__}: {reason})"
+    return None if backbone.is_file() else f"downloading it from {url} left no file"
+
+
+def _missing_backbone(backbone: Path) -> str | None:
+    """None when the AlexNet checkpoint is on disk (downloaded now if need be); else the one line naming the file.
+    A failed download is remembered for the process (keyed by path): later checks do not wait on the network again."""
     from torchvision.models import AlexNet_Weights  # deferred: torchvision's model zoo is slow to import
 
-    backbone = lpips_weights_path()
-    if not backbone.is_file():
-        return (
-            f"LPIPS unavailable: the AlexNet backbone weights '{backbone.name}' are missing. "
-            f"Put that file at {backbone} (it is {AlexNet_Weights.IMAGENET1K_V1.url}; "
-            f"set TORCH_HOME to use another cache directory). Nothing is downloaded automatically."
+    if backbone.is_file():
+        return None
+    key = f"missing:{backbone}"
+    if key not in _LPIPS_CACHE:
+        url = AlexNet_Weights.IMAGENET1K_V1.url
+        reason = _fetch_backbone(backbone, url)
+        if reason is None:
+            return None
+        _LPIPS_CACHE[key] = (
+            f"LPIPS unavailable: the AlexNet backbone weights '{backbone.name}' are missing and {reason}. "
+            f"Put that file at {backbone} (it is {url}; set TORCH_HOME to use another cache directory)."
         )
+    return str(_LPIPS_CACHE[key])
+
+
+def _missing_message() -> str | None:
+    """Why LPIPS cannot be built, or None when every file it needs is on disk (the backbone fetched if allowed)."""
+    missing = _missing_backbone(lpips_weights_path())
+    if missing is not None:
+        return missing
     lin = _torchmetrics_lin_weights()
     if not lin.is_file():
         return (
@@ -144,7 +223,8 @@ def lpips_metric() -> object:
 
 
 def lpips_status() -> tuple[bool, str]:
-    """``(available, message)``. Checks local files first, so it never triggers a download."""
+    """``(available, message)``. Local files first; a missing backbone is downloaded on first use unless downloads
+    are off or fail (see the module doc), and then the message is the one line naming the file to place."""
     try:
         lpips_metric()
     except RuntimeError as exc:
