@@ -3,6 +3,7 @@ and the demo — each a thin wrapper over a library function.
 Library imports stay inside the command functions, so ``ganinv --help`` never loads torch."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -89,7 +90,21 @@ def library_default(name: str) -> str:
         from ganinv.inference.evaluate import EVAL_IMAGES
 
         return str(EVAL_IMAGES)
+    if name == "method_options":
+        return method_options()
     return preset_defaults(name)
+
+
+def method_options() -> str:
+    """Every method's options with their defaults ("psp: space=auto, backbone=small, …; …"), read from the Options
+    dataclasses, so --help cannot drift from them. Called only when help is shown: this import loads torch."""
+    from ganinv.methods import METHODS
+
+    def shown(f) -> str:
+        return f.name if f.default is dataclasses.MISSING else f"{f.name}={f.default!r}".replace("'", "")
+
+    return "; ".join(f"{name}: " + ", ".join(map(shown, dataclasses.fields(cls.Options)))
+                     for name, cls in METHODS.items() if dataclasses.fields(cls.Options))
 
 
 class LibraryDefaults(GaninvCommand):
@@ -107,7 +122,7 @@ class LibraryDefaults(GaninvCommand):
 # train's flags: typer reads each from its annotation; "[{default:NAME}]" is filled from the library when --help is
 # shown (LibraryDefaults). Declared here so that the command's signature is one line per few flags.
 MethodArg = Annotated[MethodName, typer.Argument(help="gan | dlsgan | dedgan | bigan (joint); aegan | regression | "
-                                                 "iterative | optimize (post-hoc, need --generator)")]
+                                                 "iterative | psp | optimize (post-hoc, need --generator)")]
 OutRun = Annotated[Path, typer.Option("--out", help="run directory to create (or continue with --resume)")]
 DataSpec = Annotated[Optional[str], typer.Option(help="dataset spec: mnist | digits | folder:PATH | celeba:PATH")]
 GeneratorRun = Annotated[Optional[Path], typer.Option(help="run directory of the frozen generator (post-hoc methods)")]
@@ -137,7 +152,8 @@ Workers = Annotated[Optional[int], typer.Option(min=0, max=MAX_WORKERS, help="Da
 MethodOption = Annotated[list[str], typer.Option(
     "--option", "-o", help="method option KEY=VALUE, repeatable (e.g. dlsgan: -o encoder_loss_on=DG -o dls=false; "
     "aegan / regression / iterative on a style generator: -o space=z|w|wplus; iterative: -o steps=5 "
-    "-o start=mean|RUN_DIR -o loss=bce|mse -o latent_weight=1.0)")]
+    "-o start=mean|RUN_DIR -o loss=bce|mse -o latent_weight=1.0). Every method's options, with their defaults: "
+    "[{default:method_options}]")]
 EncoderLossOn = Annotated[Optional[EncoderTarget], typer.Option(help="dlsgan: D | DG (shortcut for "
                                                                 "-o encoder_loss_on=…)")]
 NoDls = Annotated[bool, typer.Option("--no-dls", help="dlsgan: keep s = 1 (the 'No DLS' ablation)")]

@@ -19,6 +19,7 @@ class MethodName(StrEnum):
     aegan = "aegan"
     regression = "regression"
     iterative = "iterative"
+    psp = "psp"
     dlsgan = "dlsgan"
     dedgan = "dedgan"
     bigan = "bigan"

@@ -10,12 +10,13 @@ from ganinv.methods.dlsgan import DLSGAN
 from ganinv.methods.gan import GAN
 from ganinv.methods.iterative import Iterative
 from ganinv.methods.optimize import Optimize
+from ganinv.methods.psp import PSP
 from ganinv.methods.regression import Regression
 from ganinv.methods.stylegan import ImportedStyleGANRun
 from ganinv.methods.wrapped import WrappedGenerator
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, Iterative, DLSGAN, DEDGAN, BiGAN,
-                                                               Optimize, WrappedGenerator, ImportedStyleGANRun)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GAN, AEGAN, Regression, Iterative, PSP, DLSGAN, DEDGAN,
+                                                               BiGAN, Optimize, WrappedGenerator, ImportedStyleGANRun)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -25,5 +26,5 @@ def method_class(name: str) -> type[Method]:
         raise GaninvError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "Iterative", "DLSGAN", "DEDGAN", "BiGAN",
-           "Optimize", "WrappedGenerator", "ImportedStyleGANRun"]
+__all__ = ["METHODS", "Method", "method_class", "GAN", "AEGAN", "Regression", "Iterative", "PSP", "DLSGAN", "DEDGAN",
+           "BiGAN", "Optimize", "WrappedGenerator", "ImportedStyleGANRun"]
