@@ -101,6 +101,16 @@ def test_a_good_config_loads_and_a_float_field_may_be_written_as_an_integer():
     assert config_from_dict(data).train.lr == 1
 
 
+def test_an_interval_past_the_runs_length_means_never_and_loads():
+    """The demo (and runs written before fields were checked) record eval_every = 10**9: "never"."""
+    data = copy.deepcopy(GOOD)
+    data["train"].update(eval_every=10**9, sample_every=10**9, checkpoint_every=10**9)
+    assert config_from_dict(data).train.eval_every == 10**9
+    data["train"]["eval_every"] = 0
+    with pytest.raises(RunDirError, match="field train.eval_every must be from 1"):
+        config_from_dict(data)
+
+
 # ------------------------------------------------------------------------------------------------ grids
 def test_a_grid_beyond_pillows_limit_is_refused_before_it_is_drawn():
     check_grid_size(1, 64, 1024, "fewer")  # a 64-column interpolation of 1024 px images is drawn

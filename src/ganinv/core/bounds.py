@@ -12,6 +12,9 @@ MAX_IMAGE_SIZE = 4096  # the largest image side: 16 megapixels, four times Style
 MIN_IMAGE_SIZE = 4  # data.datasets.MIN_IMAGE_SIDE: a smaller side holds no picture
 MAX_SEED = 2**32 - 1  # numpy's RandomState and scikit-learn's random_state take no more; torch takes more
 MAX_STEPS = 10_000_000  # training steps: about 12 days at 10 steps a second (StyleGAN2's longest schedules: 1.6M)
+# an interval (log / sample / eval / checkpoint every N steps) past the run's length means never: the demo and older
+# runs record 10**9; any positive int64 is harmless, since nothing is allocated per interval
+MAX_INTERVAL = 2**62
 MAX_GRID_COLUMNS = 64  # images per row of an edit grid: one row of 64 is already wider than any screen
 MAX_GRID_ROWS = 1024
 MAX_WORKERS = 256  # DataLoader worker processes: one per core of the largest machines
