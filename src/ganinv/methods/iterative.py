@@ -8,13 +8,26 @@ generator in z, w or W+, BiGAN, wrapped modules):
 
 E is AEGAN's table-5 inverse generator with 2·C input channels and a linear head of the space's width.
 
-Training, on the frozen generator's own samples x = G(z) (AEGAN's setting): every pass t adds
+Training (option ``data``): on the frozen generator's own samples x = G(z) (``generated``, the default: AEGAN's
+setting), on the dataset's real train images (``real``: ReStyle's setting; the run needs data, --data or the
+generator run's), or half of each (``mixed``). Every pass t adds
 
-    loss_t = image_loss(G(ẑ_{t+1}), x) + latent_weight · ||ẑ_{t+1} − z||²      image_loss: AEGAN's BCE, or MSE
-                                                                                (ganinv.losses.image)
+    loss_t = image_loss(G(ẑ_{t+1}), x) [+ latent_weight · ||ẑ_{t+1} − z||² on the generated rows, whose z is known]
 
-with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into the earlier ones — and
-the passes' gradients summed into one Adam step per batch (ReStyle's coach: one backward per pass, one step).
+(image_loss: AEGAN's BCE, MSE, or MSE + LPIPS — ``ganinv.losses.image``; LPIPS asked for without its weights is
+refused before training) with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into
+the earlier ones — and the passes' gradients summed into one Adam step per batch (ReStyle's coach: one backward
+per pass, one step).
+
+Why ``real``: trained on G's samples alone, the passes do not help on real images (issue 25: 15.4 → 12.1 dB over
+T = 1 → 10 on CelebA faces of an imported StyleGAN2). Every pass was already supervised; the cause is the shift
+from G's samples to real images. Measured on held-out real digits with tests/methods/test_iterative_real.py's tiny
+untrained style generator in W (200 steps, T = 5): off its training distribution the generated-only encoder's steps
+|Δẑ_t| do not shrink (3.1, 2.5, 2.7, 3.0, …; trained on real images: 14.7, 1.8, 1.4, 1.0, …), its PSNR stays near
+the mean's and may oscillate (one seed: 6.8, 4.8, 6.3, 5.2 dB after passes 1–4), and halving every step does not
+rescue it (≈ 5 dB): the residual points the wrong way rather than merely overshooting. Trained on real images,
+five passes beat one on held-out images (W+, 150 steps: 13.9 → 17.6 dB); passes beyond the trained T then slowly
+give some of it back (W+, 200 steps: 17.5 dB at T = 4 → 15.3 at T = 10), so infer with the T trained.
 
 Inference: ``invert(x)`` runs the Options' ``steps`` passes (T, default 5); ``invert(x, steps=k)`` runs k;
 ``model.method.inference_steps = k`` makes every ``InversionModel.invert`` — and so every app — run k; and
@@ -51,7 +64,8 @@ from ganinv.methods.spaces import Space, parse_space
 if TYPE_CHECKING:  # annotations only: methods sit below inference
     from ganinv.inference.model import InversionModel
 
-IMAGE_LOSSES = ("bce", "mse")
+IMAGE_LOSSES = ("bce", "mse", "mse+lpips")  # named image losses (ganinv.losses.image)
+DATA = ("generated", "real", "mixed")  # what the encoder trains on (option ``data``)
 START_METHODS: dict[str, type[Method]] = {"aegan": AEGAN, "regression": Regression}  # encoders E0(x) = latent
 
 
@@ -59,9 +73,10 @@ START_METHODS: dict[str, type[Method]] = {"aegan": AEGAN, "regression": Regressi
 class IterativeOptions(MethodOptions):
     steps: int = 5  # T: refinement passes per inversion, in training and (by default) at inference
     start: str = "mean"  # mean (the prior's mean; w̄ in W and W+) | RUN_DIR of an aegan/regression run on this G
-    loss: str = "bce"  # the image term: bce (AEGAN's) | mse
+    loss: str = "bce"  # the image term: bce (AEGAN's) | mse | mse+lpips (refused when LPIPS weights are missing)
     latent_weight: float = 1.0  # λ of the latent term λ·||ẑ − z||²
     space: str = "z"  # z | w | wplus (w, wplus: style generators; ganinv.methods.spaces)
+    data: str = "generated"  # generated: G's samples | real: the dataset's images (ReStyle's) | mixed: half of each
     start_method: str = ""  # resolved by build_config from start=RUN_DIR: the start run's method …
     start_options: dict[str, Any] = field(default_factory=dict)  # … and options (they rebuild its encoder)
 
@@ -72,6 +87,8 @@ class IterativeOptions(MethodOptions):
         if not (self.latent_weight >= 0 and math.isfinite(self.latent_weight)):
             raise GaninvError(f"latent_weight must be finite and >= 0, got {self.latent_weight}")
         parse_space(self.space)  # the generator's kind is checked when the method is built
+        if self.data not in DATA:
+            raise GaninvError(f"data must be one of {', '.join(DATA)}, got {self.data!r}")
         if not self.start:
             raise GaninvError("start must be 'mean' or the run directory of an aegan/regression run")
         if self.start_method and self.start_method not in START_METHODS:
@@ -82,6 +99,7 @@ class IterativeOptions(MethodOptions):
         return self.start != "mean"
 
     def check_before_training(self) -> None:
+        image_loss(self.loss, IMAGE_LOSSES, "loss").require(f"loss={self.loss}", "use loss=mse")
         if self.from_run:
             start_run_config(self.start)
 
@@ -116,7 +134,7 @@ def check_start_space(start: str, start_space: Space, space: Space) -> None:
 class Iterative(EncoderMethod):
     name = "iterative"
     Options = IterativeOptions
-    uses_real_data = False  # trained on the generator's own samples, as AEGAN
+    uses_real_data = False  # by default trained on the generator's own samples, as AEGAN (see needs_real_data)
 
     def __init__(self, config):
         super().__init__(config)
@@ -227,22 +245,44 @@ class Iterative(EncoderMethod):
         return self.prior.clamp(latents + delta)
 
     # --- training ---
-    def train_step(self, batch) -> dict[str, float]:
+    @classmethod
+    def needs_real_data(cls, options: IterativeOptions) -> bool:
+        return options.data != "generated"  # real and mixed read the dataset's train images
+
+    def training_batch(self, batch) -> tuple[Tensor, Tensor | None]:
+        """(x, the known latents of x's last rows, or None): G's samples (data=generated), the dataset's images
+        (real), or the dataset's first half then G's samples for the rest (mixed)."""
         o = self.options
-        target = self.sample_latents()
+        real = batch[0].to(self.device, torch.float32) if o.data != "generated" else None
+        n = self.local_batch_size if real is None else len(real) // 2 * (o.data == "mixed")
+        if n == 0:
+            return real, None
+        target = self.sample_latents(n)
         with torch.no_grad():
-            x = self.generate(target)
+            generated = self.generate(target).float()
+        return (generated if real is None else torch.cat([real[:len(real) - n], generated])), target
+
+    def train_step(self, batch) -> dict[str, float]:
+        """ReStyle's step: from ẑ_0, ``steps`` passes, each pass's reconstruction of x supervised (plus the latent
+        term where x's latents are known), ẑ_t detached between passes, one Adam step on the summed gradients."""
+        o = self.options
+        x, target = self.training_batch(batch)
         latents = self.start_latents(x)
-        sums = {"recon": 0.0, "latent_mse": 0.0}
+        recons, latent_terms = [], []
         with self.session.updating("encoder"):  # one backward per pass, their gradients summed into one step
             for _ in range(o.steps):
                 latents = self.refine_once(x, latents)
                 recon, _ = self.image_loss(self.generate(latents), x)
-                latent = latent_mse(latents, target)
-                self.session.backward(recon + o.latent_weight * latent)
-                sums["recon"] += recon.item() / o.steps
-                sums["latent_mse"] += latent.item() / o.steps
-        return {f"{o.loss}_mean": sums["recon"], f"{o.loss}_last": recon.item(), "latent_mse": sums["latent_mse"]}
+                loss = recon
+                if target is not None:  # the generated rows are x's last len(target)
+                    latent_terms.append(latent_mse(latents[-len(target):], target))
+                    loss = loss + o.latent_weight * latent_terms[-1]
+                self.session.backward(loss)
+                recons.append(recon.item())
+        logs = {f"{o.loss}_first": recons[0], f"{o.loss}_mean": sum(recons) / o.steps, f"{o.loss}_last": recons[-1]}
+        if latent_terms:
+            logs["latent_mse"] = sum(t.item() for t in latent_terms) / o.steps
+        return logs
 
 
 def weights_fingerprint(generator: nn.Module, state: dict[str, Tensor]) -> str:
