@@ -172,6 +172,26 @@ def tiny_stylegan(arch: str = "stylegan2", seed: int = 0):
     return net, kwargs
 
 
+TINY_STYLEGAN2_D_KWARGS = {  # an NVlabs Discriminator's constructor kwargs as stylegan2-ada-pytorch records them, tiny
+    "c_dim": 0, "img_resolution": 16, "img_channels": 3, "channel_base": 256, "channel_max": 16, "num_fp16_res": 0,
+    "conv_clamp": 256, "block_kwargs": {}, "mapping_kwargs": {}, "epilogue_kwargs": {"mbstd_group_size": 2}}
+
+
+def tiny_stylegan_d(seed: int = 0, **changes):
+    """(our NVlabs-layout StyleGAN2 discriminator with random weights, the NVlabs kwargs it was built from), every
+    weight perturbed as in ``tiny_stylegan``; ``changes`` replace top-level kwargs."""
+    from ganinv.nets.stylegan2_d import DiscriminatorConfig, StyleGAN2Discriminator
+
+    kwargs = {**TINY_STYLEGAN2_D_KWARGS, **changes}
+    torch.manual_seed(seed)
+    net = StyleGAN2Discriminator(DiscriminatorConfig.from_nvlabs_kwargs((), kwargs)).eval()
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            if "filter" not in name:  # designed, not learned
+                tensor.add_(0.1 * torch.randn_like(tensor))
+    return net, kwargs
+
+
 class _PersistentObject:
     """Pickles as NVlabs' ``torch_utils.persistence`` does: ``_reconstruct_persistent_obj(meta)``, the module's
     source code in meta beside its state."""
@@ -195,9 +215,11 @@ def _persistent(module: nn.Module, class_name: str, module_src: str, init_kwargs
                               "state": state})
 
 
-def write_nvlabs_pickle(path, net: nn.Module, init_kwargs: dict, *, module_src: str = "", keys=("G", "G_ema")):
+def write_nvlabs_pickle(path, net: nn.Module, init_kwargs: dict, *, module_src: str = "", keys=("G", "G_ema"),
+                       discriminator: tuple[nn.Module, dict] | None = None):
     """A ``network-snapshot-*.pkl`` as stylegan2-ada-pytorch / stylegan3 write it — a dict of persistent objects
-    (G, D, G_ema, augment_pipe) and training_set_kwargs — with our net standing for G and G_ema."""
+    (G, D, G_ema, augment_pipe) and training_set_kwargs — with our net standing for G and G_ema, and
+    ``discriminator`` (our D, its NVlabs kwargs; see ``tiny_stylegan_d``) for D (no D when None)."""
     import pickle
     import types
 
@@ -208,8 +230,9 @@ def write_nvlabs_pickle(path, net: nn.Module, init_kwargs: dict, *, module_src: 
     saved = {name: sys.modules.get(name) for name in ("torch_utils", "torch_utils.persistence")}
     sys.modules.update({"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": fake})
     try:
-        snapshot = {"training_set_kwargs": {"resolution": init_kwargs["img_resolution"]}, "augment_pipe": None,
-                    "D": _persistent(nn.Linear(2, 1), "Discriminator", module_src)}
+        snapshot = {"training_set_kwargs": {"resolution": init_kwargs["img_resolution"]}, "augment_pipe": None}
+        if discriminator is not None:
+            snapshot["D"] = _persistent(discriminator[0], "Discriminator", module_src, discriminator[1])
         snapshot.update({key: _persistent(net, "Generator", module_src, init_kwargs) for key in keys})
         with open(path, "wb") as f:
             pickle.dump(snapshot, f)

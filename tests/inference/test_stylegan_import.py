@@ -1,7 +1,8 @@
 """Bring your StyleGAN: NVlabs StyleGAN2-ADA / StyleGAN3 pickles and rosinality checkpoints, written by the tests
 from the project's own nets in their owners' file layouts, round-trip through ``import_stylegan`` to the same
 images; a file that would run code is refused and nothing runs; truncated and foreign files get one clear line; the
-imported run is a generator every post-hoc method takes, in z, W and W+."""
+imported run is a generator every post-hoc method takes, in z, W and W+; an NVlabs snapshot's discriminator comes
+along, frozen, for the d_features image term."""
 import os
 import pickle
 
@@ -15,6 +16,7 @@ from helpers import (
     assert_clean_error,
     run_cli,
     tiny_stylegan,
+    tiny_stylegan_d,
     tiny_train,
     write_nvlabs_pickle,
     write_rosinality_checkpoint,
@@ -352,3 +354,107 @@ def test_recorded_kwargs_of_the_wrong_type_are_refused_in_one_line(tmp_path):
         with pytest.raises(GaninvError, match=needle) as info:
             ganinv.import_stylegan(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+# --- the snapshot's discriminator (D) ---------------------------------------------------------------------------------
+
+def d_images(n=4, seed=3):
+    return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("arch", ["stylegan2", "stylegan3"])
+def test_a_snapshots_discriminator_is_imported_and_gives_the_same_logits(tmp_path, arch):
+    net, kwargs = tiny_stylegan(arch)
+    d, d_kwargs = tiny_stylegan_d()
+    path = write_nvlabs_pickle(tmp_path / "s.pkl", net, kwargs, discriminator=(d, d_kwargs))
+    model = ganinv.import_stylegan(path, tmp_path / "run")
+    imported = model.method.nets["discriminator"]
+    assert model.method.options.discriminator["channel_max"] == 16 and not imported.training
+    assert not any(p.requires_grad for p in imported.parameters())  # frozen
+    x = d_images() * 2 - 1
+    with torch.no_grad():
+        expected = d(x)
+        assert torch.allclose(imported(x), expected, atol=1e-6)
+        reloaded = ganinv.load(tmp_path / "run").method.nets["discriminator"]  # kept in the run's weights
+        assert torch.equal(reloaded(x), imported(x))
+    z = latents()
+    assert torch.allclose(model.generate(z), expected_images(net, z), atol=1e-6)  # generate never reads D
+
+
+def test_d_features_works_on_an_imported_run(tmp_path):
+    from ganinv.losses.features import DiscriminatorFeatures
+    from ganinv.losses.image import ImageLoss
+
+    net, kwargs = tiny_stylegan("stylegan2")
+    d, d_kwargs = tiny_stylegan_d(architecture="skip")  # skip: every block also reads the downsampled image
+    path = write_nvlabs_pickle(tmp_path / "s.pkl", net, kwargs, discriminator=(d, d_kwargs))
+    nets = ganinv.import_stylegan(path, tmp_path / "run").method.nets
+    loss = ImageLoss(mse=1.0, d_features=0.5).with_discriminator(nets, "the imported run")
+    x, y = d_images(seed=4), d_images(seed=5)
+    total, parts = loss(x, y)
+    assert 0 < float(parts["d_features"]) <= 4 and torch.allclose(total, parts["mse"] + 0.5 * parts["d_features"])
+    assert float(loss(x, x)[1]["d_features"]) < 1e-6
+    per_image, _ = loss.per_image(x, y)
+    assert torch.allclose(per_image[1:], loss.per_image(x[1:], y[1:])[0], atol=1e-6)  # no minibatch std in the maps
+    maps = DiscriminatorFeatures(nets["discriminator"], source="the imported run").maps(x)
+    with torch.no_grad():
+        first, image = d.b16(None, x * 2 - 1)
+        assert [m.shape[-1] for m in maps] == [8, 4] and torch.allclose(maps[0], first, atol=1e-6)
+        assert torch.allclose(maps[1], d.b8(first, image)[0], atol=1e-6)
+    assert loss.describe() == "mse + 0.5·d_features (the imported run)"
+
+
+def test_a_snapshot_without_d_imports_the_generator_alone(tmp_path):
+    from ganinv.losses.image import ImageLoss
+
+    net, kwargs = tiny_stylegan("stylegan2")
+    model = ganinv.import_stylegan(write_nvlabs_pickle(tmp_path / "g.pkl", net, kwargs), tmp_path / "run")
+    assert set(model.method.nets) == {"generator"} and model.method.options.discriminator == {}
+    assert set(ganinv.load(tmp_path / "run").method.nets) == {"generator"}
+    with pytest.raises(GaninvError, match="needs a discriminator and the imported run has none"):
+        ImageLoss(d_features=1.0).with_discriminator(model.method.nets, "the imported run")
+
+
+def test_a_d_of_another_class_is_skipped_with_a_warning(monkeypatch, tmp_path):
+    import helpers
+
+    net, kwargs = tiny_stylegan("stylegan2")
+    d, d_kwargs = tiny_stylegan_d()
+    original = helpers._persistent
+
+    def fork(module, class_name, *args, **kw):  # D recorded under another class name (a fork's discriminator)
+        return original(module, "ProjectedDiscriminator" if class_name == "Discriminator" else class_name, *args, **kw)
+
+    monkeypatch.setattr(helpers, "_persistent", fork)
+    path = write_nvlabs_pickle(tmp_path / "fork.pkl", net, kwargs, discriminator=(d, d_kwargs))
+    assert read_checkpoint(path)["D"].class_name == "ProjectedDiscriminator"
+    with pytest.warns(UserWarning, match="ProjectedDiscriminator.*generator alone"):
+        model = ganinv.import_stylegan(path)
+    assert set(model.method.nets) == {"generator"}
+
+
+def test_a_discriminator_with_hostile_kwargs_is_refused_in_one_line(tmp_path):
+    net, kwargs = tiny_stylegan("stylegan2")
+    d, d_kwargs = tiny_stylegan_d()
+    for bad, needle in [({"img_resolution": 2**30}, "img_resolution must be an integer in"),
+                        ({"img_resolution": "16"}, "img_resolution must be an integer in"),
+                        ({"channel_base": [256]}, "channel_base must be an integer"),
+                        ({"architecture": 7}, "architecture must be one of"),
+                        ({"c_dim": 3}, "conditional"),
+                        ({"epilogue_kwargs": {"mbstd_group_size": 10**12}}, "mbstd_group_size"),
+                        ({"block_kwargs": "resnet"}, "not a dict"),
+                        ({"eval": "os.system"}, "unsupported NVlabs discriminator kwarg"),
+                        ({"channel_max": 32}, r"discriminator \(D\) does not fit .*wrong shape: b16\.")]:
+        path = write_nvlabs_pickle(tmp_path / "d.pkl", net, kwargs, discriminator=(d, {**d_kwargs, **bad}))
+        with pytest.raises(GaninvError, match=needle) as info:
+            ganinv.import_stylegan(path)
+        assert str(path) in str(info.value) and "discriminator" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_discriminators_conv_clamp_default_follows_the_repository(tmp_path):
+    d, d_kwargs = tiny_stylegan_d()
+    unclamped = {k: v for k, v in d_kwargs.items() if k != "conv_clamp"}  # left out: the constructor's default
+    for arch, clamp in (("stylegan2", None), ("stylegan3", 256.0)):  # stylegan2-ada-pytorch: None; stylegan3: 256
+        net, kwargs = tiny_stylegan(arch)
+        path = write_nvlabs_pickle(tmp_path / f"{arch}.pkl", net, kwargs, discriminator=(d, unclamped))
+        assert ganinv.import_stylegan(path).method.options.discriminator["conv_clamp"] == clamp

@@ -11,15 +11,19 @@ architecture needs (from a build on the meta device) are compared with the file'
 larger than the file — and a file whose tensors do not fit is refused with the names that differ.
 
 * NVlabs: ``G_ema`` (else ``G``, with a warning); ``w_avg`` comes with it; ψ (and NVlabs' ``truncation_cutoff``)
-  are applied by the run.
+  are applied by the run. The snapshot's discriminator ``D`` is read the same way (``nets.stylegan2_d``: its
+  constructor arguments typed and bounded by ``DiscriminatorConfig``, its tensors checked on the meta device) and
+  kept as the run's frozen net ``discriminator``, which the offline perceptual term ``d_features`` reads; a file
+  without one imports the generator alone, and a ``D`` of another class is skipped with a warning.
 * rosinality: ``g_ema``; its ``latent_avg`` when the file has one (converted official weights do), else w̄ is
   the mean of the mapping network over ``W_AVG_SAMPLES`` fixed normal latents (what rosinality's ``mean_latent``
-  computes).
+  computes). Its discriminator ``d`` (rosinality's own layout and names) is not imported.
 """
 from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ from ganinv.inference.wrap import DEFAULT_ENCODER_WIDTH, write_generator_run
 from ganinv.methods.stylegan import ImportedStyleGANRun, StyleGANOptions
 from ganinv.nets.frozen import STYLEGAN_ARCHS
 from ganinv.nets.stylegan2 import StyleGAN2Config, rosinality_config, rosinality_to_nvlabs
+from ganinv.nets.stylegan2_d import DiscriminatorConfig, StyleGAN2Discriminator
 from ganinv.nets.stylegan3 import StyleGAN3Config
 
 W_AVG_SAMPLES = 10_000
@@ -41,14 +46,45 @@ NVLABS_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"
 
 
 @dataclasses.dataclass
+class ReadDiscriminator:
+    """An NVlabs snapshot's ``D``: its config and state dict (NVlabs names)."""
+
+    config: DiscriminatorConfig
+    state: dict[str, torch.Tensor]
+
+
+@dataclasses.dataclass
 class ReadGenerator:
-    """What a file holds, in this project's terms: the architecture, its config, the state dict (NVlabs names)."""
+    """What a file holds, in this project's terms: the architecture, its config, the state dict (NVlabs names), and
+    the snapshot's discriminator when it has one."""
 
     arch: str
     config: Any
     state: dict[str, torch.Tensor]
     source_format: str
     needs_w_avg: bool = False
+    discriminator: ReadDiscriminator | None = None
+
+
+def read_nvlabs_discriminator(obj: dict, path: Path, clamp_default: float | None) -> ReadDiscriminator | None:
+    """The snapshot's ``D`` when it is NVlabs' StyleGAN2 ``Discriminator`` (None when there is no D; a D of another
+    class is skipped with a warning). ``clamp_default``: the conv_clamp its repository defaults to."""
+    record = obj.get("D")
+    if record is None:
+        return None
+    if not isinstance(record, PersistentRecord) or record.class_name != "Discriminator":
+        what = record.class_name if isinstance(record, PersistentRecord) else type(record).__name__
+        warnings.warn(f"{path}: its D is a {str(what)[:40]}, not NVlabs' StyleGAN2 Discriminator; importing the "
+                      "generator alone (no d_features term on this run)", stacklevel=4)
+        return None
+    if not all(isinstance(key, str) for key in record.init_kwargs):
+        raise GaninvError(f"{path}: D's recorded constructor arguments are not named by strings")
+    try:
+        config = DiscriminatorConfig.from_nvlabs_kwargs(record.init_args, record.init_kwargs,
+                                                        clamp_default=clamp_default)
+    except GaninvError as exc:
+        raise GaninvError(f"{path}: its discriminator (D): {exc}") from None
+    return ReadDiscriminator(config, record.tensors())
 
 
 def read_nvlabs(obj: dict, path: Path) -> ReadGenerator:
@@ -66,10 +102,13 @@ def read_nvlabs(obj: dict, path: Path) -> ReadGenerator:
     if not isinstance(synthesis, PersistentRecord):
         raise GaninvError(f"{path}: {name} ({record.class_name}) has no synthesis network; is this a StyleGAN2/3 "
                           "generator?")
+    # stylegan2-ada-pytorch nests synthesis_kwargs and defaults D's conv_clamp to None; the stylegan3 repo to 256
+    discriminator = read_nvlabs_discriminator(obj, path, None if "synthesis_kwargs" in kwargs else 256.0)
     if "input" in synthesis.modules:  # StyleGAN3 starts from Fourier features, StyleGAN2 from a learned constant
         return ReadGenerator("stylegan3", StyleGAN3Config.from_nvlabs_kwargs(kwargs), record.tensors(),
-                             "nvlabs-stylegan3")
-    return ReadGenerator("stylegan2", StyleGAN2Config.from_nvlabs_kwargs(kwargs), record.tensors(), "nvlabs-stylegan2")
+                             "nvlabs-stylegan3", discriminator=discriminator)
+    return ReadGenerator("stylegan2", StyleGAN2Config.from_nvlabs_kwargs(kwargs), record.tensors(), "nvlabs-stylegan2",
+                         discriminator=discriminator)
 
 
 def read_rosinality(obj: dict, path: Path) -> ReadGenerator:
@@ -105,18 +144,24 @@ def key_list(obj: dict) -> str:
     return ", ".join(keys[:8]) + (" …" if len(obj) > 8 else "") if keys else "nothing"
 
 
-def expected_shapes(arch: str, config: Any) -> dict[str, tuple[int, ...]]:
-    """The state dict shapes of the net ``config`` describes, from a build on the meta device (no memory, no maths)."""
-    net_cls, _ = STYLEGAN_ARCHS[arch]
+def meta_shapes(build: Callable[[], torch.nn.Module], what: str) -> dict[str, tuple[int, ...]]:
+    """The state dict shapes of the net ``build`` makes, built on the meta device (no memory, no maths)."""
     try:
         with torch.device("meta"):
-            return {k: tuple(v.shape) for k, v in net_cls(config).state_dict().items()}
+            return {k: tuple(v.shape) for k, v in build().state_dict().items()}
     except (ValueError, ArithmeticError, RuntimeError) as exc:  # a bounded but inconsistent config
-        raise GaninvError(f"its recorded {arch} architecture cannot be built ({type(exc).__name__}: "
+        raise GaninvError(f"its recorded {what} cannot be built ({type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:120]})") from None
 
 
-def check_fit(ours: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor], path: Path) -> None:
+def expected_shapes(arch: str, config: Any) -> dict[str, tuple[int, ...]]:
+    """The state dict shapes of the generator ``config`` describes (from a build on the meta device)."""
+    net_cls, _ = STYLEGAN_ARCHS[arch]
+    return meta_shapes(lambda: net_cls(config), f"{arch} architecture")
+
+
+def check_fit(ours: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor], path: Path,
+              what: str = "generator") -> None:
     """Refuse, naming the tensors, a file whose tensors are not exactly the ones the architecture needs."""
     missing = [k for k in ours if k not in state]
     unexpected = [str(k)[:80] for k in state if k not in ours]
@@ -124,16 +169,16 @@ def check_fit(ours: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor], 
     if missing or unexpected or wrong:
         parts = [f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise GaninvError(f"{path}: the file's generator does not fit its recorded architecture ({'; '.join(parts)})")
+        raise GaninvError(f"{path}: the file's {what} does not fit its recorded architecture ({'; '.join(parts)})")
 
 
-def load_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+def load_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str = "generator") -> None:
     """Load the file's tensors strictly, naming what does not fit."""
     ours = net.state_dict()
-    check_fit({k: tuple(v.shape) for k, v in ours.items()}, state, path)
+    check_fit({k: tuple(v.shape) for k, v in ours.items()}, state, path, what)
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise GaninvError(f"{path}: the generator's weights contain NaN or infinite values ({', '.join(bad[:4])})")
+        raise GaninvError(f"{path}: the {what}'s weights contain NaN or infinite values ({', '.join(bad[:4])})")
     net.load_state_dict({k: v.to(ours[k].dtype) for k, v in state.items()})
 
 
@@ -143,6 +188,10 @@ def read_fitting_generator(path: Path) -> ReadGenerator:
     try:
         found = read_generator(path)
         check_fit(expected_shapes(found.arch, found.config), found.state, path)
+        if found.discriminator is not None:
+            d = found.discriminator
+            check_fit(meta_shapes(lambda: StyleGAN2Discriminator(d.config), "discriminator"), d.state, path,
+                      "discriminator (D)")
     except GaninvError as exc:
         raise GaninvError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
     return found
@@ -168,8 +217,10 @@ def import_stylegan(path: str | Path, out: str | Path | None = None, *, truncati
                               noise_mode=noise_mode)  # the user's options are checked before the file is read
     found = read_fitting_generator(path)
     cfg = found.config
+    d = found.discriminator
     options = dataclasses.replace(options, arch=found.arch, generator=dataclasses.asdict(cfg),
-                                  source=str(path.resolve()), source_format=found.source_format)
+                                  source=str(path.resolve()), source_format=found.source_format,
+                                  discriminator=d.config.to_dict() if d is not None else {})
     net = NetConfig(image_size=cfg.img_resolution, channels=cfg.img_channels, width=width, latent_dim=cfg.z_dim,
                     prior="normal", max_width=ENCODER_MAX_WIDTH)
     config = RunConfig(method=ImportedStyleGANRun.name, seed=seed, options=dataclasses.asdict(options), net=net,
@@ -179,6 +230,8 @@ def import_stylegan(path: str | Path, out: str | Path | None = None, *, truncati
     load_weights(generator.generator, found.state, path)
     if found.needs_w_avg:
         generator.generator.get_buffer("mapping.w_avg").copy_(mean_w(generator.generator))
+    if d is not None:
+        load_weights(method.nets["discriminator"], d.state, path, "discriminator (D)")
     generator.eval()
     model = InversionModel(method)
     if out is not None:

@@ -10,7 +10,8 @@ squared difference summed over channels, averaged over positions, then averaged 
 
 The discriminator is a frozen copy (eval mode, no parameter gradients; gradients still reach the images). Which
 maps: DCGAN's discriminator (``gan`` runs) — each strided conv block; the residual discriminator (``dlsgan``,
-``dedgan`` runs) — from-RGB and each residual block; BiGAN's joint discriminator — its image-side blocks.
+``dedgan`` runs) — from-RGB and each residual block; BiGAN's joint discriminator — its image-side blocks; an
+imported StyleGAN's (``stylegan`` runs of NVlabs snapshots, ``nets.stylegan2_d``) — each DiscriminatorBlock.
 ``ImageLoss(d_features=…)`` uses it, bound to a run's nets by ``ImageLoss.with_discriminator``; its description
 names the discriminator it came from, so no table shows the term without saying whose features they were.
 """
@@ -26,13 +27,31 @@ from ganinv.core.errors import GaninvError
 from ganinv.nets.bigan import JointDiscriminator
 from ganinv.nets.dcgan import ConvEncoder
 from ganinv.nets.style import ResidualDiscriminator
+from ganinv.nets.stylegan2_d import StyleGAN2Discriminator
 
 NORM_EPS = 1e-10  # added to the squared channel norm (LPIPS's normalize_tensor adds it to the norm)
-HAVE_DISCRIMINATORS = "runs of gan, dlsgan, dedgan and bigan have one"
+HAVE_DISCRIMINATORS = ("runs of gan, dlsgan, dedgan and bigan have one, and so do stylegan runs imported from "
+                       "NVlabs snapshots")
 
 
 def _signed(x: Tensor) -> Tensor:
     return x * 2.0 - 1.0  # [0, 1] → the [-1, 1] pixels the residual discriminator reads
+
+
+def _image_pair(x: Tensor) -> tuple[None, Tensor]:
+    return None, _signed(x)  # (no features yet, the image in [-1, 1]): what NVlabs' first block reads
+
+
+class _PairStage(nn.Module):
+    """A block that maps (features, image) to (features, image) — NVlabs' DiscriminatorBlock, whose 'skip'
+    architecture passes the downsampled image on — as one stage over that pair; the features are the map."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, pair: tuple[Tensor | None, Tensor | None]) -> tuple[Tensor, Tensor | None]:
+        return self.block(*pair)
 
 
 def feature_stages(discriminator: nn.Module) -> tuple[Callable[[Tensor], Tensor], list[nn.Module]]:
@@ -43,8 +62,10 @@ def feature_stages(discriminator: nn.Module) -> tuple[Callable[[Tensor], Tensor]
         return nn.Identity(), list(discriminator.body)
     if isinstance(discriminator, JointDiscriminator) and len(discriminator.image_body):
         return nn.Identity(), list(discriminator.image_body)
+    if isinstance(discriminator, StyleGAN2Discriminator):
+        return _image_pair, [_PairStage(block) for block in discriminator.blocks]
     raise GaninvError(f"the d_features image term cannot read the feature maps of a {type(discriminator).__name__} "
-                      f"(it knows DCGAN's, the residual and BiGAN's image-side discriminators)")
+                      f"(it knows DCGAN's, the residual, BiGAN's image-side and StyleGAN2's discriminators)")
 
 
 def _in_channels(stages: list[nn.Module]) -> int | None:
@@ -84,7 +105,7 @@ class DiscriminatorFeatures(nn.Module):
         h, out = self.prepare(x), []
         for stage in self.stages:
             h = stage(h)
-            out.append(h)
+            out.append(h[0] if isinstance(h, tuple) else h)  # a (features, image) stage: its features
         return out
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:

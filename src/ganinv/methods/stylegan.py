@@ -1,6 +1,7 @@
 """The ``stylegan`` method: an imported StyleGAN2 / StyleGAN3 generator as a run directory (see
 ``ganinv.inference.stylegan``). It is never trained here; post-hoc methods take it with ``--generator RUN``, in z,
-W or W+.
+W or W+. An NVlabs snapshot's discriminator comes along as the frozen net ``discriminator`` (for the d_features
+image term; ``generate`` never uses it).
 
 StyleGAN2: "Analyzing and Improving the Image Quality of StyleGAN" (Karras, Laine, Aittala, Hellsten, Lehtinen &
 Aila); its ADA training: "Training Generative Adversarial Networks with Limited Data" (Karras et al.); StyleGAN3:
@@ -17,6 +18,7 @@ from torch import nn
 from ganinv.core.errors import GaninvError
 from ganinv.methods.base import MethodOptions, ProvidedGenerator
 from ganinv.nets.frozen import NOISE_MODES, STYLEGAN_ARCHS, ImportedStyleGAN
+from ganinv.nets.stylegan2_d import DiscriminatorConfig, StyleGAN2Discriminator
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class StyleGANOptions(MethodOptions):
     noise_mode: str = "const"  # const: the recorded noise inputs; none: no noise — either way one latent, one image
     source: str = ""  # the file it was imported from (provenance)
     source_format: str = ""  # nvlabs-stylegan2 | nvlabs-stylegan3 | rosinality
+    discriminator: dict[str, Any] = field(default_factory=dict)  # the snapshot's D (nets.stylegan2_d); {}: none
 
     def __post_init__(self):
         if self.arch not in STYLEGAN_ARCHS:
@@ -40,6 +43,9 @@ class StyleGANOptions(MethodOptions):
         cutoff = self.truncation_cutoff
         if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0):
             raise GaninvError(f"truncation_cutoff must be a whole number >= 0 (or unset: every layer), got {cutoff!r}")
+        if not isinstance(self.discriminator, dict):
+            raise GaninvError(f"discriminator must be a discriminator config (a dict), got a "
+                              f"{type(self.discriminator).__name__}")
 
 
 class ImportedStyleGANRun(ProvidedGenerator):
@@ -55,5 +61,10 @@ class ImportedStyleGANRun(ProvidedGenerator):
         if not o.generator:
             raise GaninvError("a stylegan run is made by `ganinv import stylegan FILE --out RUN` "
                               "(or ganinv.import_stylegan); it cannot be trained from scratch")
-        return {"generator": ImportedStyleGAN(arch=o.arch, config=o.generator, truncation_psi=o.truncation_psi,
-                                              noise_mode=o.noise_mode, truncation_cutoff=o.truncation_cutoff)}
+        nets: dict[str, nn.Module] = {
+            "generator": ImportedStyleGAN(arch=o.arch, config=o.generator, truncation_psi=o.truncation_psi,
+                                          noise_mode=o.noise_mode, truncation_cutoff=o.truncation_cutoff)}
+        if o.discriminator:  # frozen, never used by generate: the d_features image term reads its feature maps
+            discriminator = StyleGAN2Discriminator(DiscriminatorConfig.from_dict(o.discriminator))
+            nets["discriminator"] = discriminator.requires_grad_(False).eval()
+        return nets
