@@ -78,5 +78,11 @@ def import_stylegan(
     cutoff = "" if o.truncation_cutoff is None else f" on the first {o.truncation_cutoff} layers"
     console.print(f"imported {o.source_format} {o.arch} ({c}×{s}×{s} images, z {model.prior.dim}, "
                   f"w {model.method.nets['generator'].w_dim} × {model.method.nets['generator'].num_ws} layers, "
-                  f"ψ = {o.truncation_psi:g}{cutoff}, noise {o.noise_mode}) → {out}; train an encoder with: "
-                  f"ganinv train aegan --generator {out} --out RUN -o space=wplus")
+                  f"ψ = {o.truncation_psi:g}{cutoff}, noise {o.noise_mode}; {discriminator_note(model)}) → {out}; "
+                  f"train an encoder on your photos with: ganinv train psp --generator {out} --data folder:PHOTOS "
+                  "--out RUN")
+
+
+def discriminator_note(model) -> str:
+    """Whether the file's discriminator came along (the offline perceptual term d_features compares its features)."""
+    return "with its discriminator D" if "discriminator" in model.method.nets else "no discriminator in the file"
