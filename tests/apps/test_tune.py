@@ -59,6 +59,22 @@ def test_tune_files_writes_the_tuned_run_images_and_manifest(aegan_run, folder, 
     assert load_tuned(out / "tuned-run").names == [str(f) for f in files if f.name != "broken.png"]
 
 
+def test_tune_files_records_pivot_sources_and_the_drift_on_held_out_files(aegan_run, folder, tmp_path):
+    model = load(aegan_run)
+    held = model.generate(model.sample(2, generator=torch.Generator().manual_seed(9))).flip(-1)
+    for i, image in enumerate(held):
+        Image.fromarray((image[0] * 255).round().byte().numpy()).save(tmp_path / f"held-{i}.png")
+    result = T.tune_files(aegan_run, [folder / "0.png", folder / "1.png"], tmp_path / "out", steps=20,
+                          pivot_steps=30, held_out=[tmp_path / "held-0.png", tmp_path / "held-1.png"],
+                          show_progress=False)
+    assert len(result.pivot_sources) == 2 and set(result.pivot_sources) <= {"encoder", "z optimisation"}
+    assert result.drift["held_out"] == 2 and result.drift["prior_samples"] > 0
+    assert all(0 < result.drift[k] < 100 for k in ("prior_psnr", "held_out_psnr", "held_out_before"))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["drift"] == result.drift and manifest["pivot_sources"] == result.pivot_sources
+    assert load_tuned(tmp_path / "out" / "tuned-run").drift == result.drift
+
+
 def test_bad_settings_and_an_existing_tuned_run_are_refused_before_any_work(aegan_run, folder, tmp_path):
     with pytest.raises(GaninvError, match="steps must be an integer"):
         T.tune_files(aegan_run, [folder], tmp_path / "a", steps=-1, show_progress=False)

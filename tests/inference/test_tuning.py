@@ -4,6 +4,7 @@ that loads by path, refuses bad input, and its tuned run appears complete or not
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -38,7 +39,9 @@ def test_tuning_raises_psnr_and_the_locality_term_keeps_g_near_what_it_was(aegan
     model = load(aegan_run)
     x = out_of_reach(model)
     untouched = fixed_outputs(model)
-    tuned = pivotal_tuning(model, x, steps=200, **QUIET)
+    # the encoder's pivots (pivot_steps=0), as these numbers were measured: PTI's search ends elsewhere (the pivot
+    # tests below), and from its pivots the tuning moves G further on fresh latents (0.87 of drift_scale, measured)
+    tuned = pivotal_tuning(model, x, steps=200, pivot_steps=0, **QUIET)
     before = psnr(model.generate(tuned.pivots), x)
     after = psnr(tuned.pivot_reconstructions(), x)
     assert (after > before).all() and after.mean() > before.mean() + 2.0  # measured: 13.7 -> 17.8 dB
@@ -47,7 +50,7 @@ def test_tuning_raises_psnr_and_the_locality_term_keeps_g_near_what_it_was(aegan
     # The bound: G's images on fresh random latents move by less than half of how much two of its random images
     # differ (drift_scale). Measured 0.26 of it with PTI's locality weight 0.1, and 3.0 of it without the term —
     # so this assertion fails when the locality term is dropped or broken.
-    unregularised = pivotal_tuning(model, x, steps=200, locality_weight=0.0, **QUIET)
+    unregularised = pivotal_tuning(model, x, steps=200, locality_weight=0.0, pivot_steps=0, **QUIET)
     assert tuned.locality_drift < 0.5 * tuned.drift_scale
     assert unregularised.locality_drift > tuned.drift_scale
     assert unregularised.drift_scale == tuned.drift_scale  # measured on the same fresh latents
@@ -65,7 +68,7 @@ def test_tuning_is_seeded_and_batched_over_many_images(aegan_run):
 def test_zero_steps_is_plain_inversion(aegan_run):
     model = load(aegan_run)
     x = out_of_reach(model)
-    tuned = pivotal_tuning(model, x, steps=0, **QUIET)
+    tuned = pivotal_tuning(model, x, steps=0, pivot_steps=0, **QUIET)
     assert torch.equal(tuned.pivots, model.invert(x))
     assert torch.equal(tuned.reconstruct(x), model.reconstruct(x)) and tuned.locality_drift == 0.0
 
@@ -95,7 +98,7 @@ def test_lpips_joins_both_terms_when_its_weights_are_on_disk(aegan_run, monkeypa
     monkeypatch.setattr(image_losses, "lpips_status", lambda: (True, "LPIPS available"))
     monkeypatch.setattr(image_losses, "perceptual_distance", perceptual)
     model = load(aegan_run)
-    tuned = pivotal_tuning(model, out_of_reach(model), steps=3)
+    tuned = pivotal_tuning(model, out_of_reach(model), steps=3, pivot_steps=0)  # the tuning's own LPIPS calls
     assert tuned.settings.lpips and calls == [4, tuning.LOCALITY_SAMPLES] * 3  # the images, then the locality term
 
 
@@ -105,6 +108,106 @@ def test_without_lpips_weights_it_is_said_once_and_left_out(aegan_run):
     messages = []
     tuned = pivotal_tuning(model, out_of_reach(model), steps=2, warn=messages.append)
     assert len(messages) == 1 and "LPIPS" in messages[0] and not tuned.settings.lpips
+
+
+# ------------------------------------------------------------------------------------------------ PTI's pivots
+class Oracle(InversionModel):
+    """A run whose "encoder" answers the given latents: exact for some images, far off for others."""
+
+    def __init__(self, model: InversionModel, answers: torch.Tensor):
+        super().__init__(model.method, batch_size=model.batch_size)
+        self.answers = answers
+
+    def invert(self, x):
+        return self.answers.clone()
+
+
+def test_the_projector_schedule_ramps_the_step_and_the_noise_as_stylegan2s():
+    from ganinv.methods.optimize import CONSTANT, PROJECTOR
+
+    assert PROJECTOR.lr_scale(0.0) == 0.0 and PROJECTOR.lr_scale(0.025) == pytest.approx(0.5)  # ramp-up: 5 %
+    assert PROJECTOR.lr_scale(0.5) == 1.0 and PROJECTOR.lr_scale(0.875) == pytest.approx(0.5)  # cosine: last 25 %
+    assert PROJECTOR.noise_scale(0.0) == 0.05 and PROJECTOR.noise_scale(0.75) == 0.0
+    assert CONSTANT.lr_scale(0.0) == CONSTANT.lr_scale(0.99) == 1.0 and CONSTANT.noise_scale(0.0) == 0.0
+
+
+def test_each_image_takes_the_better_pivot_of_ptis_search_and_the_encoder(aegan_run, tmp_path):
+    from ganinv.inference.tuning import PivotSearch, TuningSettings
+
+    model = load(aegan_run)
+    z = model.sample(4, generator=torch.Generator().manual_seed(5))
+    x = model.generate(z)  # the generator's own images: exact latents exist
+    answers = torch.cat([z[:2], -z[2:].sign()])  # exact for images 0 and 1; a far corner of the box for 2 and 3
+    oracle = Oracle(model, answers)
+    tuned = pivotal_tuning(oracle, x, steps=2, pivot_steps=60, **QUIET)
+    assert tuned.pivot_sources == ["encoder", "encoder", "z optimisation", "z optimisation"]
+    settings = TuningSettings(**{**tuned.settings.__dict__})
+    searched = PivotSearch(oracle, settings).optimised(x)  # what PTI's search alone finds (it is seeded)
+    assert torch.equal(tuned.pivots[:2], z[:2]) and torch.equal(tuned.pivots[2:], searched[2:])
+    err = lambda p: (model.generate(p) - x).square().flatten(1).mean(1)  # noqa: E731
+    assert (err(tuned.pivots) <= torch.minimum(err(answers), err(searched))).all()
+    assert (err(searched)[2:] < err(answers)[2:]).all() and (err(answers)[:2] < err(searched)[:2]).all()
+
+
+def test_drift_is_reported_on_prior_latents_and_held_out_images_and_recorded(aegan_run, tmp_path):
+    model = load(aegan_run)
+    x, held = out_of_reach(model), out_of_reach(model, n=3, seed=8)
+    tuned = pivotal_tuning(model, x, steps=40, pivot_steps=30, held_out=held, **QUIET)
+    drift = tuned.drift
+    assert drift["prior_samples"] == 256 and drift["held_out"] == 3
+    for key in ("prior_psnr", "held_out_psnr", "held_out_before", "held_out_after"):
+        assert math.isfinite(drift[key]) and 0 < drift[key] < 100, key
+    untouched = pivotal_tuning(model, x, steps=0, pivot_steps=30, held_out=held, **QUIET).drift
+    assert untouched["prior_psnr"] == untouched["held_out_psnr"] == 100.0  # G unchanged: the cap, still finite
+    assert drift["prior_psnr"] < 100.0 and untouched["held_out_before"] == pytest.approx(drift["held_out_before"])
+
+    run = tuned.save(tmp_path / "tuned")
+    record = json.loads((run / TUNING_FILE).read_text())
+    assert record["format_version"] == 2 and record["drift"] == drift and record["pivot_space"] == "z"
+    assert record["pivot_sources"] == tuned.pivot_sources and len(record["pivot_sources"]) == 4
+    assert record["settings"]["pivot_steps"] == 30 and record["settings"]["pivot_lr"] == 5e-3
+    again = load_tuned(run)
+    assert again.drift == drift and again.pivot_sources == tuned.pivot_sources
+
+
+def test_a_format_1_record_still_loads(saved_tuned_run, tmp_path):
+    run = hostile_copy(saved_tuned_run, tmp_path)
+    record = json.loads((run / TUNING_FILE).read_text())
+    for key in ("drift", "pivot_space", "pivot_sources"):
+        del record[key]
+    for key in ("pivot_steps", "pivot_lr"):
+        del record["settings"][key]
+    (run / TUNING_FILE).write_text(json.dumps({**record, "format_version": 1}))
+    old = load_tuned(run)
+    assert old.settings.pivot_steps == 0 and old.drift is None and old.pivot_sources is None
+
+
+@pytest.fixture(scope="module")
+def wplus_run(tmp_path_factory):
+    """A tiny dlsgan run (a style generator) and a W+ regression encoder on it."""
+    from helpers import tiny_train
+    from ganinv.training.launch import train_run
+
+    root = tmp_path_factory.mktemp("style")
+    torch.manual_seed(0)
+    train_run("dlsgan", root / "dlsgan", data="digits", show_progress=False,
+              net_overrides={**TINY_NET, "prior": "normal"}, train_overrides={**TINY_TRAIN, "steps": 1})
+    tiny_train("regression", root / "wplus", steps=2, generator=root / "dlsgan", options={"space": "wplus"})
+    return root / "wplus"
+
+
+def test_a_wplus_run_takes_ptis_pivots_from_w(wplus_run, tmp_path):
+    from ganinv.methods.spaces import unflatten_wplus
+
+    model = load(wplus_run)
+    x = model.generate(model.sample(3, generator=torch.Generator().manual_seed(2))).flip(-1)
+    tuned = pivotal_tuning(model, x, steps=3, pivot_steps=40, **QUIET)
+    num_ws = model.prior.dim // 8
+    searched = [i for i, source in enumerate(tuned.pivot_sources) if source == "w optimisation"]
+    layers = unflatten_wplus(tuned.pivots[searched], num_ws)
+    assert searched and torch.equal(layers, layers[:, :1].expand_as(layers))  # one w, at every layer
+    record = json.loads((tuned.save(tmp_path / "tuned") / TUNING_FILE).read_text())
+    assert record["pivot_space"] == "w"
 
 
 # ------------------------------------------------------------------------------------------------ generator kinds
@@ -165,7 +268,7 @@ def test_every_generator_kind_is_tuned_through_its_method(kind, tmp_path, genera
 def test_the_saved_run_loads_by_path_and_reconstructs_the_pivots_exactly(aegan_run, tmp_path):
     model = load(aegan_run)
     x = out_of_reach(model)
-    tuned = pivotal_tuning(model, x, steps=20, **QUIET)
+    tuned = pivotal_tuning(model, x, steps=20, pivot_steps=0, **QUIET)  # the encoder's pivots: compared below
     run = tuned.save(tmp_path / "tuned", names=["a.png", "b.png", "c.png", "d.png"], source_run=aegan_run)
     assert {PIVOTS_FILE, TUNING_FILE, "config.json", "weights.safetensors", "checkpoint.json"} <= set(os.listdir(run))
 
@@ -208,7 +311,8 @@ def test_bad_images_are_one_line_errors(aegan_run, case):
 @pytest.mark.parametrize("settings", [{"steps": -1}, {"steps": 1.5}, {"steps": True}, {"lr": 0.0},
                                       {"lr": float("nan")}, {"locality_weight": -0.1},
                                       {"locality_weight": float("inf")}, {"refine_steps": -2}, {"batch_size": 0},
-                                      {"seed": -1}])
+                                      {"seed": -1}, {"pivot_steps": -1}, {"pivot_lr": 0.0},
+                                      {"pivot_lr": float("inf")}])
 def test_bad_settings_are_one_line_errors(aegan_run, settings):
     model = load(aegan_run)
     with pytest.raises(GaninvError, match="pivotal tuning: ") as info:
@@ -219,7 +323,7 @@ def test_bad_settings_are_one_line_errors(aegan_run, settings):
 def test_a_run_without_an_encoder_needs_refine_steps(generator_run):
     model = load(generator_run)
     with pytest.raises(GaninvError, match="refine_steps > 0"):
-        pivotal_tuning(model, out_of_reach(model), steps=1, **QUIET)
+        pivotal_tuning(model, out_of_reach(model), steps=1, pivot_steps=0, **QUIET)
 
 
 # ------------------------------------------------------------------------------------------------ atomic saving

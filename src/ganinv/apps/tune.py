@@ -25,6 +25,8 @@ from ganinv.inference.tuning import (
     PAPER,
     PTI_LOCALITY_WEIGHT,
     PTI_LR,
+    PTI_PIVOT_LR,
+    PTI_PIVOT_STEPS,
     TunedModel,
     check_tuning_settings,
     pivotal_tuning,
@@ -48,6 +50,8 @@ class TuneResult:
     mean_psnr_after: float
     locality_drift: float  # G's mean squared change on fresh random latents …
     drift_scale: float  # … and how much G's images differ between two latents
+    drift: dict  # PSNR(G, tuned G) on fresh latents and held-out images' pivots (inference.tuning.drift_report)
+    pivot_sources: list[str]  # per image: PTI's search or the encoder, whichever reconstructed it better
     summary: dict
     outputs: list[tuple[str, str]]  # (before/NAME.png, after/NAME.png) per row
     skipped: list
@@ -61,7 +65,8 @@ class TuneResult:
 
 def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, steps: int = DEFAULT_STEPS,
                lr: float = PTI_LR, locality_weight: float = PTI_LOCALITY_WEIGHT, refine_steps: int = 0,
-               batch_size: int = BATCH_SIZE, seed: int = 0, warn: Warn = silent,
+               batch_size: int = BATCH_SIZE, seed: int = 0, pivot_steps: int = PTI_PIVOT_STEPS,
+               pivot_lr: float = PTI_PIVOT_LR, held_out: list[str | Path] | None = None, warn: Warn = silent,
                show_progress: bool = True) -> TuneResult:
     """Tune one generator on every readable image file and write into ``out``:
 
@@ -69,36 +74,45 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
         before/NNNNN-NAME.png      the source generator at each pivot (what inversion alone gives)
         after/NNNNN-NAME.png       the tuned generator at each pivot (row-numbered names, as ``ganinv invert``)
         grid.png                   input / before / after, labelled; manifest.json (rows, PSNRs, skipped files, the
-                                   tuned run, the locality drift) and paths.txt (the inputs, one printable line each)
+                                   tuned run, each pivot's source, the drift) and paths.txt (the inputs, one
+                                   printable line each)
+
+    ``held_out``: image files the tuning does not see; the drift is also measured on them (their pivots, found on
+    the source generator, through G and the tuned G).
 
     Each unreadable file is named through ``warn`` and skipped. Everything is checked before tuning starts; the
     tuned run appears complete or not at all, and manifest.json is written last. Returns a ``TuneResult`` (its
     summary is also in manifest.json)."""
     out = Path(out)
-    check_tuning_settings(steps=steps, lr=lr, locality_weight=locality_weight, refine_steps=refine_steps,
-                          batch_size=batch_size, seed=seed)
+    settings = dict(steps=steps, lr=lr, locality_weight=locality_weight, refine_steps=refine_steps,
+                    batch_size=batch_size, seed=seed, pivot_steps=pivot_steps, pivot_lr=pivot_lr)
+    check_tuning_settings(**settings)
     if (out / TUNED_RUN).exists():
         raise GaninvError(f"{out / TUNED_RUN} already exists; choose another --out")
     model = InversionModel.load(run)
     read = read_images(images, model.image_shape, warn=warn)
     batch = read.batch()
+    others = read_images(held_out, model.image_shape, warn=warn).batch() if held_out else None
     with progress_bar("pivotal tuning", steps, show_progress) as advance:
-        tuned = pivotal_tuning(model, batch, steps=steps, lr=lr, locality_weight=locality_weight,
-                               refine_steps=refine_steps, batch_size=batch_size, seed=seed, progress=advance,
-                               warn=warn)
+        tuned = pivotal_tuning(model, batch, **settings, held_out=others, progress=advance, warn=warn)
     before, after = model.generate(tuned.pivots), tuned.pivot_reconstructions()
     tuned_run = tuned.save(out / TUNED_RUN, names=[os.fsdecode(f) for f in read.files], source_run=run)
     rows = write_images(out, read.files, before, after)
     summary = tuning_summary(run, tuned, tuned_run, batch, before, after)
+    save_png(comparison(batch, before, after, summary), out / "grid.png")
+    write_manifest(out, read, rows, summary)
+    return TuneResult.of(summary, outputs=rows, skipped=read.skipped, pivots=tuned.pivots)
+
+
+def write_manifest(out: Path, read, rows: list[tuple[str, str]], summary: dict) -> None:
+    """paths.txt, then manifest.json — last: its presence says every output is complete."""
     items = [{"row": row, "input": os.fsdecode(f), "before": b, "after": a, "psnr_before": pb, "psnr_after": pa}
              for row, (f, (b, a), pb, pa) in enumerate(zip(read.files, rows, summary["psnr_before"],
                                                             summary["psnr_after"]))]
-    save_png(comparison(batch, before, after, summary), out / "grid.png")
     atomic_write_text(out / "paths.txt", "".join(f"{display_path(f)}\n" for f in read.files))
     atomic_write_json(out / "manifest.json", {
         "format": "ganinv-tuned-files", "format_version": 1, **summary, "items": items,
         "skipped": [s.to_json() for s in read.skipped]})
-    return TuneResult.of(summary, outputs=rows, skipped=read.skipped, pivots=tuned.pivots)
 
 
 def write_images(out: Path, files: list[Path], before: Tensor, after: Tensor) -> list[tuple[str, str]]:
@@ -122,6 +136,7 @@ def tuning_summary(run: str | Path, tuned: TunedModel, tuned_run: Path, images: 
         "mean_psnr_before": sum(psnr_before) / len(psnr_before), "mean_psnr_after": sum(psnr_after) / len(psnr_after),
         # G's mean squared change on fresh random latents, and how much G's images differ between two latents
         "locality_drift": tuned.locality_drift, "drift_scale": tuned.drift_scale,
+        "drift": tuned.drift, "pivot_sources": tuned.pivot_sources,  # PSNR(G, G') off the tuned images; pivots' origin
         "settings": dataclasses.asdict(tuned.settings),
     }
 

@@ -45,7 +45,7 @@ Quiet = Annotated[bool, typer.Option(help="no progress bars")]
 def compare(generator: GeneratorRun, out: Out, data: DataSpec = None,
             methods: Methods = "aegan,regression,bigan,optimize,hybrid", train_steps: TrainSteps = 500,
             bigan_steps: BiganSteps = 1000, optimize_steps: OptimizeSteps = 200, optimize_lr: OptimizeLr = 0.05,
-            refine_steps: RefineSteps = 50, refine_lr: RefineLr = 0.01, loss: Loss = "bce",
+            refine_steps: RefineSteps = 50, refine_lr: RefineLr = 0.05, loss: Loss = "bce",
             batch_size: BatchSize = None, lr: Lr = None, n: Generated = 64, n_real: Real = 64,
             seed: int = seed_option("seed of training and of the generated samples"), option: RegressionOption = [],
             as_json: AsJson = False, quiet: Quiet = False):

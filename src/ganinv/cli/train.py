@@ -247,8 +247,8 @@ InvertDevice = Annotated[DeviceName, typer.Option(help="with --data: auto | cpu 
                                                   "rank's GPU)")]
 Refine = Annotated[int, typer.Option(min=0, max=MAX_OPT_STEPS, help="optimisation steps after the encoder (hybrid); "
                                      "on a generator run: optimisation inversion from the prior's mean")]
-RefineLr = Annotated[Optional[float], typer.Option(help="Adam lr of --refine [0.01 from an encoder, 0.05 from the "
-                                                   "mean]")]
+RefineLr = Annotated[Optional[float], typer.Option(help="Adam lr of --refine [0.05; from an encoder the hybrid also "
+                                                   "searches from the mean at this lr and keeps the better]")]
 RefineLossOpt = Annotated[RefineLoss, typer.Option(help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips")]
 SpaceOpt = Annotated[Optional[SpaceName], typer.Option(
     help="with IMAGES: the latent space --refine searches and latents.npy holds: z | w | wplus (w, wplus: style "
@@ -331,6 +331,11 @@ def invert_collection_data(run: Path, data: str, out: Path, *, as_json: bool, qu
     exit_if_skipped(result.failed + result.failed_before)
 
 
+def pivot_counts(sources: list[str]) -> str:
+    """'3 w optimisation, 1 encoder': where the pivots came from."""
+    return ", ".join(f"{sources.count(s)} {s}" for s in dict.fromkeys(sources))
+
+
 def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, quiet: bool) -> None:
     """``invert RUN IMAGES --tune N``: pivotal tuning of the run's generator on IMAGES (ganinv.apps.tune)."""
     from ganinv.inference.tuning import check_tuning_settings
@@ -341,7 +346,9 @@ def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, quiet:
     result = tune_files(run, images, out, steps=steps, refine_steps=refine, warn=note, show_progress=not quiet)
     console.print(f"tuned the generator on {result.n} images: PSNR {result.mean_psnr_before:.2f} → "
                   f"{result.mean_psnr_after:.2f} dB; drift on random latents {result.locality_drift:.4g} "
-                  f"(random pairs differ by {result.drift_scale:.4g}) → {result.tuned_run}")
+                  f"(random pairs differ by {result.drift_scale:.4g}; PSNR G vs tuned G "
+                  f"{result.drift['prior_psnr']:.2f} dB); pivots: {pivot_counts(result.pivot_sources)} → "
+                  f"{result.tuned_run}")
     exit_if_skipped(len(result.skipped))
 
 

@@ -54,7 +54,7 @@ class CompareSettings:
     optimize_steps: int = 200
     optimize_lr: float = 0.05
     refine_steps: int = 50
-    refine_lr: float = 0.01
+    refine_lr: float = 0.05  # the optimisation's own (ganinv.inference.hybrid: why)
     loss: str = "bce"  # the image loss of optimize and hybrid: bce (eq. 2, the baseline's) | mse | mse+lpips
     batch_size: int | None = None  # training batch size [the preset's]
     lr: float | None = None  # training lr [the preset's]

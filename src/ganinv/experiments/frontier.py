@@ -101,7 +101,7 @@ def optimisation_rows(gen: InversionModel, b: FrontierBudget) -> list[Inverter]:
 def hybrid_rows(encoder: InversionModel, b: FrontierBudget) -> list[Inverter]:
     label = encoder.config.method
     return [_optimising(f"hybrid: {label} + {steps} steps", "hybrid",
-                        lambda n: with_refinement(encoder, steps=n, lr=LR / 5, loss=LOSS), steps)
+                        lambda n: with_refinement(encoder, steps=n, lr=LR, loss=LOSS), steps)
             for steps in b.refine_steps]
 
 
@@ -225,8 +225,9 @@ def write_report(out: Path, results: dict[str, list[dict]], b: FrontierBudget, *
     out.mkdir(parents=True, exist_ok=True)
     parts = [header("frontier", seed=seed, command=command, data=data),
              f"Generator `{generator}`; encoders {', '.join(f'`{e}`' for e in encoders)}. Optimisation: {LOSS} "
-             f"image loss, Adam lr {LR} from the space's mean (hybrid: lr {LR / 5} from the encoder); pivotal tuning "
-             f"{b.tune_steps} steps. Timed after a warm-up; peak memory with optimisation/tuning cut to "
+             f"image loss, Adam lr {LR} from the space's mean (hybrid: the same from the encoder and from the mean, "
+             f"the better per image); pivotal tuning {b.tune_steps} steps from PTI's pivots (450 steps in W, or the "
+             f"encoder where it reconstructs better). Timed after a warm-up; peak memory with optimisation/tuning cut to "
              f"{MEMORY_STEPS} steps.", ""]
     for name, rows in results.items():
         cols = [c for c in COLUMNS if any(c in r for r in rows)]

@@ -4,9 +4,16 @@ for every generator this project knows (dcgan, the DLSGAN style generator, bigan
 A real image usually lies outside the generator's reach, so no latent reproduces it. PTI keeps a latent fixed — the
 *pivot* — and moves the generator towards the image instead:
 
-1. pivots: the run's own inverter (``InversionModel.invert``), optionally followed by ``refine_steps`` optimisation
-   steps (the hybrid of ganinv.inference.hybrid; on a run without an encoder, optimisation from the prior's mean —
-   PTI's own pivots are 450 optimisation steps in W);
+1. pivots, as PTI finds them: ``pivot_steps`` (450: PTI's ``first_inv_steps``) Adam steps from w̄ in W at lr 5e-3
+   (``first_inv_lr``) with the StyleGAN2 projector's schedule (lr ramp-up and cosine ramp-down, noise on the
+   latent early on: ``ganinv.methods.optimize.PROJECTOR``; the projector's noise-map regulariser has nothing to act
+   on — our generators, and imported StyleGANs run with ``noise_mode="const"``, have no noise inputs), on the
+   tuning's image loss (PTI's projector uses LPIPS; here MSE + LPIPS, MSE alone without LPIPS weights). W when the
+   generator has a mapping network and the run's latents are W or W+ (a W pivot is repeated at every layer); the
+   run's own space otherwise (a DCGAN's z; a style run whose latents are z, which a w cannot be turned back into).
+   Beside it the run's own inverter, followed by ``refine_steps`` steps of the hybrid (ganinv.inference.hybrid):
+   each image takes whichever pivot reconstructs it with the lower loss (``PivotSearch``; tuning.json records
+   which — a good encoder can beat 450 steps, a poor one never costs anything);
 2. a copy of the generator is fine-tuned for ``steps`` Adam steps (lr 3e-4, PTI's) on
 
        MSE(G'(p_i), x_i) + LPIPS(G'(p_i), x_i)                        (PTI's L_pt, both weights 1)
@@ -27,7 +34,10 @@ The generator is tuned in eval mode: batch-norm layers keep their running statis
 output — what every application uses — is exactly what was optimised.
 
     tuned = pivotal_tuning(model, images, steps=300)      a TunedModel: an InversionModel over the tuned copy
-    tuned.pivots, tuned.locality_drift                    the pivots; how far G moved on fresh random latents
+    tuned.pivots, tuned.pivot_sources                     the pivots; where each came from (PTI's search or encoder)
+    tuned.locality_drift, tuned.drift                     how far G moved on images it was not tuned on: mean
+                                                          squared change, and PSNR(G, G') on fresh prior latents
+                                                          (and on ``held_out`` images' pivots, when given)
     tuned.save("tuned-run", names=[...])                  a run directory (+ pivots.safetensors, tuning.json)
     load_tuned("tuned-run")                               the TunedModel again (``ganinv.load`` gives the plain run)
 """
@@ -54,14 +64,18 @@ from ganinv.core.errors import GaninvError, RunDirError, TrainingDiverged, descr
 from ganinv.core.rundir import finished_step, generator_fingerprint, prepare_run_dir, run_fingerprint, save_checkpoint
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
+from ganinv.latent import make_prior
 from ganinv.losses.image import ImageLoss
 from ganinv.methods import Method
-from ganinv.methods.optimize import frozen_for_search
+from ganinv.methods.optimize import PROJECTOR, frozen_for_search, optimize_in_view
+from ganinv.methods.spaces import WPLUS, SpaceView, W, latent_space, style_generator
 
 PAPER = '"Pivotal Tuning for Latent-based Editing of Real Images" (Roich, Mokady, Bermano, Cohen-Or)'
 PTI_LR = 3e-4  # PTI's pti_learning_rate
 PTI_LOCALITY_WEIGHT = 0.1  # PTI's regulizer_l2_lambda (and regulizer_lpips_lambda)
 PTI_LOSS = ImageLoss(mse=1.0, lpips=1.0)  # PTI's L_pt (and, weighted, its locality regulariser)
+PTI_PIVOT_STEPS = 450  # PTI's first_inv_steps: the W optimisation its pivots come from
+PTI_PIVOT_LR = 5e-3  # PTI's first_inv_lr (its w_projector.project's own default is 0.01; PTI passes 5e-3)
 # PTI runs 350 steps on one 1024 px image. Here, on one CPU thread and a batch of 8, a step takes about 15 ms at
 # 32 px (small preset) and 90 ms at 64 px (width 32), so 300 steps take seconds. Measured on 8 MNIST test digits
 # with the demo's 600-step GAN and its AEGAN encoder (32 px): 300 steps raise the PSNR from 12.7 to 34.2 dB (100
@@ -73,7 +87,8 @@ LOCALITY_SAMPLES = 8  # z_r per step (PTI: 1 at batch size 1; a few more for a b
 DRIFT_SAMPLES = 256  # fresh latents the drift is measured on
 DRIFT_SEED_OFFSET = 7919  # the drift's latents are never the ones the locality term trained on
 TUNING_FILE, PIVOTS_FILE = "tuning.json", "pivots.safetensors"
-TUNING_FORMAT_VERSION = 1
+TUNING_FORMAT_VERSION = 2  # 2: pivot_steps / pivot_lr, pivot_sources, pivot_space and drift (1 is still read)
+DRIFT_PSNR_CAP = 100.0  # dB for identical images (an untouched G), so the record stays a finite number
 TUNING_JSON_MAX_BYTES = 64 << 20  # names and keys of up to MAX_TUNED_IMAGES images; larger is not ours, refused unread
 MAX_TUNED_IMAGES = 1 << 20
 PIVOTS_SLACK_BYTES = 64 << 10  # the safetensors header and metadata beside N×d float32 pivots
@@ -89,35 +104,107 @@ class TuningSettings:
     batch_size: int
     seed: int
     lpips: bool  # whether LPIPS was part of the losses (its AlexNet weights were on disk)
+    pivot_steps: int = 0  # PTI's pivot search (0 in a format-1 record: its pivots came from the encoder alone)
+    pivot_lr: float = PTI_PIVOT_LR
 
 
 def check_tuning_settings(*, steps: int, lr: float, locality_weight: float, refine_steps: int = 0,
-                          batch_size: int = BATCH_SIZE, seed: int = 0) -> None:
+                          batch_size: int = BATCH_SIZE, seed: int = 0, pivot_steps: int = PTI_PIVOT_STEPS,
+                          pivot_lr: float = PTI_PIVOT_LR) -> None:
     """GaninvError (one line) for settings pivotal tuning cannot run with; nothing is read or written first."""
     for name, value, low in (("steps", steps, 0), ("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1),
-                             ("seed", seed, 0)):
+                             ("seed", seed, 0), ("pivot_steps", pivot_steps, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise GaninvError(f"pivotal tuning: {name} must be an integer >= {low}, got {value!r}")
-    for name, value in (("lr", lr), ("locality_weight", locality_weight)):
+    for name, value in (("lr", lr), ("locality_weight", locality_weight), ("pivot_lr", pivot_lr)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise GaninvError(f"pivotal tuning: {name} must be a finite number, got {value!r}")
-    if lr <= 0:
-        raise GaninvError(f"pivotal tuning: lr must be positive, got {lr}")
+    for name, value in (("lr", lr), ("pivot_lr", pivot_lr)):
+        if value <= 0:
+            raise GaninvError(f"pivotal tuning: {name} must be positive, got {value}")
     if locality_weight < 0:
         raise GaninvError(f"pivotal tuning: locality_weight must be >= 0, got {locality_weight}")
 
 
-def pivot_inverter(model: InversionModel, refine_steps: int) -> InversionModel:
-    """The run's own inverter, plus ``refine_steps`` optimisation steps (from the prior's mean on a run without an
-    encoder) — what finds the pivots, and what a TunedModel inverts images it was not tuned on with."""
+def encoder_pivots(model: InversionModel, refine_steps: int) -> InversionModel | None:
+    """The run's own inverter, plus ``refine_steps`` steps of the hybrid (from the prior's mean on a run without an
+    encoder); None when there is neither an encoder nor refinement."""
     if refine_steps == 0:
-        if not model.can_invert:
-            raise GaninvError(f"a {model.config.method!r} run has no encoder to find pivots with; give refine_steps "
-                              "> 0 to find them by optimisation (PTI's own pivots take 450 steps)")
-        return model
+        return model if model.can_invert else None
     if model.can_invert:
         return with_refinement(model, steps=refine_steps)
     return OptimizingModel(model, steps=refine_steps, start="mean")
+
+
+def pivot_view(method: Method) -> SpaceView:
+    """Where PTI's pivot search runs: W when the generator has a mapping network and the run's latents are W or W+
+    (a W+ run's W view is built here: ``latent_space`` only looks upward from a run's own space); else the run's own."""
+    if style_generator(method) is None or method.space != WPLUS:
+        return latent_space(method)
+    base = make_prior(method.config.net.prior, method.config.net.latent_dim)
+    return SpaceView(W, W.prior(base, lambda: style_generator(method)),
+                     lambda w: W.generate(style_generator(method), w), lambda latents: latents)
+
+
+class PivotSearch(InversionModel):
+    """How the pivots are found (see the module doc, 1.): per image the better — by the tuning's own image loss — of
+    PTI's search (``settings.pivot_steps`` projector steps from w̄ in ``pivot_view``) and the run's inverter (+
+    ``settings.refine_steps`` of the hybrid). Either may be off (pivot_steps 0; no encoder and refine_steps 0), not
+    both. ``invert`` gives the pivots, ``search`` the pivots and each one's source."""
+
+    def __init__(self, model: InversionModel, settings: TuningSettings):
+        super().__init__(model.method, batch_size=model.batch_size)
+        self.settings, self.loss = settings, settings_loss(settings)
+        self.encoder = encoder_pivots(model, settings.refine_steps)
+        self.encoder_source = "encoder" if model.can_invert else "optimisation from the mean"
+        if self.encoder is None and settings.pivot_steps == 0:
+            raise GaninvError(f"a {model.config.method!r} run has no encoder to find pivots with; give pivot_steps "
+                              "> 0 (PTI's pivots: 450 steps in W) or refine_steps > 0 to find them by optimisation")
+        self.view = pivot_view(model.method)
+
+    @property
+    def can_invert(self) -> bool:
+        return True
+
+    def invert(self, x: Tensor) -> Tensor:
+        return self.search(self.prepare_images(x))[0]
+
+    def search(self, images: Tensor) -> tuple[Tensor, list[str]]:
+        images = images.to(self.device, torch.float32)
+        candidates = {}
+        if self.settings.pivot_steps > 0:
+            candidates[f"{self.view.space} optimisation"] = self.optimised(images)
+        if self.encoder is not None:
+            refined = f" + {self.settings.refine_steps} steps" if self.settings.refine_steps else ""
+            answer = self.encoder.invert(images).detach()
+            candidates[self.encoder_source + refined] = answer.to(self.device, torch.float32)
+        return choose_pivots(self, images, candidates, self.loss)
+
+    def optimised(self, images: Tensor) -> Tensor:
+        """PTI's pivots: the projector's search from the mean of ``self.view``'s space, as the run's own latents."""
+        s = self.settings
+        latents = optimize_in_view(self, self.view, images, steps=s.pivot_steps, lr=s.pivot_lr, loss=self.loss,
+                                   start="mean", generator=torch.Generator().manual_seed(s.seed), schedule=PROJECTOR)
+        if self.view.space == self.space:
+            return latents
+        with torch.no_grad():  # W → W+: the w at every layer
+            return self.space.from_space(latents, self.view.space, style_generator(self.method))
+
+
+def choose_pivots(model: InversionModel, images: Tensor, candidates: dict[str, Tensor],
+                  loss: ImageLoss) -> tuple[Tensor, list[str]]:
+    """Per image the candidate pivot with the lowest ``loss`` of G(pivot) against the image (ties: the first), and
+    the name of the one taken."""
+    names = list(candidates)
+    if len(names) == 1:
+        return candidates[names[0]], names * len(images)
+    with torch.no_grad():
+        losses = torch.stack([torch.cat([loss.per_image(model.generate(p), x)[0] for p, x in
+                                         zip(pivots.split(model.batch_size), images.split(model.batch_size))])
+                              for pivots in candidates.values()])
+    pick = losses.argmin(0)  # the first of equal minima
+    pivots = torch.stack(list(candidates.values()))[pick.cpu(), torch.arange(len(images))]
+    return pivots, [names[i] for i in pick.tolist()]
 
 
 # --- the tuned model -----------------------------------------------------------------------------------------------
@@ -125,12 +212,13 @@ def pivot_inverter(model: InversionModel, refine_steps: int) -> InversionModel:
 class TunedModel(InversionModel):
     """An InversionModel over the tuned copy of the generator, keeping the pivots.
 
-    ``invert`` gives an image the tuning saw (compared by value) its pivot, and any other image the run's inverter
-    (encoder, plus ``refine_steps`` optimisation steps through the tuned generator); so ``reconstruct`` of a tuned
-    image is G'(pivot), and editing starts from the pivot as in PTI."""
+    ``invert`` gives an image the tuning saw (compared by value) its pivot, and any other image a pivot found as the
+    tuned images' were (``PivotSearch``, through the tuned generator); so ``reconstruct`` of a tuned image is
+    G'(pivot), and editing starts from the pivot as in PTI."""
 
     def __init__(self, method: Method, *, pivots: Tensor, image_keys: list[str], settings: TuningSettings,
-                 locality_drift: float, drift_scale: float, names: list[str] | None = None, batch_size: int = 256):
+                 locality_drift: float, drift_scale: float, names: list[str] | None = None, batch_size: int = 256,
+                 pivot_sources: list[str] | None = None, drift: dict | None = None):
         super().__init__(method, batch_size=batch_size)
         self.pivots = pivots.detach().float().cpu()
         self.image_keys = list(image_keys)
@@ -138,7 +226,9 @@ class TunedModel(InversionModel):
         self.locality_drift = locality_drift  # mean squared change of G's images on fresh prior latents
         self.drift_scale = drift_scale  # mean squared difference of G's images of two random latents, for scale
         self.names = names
-        self._others = pivot_inverter(InversionModel(method, batch_size=batch_size), settings.refine_steps)
+        self.pivot_sources = pivot_sources  # per image: PTI's search or the encoder (None: a format-1 record)
+        self.drift = drift  # drift_report's PSNRs (None: a format-1 record)
+        self._others = PivotSearch(InversionModel(method, batch_size=batch_size), settings)
 
     @property
     def can_invert(self) -> bool:
@@ -176,26 +266,34 @@ def image_keys(images: Tensor) -> list[str]:
 
 def pivotal_tuning(model: InversionModel, images: Tensor, *, steps: int = DEFAULT_STEPS, lr: float = PTI_LR,
                    locality_weight: float = PTI_LOCALITY_WEIGHT, refine_steps: int = 0, batch_size: int = BATCH_SIZE,
-                   seed: int = 0, progress: Callable[[int], None] | None = None,
+                   seed: int = 0, pivot_steps: int = PTI_PIVOT_STEPS, pivot_lr: float = PTI_PIVOT_LR,
+                   held_out: Tensor | None = None, progress: Callable[[int], None] | None = None,
                    warn: Callable[[str], None] | None = None) -> TunedModel:
     """Tune a copy of ``model``'s generator on ``images`` (N×C×H×W in [0, 1] at the run's size) at their pivots.
 
-    ``model`` is left unchanged. ``progress(1)`` is called after every step (e.g. ``ganinv.apps.progress_bar``'s
-    ``advance``); ``warn`` gets the one message when LPIPS is left out (default: a Python warning)."""
+    ``model`` is left unchanged. ``held_out``: images the tuning does not see, for ``drift_report``. ``progress(1)``
+    is called after every step (e.g. ``ganinv.apps.progress_bar``'s ``advance``); ``warn`` gets the one message
+    when LPIPS is left out (default: a Python warning)."""
     check_tuning_settings(steps=steps, lr=lr, locality_weight=locality_weight, refine_steps=refine_steps,
-                          batch_size=batch_size, seed=seed)
+                          batch_size=batch_size, seed=seed, pivot_steps=pivot_steps, pivot_lr=pivot_lr)
     check_tuning_images(model, images)
+    if held_out is not None:
+        check_tuning_images(model, held_out)
     check_own_space(model)
-    images = images.detach().to(model.device, torch.float32)
-    pivots = pivot_inverter(model, refine_steps).invert(images).detach().to(model.device, torch.float32)
     use_lpips = tuning_loss(warn).lpips > 0
     settings = TuningSettings(steps=steps, lr=float(lr), locality_weight=float(locality_weight),
-                              refine_steps=refine_steps, batch_size=batch_size, seed=seed, lpips=use_lpips)
+                              refine_steps=refine_steps, batch_size=batch_size, seed=seed, lpips=use_lpips,
+                              pivot_steps=pivot_steps, pivot_lr=float(pivot_lr))
+    finder = PivotSearch(model, settings)
+    pivots, sources = finder.search(images)
+    images = images.detach().to(model.device, torch.float32)
     method = generator_copy(model.method)
     tune_generator(method, model.method, images, pivots, settings, progress)
-    drift, scale = measure_drift(model, InversionModel(method, batch_size=model.batch_size), seed=seed)
+    tuned = InversionModel(method, batch_size=model.batch_size)
+    drift, scale = measure_drift(model, tuned, seed=seed)
     return TunedModel(method, pivots=pivots, image_keys=image_keys(images), settings=settings, locality_drift=drift,
-                      drift_scale=scale, batch_size=model.batch_size)
+                      drift_scale=scale, batch_size=model.batch_size, pivot_sources=sources,
+                      drift=drift_report(model, tuned, finder, held_out, seed=seed))
 
 
 def check_tuning_images(model: InversionModel, images) -> None:
@@ -297,6 +395,30 @@ def measure_drift(original: InversionModel, tuned: InversionModel, *, n: int = D
     return drift, scale
 
 
+def drift_report(original: InversionModel, tuned: InversionModel, finder: PivotSearch, held_out: Tensor | None, *,
+                 seed: int = 0, n: int = DRIFT_SAMPLES) -> dict:
+    """How far the tuning moved G on images it was not tuned on, as PSNR (dB; higher: moved less; ``DRIFT_PSNR_CAP``
+    for identical images) between G's and the tuned G's images: ``prior_psnr`` on ``n`` fresh prior latents; with
+    ``held_out`` images, ``held_out_psnr`` at their pivots (found on the source G as the tuned images' were) and
+    those images' reconstruction PSNR before and after (``held_out_before`` / ``held_out_after``)."""
+    z = original.prior.sample(n, generator=torch.Generator().manual_seed(seed + DRIFT_SEED_OFFSET))
+    report = {"prior_samples": n, "prior_psnr": capped_psnr(original.generate(z), tuned.generate(z)), "held_out": 0,
+              "held_out_psnr": None, "held_out_before": None, "held_out_after": None}
+    if held_out is not None:
+        x = held_out.detach().to(original.device, torch.float32)
+        pivots = finder.invert(x)
+        before, after = original.generate(pivots), tuned.generate(pivots)
+        report.update(held_out=len(x), held_out_psnr=capped_psnr(before, after),
+                      held_out_before=capped_psnr(before, x), held_out_after=capped_psnr(after, x))
+    return report
+
+
+def capped_psnr(a: Tensor, b: Tensor) -> float:
+    """Mean over images of each image's PSNR (data range 1), at most ``DRIFT_PSNR_CAP``."""
+    mse = (a.float() - b.float().to(a.device)).square().flatten(1).mean(1).clamp_min(10 ** (-DRIFT_PSNR_CAP / 10))
+    return (-10 * torch.log10(mse)).mean().item()
+
+
 # --- the run directory ---------------------------------------------------------------------------------------------
 
 def save_tuned_run(tuned: TunedModel, out: str | Path, *, names: list[str] | None = None,
@@ -307,7 +429,10 @@ def save_tuned_run(tuned: TunedModel, out: str | Path, *, names: list[str] | Non
                                                                            generator replaced by the tuned copy
         pivots.safetensors                                                 "pivots": N×d, row i = image i
         tuning.json                                                        the paper, the source run, the settings,
-                                                                           the image names, the locality drift
+                                                                           the image names, each pivot's source and
+                                                                           the space PTI's search ran in, the drift
+                                                                           (locality_drift, drift_scale; drift: the
+                                                                           PSNRs of ``drift_report``)
 
     Everything is written into a hidden folder beside ``out`` and renamed to ``out`` at the end: a kill at any
     instant leaves either no ``out`` or a complete one (and, at worst, a ``.NAME.XXXX.tmp`` folder to delete)."""
@@ -346,7 +471,8 @@ def write_tuned_folder(tuned: TunedModel, folder: Path, *, names: list[str] | No
         "source_run": str(Path(source_run).resolve()) if source_run else None,
         "source_fingerprint": run_fingerprint(source_run) if source_run else None,
         "generator_fingerprint": generator_fingerprint(generator), "settings": dataclasses.asdict(tuned.settings),
-        "locality_drift": tuned.locality_drift, "drift_scale": tuned.drift_scale,
+        "locality_drift": tuned.locality_drift, "drift_scale": tuned.drift_scale, "drift": tuned.drift,
+        "pivot_space": str(pivot_view(tuned.method).space), "pivot_sources": tuned.pivot_sources,
         "images": names if names is not None else [f"image {i}" for i in range(len(tuned.pivots))],
         "image_keys": tuned.image_keys})
     fs.fsync_dir(folder)
@@ -361,7 +487,8 @@ def load_tuned(run_dir: str | Path, device: str | torch.device = "cpu") -> Tuned
     pivots = _read_pivots(run_dir / PIVOTS_FILE, len(info["image_keys"]), model.prior.dim)
     return TunedModel(model.method, pivots=pivots, image_keys=info["image_keys"],
                       settings=TuningSettings(**info["settings"]), locality_drift=info["locality_drift"],
-                      drift_scale=info["drift_scale"], names=info["images"])
+                      drift_scale=info["drift_scale"], names=info["images"], pivot_sources=info.get("pivot_sources"),
+                      drift=info.get("drift"))
 
 
 def _read_tuning_json(run_dir: Path) -> dict:
@@ -376,7 +503,7 @@ def _read_tuning_json(run_dir: Path) -> dict:
         raise RunDirError(f"{path} is damaged (format_version {version!r:.30})")
     if version > TUNING_FORMAT_VERSION:
         raise RunDirError(f"{path} has a newer format than this ganinv understands; upgrade ganinv")
-    problem = _tuning_problem(info)
+    problem = _tuning_problem(info) or (_v2_problem(info) if version >= 2 else None)
     if problem:
         raise RunDirError(f"{path} is damaged ({problem})")
     return info
@@ -394,12 +521,39 @@ def _tuning_problem(info: dict) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return f"{field} must be a finite number, got {value!r:.30}"
     fields = {f.name for f in dataclasses.fields(TuningSettings)}
-    if not isinstance(settings, dict) or set(settings) != fields or not isinstance(settings["lpips"], bool):
+    required = fields - V2_SETTINGS  # a format-1 record has the others only
+    if not isinstance(settings, dict) or not required <= set(settings) <= fields or not isinstance(
+            settings["lpips"], bool):
         return f"settings must hold exactly {', '.join(sorted(fields))}"
     try:
         check_tuning_settings(**{k: v for k, v in settings.items() if k != "lpips"})
     except GaninvError as exc:
         return str(exc)
+    return None
+
+
+V2_SETTINGS = {"pivot_steps", "pivot_lr"}
+DRIFT_NUMBERS = ("prior_psnr", "held_out_psnr", "held_out_before", "held_out_after")
+
+
+def _v2_problem(info: dict) -> str | None:
+    """What is wrong with the fields format 2 added (pivot sources and space, the drift PSNRs), or None."""
+    sources, drift, n = info.get("pivot_sources"), info.get("drift"), len(info["image_keys"])
+    if not (isinstance(sources, list) and len(sources) == n and all(isinstance(x, str) for x in sources)):
+        return "pivot_sources must be a list of names, one per image key"
+    if not isinstance(info.get("pivot_space"), str):
+        return "pivot_space must be a space's name"
+    if not isinstance(drift, dict) or set(drift) != {"prior_samples", "held_out", *DRIFT_NUMBERS}:
+        return f"drift must hold exactly prior_samples, held_out, {', '.join(DRIFT_NUMBERS)}"
+    if not all(_is_int(drift[k]) and drift[k] >= 0 for k in ("prior_samples", "held_out")):
+        return "drift's sample counts must be integers >= 0"
+    for key in DRIFT_NUMBERS:
+        value = drift[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            return f"drift's {key} must be a finite number or null, got {value!r:.30}"
+    if drift["prior_psnr"] is None:
+        return "drift's prior_psnr must be a finite number"
     return None
 
 

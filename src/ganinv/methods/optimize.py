@@ -22,6 +22,7 @@ Three ways in:
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # annotations only: methods sit below inference
 
 LOSSES = ("bce", "mse", "mse+lpips")  # named image losses (ganinv.losses.image)
 STARTS = ("mean", "sample")
+OPTIMIZE_LR = 0.05  # Adam's step from the prior's mean (and, with the same settings, the hybrid's from an encoder)
 
 
 # --- settings --------------------------------------------------------------------------------------------------------
@@ -61,26 +63,92 @@ def check_settings(steps: int, lr: float, loss: str) -> ImageLoss:
 
 # --- the optimiser ---------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Schedule:
+    """How the step size and the exploration noise change over a search of T steps (t = step / T).
+
+    ``CONSTANT`` (this project's optimisation): ``lr`` throughout, no noise. ``PROJECTOR``: StyleGAN2's projector
+    (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", projector.py — the w_projector.py that
+    PTI's pivots come from): lr ramped up linearly over the first ``rampup`` of the steps and down along a cosine
+    over the last ``rampdown``, and Gaussian noise of std ``noise_factor``·σ·max(0, 1 − t/``noise_ramp``)² added to
+    the latent the loss sees (σ: the prior's spread, √E‖w − w̄‖², as the projector's ``w_std``), so that the early
+    steps look around the start instead of settling into the nearest dip. The projector also optimises the
+    generator's per-layer noise maps with a regulariser; the generators here (our own, and imported StyleGANs, which
+    run with ``noise_mode="const"``) have no noise inputs to optimise, so that part has nothing to act on."""
+
+    rampup: float = 0.0
+    rampdown: float = 0.0
+    noise_factor: float = 0.0
+    noise_ramp: float = 0.75
+
+    def lr_scale(self, t: float) -> float:
+        scale = 1.0
+        if self.rampdown > 0:
+            scale = 0.5 - 0.5 * math.cos(min(1.0, (1.0 - t) / self.rampdown) * math.pi)
+        if self.rampup > 0:
+            scale *= min(1.0, t / self.rampup)
+        return scale
+
+    def noise_scale(self, t: float) -> float:
+        return self.noise_factor * max(0.0, 1.0 - t / self.noise_ramp) ** 2
+
+
+CONSTANT = Schedule()
+PROJECTOR = Schedule(rampup=0.05, rampdown=0.25, noise_factor=0.05, noise_ramp=0.75)  # projector.py's defaults
+SPREAD_SAMPLES = 1024  # prior samples σ is measured on (the projector: 10,000 at 512 dims)
+
+
+def prior_spread(prior: Prior) -> float:
+    """σ = √E‖z − z̄‖² over fixed prior samples: the scale of the projector's latent noise."""
+    z = prior.sample(SPREAD_SAMPLES, generator=torch.Generator().manual_seed(0))
+    return (z - prior.mean(1, device=z.device)).square().sum(1).mean().sqrt().item()
+
+
 def optimize_latents(generate, prior: Prior, images: Tensor, start: Tensor, *, steps: int, lr: float,
-                     loss: str | ImageLoss = "mse") -> Tensor:
+                     loss: str | ImageLoss = "mse", schedule: Schedule = CONSTANT,
+                     generator: torch.Generator | None = None) -> Tensor:
     """Adam on each image's own latent; returns, per image, the best latent seen (the start included)."""
+    return search_latents(generate, prior, images, start, steps=steps, lr=lr, loss=loss, schedule=schedule,
+                          generator=generator)[0]
+
+
+def search_latents(generate, prior: Prior, images: Tensor, start: Tensor, *, steps: int, lr: float,
+                   loss: str | ImageLoss = "mse", schedule: Schedule = CONSTANT,
+                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """``optimize_latents``, and each image's loss at the latent returned. A step whose latent carries the
+    schedule's noise is not a candidate for the best (its loss is not the latent's own); the start and the end are
+    always measured without noise. ``generator`` seeds that noise."""
     loss = image_loss(loss, LOSSES, "optimisation loss") if isinstance(loss, str) else loss
     z = prior.clamp(start.detach().to(images.device, torch.float32)).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
+    spread = prior_spread(prior) if schedule.noise_factor > 0 and steps > 0 else 0.0
     best = z.detach().clone()
     best_loss = torch.full((len(images),), float("inf"), device=images.device)
     for step in range(steps + 1):
-        per_image, _ = loss.per_image(generate(z), images)
-        with torch.no_grad():
-            better = per_image.detach() < best_loss
-            best[better], best_loss[better] = z.detach()[better], per_image.detach()[better]
+        sigma = spread * schedule.noise_scale(step / steps) if step < steps else 0.0
+        if sigma > 0 and step == 0:  # the start's own loss, so that the answer is never worse than the start
+            with torch.no_grad():
+                keep_better(best, best_loss, z, loss.per_image(generate(z), images)[0])
+        seen = z + sigma * torch.randn(z.shape, generator=generator).to(z.device) if sigma > 0 else z
+        per_image, _ = loss.per_image(generate(seen), images)
+        if sigma == 0:
+            keep_better(best, best_loss, z, per_image)
         if step == steps:
             break
+        for group in optimizer.param_groups:
+            group["lr"] = lr * schedule.lr_scale(step / steps)
         with gradient_step([optimizer]):
             per_image.sum().backward()
         with torch.no_grad():
             z.copy_(prior.clamp(z))
-    return best
+    return best, best_loss
+
+
+def keep_better(best: Tensor, best_loss: Tensor, z: Tensor, per_image: Tensor) -> None:
+    """Where ``per_image`` beats ``best_loss``, take ``z`` (in place)."""
+    with torch.no_grad():
+        better = per_image.detach() < best_loss
+        best[better], best_loss[better] = z.detach()[better], per_image.detach()[better]
 
 
 @contextlib.contextmanager
@@ -112,7 +180,7 @@ def start_latents(prior: Prior, n: int, start, generator: torch.Generator | None
     raise GaninvError(f"start must be one of {', '.join(STARTS)} or a latent tensor, got {start!r}")
 
 
-def invert_by_optimization(model: InversionModel, images: Tensor, *, steps: int = 500, lr: float = 0.05,
+def invert_by_optimization(model: InversionModel, images: Tensor, *, steps: int = 500, lr: float = OPTIMIZE_LR,
                            loss: str = "mse", start="mean", generator: torch.Generator | None = None,
                            batch_size: int | None = None, space: str | Space | None = None) -> Tensor:
     """Latents of ``images`` (N×C×H×W in [0,1]) for any ``InversionModel``'s generator, by optimisation.
@@ -130,17 +198,27 @@ def invert_by_optimization(model: InversionModel, images: Tensor, *, steps: int 
 
 def optimize_in_view(model: InversionModel, view: SpaceView, images: Tensor, *, steps: int, lr: float,
                      loss: ImageLoss, start="mean", generator: torch.Generator | None = None,
-                     batch_size: int | None = None) -> Tensor:
+                     batch_size: int | None = None, schedule: Schedule = CONSTANT) -> Tensor:
     """``invert_by_optimization`` in a space the caller has already seen the run in (``latent_space``), with
     checked settings and images."""
+    return search_in_view(model, view, images, steps=steps, lr=lr, loss=loss, start=start, generator=generator,
+                          batch_size=batch_size, schedule=schedule)[0]
+
+
+def search_in_view(model: InversionModel, view: SpaceView, images: Tensor, *, steps: int, lr: float,
+                   loss: ImageLoss, start="mean", generator: torch.Generator | None = None,
+                   batch_size: int | None = None, schedule: Schedule = CONSTANT) -> tuple[Tensor, Tensor]:
+    """``optimize_in_view``, and each image's loss at its answer (what the hybrid and PTI's pivots choose by)."""
     starts = start_latents(view.prior, len(images), start, generator)
-    outs, size = [], batch_size or model.batch_size
+    outs, losses, size = [], [], batch_size or model.batch_size
     with frozen_for_search(model.method):
         for x, z0 in zip(images.split(size), starts.split(size)):
             x = x.to(model.device, torch.float32)
-            outs.append(optimize_latents(view.generate, view.prior, x, z0.to(model.device), steps=steps, lr=lr,
-                                         loss=loss))
-    return torch.cat(outs)
+            z, z_loss = search_latents(view.generate, view.prior, x, z0.to(model.device), steps=steps, lr=lr,
+                                       loss=loss, schedule=schedule, generator=generator)
+            outs.append(z)
+            losses.append(z_loss)
+    return torch.cat(outs), torch.cat(losses)
 
 
 # --- the method: a loadable run directory -----------------------------------------------------------------------
@@ -148,7 +226,7 @@ def optimize_in_view(model: InversionModel, view: SpaceView, images: Tensor, *, 
 @dataclass(frozen=True)
 class OptimizeOptions(MethodOptions):
     steps: int = 500  # Adam steps per inversion
-    lr: float = 0.05
+    lr: float = OPTIMIZE_LR
     loss: str = "mse"  # bce (AEGAN (Luo et al.) eq. 2) | mse | mse+lpips
     start: str = "mean"  # mean | sample (seeded by the run's seed)
 
