@@ -152,8 +152,9 @@ Workers = Annotated[Optional[int], typer.Option(min=0, max=MAX_WORKERS, help="Da
 MethodOption = Annotated[list[str], typer.Option(
     "--option", "-o", help="method option KEY=VALUE, repeatable (e.g. dlsgan: -o encoder_loss_on=DG -o dls=false; "
     "aegan / regression / iterative on a style generator: -o space=z|w|wplus; iterative: -o steps=5 "
-    "-o start=mean|RUN_DIR -o loss=bce|mse|mse+lpips -o latent_weight=1.0 -o data=generated|real|mixed: "
-    "train on G's samples | the dataset's images, as ReStyle | half each). "
+    "-o start=mean|RUN_DIR -o loss=bce|mse|mse+lpips|mse+d_features -o latent_weight=1.0 "
+    "-o data=generated|real|mixed: train on G's samples | the dataset's images, as ReStyle | half each; "
+    "psp: -o d_features=0.5 — d_features compares images in the --generator run's own discriminator). "
     "Every method's options, with their defaults: "
     "[{default:method_options}]")]
 EncoderLossOn = Annotated[Optional[EncoderTarget], typer.Option(help="dlsgan: D | DG (shortcut for "

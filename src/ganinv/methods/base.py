@@ -131,6 +131,11 @@ class Method:
         method's constructor asks again of a config read from disk. ``config.options`` are already parsed. The
         default refuses nothing."""
 
+    def adopt_generator_run(self, generator) -> None:
+        """A post-hoc method's chance to take more than the generator from its ``--generator`` run (an
+        ``InversionModel``), called by the launcher after it copied the generator's weights, before anything is
+        written (e.g. an encoder's d_features discriminator: ``methods.encoder``). The default takes nothing."""
+
     @property
     def can_invert(self) -> bool:
         return type(self).invert is not Method.invert

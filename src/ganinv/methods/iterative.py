@@ -14,8 +14,9 @@ generator run's), or half of each (``mixed``). Every pass t adds
 
     loss_t = image_loss(G(ẑ_{t+1}), x) [+ latent_weight · ||ẑ_{t+1} − z||² on the generated rows, whose z is known]
 
-(image_loss: AEGAN's BCE, MSE, or MSE + LPIPS — ``ganinv.losses.image``; LPIPS asked for without its weights is
-refused before training) with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into
+(image_loss: AEGAN's BCE, MSE, MSE + LPIPS, or MSE + d_features — ``ganinv.losses.image``; LPIPS asked for without
+its weights is refused before training; d_features compares the feature maps of the ``--generator`` run's own
+discriminator, kept frozen in this run, ``methods.discriminator``, and is refused on a generator run without one) with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into
 the earlier ones — and the passes' gradients summed into one Adam step per batch (ReStyle's coach: one backward
 per pass, one step).
 
@@ -54,9 +55,10 @@ from torch import Tensor, nn
 from ganinv.core.errors import GaninvError
 from ganinv.core.rundir import generator_fingerprint, read_config, read_weights, split_weights
 from ganinv.losses import latent_mse
-from ganinv.losses.image import image_loss
+from ganinv.losses.image import ImageLoss, image_loss
 from ganinv.methods.aegan import AEGAN
 from ganinv.methods.base import Method, MethodOptions, dcgan_generator
+from ganinv.methods.discriminator import check_recorded
 from ganinv.methods.encoder import EncoderMethod
 from ganinv.methods.regression import Regression
 from ganinv.methods.spaces import Space, parse_space
@@ -64,7 +66,7 @@ from ganinv.methods.spaces import Space, parse_space
 if TYPE_CHECKING:  # annotations only: methods sit below inference
     from ganinv.inference.model import InversionModel
 
-IMAGE_LOSSES = ("bce", "mse", "mse+lpips")  # named image losses (ganinv.losses.image)
+IMAGE_LOSSES = ("bce", "mse", "mse+lpips", "mse+d_features")  # named image losses (ganinv.losses.image)
 DATA = ("generated", "real", "mixed")  # what the encoder trains on (option ``data``)
 START_METHODS: dict[str, type[Method]] = {"aegan": AEGAN, "regression": Regression}  # encoders E0(x) = latent
 
@@ -74,11 +76,14 @@ class IterativeOptions(MethodOptions):
     steps: int = 5  # T: refinement passes per inversion, in training and (by default) at inference
     start: str = "mean"  # mean (the prior's mean; w̄ in W and W+) | RUN_DIR of an aegan/regression run on this G
     loss: str = "bce"  # the image term: bce (AEGAN's) | mse | mse+lpips (refused when LPIPS weights are missing)
+    #                    | mse+d_features (the --generator run's discriminator's features; refused when it has none)
     latent_weight: float = 1.0  # λ of the latent term λ·||ẑ − z||²
     space: str = "z"  # z | w | wplus (w, wplus: style generators; ganinv.methods.spaces)
     data: str = "generated"  # generated: G's samples | real: the dataset's images (ReStyle's) | mixed: half of each
     start_method: str = ""  # resolved by build_config from start=RUN_DIR: the start run's method …
     start_options: dict[str, Any] = field(default_factory=dict)  # … and options (they rebuild its encoder)
+    discriminator_method: str = ""  # recorded for loss=mse+d_features: the generator run's method …
+    discriminator_options: dict[str, Any] = field(default_factory=dict)  # … and options (they rebuild its frozen D)
 
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -93,6 +98,10 @@ class IterativeOptions(MethodOptions):
             raise GaninvError("start must be 'mean' or the run directory of an aegan/regression run")
         if self.start_method and self.start_method not in START_METHODS:
             raise GaninvError(f"start_method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
+        check_recorded(self.discriminator_method, self.discriminator_options)
+
+    def image_loss(self) -> ImageLoss:
+        return image_loss(self.loss, IMAGE_LOSSES, "loss")
 
     @property
     def from_run(self) -> bool:
@@ -144,7 +153,7 @@ class Iterative(EncoderMethod):
             self.config = self.config.replace(options=dataclasses.asdict(self.options))
             self.nets["start"] = self._start_encoder()
         check_start_space(o.start, self.start_space, self.space)
-        self.image_loss = image_loss(o.loss, IMAGE_LOSSES, "loss")
+        self.image_loss = o.image_loss()  # its d_features term bound at first use (EncoderMethod.bound)
         self.inference_steps: int | None = None  # passes of invert(x) when set; None: the Options' steps
         self._mean: Tensor | None = None  # ẑ_0 for start="mean", computed at first use with the loaded weights
 
@@ -268,11 +277,11 @@ class Iterative(EncoderMethod):
         o = self.options
         x, target = self.training_batch(batch)
         latents = self.start_latents(x)
-        recons, latent_terms = [], []
+        recons, latent_terms, loss_fn = [], [], self.bound(self.image_loss)
         with self.session.updating("encoder"):  # one backward per pass, their gradients summed into one step
             for _ in range(o.steps):
                 latents = self.refine_once(x, latents)
-                recon, _ = self.image_loss(self.generate(latents), x)
+                recon, parts = loss_fn(self.generate(latents), x)
                 loss = recon
                 if target is not None:  # the generated rows are x's last len(target)
                     latent_terms.append(latent_mse(latents[-len(target):], target))
@@ -280,6 +289,8 @@ class Iterative(EncoderMethod):
                 self.session.backward(loss)
                 recons.append(recon.item())
         logs = {f"{o.loss}_first": recons[0], f"{o.loss}_mean": sum(recons) / o.steps, f"{o.loss}_last": recons[-1]}
+        if len(parts) > 1:  # a sum of terms: each one's value after the last pass too
+            logs.update({f"{name}_last": value.item() for name, value in parts.items()})
         if latent_terms:
             logs["latent_mse"] = sum(t.item() for t in latent_terms) / o.steps
         return logs

@@ -14,9 +14,11 @@ space's latent, W+ flattened layer-major (``methods.spaces``).
 
 Options beside the space:
 
-* ``mse``, ``l1``, ``lpips``: the image loss's weights (``losses.image.ImageLoss``). pSp's are L2 1.0 and LPIPS 0.8
+* ``mse``, ``l1``, ``lpips``, ``d_features``: the image loss's weights (``losses.image.ImageLoss``). pSp's are L2 1.0 and LPIPS 0.8
   (plus an identity loss on faces, not here); LPIPS is off by default because its AlexNet weights are not on this
-  project's machines — a run asking for it without them is refused before it starts.
+  project's machines — a run asking for it without them is refused before it starts. ``d_features`` is the offline
+  perceptual term: distances in the feature maps of the ``--generator`` run's own discriminator, which this run keeps
+  as a frozen net (``methods.discriminator``; a generator run without one is refused in one line).
 * ``generated_fraction``: the share of each batch replaced by the generator's own samples, whose latents are known;
   those add ``latent_weight`` times the latent MSE. 1.0 trains on generated samples alone (no --data needed).
 * ``progressive_every`` (e4e; 0: off, as pSp): train layer 0's w alone, then add one layer's delta every that many
@@ -33,7 +35,7 @@ regulariser.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
@@ -43,6 +45,7 @@ from ganinv.core.errors import GaninvError
 from ganinv.losses import latent_mse
 from ganinv.losses.image import ImageLoss
 from ganinv.methods.base import MethodOptions, dcgan_generator
+from ganinv.methods.discriminator import check_recorded
 from ganinv.methods.encoder import EncoderMethod
 from ganinv.methods.spaces import WPLUS, Z, Space, parse_space, style_widths
 from ganinv.nets.frozen import DCGAN_SPEC, mapped_widths
@@ -68,22 +71,26 @@ class PSPOptions(MethodOptions):
     latent_weight: float = 1.0  # weight of that latent MSE
     progressive_every: int = 0  # e4e: add one layer's delta every N steps (0: off, pSp — all layers from step 0)
     delta_weight: float = 0.0  # e4e's λ_d (2e-4): L2 norm of each layer's delta from layer 0's w (0: off)
+    d_features: float = 0.0  # the --generator run's discriminator's features (offline perceptual; 0: off)
+    discriminator_method: str = ""  # recorded when d_features > 0: the generator run's method …
+    discriminator_options: dict = field(default_factory=dict)  # … and options (they rebuild its frozen D)
 
     def __post_init__(self):
         if self.space != AUTO:
             parse_space(self.space)  # the generator's kind is checked when the method is built
         if self.backbone not in BACKBONES:
             raise GaninvError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        for name in ("mse", "l1", "lpips", "latent_weight", "delta_weight", "generated_fraction"):
+        for name in ("mse", "l1", "lpips", "d_features", "latent_weight", "delta_weight", "generated_fraction"):
             finite_at_least_zero(name, getattr(self, name))
         if self.generated_fraction > 1:
             raise GaninvError(f"generated_fraction must be in [0, 1], got {self.generated_fraction}")
         if not isinstance(self.progressive_every, int) or self.progressive_every < 0:
             raise GaninvError(f"progressive_every must be an integer >= 0, got {self.progressive_every!r}")
+        check_recorded(self.discriminator_method, self.discriminator_options)
         self.image_loss()  # at least one weight > 0
 
     def image_loss(self) -> ImageLoss:
-        return ImageLoss(mse=self.mse, l1=self.l1, lpips=self.lpips)
+        return ImageLoss(mse=self.mse, l1=self.l1, lpips=self.lpips, d_features=self.d_features)
 
     def check_before_training(self) -> None:
         self.image_loss().require(f"lpips={self.lpips:g}", "use -o lpips=0")
@@ -191,7 +198,7 @@ class PSP(EncoderMethod):
         mask = (torch.arange(offsets.shape[1], device=x.device) < self.active_layers()).to(offsets.dtype)
         offsets = offsets * mask[None, :, None]  # heads e4e has not reached: zero, and no gradient
         latents = self.compose(offsets, self.start(x.device))
-        loss, parts = o.image_loss()(self.generate(latents), x)
+        loss, parts = self.bound(o.image_loss())(self.generate(latents), x)
         logs = {f"recon_{name}": value.item() for name, value in parts.items()}
         if known is not None:
             latent = latent_mse(latents[-known.shape[0]:], known)

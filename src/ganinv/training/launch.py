@@ -177,6 +177,7 @@ def new_method(config: RunConfig, generator: InversionModel | None = None,
                               f"(fingerprint {fingerprint}, recorded {config.generator_fingerprint}); "
                               "refusing to continue against another generator")
         method.config = method.config.replace(generator_fingerprint=fingerprint)
+        method.adopt_generator_run(generator)
     return method
 
 
