@@ -138,3 +138,18 @@ def test_an_imported_stylegan_lends_its_discriminator_and_one_without_is_refused
     with pytest.raises(GaninvError, match=r"the stylegan run .* has none \(its nets: generator\)"):
         tiny_train("psp", tmp_path / "psp2", steps=2, generator=tmp_path / "no-d", options=options)
     assert not (tmp_path / "psp2").exists()
+
+
+def test_refinement_offers_mse_plus_d_features_on_the_runs_own_discriminator(gan_run, wrapped_run):
+    """``invert --refine N --refine-loss mse+d_features`` (apps.invert.inverting_model): on a gan run the search
+    reads the run's D (and lands elsewhere than with mse alone); a run without D is refused before any work."""
+    from ganinv.apps.invert import inverting_model
+
+    x = digits(4)
+    refined = inverting_model(gan_run, refine=3, refine_loss="mse+d_features")
+    assert refined.image_loss.describe().startswith(f"mse + d_features (the gan run {gan_run}")
+    with_features = refined.invert(x)
+    assert torch.isfinite(with_features).all()
+    assert not torch.equal(with_features, inverting_model(gan_run, refine=3, refine_loss="mse").invert(x))
+    with pytest.raises(GaninvError, match=r"has none \(its nets: generator\)"):
+        inverting_model(wrapped_run, refine=3, refine_loss="mse+d_features")

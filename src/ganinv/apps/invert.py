@@ -19,7 +19,7 @@ from ganinv.data import ImageFiles, display_path, read_image_files
 from ganinv.data.align import TARGET_EYE_DISTANCE, AlignedFiles, read_aligned_files
 from ganinv.inference.hybrid import REFINE_LR, OptimizingModel
 from ganinv.inference.model import InversionModel
-from ganinv.methods.optimize import check_settings
+from ganinv.methods.optimize import REFINE_LOSSES, check_settings
 from ganinv.methods.spaces import latent_space, parse_space
 
 GRID_COLUMNS = 8  # the grid shows the first rows; every reconstruction is its own PNG
@@ -143,7 +143,7 @@ def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None
 
     start = "encoder" if model.can_invert else "mean"
     lr = refine_lr or (REFINE_LR if start == "encoder" else 0.05)
-    check_settings(refine, lr, refine_loss)
+    check_settings(refine, lr, refine_loss, REFINE_LOSSES)  # d_features: OptimizingModel binds the run's D
     where = f" in {view.space}" if view.space != own else ""
     if start == "mean":
         warn(f"{run} has no encoder: searching each latent{where} from the prior's mean with {refine} optimisation "

@@ -250,7 +250,8 @@ Refine = Annotated[int, typer.Option(min=0, max=MAX_OPT_STEPS, help="optimisatio
                                      "on a generator run: optimisation inversion from the prior's mean")]
 RefineLr = Annotated[Optional[float], typer.Option(help="Adam lr of --refine [0.05; from an encoder the hybrid also "
                                                    "searches from the mean at this lr and keeps the better]")]
-RefineLossOpt = Annotated[RefineLoss, typer.Option(help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips")]
+RefineLossOpt = Annotated[RefineLoss, typer.Option(help="image loss of --refine: mse | bce (AEGAN eq. 2) | mse+lpips | "
+                                                         "mse+d_features (the run's own discriminator)")]
 SpaceOpt = Annotated[Optional[SpaceName], typer.Option(
     help="with IMAGES: the latent space --refine searches and latents.npy holds: z | w | wplus (w, wplus: style "
     "generators — a dlsgan run or a post-hoc run on one; W+ flattened layer-major to N×(num_ws·w_dim)), from the "

@@ -90,6 +90,7 @@ class RefineLoss(StrEnum):
     mse = "mse"
     bce = "bce"
     mse_lpips = "mse+lpips"
+    mse_d_features = "mse+d_features"  # the run's own discriminator's features (ganinv.inference.hybrid)
 
 
 class EncoderTarget(StrEnum):

@@ -39,10 +39,19 @@ from ganinv.core.errors import GaninvError
 from ganinv.inference.model import InversionModel
 from ganinv.latent import Prior
 from ganinv.losses.image import ImageLoss
-from ganinv.methods.optimize import OPTIMIZE_LR, STARTS, check_settings, optimize_in_view, search_in_view
+from ganinv.methods.optimize import (OPTIMIZE_LR, REFINE_LOSSES, STARTS, check_settings, optimize_in_view,
+                                     search_in_view)
 from ganinv.methods.spaces import Space, SpaceView, latent_space
 
 REFINE_LR = OPTIMIZE_LR  # the mean's own settings: the search from the mean inside the hybrid is the plain one
+
+
+def refine_loss(model: InversionModel, steps: int, lr: float, loss: str) -> ImageLoss:
+    """The checked image loss of a search on ``model`` (``check_settings``), ``mse+d_features`` among its names: that
+    term bound to the run's own frozen discriminator — a gan / dlsgan / dedgan / bigan run's, an imported StyleGAN's,
+    an encoder run's trained with d_features — or one line naming the nets the run has instead."""
+    source = f"the {model.config.method} run {getattr(model, 'source', None) or '(in memory)'}"
+    return check_settings(steps, lr, loss, REFINE_LOSSES).with_discriminator(model.method.nets, source)
 
 
 def refine(model: InversionModel, images: Tensor, latents: Tensor | None = None, *, steps: int = 100,
@@ -54,7 +63,7 @@ def refine(model: InversionModel, images: Tensor, latents: Tensor | None = None,
             raise GaninvError(f"a {model.config.method!r} run has no encoder to start from; use "
                               "ganinv.methods.optimize.invert_by_optimization")
         latents = model.invert(images)
-    search_loss = check_settings(steps, lr, loss)
+    search_loss = refine_loss(model, steps, lr, loss)
     model.check_images(images)
     view = latent_space(model.method, space)
     return refine_in_view(model, view, images, in_view(model, latents, view), steps=steps, lr=lr, loss=search_loss)
@@ -98,7 +107,7 @@ class OptimizingModel(InversionModel):
 
     def __init__(self, model: InversionModel, *, steps: int = 500, lr: float = OPTIMIZE_LR, loss: str = "mse",
                  start: str = "mean", seed: int = 0, space: str | Space | SpaceView | None = None):
-        image_loss = check_settings(steps, lr, loss)
+        image_loss = refine_loss(model, steps, lr, loss)
         if start == "encoder" and not model.can_invert:
             raise GaninvError(f"start='encoder' needs a run with an inverse network; a {model.config.method!r} run "
                               "has none")

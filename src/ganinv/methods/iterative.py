@@ -16,9 +16,9 @@ generator run's), or half of each (``mixed``). Every pass t adds
 
 (image_loss: AEGAN's BCE, MSE, MSE + LPIPS, or MSE + d_features — ``ganinv.losses.image``; LPIPS asked for without
 its weights is refused before training; d_features compares the feature maps of the ``--generator`` run's own
-discriminator, kept frozen in this run, ``methods.discriminator``, and is refused on a generator run without one) with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into
-the earlier ones — and the passes' gradients summed into one Adam step per batch (ReStyle's coach: one backward
-per pass, one step).
+discriminator, kept frozen in this run, ``methods.discriminator``, and is refused on a generator run without one)
+with ẑ_t detached between passes — as ReStyle, gradients do not flow from one pass into the earlier ones — and the
+passes' gradients summed into one Adam step per batch (ReStyle's coach: one backward per pass, one step).
 
 Why ``real``: trained on G's samples alone, the passes do not help on real images (issue 25: 15.4 → 12.1 dB over
 T = 1 → 10 on CelebA faces of an imported StyleGAN2). Every pass was already supervised; the cause is the shift

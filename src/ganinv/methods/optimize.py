@@ -40,25 +40,27 @@ if TYPE_CHECKING:  # annotations only: methods sit below inference
     from ganinv.inference.model import InversionModel
 
 LOSSES = ("bce", "mse", "mse+lpips")  # named image losses (ganinv.losses.image)
+# refining a loaded run's answers may also compare images in the run's own discriminator (inference.hybrid binds it)
+REFINE_LOSSES = (*LOSSES, "mse+d_features")
 STARTS = ("mean", "sample")
 OPTIMIZE_LR = 0.05  # Adam's step from the prior's mean (and, with the same settings, the hybrid's from an encoder)
 
 
 # --- settings --------------------------------------------------------------------------------------------------------
 
-def check_values(steps: int, lr: float, loss: str) -> ImageLoss:
+def check_values(steps: int, lr: float, loss: str, choices: tuple[str, ...] = LOSSES) -> ImageLoss:
     """The image loss named ``loss``, after refusing settings no optimisation can run with (one line each)."""
     if steps < 0:
         raise GaninvError(f"optimisation steps must be >= 0, got {steps}")
     if not lr > 0:
         raise GaninvError(f"optimisation lr must be positive, got {lr}")
-    return image_loss(loss, LOSSES, "optimisation loss")
+    return image_loss(loss, choices, "optimisation loss")
 
 
-def check_settings(steps: int, lr: float, loss: str) -> ImageLoss:
+def check_settings(steps: int, lr: float, loss: str, choices: tuple[str, ...] = LOSSES) -> ImageLoss:
     """``check_values``, and the LPIPS policy (ganinv.losses.image): a loss asking for LPIPS is refused before any
     work when its weights are missing."""
-    return check_values(steps, lr, loss).require(f"optimisation loss {loss}", "use mse")
+    return check_values(steps, lr, loss, choices).require(f"optimisation loss {loss}", "use mse")
 
 
 # --- the optimiser ---------------------------------------------------------------------------------------------------

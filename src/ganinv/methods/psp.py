@@ -14,11 +14,12 @@ space's latent, W+ flattened layer-major (``methods.spaces``).
 
 Options beside the space:
 
-* ``mse``, ``l1``, ``lpips``, ``d_features``: the image loss's weights (``losses.image.ImageLoss``). pSp's are L2 1.0 and LPIPS 0.8
-  (plus an identity loss on faces, not here); LPIPS is off by default because its AlexNet weights are not on this
-  project's machines — a run asking for it without them is refused before it starts. ``d_features`` is the offline
-  perceptual term: distances in the feature maps of the ``--generator`` run's own discriminator, which this run keeps
-  as a frozen net (``methods.discriminator``; a generator run without one is refused in one line).
+* ``mse``, ``l1``, ``lpips``, ``d_features``: the image loss's weights (``losses.image.ImageLoss``). pSp's are L2
+  1.0 and LPIPS 0.8 (plus an identity loss on faces, not here); LPIPS is off by default because its AlexNet weights
+  are not on this project's machines — a run asking for it without them is refused before it starts. ``d_features``
+  is the offline perceptual term: distances in the feature maps of the ``--generator`` run's own discriminator,
+  which this run keeps as a frozen net (``methods.discriminator``; a generator run without one is refused in one
+  line).
 * ``generated_fraction``: the share of each batch replaced by the generator's own samples, whose latents are known;
   those add ``latent_weight`` times the latent MSE. 1.0 trains on generated samples alone (no --data needed).
 * ``progressive_every`` (e4e; 0: off, as pSp): train layer 0's w alone, then add one layer's delta every that many
