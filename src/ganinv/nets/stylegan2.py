@@ -360,7 +360,7 @@ class StyleGAN2Config:
                    **_synthesis_fields(synthesis, clamp_default))
 
 
-def _is_text(value: Any, text: str) -> bool:
+def is_text(value: Any, text: str) -> bool:
     return isinstance(value, str) and value == text  # never `!=` on what a file recorded (an array compares per item)
 
 
@@ -387,7 +387,7 @@ def _mapping_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     # w_avg_beta only sets the training EMA rate; embed_features only matters with labels (c_dim > 0)
     _refuse_unknown("mapping", set(kwargs) - {"num_layers", "lr_multiplier", "layer_features", "activation",
                                               "w_avg_beta", "embed_features"})
-    if not _is_text(kwargs.get("activation", "lrelu"), "lrelu"):
+    if not is_text(kwargs.get("activation", "lrelu"), "lrelu"):
         raise GaninvError(f"mapping activation {shown(kwargs['activation'])} is not supported (only 'lrelu')")
     if "w_avg_beta" in kwargs and kwargs["w_avg_beta"] is None:
         raise GaninvError("generators without a tracked w_avg (w_avg_beta=None) are not supported")
@@ -407,9 +407,9 @@ def _synthesis_fields(kwargs: dict[str, Any], clamp_default: float | None) -> di
     supported = {"channel_base", "channel_max", "conv_clamp", "architecture", "resample_filter", "use_noise",
                  "activation", "kernel_size"}
     _refuse_unknown("synthesis", set(kwargs) - harmless - supported)
-    if not _is_text(kwargs.get("architecture", "skip"), "skip"):
+    if not is_text(kwargs.get("architecture", "skip"), "skip"):
         raise GaninvError(f"StyleGAN2 architecture {shown(kwargs['architecture'])} is not supported (only 'skip')")
-    if not _is_text(kwargs.get("activation", "lrelu"), "lrelu"):
+    if not is_text(kwargs.get("activation", "lrelu"), "lrelu"):
         raise GaninvError(f"synthesis activation {shown(kwargs['activation'])} is not supported (only 'lrelu')")
     if checked_int("StyleGAN2 synthesis", "kernel_size", kwargs.get("kernel_size", 3), 1, 15) != 3:
         raise GaninvError(f"synthesis kernel_size {kwargs['kernel_size']} is not supported (only 3)")

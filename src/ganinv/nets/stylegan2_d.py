@@ -42,7 +42,7 @@ from ganinv.nets.stylegan2 import (
     MAX_IMG_CHANNELS,
     MAX_RESOLUTION,
     FullyConnectedLayer,
-    _is_text,
+    is_text,
     bias_act,
     checked_float,
     checked_int,
@@ -85,7 +85,7 @@ class DiscriminatorConfig:
         if self.img_resolution < 8 or self.img_resolution & (self.img_resolution - 1):
             raise GaninvError(f"a StyleGAN2 discriminator needs a power-of-two img_resolution >= 8, got "
                               f"{self.img_resolution}")
-        if not any(_is_text(self.architecture, arch) for arch in ARCHITECTURES):
+        if not any(is_text(self.architecture, arch) for arch in ARCHITECTURES):
             raise GaninvError(f"{where}.architecture must be one of {', '.join(ARCHITECTURES)}, got "
                               f"{shown(self.architecture)}")
         put("conv_clamp", checked_float(where, "conv_clamp", self.conv_clamp, 0.0, 1e6, optional=True))
@@ -151,7 +151,7 @@ def _refuse_keys(where: str, keys: set) -> None:
 
 
 def _check_activation(where: str, kwargs: Mapping[str, Any]) -> None:
-    if not _is_text(kwargs.get("activation", "lrelu"), "lrelu"):
+    if not is_text(kwargs.get("activation", "lrelu"), "lrelu"):
         raise GaninvError(f"{where} activation {shown(kwargs['activation'])} is not supported (only 'lrelu')")
 
 
