@@ -3,9 +3,10 @@ and the issue's two targets; runs end to end on tiny nets with the smoke budget.
 import json
 
 import pytest
+import torch
 
-from ganinv.experiments.frontier import pareto, targets
-from helpers import TINY_NET, assert_clean_error, run_cli, tiny_train
+from ganinv.experiments.frontier import pareto, reference, target_lines, targets
+from helpers import TINY_NET, TINY_TRAIN, assert_clean_error, run_cli, tiny_train
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +51,24 @@ def test_a_style_generator_adds_optimisation_in_w_and_wplus(tmp_path):
 def test_pareto_keeps_the_rows_nothing_beats_and_targets_say_met_or_missed():
     rows = [{"inverter": "encoder", "family": "encoder", "ms/image": 1.0, "psnr": 20.0},
             {"inverter": "slow and worse", "family": "hybrid", "ms/image": 5.0, "psnr": 19.0},
-            {"inverter": "optimise z, 1000 steps", "family": "optimisation", "ms/image": 100.0, "psnr": 20.5},
-            {"inverter": "pivotal tuning", "family": "tuning", "ms/image": 300.0, "psnr": 25.0}]
-    assert [r["inverter"] for r in pareto(rows)] == ["encoder", "optimise z, 1000 steps", "pivotal tuning"]
-    fast, tuning = targets(rows)
-    assert fast["met"] and fast["best fast inverter"] == "encoder"  # 1 ms ≤ 2 % of 100 ms, 20 ≥ 0.95 × 20.5
-    assert tuning["met"]  # 25 ≥ 20.5 + 3
-    rows[0]["psnr"] = 10.0
+            {"inverter": "optimise z, 1000 steps", "family": "optimisation", "space": "z", "steps": 1000,
+             "ms/image": 40.0, "psnr": 30.0},
+            {"inverter": "optimise wplus, 1000 steps", "family": "optimisation", "space": "wplus", "steps": 1000,
+             "ms/image": 100.0, "psnr": 21.0},
+            {"inverter": "optimise wplus, 100 steps", "family": "optimisation", "space": "wplus", "steps": 100,
+             "ms/image": 10.0, "psnr": 18.0},
+            {"inverter": "pivotal tuning", "family": "tuning", "ms/image": 300.0, "psnr": 25.5, "drift PSNR": 31.0}]
+    assert [r["inverter"] for r in pareto(rows)] == ["encoder", "optimise z, 1000 steps"]
+    assert reference(rows)["inverter"] == "optimise wplus, 1000 steps"  # W+ is the reference even when z is higher
+    single, refined, tuning = targets(rows)
+    assert single["met"] and single["inverter"] == "encoder"  # 1 ms ≤ 1 % of 100 ms, 20 ≥ 0.90 × 21
+    assert single["PSNR ratio"] == pytest.approx(20 / 21) and single["time ratio"] == pytest.approx(0.01)
+    assert not refined["met"] and refined["inverter"] == "slow and worse"  # 19 < 0.95 × 21
+    assert tuning["met"] and tuning["drift PSNR"] == 31.0  # 25.5 ≥ 21 + 4
+    lines = target_lines(targets(rows))
+    assert lines[0].startswith("- **MET** single-pass") and lines[1].startswith("- **MISSED** iterative")
+    assert "drift" in lines[2] and "0.952×" in lines[0]
+    rows[0]["ms/image"] = 2.0  # 2 % of the reference's time: outside the single-pass target's 1 %
     assert not targets(rows)[0]["met"]
 
 
@@ -64,3 +76,63 @@ def test_a_run_that_cannot_invert_is_one_clear_line(tmp_path, generator_run, mon
     code, _, err = run_cli(monkeypatch, capsys, "bench", "frontier", "--generator", generator_run, "--data", "digits",
                            "--encoders", generator_run, "--budget", "smoke", "--out", tmp_path / "f")
     assert_clean_error(code, err, "no inverse network")
+
+
+# ---------------------------------------------------------------------------------------------- real-image encoders
+@pytest.fixture(scope="module")
+def style_runs(tmp_path_factory):
+    """An untrained tiny style generator (W+ optimisation is the reference), a psp run and an iterative data=real run
+    on it, both trained a few steps on digits with an evaluation logged."""
+    from ganinv.core.config import current_versions
+    from ganinv.core.rundir import save_checkpoint, write_config
+    from ganinv.training.launch import build_config, new_method
+
+    root = tmp_path_factory.mktemp("runs")
+    torch.manual_seed(0)
+    config = build_config("dlsgan", data="digits", net={**TINY_NET, "prior": "normal"}, train=TINY_TRAIN)
+    method = new_method(config.replace(versions=current_versions()))
+    (root / "style").mkdir()
+    write_config(root / "style", method.config)
+    save_checkpoint(method, root / "style", step=0)
+    logged = {"eval_every": 2, "log_every": 1, "sample_every": 1000}
+    tiny_train("psp", root / "psp", steps=4, generator=root / "style", data="digits", train_overrides=logged)
+    tiny_train("iterative", root / "iterative", steps=4, generator=root / "style", data="digits",
+               options={"steps": 2, "data": "real", "space": "wplus", "loss": "mse"}, train_overrides=logged)
+    return root
+
+
+def test_psp_and_real_iterative_runs_get_rows_ratios_targets_and_figures(tmp_path, style_runs, monkeypatch, capsys):
+    out = tmp_path / "frontier"
+    code, stdout, err = run_cli(monkeypatch, capsys, "bench", "frontier", "--generator", style_runs / "style",
+                                "--data", "digits", "--encoders",
+                                f"{style_runs / 'psp'},{style_runs / 'iterative'}", "--budget", "smoke", "--out", out)
+    assert code == 0, err
+    saved = json.loads((out / "frontier.json").read_text())
+    rows = {r["inverter"]: r for r in saved["results"]["real"]}
+    for name in ("psp (wplus) encoder", "iterative (wplus, data=real) T=1", "iterative (wplus, data=real) T=2",
+                 "hybrid: psp (wplus) + 1 steps", "hybrid: iterative (wplus, data=real) + 1 steps",
+                 "optimise wplus, 3 steps"):
+        assert name in rows, sorted(rows)
+    assert saved["reference"] == "optimise wplus, 3 steps"
+    ref = rows["optimise wplus, 3 steps"]
+    assert ref["PSNR ratio"] == pytest.approx(1.0) and ref["time ratio"] == pytest.approx(1.0)
+    psp = rows["psp (wplus) encoder"]
+    assert psp["PSNR ratio"] == pytest.approx(psp["psnr"] / ref["psnr"])
+    tuned = next(r for r in rows.values() if r["family"] == "tuning")
+    assert 0 < tuned["drift PSNR"] <= 100 and saved["targets"][-1]["drift PSNR"] == tuned["drift PSNR"]
+    assert len(saved["targets"]) == 3 and all(t["met"] in (True, False) for t in saved["targets"])
+    report = (out / "frontier.md").read_text()
+    assert sum(("**MET**" in line) or ("**MISSED**" in line) for line in report.splitlines()) == 3
+    assert "4 real test images" in report and "budget: n_images 4" in report and "mse=1.0" in report
+    assert "data=real" in report and "loss=mse" in report
+    for figure in ("frontier-faces.png", "frontier-curves-0.png", "frontier-curves-1.png"):
+        assert f"]({figure})" in report and (out / figure).stat().st_size > 1000
+
+
+def test_training_curves_read_loss_and_held_out_psnr(style_runs):
+    from ganinv.experiments.frontier_figures import read_curves
+
+    losses, held_out = read_curves(style_runs / "psp")
+    assert losses and all(len(points) == 4 for points in losses.values())  # log_every 1, 4 steps
+    assert [step for step, _ in held_out] == [2, 4]
+    assert read_curves(style_runs / "missing") == ({}, [])

@@ -55,14 +55,15 @@ for _suite in SUITE_HELP:
     bench_app.command(_suite)(_suite_command(_suite))
 
 
-@bench_app.command(short_help="Speed against fidelity of every inverter (encoders, iterative, hybrid, optimisation "
-                              "in z / W / W+, pivotal tuning) with its Pareto front")
+@bench_app.command(short_help="Speed against fidelity of every inverter (encoders incl. psp, iterative, hybrid, "
+                              "optimisation in z / W / W+, pivotal tuning) with its Pareto front and targets")
 def frontier(
     generator: Path = typer.Option(..., help="the generator run (gan, dlsgan, bigan, wrapped, stylegan) every row inverts"),
     data: str = typer.Option(..., help="dataset spec of the real test images, e.g. celeba:PATH"),
-    encoders: str = typer.Option(..., help="comma-separated encoder runs of that generator: aegan, regression, "
-                                           "iterative (measured at T = 1…10), or the generator run itself when it "
-                                           "inverts (dlsgan, dedgan); the first non-iterative one starts the hybrid"),
+    encoders: str = typer.Option(..., help="comma-separated encoder runs of that generator: psp / e4e, aegan, "
+                                           "regression, iterative (any -o data=; measured at T = 1…10), or the "
+                                           "generator run itself when it inverts (dlsgan, dedgan); each also starts "
+                                           "a hybrid, and each run's metrics.jsonl gives its training curves"),
     out: Path = typer.Option(Path("bench"), "--out", help="folder for frontier.md, frontier.json and the plots"),
     budget: str = typer.Option("cpu", help="smoke (tests) | quick (16 images) | cpu (64 images; both: optimisation "
                                            "100/300/1000 steps, tuning 300) | gpu (256 images)"),
@@ -72,7 +73,10 @@ def frontier(
     """Speed against fidelity of every inverter on the same real and generated images: encoders, the iterative
     encoder at T = 1…10, hybrid with 10/50/200 steps, optimisation in z (and W, W+ for a style generator) for
     100/300/1000 steps, pivotal tuning; PSNR, SSIM, LPIPS (when its weights are on disk), dHash, ms/image, peak
-    memory; a PSNR-against-time plot with its Pareto front; the issue's two targets, met or missed."""
+    memory, and each row as a ratio of the longest W+ optimisation's PSNR and time; a PSNR-against-time plot with its
+    Pareto front, each encoder's training curves, 8 test images through every inverter; the issue's three targets
+    (single pass ≥ 0.90× PSNR at ≤ 1 % time; iterative/refined ≥ 0.95× at ≤ 5 %; pivotal tuning ≥ +4 dB, with its
+    drift), met or missed."""
     from ganinv.experiments.frontier import frontier as run
 
     runs = [Path(e.strip()) for e in encoders.split(",") if e.strip()]
