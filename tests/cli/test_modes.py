@@ -12,11 +12,12 @@ REFUSED = [  # (the mode's arguments, a flag of another mode, what the line says
     (["{img}"], ["--split", "train"], "--split works on --data SPEC, not with IMAGES"),
     (["{img}"], ["--json"], "--json works on --data SPEC, not with IMAGES"),
     (["--data", "digits"], ["--space", "w"], "--space is for IMAGES"),
-    (["--data", "digits"], ["--align"], "--align works on IMAGES, not with --data SPEC"),
+    (["--data", "digits"], ["--align"], "--align works on IMAGES / --tune N, not with --data SPEC"),
+    (["--data", "digits"], ["--landmarks", "{img}"], "--landmarks works on IMAGES / --tune N, not with --data SPEC"),
     (["--data", "digits"], ["--tune", "3"], "--tune works on IMAGES"),
     (["{img}", "--tune", "3"], ["--refine-loss", "bce"], "--refine-loss works on IMAGES / --data SPEC, not with "
                                                          "--tune N"),
-    (["{img}", "--tune", "3"], ["--landmarks", "{img}"], "--landmarks works on IMAGES, not with --tune N"),
+    (["{img}", "--tune", "3"], ["--space", "w"], "--space is for IMAGES"),
     (["{img}", "--data", "digits"], [], "give either IMAGES (files or folders) or --data SPEC"),
     ([], [], "give either IMAGES (files or folders) or --data SPEC"),
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ganinv.apps import Warn, progress_bar, read_images, silent
-from ganinv.apps.invert import reconstruction_name
+from ganinv.apps.invert import read_inputs, reconstruction_name, write_aligned
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json, atomic_write_text
 from ganinv.core.viz import labelled_grid, save_png
@@ -67,7 +67,7 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
                lr: float = PTI_LR, locality_weight: float = PTI_LOCALITY_WEIGHT, refine_steps: int = 0,
                batch_size: int = BATCH_SIZE, seed: int = 0, pivot_steps: int = PTI_PIVOT_STEPS,
                pivot_lr: float = PTI_PIVOT_LR, held_out: list[str | Path] | None = None, warn: Warn = silent,
-               show_progress: bool = True) -> TuneResult:
+               show_progress: bool = True, align: bool = False, landmarks: str | Path | None = None) -> TuneResult:
     """Tune one generator on every readable image file and write into ``out``:
 
         tuned-run/                 the tuned run directory (see ganinv.inference.tuning.save_tuned_run)
@@ -80,6 +80,11 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
     ``held_out``: image files the tuning does not see; the drift is also measured on them (their pivots, found on
     the source generator, through G and the tuned G).
 
+    ``align``: each photo's face is first found and cut to the aligned-CelebA square, as ``ganinv invert --align``
+    does (the same aligner and notes; aligned/NNNNN-NAME.png and each alignment in the manifest), and the tuning
+    sees the aligned crops; a file without a face is skipped like an unreadable one. ``landmarks``: an OpenCV LBF
+    landmark model for better eye centres (implies ``align``).
+
     Each unreadable file is named through ``warn`` and skipped. Everything is checked before tuning starts; the
     tuned run appears complete or not at all, and manifest.json is written last. Returns a ``TuneResult`` (its
     summary is also in manifest.json)."""
@@ -90,7 +95,8 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
     if (out / TUNED_RUN).exists():
         raise GaninvError(f"{out / TUNED_RUN} already exists; choose another --out")
     model = InversionModel.load(run)
-    read = read_images(images, model.image_shape, warn=warn)
+    read = read_tuning_inputs(images, model.image_shape, align=align or landmarks is not None, landmarks=landmarks,
+                              warn=warn)
     batch = read.batch()
     others = read_images(held_out, model.image_shape, warn=warn).batch() if held_out else None
     with progress_bar("pivotal tuning", steps, show_progress) as advance:
@@ -98,17 +104,29 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
     before, after = model.generate(tuned.pivots), tuned.pivot_reconstructions()
     tuned_run = tuned.save(out / TUNED_RUN, names=[os.fsdecode(f) for f in read.files], source_run=run)
     rows = write_images(out, read.files, before, after)
+    alignments = write_aligned(out, read, batch)  # with align: the crops that were tuned on; without: no record
     summary = tuning_summary(run, tuned, tuned_run, batch, before, after)
     save_png(comparison(batch, before, after, summary), out / "grid.png")
-    write_manifest(out, read, rows, summary)
+    write_manifest(out, read, rows, summary, alignments)
     return TuneResult.of(summary, outputs=rows, skipped=read.skipped, pivots=tuned.pivots)
 
 
-def write_manifest(out: Path, read, rows: list[tuple[str, str]], summary: dict) -> None:
+def read_tuning_inputs(images, shape: tuple[int, int, int], *, align: bool, landmarks, warn: Warn):
+    """The files at the run's C×H×W (each resize or channel change told through ``warn``), or (``align``) faces
+    aligned as ``invert --align`` aligns them (ganinv.apps.invert.read_inputs, its one-line notes included)."""
+    if not align:
+        return read_images(images, shape, warn=warn)
+    channels, size, _ = shape
+    return read_inputs(images, size, channels, align=True, landmarks=landmarks, warn=warn)
+
+
+def write_manifest(out: Path, read, rows: list[tuple[str, str]], summary: dict,
+                   alignments: list[dict]) -> None:
     """paths.txt, then manifest.json — last: its presence says every output is complete."""
-    items = [{"row": row, "input": os.fsdecode(f), "before": b, "after": a, "psnr_before": pb, "psnr_after": pa}
-             for row, (f, (b, a), pb, pa) in enumerate(zip(read.files, rows, summary["psnr_before"],
-                                                            summary["psnr_after"]))]
+    items = [{"row": row, "input": os.fsdecode(f), "before": b, "after": a, "psnr_before": pb, "psnr_after": pa,
+              **alignment}
+             for row, (f, (b, a), pb, pa, alignment) in enumerate(zip(read.files, rows, summary["psnr_before"],
+                                                                       summary["psnr_after"], alignments))]
     atomic_write_text(out / "paths.txt", "".join(f"{display_path(f)}\n" for f in read.files))
     atomic_write_json(out / "manifest.json", {
         "format": "ganinv-tuned-files", "format_version": 1, **summary, "items": items,

@@ -221,7 +221,7 @@ def invert_mode(params: dict) -> str:
 FILES, DATA, TUNE = "files", "data", "tune"
 INVERT_MODES = Modes(
     labels={FILES: "IMAGES", DATA: "--data SPEC", TUNE: "--tune N"}, select=invert_mode,
-    flags={"space": (FILES,), "align": (FILES,), "landmarks": (FILES,), "refine_lr": (FILES, DATA),
+    flags={"space": (FILES,), "align": (FILES, TUNE), "landmarks": (FILES, TUNE), "refine_lr": (FILES, DATA),
            "refine_loss": (FILES, DATA), "split": (DATA,), "batch_size": (DATA,), "shard_size": (DATA,),
            "workers": (DATA,), "device": (DATA,), "as_json": (DATA,), "tune": (TUNE,)},
     says={"space": "--space is for IMAGES; a --data collection (or --tune) works in the run's own space",
@@ -259,9 +259,9 @@ SpaceOpt = Annotated[Optional[SpaceName], typer.Option(
 Tune = Annotated[int, typer.Option(help="with IMAGES: pivotal tuning (Roich et al., PTI) — invert (+ --refine "
                                    "steps), then fine-tune a copy of the generator N steps on the images with a "
                                    "locality term; writes OUT/tuned-run (loadable by path), before/ and after/ PNGs")]
-Align = Annotated[bool, typer.Option("--align", help="with IMAGES: find each photo's face and eyes (OpenCV) and cut "
-                                     "it to the aligned-CelebA square a CelebA run was trained on; writes OUT/aligned/;"
-                                     " a file with no face is named and skipped")]
+Align = Annotated[bool, typer.Option("--align", help="with IMAGES (also with --tune): find each photo's face and eyes "
+                                     "(OpenCV) and cut it to the aligned-CelebA square a CelebA run was trained on; "
+                                     "writes OUT/aligned/; a file with no face is named and skipped")]
 Landmarks = Annotated[Optional[str], typer.Option("--landmarks", metavar="PATH", help="with --align (implied): an "
                                                   "OpenCV LBF facial-landmark model (lbfmodel.yaml) for better eye "
                                                   "centres; needs opencv-contrib-python-headless")]
@@ -283,7 +283,7 @@ def invert(run: RunArg, images: Images = None, out: OutDir = ..., data: Collecti
     With --tune N: pivotal tuning ("Pivotal Tuning for Latent-based Editing of Real Images", Roich, Mokady, Bermano,
     Cohen-Or): the generator itself is fine-tuned on the images around their inverted latents (the pivots); the
     tuned run in OUT/tuned-run reconstructs them (also through superres and edit) and stays close to the original
-    generator elsewhere (the drift is printed).
+    generator elsewhere (the drift is printed). With --align, the photos are aligned first and tuned on as aligned.
 
     With --refine N --space w|wplus: N Adam steps on the latent in a style generator's W or W+ (one w per modulated
     layer), starting from the run's own answer converted into that space (or from w̄ on a run without an encoder).
@@ -294,7 +294,7 @@ def invert(run: RunArg, images: Images = None, out: OutDir = ..., data: Collecti
     check_paths(runs=[run], data=data)  # IMAGES are not: a missing one is named and skipped (exit status 3)
     mode = invert_mode(dict(data=data, images=images, tune=tune))  # checked at parse time; here: which to run
     if mode == TUNE:
-        tune_images(run, images, out, steps=tune, refine=refine, quiet=quiet)
+        tune_images(run, images, out, steps=tune, refine=refine, quiet=quiet, align=align, landmarks=landmarks)
     elif mode == FILES:
         invert_image_files(run, images, out, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
                            space=space, align=align, landmarks=landmarks)
@@ -304,13 +304,18 @@ def invert(run: RunArg, images: Images = None, out: OutDir = ..., data: Collecti
                                refine_loss=refine_loss, as_json=as_json, quiet=quiet)
 
 
-def invert_image_files(run: Path, images, out: Path, *, refine: int, refine_lr, refine_loss, space, align: bool,
-                       landmarks) -> None:
-    """``invert RUN IMAGES``: latents.npy, reconstructions/, manifest.json and grid.png (ganinv.apps.invert)."""
-    if landmarks is not None:  # a landmark model that cannot be used is refused before the run is loaded
+def check_landmark_model(landmarks) -> None:
+    """A --landmarks model that cannot be used is refused in one line before the run is loaded."""
+    if landmarks is not None:
         from ganinv.data.align import check_landmarks
 
         check_landmarks(landmarks)
+
+
+def invert_image_files(run: Path, images, out: Path, *, refine: int, refine_lr, refine_loss, space, align: bool,
+                       landmarks) -> None:
+    """``invert RUN IMAGES``: latents.npy, reconstructions/, manifest.json and grid.png (ganinv.apps.invert)."""
+    check_landmark_model(landmarks)
     from ganinv.apps.invert import invert_files
 
     result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
@@ -338,14 +343,18 @@ def pivot_counts(sources: list[str]) -> str:
     return ", ".join(f"{sources.count(s)} {s}" for s in dict.fromkeys(sources))
 
 
-def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, quiet: bool) -> None:
-    """``invert RUN IMAGES --tune N``: pivotal tuning of the run's generator on IMAGES (ganinv.apps.tune)."""
+def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, quiet: bool, align: bool = False,
+                landmarks=None) -> None:
+    """``invert RUN IMAGES --tune N [--align]``: pivotal tuning of the run's generator on IMAGES (ganinv.apps.tune),
+    with --align on the faces aligned as ``invert --align`` aligns them."""
     from ganinv.inference.tuning import check_tuning_settings
 
     check_tuning_settings(steps=steps, lr=3e-4, locality_weight=0.1, refine_steps=refine)
+    check_landmark_model(landmarks)
     from ganinv.apps.tune import tune_files
 
-    result = tune_files(run, images, out, steps=steps, refine_steps=refine, warn=note, show_progress=not quiet)
+    result = tune_files(run, images, out, steps=steps, refine_steps=refine, warn=note, show_progress=not quiet,
+                        align=align or landmarks is not None, landmarks=landmarks)
     console.print(f"tuned the generator on {result.n} images: PSNR {result.mean_psnr_before:.2f} → "
                   f"{result.mean_psnr_after:.2f} dB; drift on random latents {result.locality_drift:.4g} "
                   f"(random pairs differ by {result.drift_scale:.4g}; PSNR G vs tuned G "
