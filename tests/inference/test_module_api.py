@@ -126,9 +126,27 @@ def test_generate_with_grad_backpropagates_to_the_latents_and_the_weights(gan_ru
     ((images - 0.5) ** 2).mean().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
     assert any(p.grad is not None for p in model.nets["generator"].parameters())  # a gan run's G trains
-    plain = model.generate(z)
+    plain = model.generate(z.detach())  # a latent that does not require grad: no graph
     assert not plain.requires_grad and torch.equal(plain, images.detach())  # eval mode on both paths
+    followed = model.generate(z)  # one that does: autograd follows without grad=True
+    assert followed.grad_fn is not None and torch.equal(followed.detach(), plain)
     assert not model.nets["generator"].training
+
+
+def test_the_readme_gradient_example_fits_a_real_image_with_nonzero_loss_and_gradient(aegan_run, tmp_path):
+    model = ganinv.load(aegan_run)
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 20), dtype=np.uint8)  # a file, not one of G's images
+    write_png(tmp_path / "a.png", pixels)
+    # the README's lines (Python API), as written there
+    channels, size, _ = model.image_shape
+    target = ganinv.load_images([tmp_path / "a.png"], size=size, channels=channels)
+    z = model.invert(target).clone().requires_grad_(True)
+    loss = (model.generate(z) - target).square().mean()
+    loss.backward()
+    assert loss.item() > 1e-3 and z.grad is not None and z.grad.abs().sum() > 0
+    assert model.generate(z).grad_fn is not None and model.generate(z.detach()).grad_fn is None
+    refined = OptimizingModel(model, steps=1, start="encoder")  # the hybrid's generate follows autograd too
+    assert refined.generate(z).grad_fn is not None and refined.generate(z.detach()).grad_fn is None
 
 
 def test_invert_takes_uint8_and_resizes_other_sizes(aegan_run):

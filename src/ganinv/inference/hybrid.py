@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from ganinv.core.errors import GaninvError
-from ganinv.inference.model import InversionModel
+from ganinv.inference.model import InversionModel, keeps_graph
 from ganinv.latent import Prior
 from ganinv.losses.image import ImageLoss
 from ganinv.methods.optimize import (OPTIMIZE_LR, REFINE_LOSSES, STARTS, check_settings, optimize_in_view,
@@ -135,7 +135,7 @@ class OptimizingModel(InversionModel):
     def generate(self, z: Tensor, *, grad: bool = False) -> Tensor:
         if z.ndim != 2 or z.shape[1] != self.prior.dim:
             raise GaninvError(f"{self.space} latents must be N×{self.prior.dim}, got {tuple(z.shape)}")
-        return self._batched(self.view.generate, z, grad=grad)
+        return self._batched(self.view.generate, z, grad=keeps_graph(z, grad))
 
     def invert(self, x: Tensor) -> Tensor:
         x = self.prepare_images(x)  # uint8 and other sizes, as InversionModel.invert takes them

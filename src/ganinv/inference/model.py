@@ -239,11 +239,12 @@ class InversionModel(nn.Module, ModelHubMixin, library_name="ganinv", tags=["gan
         return self.prior.sample(n, generator=generator).to(self.device, self.dtype)
 
     def generate(self, z: Tensor, *, grad: bool = False) -> Tensor:
-        """Latents N×dim → images N×C×H×W in [0, 1]. ``grad=True`` keeps autograd on, so a loss of your own on the
-        images backpropagates to ``z`` (and to any net parameter that requires grad). The nets run in eval mode
-        either way (batch norm uses its running statistics), so both paths give the same images."""
+        """Latents N×dim → images N×C×H×W in [0, 1]. Autograd follows as PyTorch users expect: on a ``z`` that
+        requires grad (or with ``grad=True``) the graph is kept, so a loss of your own on the images backpropagates
+        to ``z`` (and to any net parameter that requires grad); otherwise no graph is built. The nets run in eval
+        mode either way (batch norm uses its running statistics), so both paths give the same images."""
         self.check_latents(z)
-        return self._batched(self.method.generate, z, grad=grad)
+        return self._batched(self.method.generate, z, grad=keeps_graph(z, grad))
 
     def invert(self, x: Tensor) -> Tensor:
         return self._batched(self.method.invert, self.prepare_images(x))
@@ -296,6 +297,11 @@ class InversionModel(nn.Module, ModelHubMixin, library_name="ganinv", tags=["gan
         # eval_mode turns autograd off; the gradient path turns it back on inside, keeping the eval-mode nets
         with self.method.eval_mode(), torch.set_grad_enabled(grad):
             yield
+
+
+def keeps_graph(z: Tensor, grad: bool) -> bool:
+    """Whether ``generate`` keeps autograd's graph: asked for (``grad``) or implied by a latent that requires grad."""
+    return grad or z.requires_grad
 
 
 def read_folder_weights(folder: Path, method: str) -> tuple[dict[str, Tensor], dict[str, str]]:
