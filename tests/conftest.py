@@ -45,6 +45,15 @@ def aegan_run(tmp_path_factory, generator_run):
     return out
 
 
+@pytest.fixture(scope="session")
+def rgb_aegan_run(tmp_path_factory):
+    """A tiny colour AEGAN run (16 px), as a CelebA run is colour: for the commands that read photos."""
+    root = tmp_path_factory.mktemp("rgb")
+    make_generator_run(root / "g", channels=3)
+    tiny_train("aegan", root / "e", steps=3, generator=root / "g")
+    return root / "e"
+
+
 # ---------------------------------------------------------------------------------------------- bad image files
 @pytest.fixture(scope="session")
 def bad_corpus(tmp_path_factory):

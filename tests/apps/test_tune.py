@@ -124,26 +124,17 @@ def test_cli_invert_tune_writes_a_tuned_run_and_says_the_gain(tmp_path, aegan_ru
     assert code == 2 and "steps" in err and not (tmp_path / "bad").exists()
 
 
-@pytest.fixture(scope="module")
-def rgb_run(tmp_path_factory):
-    """A tiny colour AEGAN run (16 px), as a CelebA run is colour (as tests/apps/test_align_invert.py makes it)."""
-    from helpers import make_generator_run, tiny_train
-
-    root = tmp_path_factory.mktemp("rgb")
-    make_generator_run(root / "g", channels=3)
-    tiny_train("aegan", root / "e", steps=3, generator=root / "g")
-    return root / "e"
 
 
-def test_cli_invert_align_tune_aligns_the_photo_then_tunes_on_the_aligned_crop(tmp_path, rgb_run, monkeypatch,
+def test_cli_invert_align_tune_aligns_the_photo_then_tunes_on_the_aligned_crop(tmp_path, rgb_aegan_run, monkeypatch,
                                                                               capsys):
     from faces import drawn_face
     from helpers import run_cli
 
     drawn_face(12)[0].save(tmp_path / "face.png")
     out = tmp_path / "tuned"
-    code, stdout, err = run_cli(monkeypatch, capsys, "invert", rgb_run, tmp_path / "face.png", "--align", "--tune",
-                                "3", "--out", out, "--quiet")
+    code, stdout, err = run_cli(monkeypatch, capsys, "invert", rgb_aegan_run, tmp_path / "face.png", "--align",
+                                "--tune", "3", "--out", out, "--quiet")
     assert code == 0, err
     assert "face(s) aligned to the aligned-CelebA square at 16×16" in err  # invert --align's own note
     assert "tuned the generator on 1 images: PSNR" in stdout and (out / "tuned-run" / "config.json").is_file()
@@ -155,7 +146,7 @@ def test_cli_invert_align_tune_aligns_the_photo_then_tunes_on_the_aligned_crop(t
     assert (aligned - plain).abs().mean() > 0.05  # the tuning saw the aligned crop, not the centre-cropped canvas
     before = torch.from_numpy(np.asarray(Image.open(out / item["before"]), dtype=np.float32) / 255.0)
     assert abs(item["psnr_before"] - float(-10 * torch.log10((before - aligned).square().mean()))) < 0.5
-    code, _, err = run_cli(monkeypatch, capsys, "invert", rgb_run, tmp_path / "face.png", "--tune", "3",
+    code, _, err = run_cli(monkeypatch, capsys, "invert", rgb_aegan_run, tmp_path / "face.png", "--tune", "3",
                            "--landmarks", tmp_path / "lbfmodel.yaml", "--out", tmp_path / "o")
     assert code == 2 and ("opencv-contrib" in err or "does not exist" in err) and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # the landmark model is refused before anything is written

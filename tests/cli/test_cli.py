@@ -7,15 +7,9 @@ import pytest
 from PIL import Image
 
 from ganinv.core.rundir import latest_checkpoint
-from helpers import assert_clean_error, make_generator_run, run_cli, tiny_train
+from helpers import assert_clean_error, run_cli
 
 
-@pytest.fixture(scope="module")
-def rgb_aegan_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rgb")
-    make_generator_run(root / "g", channels=3)
-    tiny_train("aegan", root / "e", steps=3, generator=root / "g")
-    return root / "e"
 
 
 def save_png(path, array):
