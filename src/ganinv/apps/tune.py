@@ -101,6 +101,12 @@ def tune_files(run: str | Path, images: list[str | Path], out: str | Path, *, st
     others = read_images(held_out, model.image_shape, warn=warn).batch() if held_out else None
     with progress_bar("pivotal tuning", steps, show_progress) as advance:
         tuned = pivotal_tuning(model, batch, **settings, held_out=others, progress=advance, warn=warn)
+    return write_tuning_outputs(out, run, model, read, batch, tuned)
+
+
+def write_tuning_outputs(out: Path, run: str | Path, model: InversionModel, read, batch: Tensor,
+                         tuned) -> TuneResult:
+    """The tuned run, before/ and after/ images, the aligned crops, grid.png and — last — manifest.json."""
     before, after = model.generate(tuned.pivots), tuned.pivot_reconstructions()
     tuned_run = tuned.save(out / TUNED_RUN, names=[os.fsdecode(f) for f in read.files], source_run=run)
     rows = write_images(out, read.files, before, after)
