@@ -11,6 +11,7 @@ The load test sends identical uploads on purpose. Then (issue 23) results were d
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import socket
@@ -196,6 +197,23 @@ def test_young_results_are_never_deleted_and_a_full_disk_refuses_new_work(tmp_pa
     assert len(results.paths()) == 3 == len(files_under(tmp_path / "results"))  # all old enough: back to keep
 
 
+@contextlib.contextmanager
+def served_in_process(blocks):
+    """(a gradio_client Client of the page ``blocks`` served in this process on a free port, the port); the page
+    is closed and its result files removed after."""
+    from gradio_client import Client
+
+    port = free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
+                  mcp_server=False, pwa=False, share=False)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False,
+                     httpx_kwargs={"timeout": REQUEST_TIMEOUT_S}), port
+    finally:
+        blocks.close()
+        blocks.results.remove_all()
+
+
 def test_results_fetched_late_still_download_and_bad_numbers_get_one_line(aegan_run, tmp_path, monkeypatch):
     """Issue 23: with results deleted by count alone, a client that fetched its links after others' requests got
     403 or 500. Served in this process with a bound of 8: 12 requests' 24 images all download whole when fetched
@@ -203,7 +221,7 @@ def test_results_fetched_late_still_download_and_bad_numbers_get_one_line(aegan_
     the disk bound, a request is refused in one line and nothing is deleted."""
     pytest.importorskip("gradio_client")
     import httpx
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from ganinv.web import build_app
     from ganinv.web.handlers import MAX_SEED
@@ -212,12 +230,7 @@ def test_results_fetched_late_still_download_and_bad_numbers_get_one_line(aegan_
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     upload = save(tmp_path / "face.png", rgb_array(seed=5))
     blocks = build_app(InversionModel.load(aegan_run), results=ResultFiles(keep=8))
-    port = free_port()
-    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
-                  mcp_server=False, pwa=False, share=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False,
-                        httpx_kwargs={"timeout": REQUEST_TIMEOUT_S})
+    with served_in_process(blocks) as (client, _):
         images = []
         for seed in range(6):
             images += client.predict(seed, "encoder", 0, api_name="/rec_from_sample")[:2]
@@ -229,9 +242,6 @@ def test_results_fetched_late_still_download_and_bad_numbers_get_one_line(aegan_
         blocks.results.max_bytes = 1  # the 24 young results fill it
         status = client.predict(3, "encoder", 0, api_name="/rec_from_sample")[-1]
         assert "the server is busy" in status and len(files_under(blocks.results.folder)) == 24, status
-    finally:
-        blocks.close()
-        blocks.results.remove_all()
 
 
 def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_path, monkeypatch):
@@ -240,7 +250,7 @@ def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_pa
     nothing behind but themselves, the newest results still download, and no other file on the machine does."""
     pytest.importorskip("gradio_client")
     import httpx
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from ganinv.web import build_app
     from ganinv.web.widgets import ResultFiles
@@ -248,12 +258,7 @@ def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_pa
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     upload = save(tmp_path / "face.png", rgb_array(seed=4))
     blocks = build_app(InversionModel.load(aegan_run), results=ResultFiles(keep=8, min_age_s=0))
-    port = free_port()
-    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
-                  mcp_server=False, pwa=False, share=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False,
-                        httpx_kwargs={"timeout": REQUEST_TIMEOUT_S})
+    with served_in_process(blocks) as (client, port):
         for seed in range(6):
             client.predict(seed, "encoder", 0, api_name="/rec_from_sample")
             original, reconstruction, *_ = client.predict(handle_file(str(upload)), "encoder", 0,
@@ -267,9 +272,6 @@ def test_repeated_requests_keep_files_and_gradio_state_bounded(aegan_run, tmp_pa
         kept = files_under(blocks.results.folder)
         remembered = set().union(*(getattr(b, "temp_files", set()) for b in blocks.blocks.values()))
         everything = files_under(tmp_path / "gradio")
-    finally:
-        blocks.close()
-        blocks.results.remove_all()
     assert len(kept) == 8
     assert {p for p in remembered if "ganinv-results-" in p} == set(map(str, kept))
     assert len(everything) == 8 + 1, sorted(map(str, everything))  # the result files and the one upload
