@@ -103,8 +103,7 @@ def _check_torch_zip(path: str | os.PathLike, what: str, size: int, error: type[
             entries = archive.infolist()
     except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
         raise error(f"{what} {path} is a truncated or corrupt zip ({type(exc).__name__})") from None
-    names = [e.filename for e in entries]
-    if any(n.endswith("constants.pkl") or "/code/" in f"/{n}" for n in names):
+    if is_torchscript([e.filename for e in entries]):
         raise error(f"{what} {path} is a TorchScript archive (it holds code, which loading would run); "
                     "refusing to read it — save the state dict with torch.save instead")
     if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
@@ -113,6 +112,12 @@ def _check_torch_zip(path: str | os.PathLike, what: str, size: int, error: type[
     if sum(e.file_size for e in entries) > size:
         raise error(f"{what} {path}: its zip entries add up to more bytes than the file holds (overlapping "
                     "entries); refusing to read it")
+
+
+def is_torchscript(names: list[str]) -> bool:
+    """Whether a zip's member names are a TorchScript archive's (``torch.jit.save``): its ``constants.pkl`` or its
+    ``code/`` folder — what makes ``torch.load`` hand the file to ``torch.jit.load``, which runs its code."""
+    return any(name.rsplit("/", 1)[-1] == "constants.pkl" or "/code/" in f"/{name}" for name in names)
 
 
 def _kind_of(head: bytes) -> str:

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Callable
 import torch
 
 from ganinv.core.errors import GaninvError
+from ganinv.core.safe_files import is_torchscript
 
 ZIP_MAGIC = b"PK\x03\x04"
 LEGACY_TORCH_HEADER = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
@@ -151,7 +152,7 @@ def read_torch_zip(path: Path, unpickle: Unpickle) -> Any:
         if len(infos) > MAX_ZIP_MEMBERS:
             raise GaninvError(f"a zip archive of {len(infos):,} members, not a torch checkpoint")
         names = [info.filename for info in infos]
-        if any(name.rsplit("/", 1)[-1] == "constants.pkl" or "/code/" in f"/{name}" for name in names):
+        if is_torchscript(names):
             raise GaninvError("a TorchScript archive (torch.jit.save), whose code would run on loading; ganinv never "
                               "loads TorchScript — save the generator's weights with torch.save(G.state_dict()) "
                               "or use the original NVlabs .pkl / rosinality .pt")
