@@ -437,11 +437,14 @@ def ablate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("ganinv-demo"), "--out", help="folder for the runs and report.html"),
-    quick: bool = typer.Option(False, help="a ~2-minute version (fewer steps)"),
+    quick: bool = typer.Option(False, help="fewer steps: ≤ 2 minutes on 2 CPU cores (the full demo: ≤ 10 minutes)"),
     seed: int = seed_option("random seed"),
     as_json: bool = typer.Option(False, "--json", help="also print the results as JSON"),
 ):
-    """The main job on bundled MNIST: train a GAN, then AEGAN and the direct baseline on it; compare; report."""
+    """The main job on bundled MNIST: train a GAN, then AEGAN and the direct baseline on it; compare; report.
+
+    ≤ 10 minutes on 2 CPU cores (--quick: ≤ 2 minutes).
+    """
 
     from ganinv.experiments.demo import run_demo
 

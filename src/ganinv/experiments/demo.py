@@ -1,4 +1,4 @@
-"""``ganinv demo``: the main job on the bundled real MNIST digits, on a CPU, in minutes.
+"""``ganinv demo``: the main job on bundled real MNIST digits, ≤ 10 minutes on 2 CPU cores (--quick: ≤ 2 minutes).
 
 Train a DCGAN, then AEGAN and the directly trained baseline on the same frozen generator; compare their
 reconstructions of the same generated samples and the same real test digits (AEGAN (Luo et al.) table 1); write a
