@@ -34,6 +34,9 @@ from ganinv.core.io import atomic_write, atomic_write_json, atomic_write_text
 from ganinv.data import open_dataset
 from ganinv.experiments.bench import header, md_table, peak_memory_mb
 from ganinv.experiments.compare import warm_up_optimiser
+from ganinv.experiments.editability import (DIRECTION_SAMPLES, EDIT_STRENGTH, JUDGE_STEPS, AttributeJudge,
+                                            attribute_agreement, attribute_judge, editability, judge_accuracy,
+                                            w_directions)
 from ganinv.experiments.frontier_figures import FACES, plot_training_curves, pyplot, save_faces
 from ganinv.inference.evaluate import generated_batch
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
@@ -47,6 +50,7 @@ from ganinv.training.launch import load_generator_run
 Log = Callable[[str], None]
 LOSS, LR = "mse", 0.05  # every optimisation row: MSE image loss, Adam at this lr, from the space's mean
 MEMORY_STEPS = 3
+JUDGED_TEST_IMAGES = 1000  # test images the judge's accuracy is measured on
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,12 @@ class FrontierBudget:
     passes: tuple[int, ...]  # iterative T
     tune_steps: int
     pivot_steps: int = PTI_PIVOT_STEPS  # PTI's W search for the pivots (the smoke budget cuts it)
+    judge_steps: int = JUDGE_STEPS  # the attribute judge's training steps (editability module)
+    direction_samples: int = DIRECTION_SAMPLES  # W samples the edit directions are fit on
 
 
 BUDGETS = {
-    "smoke": FrontierBudget(4, (2, 3), (1,), (1, 2), 2, pivot_steps=3),
+    "smoke": FrontierBudget(4, (2, 3), (1,), (1, 2), 2, pivot_steps=3, judge_steps=5, direction_samples=64),
     "quick": FrontierBudget(16, (100, 300, 1000), (10, 50, 200), (1, 2, 3, 5, 10), 300),  # the cpu rows, 16 images
     "cpu": FrontierBudget(64, (100, 300, 1000), (10, 50, 200), (1, 2, 3, 5, 10), 300),
     "gpu": FrontierBudget(256, (100, 300, 1000), (10, 50, 200), (1, 2, 3, 5, 10), 350),
@@ -157,14 +163,17 @@ def warm_up(inverters: list[Inverter], images: Tensor) -> None:
             inverter.memory_run(images[:2])
 
 
-def measure(inverter: Inverter, images: Tensor, device) -> tuple[dict, Tensor]:
-    """(the row, the first FACES reconstructions)."""
+def measure(inverter: Inverter, images: Tensor, device, judge: AttributeJudge | None = None) -> tuple[dict, Tensor]:
+    """(the row, the first FACES reconstructions); with a judge, the row's ``attributes kept``
+    (``experiments.editability.attribute_agreement``)."""
     start = time.perf_counter()
     reconstructions = inverter.run(images)
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     metrics = reconstruction_metrics(images, reconstructions.float().cpu())
+    if judge is not None:
+        metrics["attributes kept"] = attribute_agreement(judge, images, reconstructions.float().cpu())
     peak = peak_memory_mb(lambda: inverter.memory_run(images), device)
     tags = {k: v for k, v in (("space", inverter.space), ("steps", inverter.steps), ("passes", inverter.passes)) if v}
     extras = inverter.extras() if inverter.extras else {}
@@ -190,6 +199,8 @@ def frontier(generator: str | Path, data: str, out: str | Path, *, encoders: lis
     models = [InversionModel.load(e) for e in encoders]
     check_same_generator(gen, models, encoders)
     sets = image_sets(gen, data, b.n_images, seed)
+    judge = attribute_judge(data, image_size=gen.config.net.image_size, channels=gen.config.net.channels,
+                            steps=b.judge_steps)
     inverters = inverter_list(gen, models, b)
     log(f"warming up {len(inverters)} inverters")
     warm_up(inverters, sets["real"])
@@ -198,14 +209,15 @@ def frontier(generator: str | Path, data: str, out: str | Path, *, encoders: lis
         results[name] = []
         for inverter in inverters:
             log(f"{name}: {inverter.name}")
-            row, reconstructions = measure(inverter, images, gen.device)
+            row, reconstructions = measure(inverter, images, gen.device, judge)
             results[name].append(row)
             faces += [reconstructions] if name == "real" else []
         add_ratios(results[name])
     save_faces(out_dir(out) / "frontier-faces.png", sets["real"], results["real"], faces)
+    edits = edit_section_data(gen, models, judge, data, sets["real"], b, log)
     report = write_report(out, results, b, generator=generator, encoders=encoders, models=(gen, models), data=data,
-                          seed=seed, command=command)
-    atomic_write_json(out / "frontier.json", {"budget": dataclasses.asdict(b), "results": results,
+                          seed=seed, command=command, edits=edits)
+    atomic_write_json(out / "frontier.json", {"budget": dataclasses.asdict(b), "results": results, "edits": edits,
                                               "reference": reference(results["real"])["inverter"],
                                               "targets": targets(results["real"])})
     return {"results": results, "report": report, "text": report.read_text()}
@@ -307,15 +319,58 @@ def target_lines(entries: list[dict]) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------------------ editability
+def edit_section_data(gen: InversionModel, models: list[InversionModel], judge: AttributeJudge | None, data: str,
+                      images: Tensor, b: FrontierBudget, log: Log) -> dict | None:
+    """The judge's accuracy on the test split and, on attribute data with a style generator, every encoder's
+    editability (``experiments.editability``) with directions fit in W; None on unlabelled data."""
+    if judge is None:
+        return None
+    net = gen.config.net
+    test_images, labels = open_dataset(data, image_size=net.image_size, channels=net.channels,
+                                       split="test").tensors(JUDGED_TEST_IMAGES)
+    found = {"judge": {"n": len(test_images), **judge_accuracy(judge, test_images, labels)}, "encoders": []}
+    if not judge.multi_label or style_generator(gen.method) is None:
+        return found
+    log("editability: fitting directions in W")
+    directions = w_directions(gen, judge, n=b.direction_samples)
+    if not directions:
+        return found
+    found["directions"] = [{"attribute": d.name, "fit accuracy": d.accuracy, "spread": d.spread} for d in directions]
+    for model in models:
+        log(f"editability: {encoder_label(model)}")
+        found["encoders"].append({"inverter": encoder_label(model), **editability(model, judge, directions, images)})
+    return found
+
+
+def edit_lines(edits: dict | None) -> list[str]:
+    if edits is None:
+        return []
+    j = edits["judge"]
+    lines = ["## Attributes and editability", "", f"The judge (``experiments.editability``: a small classifier trained "
+             f"on the train split's labels) agrees with the labels of {j['n']} test images at {j['accuracy']:.3f} "
+             f"(always answering the majority: {j['majority baseline']:.3f}); 'attributes kept' above is the fraction "
+             "of its answers that agree between each image and its reconstruction.", ""]
+    if not edits["encoders"]:
+        return lines
+    fits = ", ".join(f"{d['attribute']} {d['fit accuracy']:.2f}" for d in edits["directions"])
+    lines += [f"Edits: InterFaceGAN directions fit in W on {len(edits['directions'])} attributes from the "
+              f"generator's samples labelled by the judge (fit accuracy: {fits}), added at every layer of each "
+              f"encoder's W+ latent, {EDIT_STRENGTH:g} std of W along the direction towards the attribute's other "
+              "state. 'flipped': the judge sees the edited attribute flipped; 'kept': the other attributes as before.",
+              "", md_table(edits["encoders"]), ""]
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ the report
-COLUMNS = ["inverter", "psnr", "ssim", "lpips", "dhash_similarity", "ms/image", "PSNR ratio", "time ratio",
-           "drift PSNR", "peak MB"]
+COLUMNS = ["inverter", "psnr", "ssim", "lpips", "dhash_similarity", "attributes kept", "ms/image", "PSNR ratio",
+           "time ratio", "drift PSNR", "peak MB"]
 LOSS_OPTIONS = ("loss", "mse", "l1", "lpips", "latent_weight", "generated_fraction", "delta_weight",
                 "progressive_every", "steps", "data", "start")
 
 
 def write_report(out: Path, results: dict[str, list[dict]], b: FrontierBudget, *, generator, encoders, models,
-                 data: str, seed: int, command: str | None) -> Path:
+                 data: str, seed: int, command: str | None, edits: dict | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     parts = [header("frontier", seed=seed, command=command, data=data),
              f"Generator `{generator}`; encoders {', '.join(f'`{e}`' for e in encoders)}. Optimisation: {LOSS} "
@@ -332,7 +387,7 @@ def write_report(out: Path, results: dict[str, list[dict]], b: FrontierBudget, *
     ref = reference(results["real"])
     parts += ["## Targets (real test images)", "", f"Ratios are against '{ref['inverter']}' ({ref['psnr']:.2f} dB, "
               f"{ref['ms/image']:.3g} ms/image).", "", *target_lines(targets(results["real"])), "",
-              *setup_section(b, results["real"][0]["n"], *models, encoders),
+              *edit_lines(edits), *setup_section(b, results["real"][0]["n"], *models, encoders),
               *curves_section(out, encoders, models[1]),
               "## The same test images through every inverter", "", "![faces](frontier-faces.png)", ""]
     path = out / "frontier.md"

@@ -27,11 +27,16 @@ Options beside the space:
   stay exactly zero, and ``invert`` after training gives what the last step trained.
 * ``delta_weight`` (e4e's λ_d = 2e-4; 0: off): the L2 norm of each delta from layer 0's w, summed over the layers.
   Either e4e option switches the latent to e4e's form (deltas from layer 0's w).
+* ``latent_d`` (e4e's λ_adv, 0.1 in their training; 0: off): e4e's latent discriminator
+  (``nets.psp.LatentDiscriminator``, an MLP on one w) trained beside the encoder with the non-saturating loss on real
+  ws (the mapping network's, from the prior) against layer 0 of the encoder's answer, at its own Adam lr
+  ``latent_d_lr`` (e4e: 2e-5) with R1 (``latent_r1``, e4e: 10) every 16 steps; the encoder's loss gains
+  ``latent_d`` times the discriminator's non-saturating loss on each trained layer's w, averaged. Needs a space with
+  ws (w or wplus). e4e draws both sides through a pool of 50 earlier ws; here each step's batch is used as it is.
 * ``backbone``: ``small`` (one IR-SE unit per stage) or ``ir50`` (IR-SE50's 3/4/14/3 units, as pSp; random init —
   the paper's face-recognition weights cannot be had here).
 
-Not done here (issue 25): e4e's latent discriminator on the predicted ws, pSp's identity loss and w-norm
-regulariser.
+Not done here: pSp's identity loss (it needs ArcFace weights) and its w-norm regulariser.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganinv.core.errors import GaninvError
@@ -50,9 +56,10 @@ from ganinv.methods.discriminator import check_recorded
 from ganinv.methods.encoder import EncoderMethod
 from ganinv.methods.spaces import WPLUS, Z, Space, parse_space, style_widths
 from ganinv.nets.frozen import DCGAN_SPEC, mapped_widths
-from ganinv.nets.psp import IR50_UNITS, SMALL_UNITS, PSPEncoder
+from ganinv.nets.psp import IR50_UNITS, SMALL_UNITS, LatentDiscriminator, PSPEncoder
 
 AUTO = "auto"  # the space option's default: wplus on a generator with a mapping network, z on one without
+LATENT_R1_EVERY = 16  # e4e's d_reg_every: the latent D's R1, lazily every 16 steps (weighted by 16)
 BACKBONES = {"small": SMALL_UNITS, "ir50": IR50_UNITS}
 
 
@@ -72,6 +79,9 @@ class PSPOptions(MethodOptions):
     latent_weight: float = 1.0  # weight of that latent MSE
     progressive_every: int = 0  # e4e: add one layer's delta every N steps (0: off, pSp — all layers from step 0)
     delta_weight: float = 0.0  # e4e's λ_d (2e-4): L2 norm of each layer's delta from layer 0's w (0: off)
+    latent_d: float = 0.0  # e4e's latent discriminator's weight in the encoder's loss (e4e: 0.1; 0: off)
+    latent_d_lr: float = 2e-5  # its Adam learning rate (e4e's)
+    latent_r1: float = 10.0  # its R1 weight on real ws (e4e's), applied every LATENT_R1_EVERY steps
     d_features: float = 0.0  # the --generator run's discriminator's features (offline perceptual; 0: off)
     discriminator_method: str = ""  # recorded when d_features > 0: the generator run's method …
     discriminator_options: dict = field(default_factory=dict)  # … and options (they rebuild its frozen D)
@@ -81,8 +91,11 @@ class PSPOptions(MethodOptions):
             parse_space(self.space)  # the generator's kind is checked when the method is built
         if self.backbone not in BACKBONES:
             raise GaninvError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        for name in ("mse", "l1", "lpips", "d_features", "latent_weight", "delta_weight", "generated_fraction"):
+        for name in ("mse", "l1", "lpips", "d_features", "latent_weight", "delta_weight", "generated_fraction",
+                     "latent_d", "latent_r1"):
             finite_at_least_zero(name, getattr(self, name))
+        if not (isinstance(self.latent_d_lr, (int, float)) and 0 < self.latent_d_lr < 1):
+            raise GaninvError(f"latent_d_lr must be in (0, 1), got {self.latent_d_lr!r}")
         if self.generated_fraction > 1:
             raise GaninvError(f"generated_fraction must be in [0, 1], got {self.generated_fraction}")
         if not isinstance(self.progressive_every, int) or self.progressive_every < 0:
@@ -121,10 +134,15 @@ class PSP(EncoderMethod):
         self.options = dataclasses.replace(self.options, space=self.space.name)  # what auto chose, recorded
         self.config = self.config.replace(options=dataclasses.asdict(self.options))
         self._start: Tensor | None = None
+        if self.options.latent_d > 0:  # an instance's own list: the class's (the contract tests read it) is the encoder
+            self.trainable = ("encoder", "latent_discriminator")
 
     @classmethod
     def check_generator(cls, config) -> None:
         space = chosen_space(config.options, config.generator, config.net)
+        if space is Z and config.options.get("latent_d", 0):
+            raise GaninvError("latent_d: e4e's latent discriminator scores ws; it needs -o space=w or wplus on a style "
+                              "generator")
         super().check_generator(config.replace(options={**config.options, "space": space.name}))
 
     @classmethod
@@ -148,7 +166,15 @@ class PSP(EncoderMethod):
         heads, w_dim = self.layer_widths
         encoder = PSPEncoder(num_ws=heads, w_dim=w_dim, image_size=n.image_size, width=n.width, channels=n.channels,
                              max_width=n.max_width, units=BACKBONES[self.options.backbone])
-        return {"generator": dcgan_generator(self.config), "encoder": encoder}
+        nets = {"generator": dcgan_generator(self.config), "encoder": encoder}
+        if self.options.latent_d > 0:
+            nets["latent_discriminator"] = LatentDiscriminator(w_dim)
+        return nets
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        if net is self.nets.get("latent_discriminator"):
+            return torch.optim.Adam(net.parameters(), lr=self.options.latent_d_lr)  # e4e's: default betas
+        return super().make_optimizer(net)
 
     # --- the latent ---
     def start(self, device) -> Tensor:
@@ -207,7 +233,41 @@ class PSP(EncoderMethod):
         if o.delta_weight > 0 and offsets.shape[1] > 1:  # e4e: Σ_i mean ||w_i − w_0||₂
             delta = offsets[:, 1:].norm(dim=2).mean(0).sum()
             loss, logs["delta"] = loss + o.delta_weight * delta, delta.item()
+        if o.latent_d > 0:
+            adversarial = self.latent_adversarial_loss(latents)
+            loss, logs["latent_adv"] = loss + o.latent_d * adversarial, adversarial.item()
         self.session.update("encoder", loss)
+        if o.latent_d > 0:
+            logs.update(self.latent_discriminator_step(latents.detach()))
+        return logs
+
+    # --- e4e's latent discriminator ---
+    def layer_ws(self, latents: Tensor) -> Tensor:
+        """The latents as N×layers×w_dim (one layer in W)."""
+        heads, w_dim = self.layer_widths
+        return latents.reshape(latents.shape[0], heads, w_dim)
+
+    def latent_adversarial_loss(self, latents: Tensor) -> Tensor:
+        """e4e's encoder term: the non-saturating loss of the frozen latent D on each trained layer's w, averaged
+        over those layers."""
+        ws = self.layer_ws(latents)[:, :self.active_layers()]
+        with self.frozen("latent_discriminator") as judge:
+            return F.softplus(-judge(ws.flatten(0, 1))).mean()
+
+    def latent_discriminator_step(self, latents: Tensor) -> dict[str, float]:
+        """One update of the latent D: real ws from the mapping network against layer 0 of the encoder's answer
+        (as e4e), and every LATENT_R1_EVERY steps its R1 penalty on the real ones."""
+        judge, w_dim = self.nets["latent_discriminator"], self.layer_widths[1]
+        real = self.sample_latents(latents.shape[0])[:, :w_dim]  # a W+ sample repeats one w: its first layer
+        loss = F.softplus(-judge(real)).mean() + F.softplus(judge(self.layer_ws(latents)[:, 0])).mean()
+        self.session.update("latent_discriminator", loss)
+        logs = {"latent_d_loss": loss.item()}
+        if self.session.step % LATENT_R1_EVERY == 0:
+            real.requires_grad_(True)
+            (grad,) = torch.autograd.grad(judge(real).sum(), real, create_graph=True)
+            r1 = grad.square().sum(1).mean()
+            self.session.update("latent_discriminator", self.options.latent_r1 / 2 * LATENT_R1_EVERY * r1)
+            logs["latent_r1"] = r1.item()
         return logs
 
 

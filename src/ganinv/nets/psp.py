@@ -182,3 +182,19 @@ class PSPEncoder(nn.Module):
         offsets = [head(levels[level]) for head, level in zip(self.heads[:layers], self.levels)]
         offsets += [torch.zeros_like(offsets[0])] * (self.num_ws - layers)
         return torch.stack(offsets, dim=1)
+
+
+class LatentDiscriminator(nn.Module):
+    """e4e's latent discriminator (Tov et al., 2021, their ``LatentCodesDiscriminator``): an MLP of ``layers``
+    linear layers with leaky ReLU (0.2) scoring one w (N×w_dim → N×1): real when drawn from the mapping network's
+    W, fake when it is an encoder's answer. Its loss keeps the encoder's ws where the generator was trained."""
+
+    def __init__(self, w_dim: int, layers: int = 4):
+        super().__init__()
+        hidden: list[nn.Module] = []
+        for _ in range(layers - 1):
+            hidden += [nn.Linear(w_dim, w_dim), nn.LeakyReLU(0.2)]
+        self.mlp = nn.Sequential(*hidden, nn.Linear(w_dim, 1))
+
+    def forward(self, w: Tensor) -> Tensor:
+        return self.mlp(w)
