@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from importlib import metadata
 
 import typer
 
@@ -27,6 +28,19 @@ app = typer.Typer(
 )
 for group in (train, generators, apps, compare, reproduce, bench, web):  # the order of `ganinv --help`
     app.add_typer(group.app)
+
+
+def print_version(asked: bool) -> None:
+    if asked:
+        # the installed distribution's version (what pip and a bug report see), read without importing torch
+        print(f"ganinv {metadata.version('ganinv')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True,
+                                      help="print `ganinv X.Y.Z` and exit")) -> None:
+    """Options of ``ganinv`` itself (the app's help= above is what ``ganinv --help`` shows)."""
 
 
 def main() -> None:

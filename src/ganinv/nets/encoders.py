@@ -4,12 +4,12 @@ with the fully connected layer replaced with a randomly initialized one").
 
 ImageNet weights cannot be fetched on this project's machines, so they are looked for, never downloaded: an
 explicit file, else torchvision's own cache (``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``); when neither
-is there the backbone keeps its random init and a ``BackboneWeightsWarning`` says so.
+is there the backbone keeps its random init and one plain ``warning:`` line on stderr says so (once per process).
 """
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 from pathlib import Path
 
 import torch
@@ -21,10 +21,6 @@ from ganinv.core.errors import GaninvError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESNET18_MAX_BYTES = 256 << 20  # the published file is 45 MB; anything far larger is not it, refused unread
-
-
-class BackboneWeightsWarning(UserWarning):
-    """Pretrained backbone weights were not found; the backbone starts from random init."""
 
 
 def resnet18_cache_path() -> Path:
@@ -47,6 +43,18 @@ def imagenet_weights_file(path: str | Path | None = None) -> Path | None:
     return cached if cached.is_file() else None
 
 
+_SAID: set[str] = set()
+
+
+def say_once(message: str) -> None:
+    """One plain ``warning:`` line on stderr, once per process: a user's notice, not a developer's — Python's
+    warnings print the file and source line that raised it (a CLI run, the API and an ablation alike), and an
+    ablation or reproduction that builds several resnet18 encoders would repeat it."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 class ResNetEncoder(nn.Module):
     """Images in [0, 1] (1 or 3 channels, any size >= 8) → latents; ImageNet normalisation inside, grey images
     repeated to RGB. ``latent_bound`` scales a tanh head to a bounded prior's support; ``None`` leaves it linear."""
@@ -66,11 +74,10 @@ class ResNetEncoder(nn.Module):
         or warns and keeps random init when no file is there. A named file that is missing is an error."""
         found = imagenet_weights_file(path)
         if found is None:
-            warnings.warn(
-                f"ImageNet ResNet18 weights not found (looked for {resnet18_cache_path()}; pass -o "
-                "backbone_weights=PATH); the resnet18 backbone starts from RANDOM init, unlike \"Unsupervised "
-                "Projection Networks for Generative Adversarial Networks\" (Arfeen & Zhang). Nothing is downloaded.",
-                BackboneWeightsWarning, stacklevel=2)
+            say_once(f"ImageNet ResNet18 weights not found (looked for {resnet18_cache_path()}; pass -o "
+                     "backbone_weights=PATH); the resnet18 backbone starts from RANDOM init, unlike \"Unsupervised "
+                     "Projection Networks for Generative Adversarial Networks\" (Arfeen & Zhang). Nothing is "
+                     "downloaded.")
             return "random"
         path = found
         # checked unread first (TorchScript, tar, compressed or overlapping entries refused), then weights_only;
