@@ -101,3 +101,23 @@ def test_train_help_explains_the_data_option(monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "train", "iterative", "--help")
     assert code == 0
     assert "data=generated|real|mixed" in " ".join(out.replace("│", " ").split())
+
+
+def test_restyle_from_a_psp_run_starts_at_its_answer_and_improves_on_it(style_generator_run, held_out, tmp_path):
+    """ReStyle bootstrapped by an encoder (start=a psp run, e4e's form here): ẑ_0 is exactly the psp run's answer
+    (w̄ from this run's generator plus the copied encoder's offsets), the run loads from its own folder, and its
+    passes, trained on real images, reconstruct held-out digits better than the psp run alone."""
+    import shutil
+
+    start = tmp_path / "psp"
+    tiny_train("psp", start, steps=60, generator=style_generator_run, data="digits",
+               options={"progressive_every": 5, "delta_weight": 2e-4}, train_overrides=TRAIN)
+    psp = load(start)
+    tiny_train("iterative", tmp_path / "it", steps=STEPS, generator=style_generator_run, data="digits",
+               options={**OPTIONS, "data": "real", "start": str(start), "steps": 2}, train_overrides=TRAIN)
+    shutil.rmtree(start)
+    model = load(tmp_path / "it")
+    assert model.config.options["start_method"] == "psp"
+    assert torch.allclose(invert_steps(model, held_out, 0)[0], psp.invert(held_out), atol=1e-5)
+    by_pass = psnr_per_pass(model, held_out, 2)
+    assert by_pass[2] > by_pass[0] + 0.5, by_pass  # measured 13.2 (psp) → 18.8 → 20.1 dB

@@ -35,9 +35,10 @@ Inference: ``invert(x)`` runs the Options' ``steps`` passes (T, default 5); ``in
 ``invert_steps(model, x, steps=10)`` returns ẑ_0 … ẑ_10 from one call, so a benchmark can read T = 1…10 off
 one run. Passes beyond the trained T are allowed (the encoder learnt a residual step, not a schedule).
 
-``start=RUN_DIR``: an aegan or regression run on the **same** generator (checked by fingerprint when training
-starts); its encoder is copied into this run (net ``start``, frozen), so loading this run needs only its own
-directory. Its answers are converted up to this run's space (z → w → wplus; ``ganinv.methods.spaces``).
+``start=RUN_DIR``: an aegan, regression or psp run on the **same** generator (checked by fingerprint when
+training starts) — ReStyle's encoder-bootstrapped variant; its encoder is copied into this run (net ``start``,
+frozen), so loading this run needs only its own directory, and ẑ_0 is that run's ``invert`` (for psp: w̄ + its
+offsets, in pSp's or e4e's form, w̄ from this run's generator). Its answers are converted up to this run's space (z → w → wplus; ``ganinv.methods.spaces``).
 config.json records the start run's method and options (``start_method``, ``start_options``), which rebuild it.
 """
 from __future__ import annotations
@@ -60,6 +61,7 @@ from ganinv.methods.aegan import AEGAN
 from ganinv.methods.base import Method, MethodOptions, dcgan_generator
 from ganinv.methods.discriminator import check_recorded
 from ganinv.methods.encoder import EncoderMethod
+from ganinv.methods.psp import PSP
 from ganinv.methods.regression import Regression
 from ganinv.methods.spaces import Space, parse_space
 
@@ -68,13 +70,13 @@ if TYPE_CHECKING:  # annotations only: methods sit below inference
 
 IMAGE_LOSSES = ("bce", "mse", "mse+lpips", "mse+d_features")  # named image losses (ganinv.losses.image)
 DATA = ("generated", "real", "mixed")  # what the encoder trains on (option ``data``)
-START_METHODS: dict[str, type[Method]] = {"aegan": AEGAN, "regression": Regression}  # encoders E0(x) = latent
+START_METHODS: dict[str, type[Method]] = {"aegan": AEGAN, "regression": Regression, "psp": PSP}  # their invert: ẑ_0
 
 
 @dataclass(frozen=True)
 class IterativeOptions(MethodOptions):
     steps: int = 5  # T: refinement passes per inversion, in training and (by default) at inference
-    start: str = "mean"  # mean (the prior's mean; w̄ in W and W+) | RUN_DIR of an aegan/regression run on this G
+    start: str = "mean"  # mean (the prior's mean; w̄ in W and W+) | RUN_DIR of an aegan/regression/psp run on this G
     loss: str = "bce"  # the image term: bce (AEGAN's) | mse | mse+lpips (refused when LPIPS weights are missing)
     #                    | mse+d_features (the --generator run's discriminator's features; refused when it has none)
     latent_weight: float = 1.0  # λ of the latent term λ·||ẑ − z||²
@@ -95,7 +97,7 @@ class IterativeOptions(MethodOptions):
         if self.data not in DATA:
             raise GaninvError(f"data must be one of {', '.join(DATA)}, got {self.data!r}")
         if not self.start:
-            raise GaninvError("start must be 'mean' or the run directory of an aegan/regression run")
+            raise GaninvError("start must be 'mean' or the run directory of an aegan, regression or psp run")
         if self.start_method and self.start_method not in START_METHODS:
             raise GaninvError(f"start_method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
         check_recorded(self.discriminator_method, self.discriminator_options)
@@ -156,6 +158,7 @@ class Iterative(EncoderMethod):
         self.image_loss = o.image_loss()  # its d_features term bound at first use (EncoderMethod.bound)
         self.inference_steps: int | None = None  # passes of invert(x) when set; None: the Options' steps
         self._mean: Tensor | None = None  # ẑ_0 for start="mean", computed at first use with the loaded weights
+        self._start_run: Method | None = None  # start=RUN_DIR: that run's method, for its invert (start_latents)
 
     @classmethod
     def check_generator(cls, config) -> None:
@@ -194,12 +197,12 @@ class Iterative(EncoderMethod):
 
     def configure(self, accelerator) -> None:
         super().configure(accelerator)
-        self._mean = None
+        self._mean, self._start_run = None, None
         if self.options.from_run:
             self._copy_start_encoder()
 
     def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
-        self._mean = None  # the weights were just loaded: w̄ is theirs
+        self._mean, self._start_run = None, None  # the weights were just loaded: w̄ is theirs
 
     def _copy_start_encoder(self) -> None:
         """The start run's encoder weights, after checking it sits on this run's generator (by fingerprint)."""
@@ -242,8 +245,18 @@ class Iterative(EncoderMethod):
                 if self._mean is None:
                     self._mean = self.prior.mean(1).float()
                 return self._mean.to(x.device).expand(len(x), -1).clone()
-            start = self.nets["start"](x)
+            start = self.start_run().invert(x)
             return self.space.from_space(start, self.start_space, self.nets["generator"])
+
+    def start_run(self) -> Method:
+        """The start run's method on this run's nets — its encoder is this run's net ``start``, its generator this
+        run's — so its ``invert`` gives ẑ_0 (built at first use after the weights are loaded: psp's w̄ is theirs)."""
+        if self._start_run is None:
+            o = self.options
+            self._start_run = START_METHODS[o.start_method](
+                self.config.replace(method=o.start_method, options=dict(o.start_options)))
+        self._start_run.nets["encoder"], self._start_run.nets["generator"] = self.nets["start"], self.nets["generator"]
+        return self._start_run
 
     def refine_once(self, x: Tensor, latents: Tensor) -> Tensor:
         """One pass: ẑ + E(x ⊕ G(ẑ)), clamped to the prior's support; G(ẑ) is an input, not differentiated."""
