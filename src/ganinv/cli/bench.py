@@ -68,6 +68,9 @@ def frontier(
     budget: str = typer.Option("cpu", help="smoke (tests) | quick (16 images) | cpu (64 images; both: optimisation "
                                            "100/300/1000 steps, tuning 300) | gpu (256 images)"),
     seed: int = seed_option("seed of the generated samples"),
+    generated: bool = typer.Option(True, "--generated/--real-only", help="also measure every inverter on as many "
+                                   "of the generator's own samples (--real-only: the real test images alone, half the "
+                                   "time)"),
     quiet: bool = typer.Option(False, help="no progress messages"),
 ):
     """Speed against fidelity of every inverter on the same real and generated images: encoders, the iterative
@@ -80,6 +83,7 @@ def frontier(
     from ganinv.experiments.frontier import frontier as run
 
     runs = [Path(e.strip()) for e in encoders.split(",") if e.strip()]
-    result = run(generator, data, out, encoders=runs, budget=budget, seed=seed, command=_command(), log=_log(quiet))
+    result = run(generator, data, out, encoders=runs, budget=budget, seed=seed, command=_command(), log=_log(quiet),
+                 generated=generated)
     console.print(result["text"], markup=False, highlight=False)
     console.print(f"report: {result['report']}")

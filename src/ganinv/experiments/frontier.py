@@ -188,7 +188,8 @@ def pareto(rows: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ the benchmark
 def frontier(generator: str | Path, data: str, out: str | Path, *, encoders: list[str | Path], budget: str = "cpu",
-             seed: int = 0, command: str | None = None, log: Log = lambda m: None) -> dict:
+             seed: int = 0, command: str | None = None, log: Log = lambda m: None, generated: bool = True) -> dict:
+    """Every inverter on the data's real test images and (``generated``) on as many of the generator's samples."""
     if budget not in BUDGETS:
         raise GaninvError(f"unknown frontier budget {budget!r}; choose one of {', '.join(BUDGETS)}")
     if not encoders:
@@ -198,7 +199,7 @@ def frontier(generator: str | Path, data: str, out: str | Path, *, encoders: lis
     gen = load_generator_run(generator)
     models = [InversionModel.load(e) for e in encoders]
     check_same_generator(gen, models, encoders)
-    sets = image_sets(gen, data, b.n_images, seed)
+    sets = image_sets(gen, data, b.n_images, seed, generated)
     judge = attribute_judge(data, image_size=gen.config.net.image_size, channels=gen.config.net.channels,
                             steps=b.judge_steps)
     inverters = inverter_list(gen, models, b)
@@ -237,10 +238,11 @@ def check_same_generator(gen: InversionModel, models: list[InversionModel], path
                               f"{gen.config.net.image_size} px")
 
 
-def image_sets(gen: InversionModel, data: str, n: int, seed: int) -> dict[str, Tensor]:
+def image_sets(gen: InversionModel, data: str, n: int, seed: int, generated: bool = True) -> dict[str, Tensor]:
     net = gen.config.net
     test = open_dataset(data, image_size=net.image_size, channels=net.channels, split="test")
-    return {"real": test.tensors(min(n, len(test)))[0], "generated": generated_batch(gen, n, seed).cpu()}
+    sets = {"real": test.tensors(min(n, len(test)))[0]}
+    return {**sets, "generated": generated_batch(gen, n, seed).cpu()} if generated else sets
 
 
 def inverter_list(gen: InversionModel, encoders: list[InversionModel], b: FrontierBudget) -> list[Inverter]:
