@@ -38,7 +38,7 @@ from ganinv.core.rundir import (
     write_config,
 )
 from ganinv.data.images import resize_images, to_unit_float
-from ganinv.inference.card import model_card
+from ganinv.inference.card import check_card_options, model_card
 from ganinv.latent import Prior
 from ganinv.methods import Method, method_class
 from ganinv.methods.spaces import Space
@@ -165,10 +165,23 @@ class InversionModel(nn.Module, ModelHubMixin, library_name="ganinv", tags=["gan
         if source is not None and source.is_file() and source.resolve() != target.resolve():
             shutil.copyfile(source, target)
 
-    def generate_model_card(self, *args, repo_id: str | None = None, **kwargs) -> ModelCard:
-        """The README.md ``save_pretrained`` writes: method, paper, generator, data, image size, latent space and
-        the last evaluation of the run's metrics.jsonl (see ``ganinv.inference.card``)."""
-        return model_card(self, self.source / METRICS if self.source is not None else None, repo_id)
+    def generate_model_card(self, *args, **card_options) -> ModelCard:
+        """The README.md ``save_pretrained`` writes, a Hub model card (see ``ganinv.inference.card``): licence,
+        datasets, metrics and model-index in its YAML; details, usage, training, evaluation and limitations below.
+        ``save_pretrained(dir, model_card_kwargs={...})`` sets ``repo_id`` (the id the usage code loads),
+        ``license`` (a Hub licence id; ganinv's own by default) and ``base_model``."""
+        check_card_options(card_options)
+        return model_card(self, self.source / METRICS if self.source is not None else None, **card_options)
+
+    def save_pretrained(self, save_directory, *, model_card_kwargs: dict | None = None, **hub_kwargs):
+        """huggingface_hub's ``save_pretrained``, with the card's options checked before anything is written."""
+        check_card_options(model_card_kwargs or {})
+        return super().save_pretrained(save_directory, model_card_kwargs=model_card_kwargs, **hub_kwargs)
+
+    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **hub_kwargs) -> str:
+        """huggingface_hub's ``push_to_hub``, with the repository's id in the card's usage code."""
+        return super().push_to_hub(repo_id, model_card_kwargs={"repo_id": repo_id, **(model_card_kwargs or {})},
+                                   **hub_kwargs)
 
     # --- properties ---
     @property
