@@ -86,10 +86,13 @@ def test_the_frontier_reports_attributes_kept_and_editability(colour_runs, tmp_p
     root, faces = colour_runs
     out = tmp_path / "frontier"
     code, _, err = run_cli(monkeypatch, capsys, "bench", "frontier", "--generator", root / "style", "--data", faces,
-                           "--encoders", root / "psp", "--budget", "smoke", "--out", out, "--real-only")
+                           "--encoders", root / "psp", "--budget", "smoke", "--out", out, "--real-only",
+                           "--spaces", "w")
     assert code == 0, err
     saved = json.loads((out / "frontier.json").read_text())
     assert list(saved["results"]) == ["real"]  # --real-only: no generated-sample rows
+    optimised = {r["space"] for r in saved["results"]["real"] if r["family"] == "optimisation"}
+    assert optimised == {"w", "wplus"}  # --spaces w, and W+: the reference's
     assert all(0 <= r["attributes kept"] <= 1 for r in saved["results"]["real"])
     assert saved["edits"]["judge"]["n"] == 12
     report = (out / "frontier.md").read_text()

@@ -71,6 +71,8 @@ def frontier(
     generated: bool = typer.Option(True, "--generated/--real-only", help="also measure every inverter on as many "
                                    "of the generator's own samples (--real-only: the real test images alone, half the "
                                    "time)"),
+    spaces: str = typer.Option("", help="comma-separated spaces to optimise in (z, w, wplus; default: every one the "
+                                        "generator has; the reference's, W+ on a style generator, always runs)"),
     quiet: bool = typer.Option(False, help="no progress messages"),
 ):
     """Speed against fidelity of every inverter on the same real and generated images: encoders, the iterative
@@ -84,6 +86,6 @@ def frontier(
 
     runs = [Path(e.strip()) for e in encoders.split(",") if e.strip()]
     result = run(generator, data, out, encoders=runs, budget=budget, seed=seed, command=_command(), log=_log(quiet),
-                 generated=generated)
+                 generated=generated, spaces=tuple(x.strip() for x in spaces.split(",") if x.strip()) or None)
     console.print(result["text"], markup=False, highlight=False)
     console.print(f"report: {result['report']}")

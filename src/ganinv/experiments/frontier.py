@@ -118,8 +118,15 @@ def _iterative(model: InversionModel, label: str, passes: int) -> Inverter:
     return Inverter(f"{label} T={passes}", "iterative", run, run, passes=passes)
 
 
-def optimisation_rows(gen: InversionModel, b: FrontierBudget) -> list[Inverter]:
+def optimisation_rows(gen: InversionModel, b: FrontierBudget, only: tuple[str, ...] | None = None) -> list[Inverter]:
+    """Optimisation from the mean in every space the generator has (z; w and wplus on a style generator), or in
+    those of ``only`` (the reference's space, W+ on a style generator, is always kept)."""
     spaces = ["z"] + (["w", "wplus"] if style_generator(gen.method) is not None else [])
+    if only is not None:
+        unknown = sorted(set(only) - set(spaces))
+        if unknown:
+            raise GaninvError(f"--spaces {','.join(unknown)}: this generator has {', '.join(spaces)}")
+        spaces = [s for s in spaces if s in only or s == spaces[-1]]
     return [dataclasses.replace(
         _optimising(f"optimise {space}, {steps} steps", "optimisation",
                     lambda n, space=space: OptimizingModel(gen, steps=n, lr=LR, loss=LOSS, start="mean", space=space),
@@ -188,8 +195,10 @@ def pareto(rows: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ the benchmark
 def frontier(generator: str | Path, data: str, out: str | Path, *, encoders: list[str | Path], budget: str = "cpu",
-             seed: int = 0, command: str | None = None, log: Log = lambda m: None, generated: bool = True) -> dict:
-    """Every inverter on the data's real test images and (``generated``) on as many of the generator's samples."""
+             seed: int = 0, command: str | None = None, log: Log = lambda m: None, generated: bool = True,
+             spaces: tuple[str, ...] | None = None) -> dict:
+    """Every inverter on the data's real test images and (``generated``) on as many of the generator's samples;
+    optimisation in ``spaces`` (default: every space the generator has)."""
     if budget not in BUDGETS:
         raise GaninvError(f"unknown frontier budget {budget!r}; choose one of {', '.join(BUDGETS)}")
     if not encoders:
@@ -202,7 +211,7 @@ def frontier(generator: str | Path, data: str, out: str | Path, *, encoders: lis
     sets = image_sets(gen, data, b.n_images, seed, generated)
     judge = attribute_judge(data, image_size=gen.config.net.image_size, channels=gen.config.net.channels,
                             steps=b.judge_steps)
-    inverters = inverter_list(gen, models, b)
+    inverters = inverter_list(gen, models, b, spaces)
     log(f"warming up {len(inverters)} inverters")
     warm_up(inverters, sets["real"])
     results, faces = {}, []
@@ -245,12 +254,13 @@ def image_sets(gen: InversionModel, data: str, n: int, seed: int, generated: boo
     return {**sets, "generated": generated_batch(gen, n, seed).cpu()} if generated else sets
 
 
-def inverter_list(gen: InversionModel, encoders: list[InversionModel], b: FrontierBudget) -> list[Inverter]:
+def inverter_list(gen: InversionModel, encoders: list[InversionModel], b: FrontierBudget,
+                  spaces: tuple[str, ...] | None = None) -> list[Inverter]:
     """Every encoder's own rows, then each one's hybrid, optimisation from the mean, and pivotal tuning from the
     first iterative encoder (else the first one)."""
     best = next((m for m in encoders if isinstance(m.method, Iterative)), encoders[0])
     return (encoder_rows(encoders, b) + [row for m in encoders for row in hybrid_rows(m, b)]
-            + optimisation_rows(gen, b) + [tuning_row(best, b)])
+            + optimisation_rows(gen, b, spaces) + [tuning_row(best, b)])
 
 
 SPACE_ORDER = ("wplus", "w", "z")  # the reference is the longest optimisation in the first of these the G has
