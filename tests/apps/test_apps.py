@@ -10,6 +10,7 @@ from ganinv.apps import cluster as C
 from ganinv.apps import edit as E
 from ganinv.apps import search as S
 from ganinv.apps import superres as SR
+from ganinv.core.viz import FONT_SIZE
 from ganinv.inference.model import InversionModel
 from helpers import assert_clean_error, run_cli
 
@@ -220,7 +221,8 @@ def test_cli_superres_cluster_edit(monkeypatch, capsys, aegan_run, folder, tmp_p
                              "--out", tmp_path / "sr.png")
     assert code == 0, err
     height = Image.open(tmp_path / "sr.png").size[1]  # clean, degraded, bicubic, inverted rows of 16 px tiles,
-    assert 4 * 64 < height < 5 * 64  # upscaled ×4 for reading, plus a title line
+    line = FONT_SIZE + 6  # upscaled ×4 for reading, plus a title line, the file name over the column and PSNR / SSIM
+    assert 4 * 64 + 6 * line < height < 5 * 64 + 6 * line  # (two lines) under the degraded, bicubic and inverted
     small = save_png(tmp_path / "small.png", torch.rand(1, 8, 8))
     code, out, err = run_cli(monkeypatch, capsys, "superres", aegan_run, small, "--out", tmp_path / "sr2.png")
     assert code == 0 and "8×8" in err
@@ -237,8 +239,8 @@ def test_cli_superres_cluster_edit(monkeypatch, capsys, aegan_run, folder, tmp_p
     code, out, err = run_cli(monkeypatch, capsys, "edit", aegan_run, folder / "001.png", folder / "002.png",
                              "--interpolate", "--steps", "5", "--out", tmp_path / "i.png")
     assert code == 0, err
-    width, height = Image.open(tmp_path / "i.png").size  # one labelled row of 5 tiles, upscaled ×4 (16 → 64 px)
-    assert 5 * 66 < width < 5 * 66 + 200 and 64 < height < 2 * 64
+    width, height = Image.open(tmp_path / "i.png").size  # one labelled row of 5 tiles and the two originals at its
+    assert 7 * 66 < width < 7 * 66 + 200 and 64 < height < 2 * 64  # ends, upscaled ×4 (16 → 64 px)
     code, out, err = run_cli(monkeypatch, capsys, "edit", aegan_run, folder / "001.png", "--attribute", "digit=3",
                              "--data", "digits", "--train-n", "100", "--strength", "-2..2", "--steps", "3",
                              "--out", tmp_path / "a.png")

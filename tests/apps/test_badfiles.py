@@ -276,7 +276,7 @@ def test_edit_interpolates_the_two_readable_images(monkeypatch, capsys, tmp_path
                               "--out", tmp_path / "i.png")
     assert_exit_skipped(code, err)
     assert_reported(err, root, corpus, bad, ["plain.png", NON_UTF8])
-    assert Image.open(tmp_path / "i.png").size[0] == labelled_grid_width(3, ["first → second"])
+    assert Image.open(tmp_path / "i.png").size[0] == labelled_grid_width(5, ["first → second"])  # the originals at the ends
     code, _, err = run_cli(monkeypatch, capsys, "edit", aegan_run, root / "plain.png", root / "empty.png",
                               "--interpolate", "--out", tmp_path / "j.png")
     assert code == 2 and "exactly two readable images, got 1 (1 skipped" in err and "Traceback" not in err

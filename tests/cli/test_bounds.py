@@ -80,7 +80,7 @@ def test_an_edit_grid_too_large_to_draw_is_refused_before_the_direction_is_learn
     monkeypatch.setattr(edit, "labelled_latents", lambda *a, **k: pytest.fail("inverted the labelled images"))
     code, _, err = run_cli(monkeypatch, capsys, "edit", aegan_run, "--attribute", "digit=3", "--data", "digits",
                            "--samples", 1000, "--steps", 64, "--out", tmp_path / "e.png")
-    assert_clean_error(code, err, "1000 rows × 64 images of 16 px", "megapixels", "fewer rows")
+    assert_clean_error(code, err, "1000 rows × 65 images of 16 px", "megapixels", "fewer rows")
     assert not (tmp_path / "e.png").exists()
 
 

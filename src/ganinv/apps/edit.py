@@ -4,7 +4,6 @@ latents of labelled images, and the most-important-element traversal of runs wit
 ``ganinv edit`` workflow (one of the three, on images or on sampled latents → a grid)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from ganinv.apps import (
 from ganinv.core.bounds import MAX_GRID_COLUMNS, MAX_GRID_ROWS
 from ganinv.core.errors import GaninvError
 from ganinv.core.viz import check_grid_size, labelled_grid, rows_of
-from ganinv.data import Skipped, no_usable_images, open_dataset
+from ganinv.data import Skipped, display_path, no_usable_images, open_dataset
 from ganinv.inference.model import InversionModel
 
 
@@ -169,23 +168,23 @@ def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpo
     check_request(steps=steps, samples=samples, strength=strength if attribute is not None else None)
     model = load_inverter(run) if (images or attribute is not None) else InversionModel.load(run)
     elements = top_elements(model, traversal, run) if traversal is not None else None  # fail before inverting
-    z, skipped = starting_latents(model, images, samples=2 if interpolation else samples, seed=seed, warn=warn)
+    start = starting_latents(model, images, samples=2 if interpolation else samples, seed=seed, warn=warn)
+    z, skipped = start.z, start.skipped
     rows = 1 if interpolation else len(z) * (len(elements) if elements is not None else 1)
-    check_grid_size(rows, steps, model.image_shape[-1], "ask for fewer rows (images, --samples, --traverse K) or "
-                    "columns (--steps)")
+    columns = steps + (2 if interpolation else 1)  # the originals: at both ends of an interpolation, else first
+    check_grid_size(rows, columns, model.image_shape[-1], "ask for fewer rows (images, --samples, --traverse K) "
+                    "or columns (--steps)")
     if interpolation:
         if len(z) != 2:
             raise GaninvError(f"--interpolate needs exactly two readable images, got {len(z)}"
                               + (f" ({len(skipped)} skipped, named above)" if skipped else ""))
-        grid = labelled_grid([interpolate(model, z[:1], z[1:], steps)], ["first → second"],
-                             column_labels=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)],
-                             title=f"{steps}-step interpolation between the two latents")
-        return EditResult(grid, f"{steps}-step interpolation", skipped)
+        return EditResult(interpolation_grid(model, start, steps), f"{steps}-step interpolation", skipped)
     if attribute is not None:
-        grid, description = attribute_grid(model, z, attribute, data, train_n=train_n, strength=strength, steps=steps,
-                                           seed=seed, show_progress=show_progress, skipped=skipped, warn=warn)
+        grid, description = attribute_grid(model, start, attribute, data, train_n=train_n, strength=strength,
+                                           steps=steps, seed=seed, show_progress=show_progress, skipped=skipped,
+                                           warn=warn)
         return EditResult(grid, description, skipped)
-    return EditResult(*traversal_grid(model, z, elements, steps), skipped)
+    return EditResult(*traversal_grid(model, z, elements, steps, start=start), skipped)
 
 
 def check_request(*, steps: int, samples: int, strength: str | None) -> None:
@@ -197,31 +196,49 @@ def check_request(*, steps: int, samples: int, strength: str | None) -> None:
         parse_strength(strength)
 
 
-def default_out(*, interpolation: bool = False, attribute: str | None = None, traversal: int | None = None) -> Path:
-    """The grid's file when ``--out`` is not given, one per mode so that one mode never overwrites another's grid:
-    edit-interpolate.png, edit-attribute-ATTR.png (ATTR with anything but letters, digits and ``._=+-`` replaced
-    by ``_``) or edit-traverse.png."""
-    if attribute is not None:
-        return Path(f"edit-attribute-{re.sub(r'[^A-Za-z0-9._=+-]', '_', attribute)}.png")
-    return Path("edit-traverse.png" if traversal is not None else "edit-interpolate.png")
+def interpolation_grid(model: InversionModel, start: Start, steps: int) -> Tensor:
+    """One row: the first original, G along the line between the two latents (t = 0 … 1), the second original."""
+    line = interpolate(model, start.z[:1], start.z[1:], steps)
+    first, second = start.names
+    ends = start.originals.to(line)
+    return labelled_grid([torch.cat([ends[:1], line, ends[1:]])], ["first → second"],
+                         column_labels=[first, *(f"t={t:.2f}" for t in np.linspace(0, 1, steps)), second],
+                         title=f"{steps}-step interpolation between the two latents")
+
+
+@dataclass(frozen=True)
+class Start:
+    """The latents an edit starts from, with what each came from: the input image (``originals``, named by its file)
+    or, for a latent sampled from the prior, G(z) ("sample N")."""
+    z: Tensor
+    originals: Tensor
+    names: list[str]
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def starting_latents(model: InversionModel, images: list[str | Path] | None, *, samples: int, seed: int,
-                     warn: Warn = silent) -> tuple[Tensor, list[Skipped]]:
-    """(latents, skipped files): the inverted readable images, or ``samples`` seeded draws from the prior."""
+                     warn: Warn = silent) -> Start:
+    """The inverted readable images (the others named through ``warn`` and skipped), or ``samples`` seeded draws
+    from the prior, with their originals and names (``Start``)."""
     if not images:
-        return model.sample(samples, generator=torch.Generator().manual_seed(seed)).float(), []
+        z = model.sample(samples, generator=torch.Generator().manual_seed(seed)).float()
+        with torch.inference_mode():
+            originals = model.generate(z).float().cpu()
+        return Start(z, originals, [f"sample {i + 1}" for i in range(len(z))])
     read = read_images(images, model.image_shape, warn=warn)
+    batch = read.batch()
     with torch.inference_mode():
-        return model.invert(read.batch()).float(), list(read.skipped)
+        z = model.invert(batch).float()
+    return Start(z, batch, [display_path(f.name) for f in read.files], list(read.skipped))
 
 
-def attribute_grid(model: InversionModel, z: Tensor, attribute: str, data: str, *, train_n: int, strength: str,
-                   steps: int, seed: int, show_progress: bool, skipped: list[Skipped],
+def attribute_grid(model: InversionModel, start: Start, attribute: str, data: str, *, train_n: int,
+                   strength: str, steps: int, seed: int, show_progress: bool, skipped: list[Skipped],
                    warn: Warn = silent) -> tuple[Tensor, str]:
-    """(grid, description): each latent a row, moved along the attribute's direction over the ``strength`` range
-    ("-2..2", in std of the labelled latents along it). The direction is learned on the first ``train_n``
-    labelled images of ``data``; their unreadable files are added to ``skipped``."""
+    """(grid, description): each latent a row, its original first, then moved along the attribute's direction over
+    the ``strength`` range ("-2..2", in std of the labelled latents along it), a column per strength. The
+    direction is learned on the first ``train_n`` labelled images of ``data``; their unreadable files are added to
+    ``skipped``."""
     latents, labels, names = labelled_latents(model, data, train_n, show_progress=show_progress, skipped=skipped,
                                               warn=warn)
     columns = attribute_columns(names, labels)
@@ -231,20 +248,27 @@ def attribute_grid(model: InversionModel, z: Tensor, attribute: str, data: str, 
     direction, spread, accuracy = attribute_direction(latents, columns[attribute], seed)
     low, high = parse_strength(strength)
     strengths = np.linspace(low, high, steps)
-    edited = edit_attribute(model, z, direction, spread, strengths)
+    edited = edit_attribute(model, start.z, direction, spread, strengths)
     description = (f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "
                    f"training accuracy {accuracy:.3f})")
-    rows = rows_of(edited, steps)
-    return labelled_grid(rows, [f"latent {i + 1}" for i in range(len(rows))],
-                         column_labels=[f"{v:+.1f}σ" for v in strengths], title=description), description
+    rows = [torch.cat([original[None].to(row), row])
+            for original, row in zip(start.originals, rows_of(edited, steps))]
+    return labelled_grid(rows, start.names, column_labels=["original", *(f"{v:+.2g}σ" for v in strengths)],
+                         title=f"{description}; strength in std along the direction"), description
 
 
-def traversal_grid(model: InversionModel, z: Tensor, elements: np.ndarray, steps: int) -> tuple[Tensor, str]:
-    """(grid, description): for each latent, a row per element swept from −2 to 2; the description names each
-    element with its scale s."""
+def traversal_grid(model: InversionModel, z: Tensor, elements: np.ndarray, steps: int,
+                   start: Start | None = None) -> tuple[Tensor, str]:
+    """(grid, description): for each latent, a row per element swept from −2 to 2 — after the latent's original
+    (``start``: the input image or G(z)), when given; the description names each element with its scale s."""
     rows = rows_of(torch.cat([traverse(model, z[i:i + 1], elements, steps) for i in range(len(z))]), steps)
     scale = latent_scale(model)
-    labels = [f"latent {i + 1}, element {int(e)} (s={float(scale[e]):.2f})" for i in range(len(z)) for e in elements]
+    names = start.names if start is not None else [f"latent {i + 1}" for i in range(len(z))]
+    labels = [f"{names[i]}, element {int(e)} (s={float(scale[e]):.2f})" for i in range(len(z)) for e in elements]
     description = "traversal of elements " + ", ".join(f"{int(e)} (s={float(scale[e]):.3f})" for e in elements)
-    return labelled_grid(rows, labels, column_labels=[f"{v:+.1f}" for v in np.linspace(-2, 2, steps)],
-                         title=description), description
+    columns = [f"{v:+.1f}" for v in np.linspace(-2, 2, steps)]
+    if start is not None:
+        rows = [torch.cat([start.originals[i // len(elements)][None].to(row), row]) for i, row in enumerate(rows)]
+        columns = ["original", *columns]
+    return labelled_grid(rows, labels, column_labels=columns, title=f"{description}; each element's value on the "
+                         "columns"), description

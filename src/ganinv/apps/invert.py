@@ -20,6 +20,7 @@ from ganinv.data.align import TARGET_EYE_DISTANCE, AlignedFiles, read_aligned_fi
 from ganinv.inference.hybrid import REFINE_LR, OptimizingModel
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import REFINE_LOSSES, check_settings
+from ganinv.metrics import psnr, ssim
 from ganinv.methods.spaces import latent_space, parse_space
 
 GRID_COLUMNS = 8  # the grid shows the first rows; every reconstruction is its own PNG
@@ -34,6 +35,9 @@ class InvertedFiles:
     latents: torch.Tensor
     outputs: list[str]
     skipped: list
+    psnr: list[float]  # each row's reconstruction against its input, dB
+    ssim: list[float]
+    inputs: list[str]  # each row's input path as one printable line (``display_path``)
 
 
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
@@ -41,8 +45,9 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
                  refine_loss: str = "mse", space: str | None = None, align: bool = False,
                  landmarks: str | Path | None = None) -> InvertedFiles:
     """Invert image files: latents.npy (row i = the i-th readable file), reconstructions/NNNNN-NAME.png (numbered by
-    row, so two inputs named x.png never collide), manifest.json (each row's exact input path and output, and the
-    skipped files with their reasons), paths.txt (the inputs, one printable line each) and grid.png.
+    row, so two inputs named x.png never collide), manifest.json (each row's exact input path, output, PSNR and
+    SSIM, and the skipped files with their reasons), paths.txt (the inputs, one printable line each) and grid.png
+    (each input over its reconstruction, under the file's name). Returns the PSNR / SSIM of each row too.
 
     Each unreadable file is named through ``warn`` and skipped; the readable ones are all read before anything is
     written. When none is readable it is a DataError and nothing is written. ``refine`` > 0 adds that many
@@ -60,6 +65,7 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     batch = read.batch()
     latents = model.invert(batch)
     reconstructions = model.generate(latents)
+    scores = {"psnr": psnr(reconstructions, batch).tolist(), "ssim": ssim(reconstructions, batch).tolist()}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     outputs = [reconstruction_name(row, f) for row, f in enumerate(read.files)]
@@ -67,23 +73,43 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
         save_png(image, out / name)
     alignments = write_aligned(out, read, batch)
     atomic_save_npy(out / "latents.npy", latents.cpu().numpy())
+    write_manifest(out, run, model, latents, read, outputs, scores, alignments)
+    save_png(inversion_grid(batch, reconstructions, names=[f.name for f in read.files], psnrs=scores["psnr"]),
+             out / "grid.png")
+    return InvertedFiles(len(read.files), latents, outputs, read.skipped, scores["psnr"], scores["ssim"],
+                         [display_path(f) for f in read.files])
+
+
+def write_manifest(out: Path, run, model: InversionModel, latents: torch.Tensor, read: ImageFiles,
+                   outputs: list[str], scores: dict[str, list[float]], alignments: list[dict]) -> None:
+    """paths.txt (the inputs, one printable line each) and manifest.json (each row's input, output, PSNR and SSIM;
+    the skipped files with their reasons)."""
+    channels, size, _ = model.image_shape
     atomic_write_text(out / "paths.txt", "".join(f"{display_path(f)}\n" for f in read.files))
+    items = [{"row": row, "input": os.fsdecode(f), "reconstruction": name, "psnr": p, "ssim": q, **alignment}
+             for row, (f, name, p, q, alignment) in enumerate(zip(read.files, outputs, scores["psnr"], scores["ssim"],
+                                                                   alignments))]
     atomic_write_json(out / "manifest.json", {
         "format": "ganinv-inverted-files", "format_version": 1, "run": str(run), "image_shape": [channels, size, size],
-        "space": model.space.name, "latent_dim": int(latents.shape[1]),
-        "items": [{"row": row, "input": os.fsdecode(f), "reconstruction": name, **alignment}
-                  for row, (f, name, alignment) in enumerate(zip(read.files, outputs, alignments))],
+        "space": model.space.name, "latent_dim": int(latents.shape[1]), "items": items,
         "skipped": [s.to_json() for s in read.skipped]})
-    save_png(inversion_grid(batch, reconstructions), out / "grid.png")
-    return InvertedFiles(len(read.files), latents, outputs, read.skipped)
 
 
-def inversion_grid(batch: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
-    """Inputs over their reconstructions, the first GRID_COLUMNS rows, labelled."""
+def inversion_grid(batch: torch.Tensor, reconstructions: torch.Tensor, names: list[str] | None = None,
+                   psnrs: list[float] | None = None) -> torch.Tensor:
+    """Inputs over their reconstructions, the first GRID_COLUMNS, each column under its file's name and each
+    reconstruction over its PSNR against the input."""
     shown = min(len(batch), GRID_COLUMNS)
     title = f"inverted {len(batch)} image(s)" + (f", first {shown} shown" if len(batch) > shown else "")
+    names = [display_name(n) for n in names] if names is not None else [f"image {i + 1}" for i in range(len(batch))]
+    captions = None if psnrs is None else [[""] * shown, [f"{p:.2f} dB" for p in psnrs[:shown]]]
     return labelled_grid([batch[:shown], reconstructions[:shown]], ["input", "reconstruction"],
-                         column_labels=[f"row {i}" for i in range(shown)], title=title)
+                         column_labels=names[:shown], captions=captions, title=title)
+
+
+def display_name(name) -> str:
+    """A file name as a grid shows it: printable (``display_path``'s escapes), whole."""
+    return display_path(Path(os.fsdecode(name)).name)
 
 
 def read_inputs(images, size: int, channels: int, *, align: bool, landmarks, warn) -> ImageFiles:

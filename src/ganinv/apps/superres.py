@@ -6,6 +6,7 @@ result always has the clean image's N×C×H×W, whatever the run's shape.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,24 +92,51 @@ def compare(clean: Tensor, *, sigma: float | None = None, factor: int | None = N
     return rows
 
 
+@dataclass(frozen=True)
+class SuperResolved:
+    """What ``super_resolve_files`` wrote: the grid's rows (names), the files shown (one column each), the skipped
+    files and — when the images were degraded here from the clean files — each row's PSNR / SSIM against the
+    clean image, per file: ``scores[row] = {"psnr": [...], "ssim": [...]}``."""
+
+    rows: list[str]
+    files: list[Path]
+    skipped: list[Skipped]
+    scores: dict[str, dict[str, list[float]]]
+
+    @property
+    def n(self) -> int:
+        return len(self.files)
+
+
 def super_resolve_files(run: str | Path, images: list[str | Path], out: str | Path, *, sigma: float | None = None,
-                        factor: int | None = None, warn: Warn = silent) -> tuple[int, str, list[Skipped]]:
-    """``ganinv superres``: a grid PNG at ``out``; returns (images shown, the grid's row names, skipped files).
+                        factor: int | None = None, warn: Warn = silent) -> SuperResolved:
+    """``ganinv superres``: a grid PNG at ``out``, a column per file under its name.
 
     With ``sigma`` or ``factor`` each file is read at the run's shape and degraded first: a demonstration against
-    the clean image (``compare``'s rows). Without, each file is the low-resolution input as it is (read at its own
-    short side): rows input (nearest), bicubic and inverted, at the run's size."""
+    the clean image (``compare``'s rows), each degraded / bicubic / inverted image captioned with its PSNR and SSIM
+    against the clean one. Without, each file is the low-resolution input as it is (read at its own short side):
+    rows input (nearest), bicubic and inverted, at the run's size, and nothing to score them against."""
     check_degradation(sigma, factor)
     model = load_inverter(run)
     if sigma is None and factor is None:
         read = read_image_files(images, None, model.image_shape[0], warn=warn)
-        rows = _as_low_resolution(model, read, warn)
+        rows, scores = _as_low_resolution(model, read, warn), {}
     else:
         read = read_images(images, model.image_shape, warn=warn)
         rows = compare(read.batch(), sigma=sigma, factor=factor, model=model)
+        scores = {name: per_image_scores(rows["clean"], image) for name, image in rows.items() if name != "clean"}
     what = f"blur σ={sigma:g}" if sigma is not None else f"downsampled ×{factor}" if factor else "low-resolution input"
-    save_png(labelled_grid(list(rows.values()), list(rows), title=f"super-resolution by inversion ({what})"), out)
-    return len(next(iter(rows.values()))), ", ".join(rows), list(read.skipped)
+    captions = [[f"{p:.2f} dB\n{q:.3f}" for p, q in zip(scores[name]["psnr"], scores[name]["ssim"])]
+                if name in scores else [""] * len(read.files) for name in rows]
+    title = f"super-resolution by inversion ({what})" + (": PSNR and SSIM against the clean image under each"
+                                                          if scores else "")
+    save_png(labelled_grid(list(rows.values()), list(rows), title=title, captions=captions,
+                           column_labels=[display_path(f.name) for f in read.files]), out)
+    return SuperResolved(list(rows), list(read.files), list(read.skipped), scores)
+
+
+def per_image_scores(clean: Tensor, other: Tensor) -> dict[str, list[float]]:
+    return {"psnr": psnr(clean, other).tolist(), "ssim": ssim(clean, other).tolist()}
 
 
 def _as_low_resolution(model: InversionModel, read: ImageFiles, warn: Warn) -> dict[str, Tensor]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ganinv.apps import Warn, progress_bar, read_images, silent
-from ganinv.apps.invert import read_inputs, reconstruction_name, write_aligned
+from ganinv.apps.invert import display_name, read_inputs, reconstruction_name, write_aligned
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json, atomic_write_text
 from ganinv.core.viz import labelled_grid, save_png
@@ -112,18 +112,17 @@ def write_tuning_outputs(out: Path, run: str | Path, model: InversionModel, read
     rows = write_images(out, read.files, before, after)
     alignments = write_aligned(out, read, batch)  # with align: the crops that were tuned on; without: no record
     summary = tuning_summary(run, tuned, tuned_run, batch, before, after)
-    save_png(comparison(batch, before, after, summary), out / "grid.png")
+    save_png(comparison(batch, before, after, summary, names=[f.name for f in read.files]), out / "grid.png")
     write_manifest(out, read, rows, summary, alignments)
     return TuneResult.of(summary, outputs=rows, skipped=read.skipped, pivots=tuned.pivots)
 
 
 def read_tuning_inputs(images, shape: tuple[int, int, int], *, align: bool, landmarks, warn: Warn):
-    """The files at the run's C×H×W (each resize or channel change told through ``warn``), or (``align``) faces
-    aligned as ``invert --align`` aligns them (ganinv.apps.invert.read_inputs, its one-line notes included)."""
-    if not align:
-        return read_images(images, shape, warn=warn)
+    """The files at the run's C×H×W, or (``align``) faces aligned as ``invert --align`` aligns them: read as
+    ``ganinv invert`` reads them (ganinv.apps.invert.read_inputs), so the resizing is told in one note for the
+    command, not one per image."""
     channels, size, _ = shape
-    return read_inputs(images, size, channels, align=True, landmarks=landmarks, warn=warn)
+    return read_inputs(images, size, channels, align=align, landmarks=landmarks, warn=warn)
 
 
 def write_manifest(out: Path, read, rows: list[tuple[str, str]], summary: dict,
@@ -165,9 +164,13 @@ def tuning_summary(run: str | Path, tuned: TunedModel, tuned_run: Path, images: 
     }
 
 
-def comparison(images: Tensor, before: Tensor, after: Tensor, summary: dict) -> Tensor:
+def comparison(images: Tensor, before: Tensor, after: Tensor, summary: dict,
+               names: list[str] | None = None) -> Tensor:
+    """Input / G(pivot) / tuned G(pivot) rows, a column per file under its name, each PSNR under its image."""
     n = min(len(images), GRID_COLUMNS)
+    names = [display_name(f) for f in names] if names is not None else [str(i) for i in range(len(images))]
+    captions = [[""] * n, *([f"{p:.2f} dB" for p in summary[key][:n]] for key in ("psnr_before", "psnr_after"))]
     title = (f"pivotal tuning (Roich et al.): mean PSNR {summary['mean_psnr_before']:.1f} -> "
              f"{summary['mean_psnr_after']:.1f} dB" + (f", first {n} of {len(images)}" if len(images) > n else ""))
     return labelled_grid([images[:n], before[:n], after[:n]], ["input", "G(pivot)", "tuned G(pivot)"],
-                         column_labels=[str(i) for i in range(n)], title=title)
+                         column_labels=names[:n], captions=captions, title=title)

@@ -13,10 +13,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
-from rich.table import Table
-
-from ganinv.cli.common import at_most, check_images_fit, check_paths, console, exit_if_skipped, note, seed_option
+from ganinv.cli.common import (
+    OUT_HELP,
+    Column,
+    at_most,
+    check_images_fit,
+    check_paths,
+    default_out,
+    exit_if_skipped,
+    note,
+    plain_output,
+    print_table,
+    say,
+    seed_option,
+    wrote,
+)
 from ganinv.core.bounds import (
     MAX_BATCH,
     MAX_GRID_COLUMNS,
@@ -75,7 +86,8 @@ def index(
         raise GaninvError(f"cannot write the index in {out}: {write_failure(exc)}; free some space (or choose "
                           "another --out) and run the same command again: it goes on from the shards already "
                           "written") from None
-    console.print(f"indexed {len(result)} images ({', '.join(result.methods)}; {result.manifest['kind']}) → {out}")
+    say(f"indexed {len(result)} images ({', '.join(result.methods)}; {result.manifest['kind']})")
+    wrote(out)
     exit_if_skipped(len(result.failures))
 
 
@@ -113,7 +125,8 @@ def index_latents_command(
 
         raise GaninvError(f"cannot write {latents / 'latents.faiss'} ({faiss_reason(exc)}); free some space and run "
                           "the same command again") from None
-    console.print(f"indexed {info['indexed']} of {info['n']} latents ({info['kind']}) → {latents}/latents.faiss")
+    say(f"indexed {info['indexed']} of {info['n']} latents ({info['kind']})")
+    wrote(latents / "latents.faiss")
 
 
 # ---------------------------------------------------------------------------------------------------- search
@@ -125,10 +138,12 @@ def search(
     method: str = typer.Option("latent", help="latent | dhash | phash | colour"),
     run: Optional[Path] = typer.Option(None, help="the run the index was built from, if it has moved"),
     nprobe: Optional[int] = typer.Option(None, min=1, help="IVF lists to visit (IVF indexes only) [manifest]"),
-    out: Path = typer.Option(Path("search.png"), "--out", help="result grid: each query, then its results"),
+    out: Optional[Path] = typer.Option(None, "--out", help="result grid: each query, then its results "
+                                       + OUT_HELP.format(name="search-QUERY.png")),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ):
     """Find the k nearest indexed images of each query; print ranked paths + distances, write a grid PNG."""
+    out = out or default_out("search", images, suffix=".png")
     image_format(out)
     from ganinv.apps.search import search_files
 
@@ -137,21 +152,25 @@ def search(
         print(json.dumps(result, indent=2))
     else:
         _print_search_results(result)
+        wrote(out)
     exit_if_skipped(len(result["skipped"]))
 
 
+SEARCH_COLUMNS = [Column("rank", numeric=True), Column("item"), Column("distance", numeric=True)]
+
+
 def _print_search_results(result: dict) -> None:
+    """Piped: one TSV of every query's results (a query column first); on a terminal: a table per query."""
     from ganinv.data import display_path
 
-    for entry in result["queries"]:
-        table = Table(title=f"{escape(display_path(entry['query']))} — {result['method']}")
-        table.add_column("rank", justify="right")
-        table.add_column("item")
-        table.add_column("distance", justify="right")
-        for r in entry["results"]:
-            table.add_row(str(r["rank"]), escape(display_path(r["item"])), f"{r['distance']:.4g}")
-        console.print(table)
-    console.print(f"grid: {result['grid']}")
+    rows = {display_path(e["query"]): [[r["rank"], display_path(r["item"]), f"{r['distance']:.6g}"]
+                                       for r in e["results"]] for e in result["queries"]}
+    if plain_output():
+        print_table(f"search by {result['method']}", [Column("query"), *SEARCH_COLUMNS],
+                    [[query, *row] for query, ranked in rows.items() for row in ranked])
+        return
+    for query, ranked in rows.items():
+        print_table(f"{query} — {result['method']}", SEARCH_COLUMNS, ranked)
 
 
 # ----------------------------------------------------------------------------------------------- eval-search
@@ -190,22 +209,20 @@ def eval_search(
 def _print_search_evaluation(results: dict, k: int) -> None:
     from ganinv.apps.search import PERTURBATIONS
 
-    table = Table(title=f"label similarity of the top-{k} ({results['queries']} test queries, "
-                        f"{results['indexed']} indexed train images)")
-    table.add_column("method")
-    table.add_column("shared labels ↑", justify="right")
-    for name, value in results["label_similarity"].items():
-        table.add_row(name + (" (chance)" if name == "random" else ""), f"{value:.4f}")
-    console.print(table)
-    console.print(f"database: {escape(results['database_note'])}")
-    table = Table(title="robustness: is the original found for a perturbed query? (recall@1 / recall@10 / median rank)")
-    table.add_column("method")
-    for kind in PERTURBATIONS:
-        table.add_column(kind, justify="right")
-    for name, per_kind in results["robustness"].items():
-        table.add_row(name, *[f"{r['recall@1']:.3f} / {r['recall@10']:.3f} / {r['median_rank']:g}"
-                              for r in (per_kind[kind] for kind in PERTURBATIONS)])
-    console.print(table)
+    print_table(f"label similarity of the top-{k} ({results['queries']} test queries, {results['indexed']} indexed "
+                "train images)", [Column("method"), Column("shared labels", "shared labels ↑", numeric=True)],
+                [[name + (" (chance)" if name == "random" else ""), f"{value:.4f}"]
+                 for name, value in results["label_similarity"].items()])
+    say(f"database: {results['database_note']}")
+    measures = (("recall@1", "r@1"), ("recall@10", "r@10"), ("median rank", "rank"))
+    columns = [Column("method")] + [Column(f"{kind} {m}", f"{kind} {short}", numeric=True) for kind in PERTURBATIONS
+                                    for m, short in measures]
+    rows = [[name, *(v for kind in PERTURBATIONS for v in (f"{per_kind[kind]['recall@1']:.3f}",
+                                                           f"{per_kind[kind]['recall@10']:.3f}",
+                                                           f"{per_kind[kind]['median_rank']:g}"))]
+            for name, per_kind in results["robustness"].items()]
+    print_table("robustness: is the original found for a perturbed query?", columns, rows,
+                legend=["r@1, r@10: recall at 1 and 10; rank: the original's median rank"])
 
 
 # -------------------------------------------------------------------------------------------------- superres
@@ -216,17 +233,31 @@ def superres(
     sigma: Optional[float] = typer.Option(None, min=0, help="blur the (clean) images with this gaussian σ first"),
     factor: Optional[int] = typer.Option(None, min=1, max=MAX_IMAGE_SIZE,
                                          help="downsample the (clean) images by this factor first"),
-    out: Path = typer.Option(Path("superres.png"), "--out", help="grid PNG: clean, degraded, \\[bicubic], inverted"),
+    out: Optional[Path] = typer.Option(None, "--out", help="grid PNG: clean, degraded, \\[bicubic], inverted "
+                                       + OUT_HELP.format(name="superres-IMAGE.png; with --sigma or --factor "
+                                                         "superres-sigmaS-IMAGE.png or superres-xF-IMAGE.png")),
 ):
     """Super-resolve images through the generator. With --sigma/--factor the images are degraded first (a
-    demonstration against the clean image); without, each image is taken as the low-resolution input as it is."""
+    demonstration against the clean image: PSNR and SSIM of each row against it, in the grid and a table);
+    without, each image is taken as the low-resolution input as it is."""
     check_paths(runs=[run])
+    mode = f"sigma{sigma:g}" if sigma is not None else f"x{factor}" if factor is not None else ""
+    out = out or default_out("superres", images, mode=mode, suffix=".png")
     image_format(out)
     from ganinv.apps.superres import super_resolve_files
 
-    shown, names, skipped = super_resolve_files(run, images, out, sigma=sigma, factor=factor, warn=note)
-    console.print(f"super-resolved {shown} image(s) → {out} (rows: {names})")
-    exit_if_skipped(len(skipped))
+    result = super_resolve_files(run, images, out, sigma=sigma, factor=factor, warn=note)
+    say(f"super-resolved {result.n} image(s) (rows: {', '.join(result.rows)})")
+    if result.scores:
+        columns = [Column("row"), Column("PSNR dB", "PSNR↑", numeric=True), Column("SSIM", "SSIM↑", numeric=True)]
+        print_table("against the clean image (mean over the images)", columns,
+                    [[name, f"{_mean(s['psnr']):.2f}", f"{_mean(s['ssim']):.4f}"] for name, s in result.scores.items()])
+    wrote(out)
+    exit_if_skipped(len(result.skipped))
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 @app.command("eval-superres")
@@ -259,13 +290,11 @@ def eval_superres(
         print(json.dumps({"run": str(run), "rows": rows, "skipped": [s.to_json() for s in skipped]}, indent=2))
         exit_if_skipped(len(skipped))
         return
-    table = Table(title=f"super-resolution by inversion — {run} ({model.image_shape[1]} px)")
-    for column in ("images", "degradation", "method", "PSNR dB ↑", "SSIM ↑"):
-        table.add_column(column, justify="right" if "↑" in column else "left")
-    for r in rows:
-        table.add_row(f"{r['images']} ({r['n']})", r["degradation"], r["method"], f"{r['psnr']:.2f}",
-                      f"{r['ssim']:.4f}")
-    console.print(table)
+    print_table(f"super-resolution by inversion — {run} ({model.image_shape[1]} px)",
+                [Column("images"), Column("n", numeric=True), Column("degradation"), Column("method"),
+                 Column("PSNR dB", "PSNR↑", numeric=True), Column("SSIM", "SSIM↑", numeric=True)],
+                [[r["images"], r["n"], r["degradation"], r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"]
+                 for r in rows])
     exit_if_skipped(len(skipped))
 
 
@@ -275,8 +304,8 @@ def cluster(
     run: Path = typer.Argument(..., help="run directory of an inverter"),
     data: str = typer.Option(..., help="dataset spec"),
     k: int = typer.Option(..., "--k", "-k", min=1, help="number of clusters"),
-    out: Path = typer.Option(Path("clusters"), "--out", help="folder for cluster-NN.png, closest-pairs.png, "
-                             "clusters.json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for cluster-NN.png, closest-pairs.png, "
+                                       "clusters.json " + OUT_HELP.format(name="cluster-kK-DATA/")),
     split: str = typer.Option("train", help="train | valid | test | all (valid: CelebA's partition 1, needs "
                               "list_eval_partition.txt)"),
     n: int = typer.Option(2000, min=2, help="cluster the first N images"),
@@ -286,6 +315,7 @@ def cluster(
     """Ward agglomerative clustering of latents: a grid per cluster, the closest pairs, silhouette and purity."""
 
     check_paths(runs=[run], data=data)
+    out = out or default_out("cluster", [data.partition(":")[2] or data], mode=f"k{k}")
     from ganinv.apps.cluster import cluster_dataset
 
     summary = cluster_dataset(run, data, k, out, split=split, n=n, show_progress=not quiet, log=note)
@@ -293,17 +323,13 @@ def cluster(
         print(json.dumps(summary.to_json(), indent=2))
         exit_if_skipped(len(summary.skipped))
         return
-    console.print(f"{summary.n} images in {k} clusters of sizes {summary.sizes}; "
-                  f"silhouette {_fmt(summary.silhouette)}")
+    say(f"{summary.n} images in {k} clusters of sizes {summary.sizes}; silhouette {_fmt(summary.silhouette)}")
     if summary.purity is not None:
-        table = Table(title="cluster purity per label (chance: the majority value's share)")
-        table.add_column("label")
-        table.add_column("purity ↑", justify="right")
-        table.add_column("chance", justify="right")
-        for name, p in sorted(summary.purity.items(), key=lambda kv: kv[1]["chance"] - kv[1]["purity"]):
-            table.add_row(name, f"{p['purity']:.4f}", f"{p['chance']:.4f}")
-        console.print(table)
-    console.print(f"grids: {out}")
+        purity = sorted(summary.purity.items(), key=lambda kv: kv[1]["chance"] - kv[1]["purity"])
+        print_table("cluster purity per label (chance: the majority value's share)",
+                    [Column("label"), Column("purity", "purity ↑", numeric=True), Column("chance", numeric=True)],
+                    [[name, f"{p['purity']:.4f}", f"{p['chance']:.4f}"] for name, p in purity])
+    wrote(out)
     exit_if_skipped(len(summary.skipped))
 
 
@@ -313,8 +339,9 @@ def edit(
     run: Path = typer.Argument(..., help="run directory (an inverter when images are given)"),
     images: Optional[list[Path]] = typer.Argument(None, help="image files; none: latents sampled from the prior",
                                                   readable=False),
-    out: Path | None = typer.Option(None, "--out", help="grid PNG \\[by mode: edit-interpolate.png, "
-                                   "edit-attribute-ATTR.png, edit-traverse.png]"),
+    out: Path | None = typer.Option(None, "--out", help="grid PNG " + OUT_HELP.format(
+        name="edit-MODE-IMAGE.png, MODE interpolate, attribute-ATTR or traverse; without images "
+             "edit-MODE-samples.png")),
     interpolate: bool = typer.Option(False, "--interpolate", help="interpolate between two images' latents"),
     attribute: Optional[str] = typer.Option(None, help="attribute to add/remove, e.g. Smiling (needs --data)"),
     data: Optional[str] = typer.Option(None, help="labelled dataset spec to learn the attribute direction on"),
@@ -329,16 +356,22 @@ def edit(
     seed: int = seed_option("seed of sampled latents"),
 ):
     """Interpolate between images, move them along an attribute direction, or traverse important elements; the grid
-    goes to --out, by default a file named after the mode (so --traverse never overwrites an interpolation)."""
+    (each row's original first) goes to --out, by default a file named after the mode and the first image (so
+    --traverse never overwrites an interpolation)."""
     check_paths(runs=[run], data=data)
-    if out is not None:
-        image_format(out)  # an unknown suffix is refused before the run is loaded
-    from ganinv.apps.edit import default_out, edit_run
+    out = out or default_out("edit", images or ["samples"], mode=edit_mode(interpolate, attribute), suffix=".png")
+    image_format(out)  # an unknown suffix is refused before the run is loaded
+    from ganinv.apps.edit import edit_run
     from ganinv.core.viz import save_png
 
     result = edit_run(run, images, interpolation=interpolate, attribute=attribute, traversal=traverse, data=data,
                       train_n=train_n, strength=strength, steps=steps, samples=samples, seed=seed, warn=note)
-    out = out or default_out(interpolation=interpolate, attribute=attribute, traversal=traverse)
     save_png(result.grid, out)
-    console.print(f"{result.description} → {out}")
+    say(result.description)
+    wrote(out)
     exit_if_skipped(len(result.skipped))
+
+
+def edit_mode(interpolate: bool, attribute: str | None) -> str:
+    """The mode's part of edit's default file name: interpolate, attribute-ATTR or traverse."""
+    return "interpolate" if interpolate else f"attribute-{attribute}" if attribute is not None else "traverse"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -12,9 +13,11 @@ from functools import partial
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperCommand
 
 from ganinv.core import names
@@ -188,29 +191,131 @@ def note(message: str) -> None:
     err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-COLUMNS = {"dhash_similarity": "dHash sim ↑", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓",
-           "angle_error_deg": "angle err °", "angle_chance_deg": "chance °", "invert_ms_per_image": "ms/image"}
+# ------------------------------------------------------------------------------------------ tables and outputs
+# Every result table goes through ``print_table``: names and numbers are never cut. Piped or redirected (stdout not a
+# terminal) a table is plain TSV — a "# title" line, a header row, one row per line, full values; on a terminal it is
+# a rich table whose cells fold onto a second line rather than end in "…", with short headers (and a legend where
+# a header is abbreviated) so that the usual tables fit 80 columns. ``--json`` prints the same results for programs.
+@dataclass(frozen=True)
+class Column:
+    """A table column: ``name`` (the TSV header: full words), ``short`` (the terminal header; default ``name``),
+    ``numeric`` (right-aligned), ``terminal`` (False: a long free-text column a caller explains below the table
+    instead, on a terminal only)."""
+
+    name: str
+    short: str | None = None
+    numeric: bool = False
+    terminal: bool = True
+
+
+def plain_output() -> bool:
+    """True when stdout is not a terminal (a pipe, a file, a test's runner): tables are TSV."""
+    return not console.is_terminal
+
+
+def print_table(title: str, columns: list[Column], rows: list[list[str]], legend: list[str] = ()) -> None:
+    """One table, TSV when piped and a rich table on a terminal (see above); ``legend``: lines printed under the
+    terminal table (abbreviations and the columns left out of it); the TSV has every column and needs none."""
+    if plain_output():
+        console.file.write(tsv_table(title, [c.name for c in columns], rows))
+        console.file.flush()
+        return
+    shown = [j for j, c in enumerate(columns) if c.terminal]
+    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  collapse_padding=True)
+    for j in shown:
+        cells = [str(row[j]) for row in rows]
+        table.add_column(Text(columns[j].short or columns[j].name), justify="right" if columns[j].numeric else "left",
+                         overflow="fold", min_width=unbroken_width(columns[j], cells))
+    for row in rows:
+        table.add_row(*(Text(str(row[j])) for j in shown))
+    needed = console.measure(table).minimum  # narrower than its minimum, rich would cut cells: let the terminal wrap
+    console.print(table, width=max(console.width, needed), crop=False)
+    for line in legend:
+        say(line)
+
+
+FOLD_AFTER = 24  # a name longer than this may fold onto the next line on a terminal; a number never does
+
+
+def unbroken_width(column: Column, cells: list[str]) -> int:
+    """The narrowest a column may become on a terminal: its longest number (or header word) whole; in a text column
+    its longest word, up to FOLD_AFTER characters (a longer path folds onto more lines, never cut)."""
+    words = [w for text in [column.short or column.name, *cells] for w in text.split()]
+    longest = max((len(w) for w in words), default=1)
+    if column.numeric:
+        return max(len(c) for c in cells) if cells else longest
+    return min(longest, FOLD_AFTER)
+
+
+def tsv_table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    """"# title", the header and the rows, tab-separated; a tab or line break inside a value is written as \\t or
+    \\n (as ``display_path`` writes a file name's) so that every row stays one line of as many fields as the
+    header."""
+    def field(value) -> str:
+        return str(value).replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+    lines = [f"# {field(title)}", "\t".join(map(field, header))] + ["\t".join(map(field, row)) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def say(line: str) -> None:
+    """A line on stdout as it is: never wrapped at the terminal's width, never read as markup."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def wrote(path) -> None:
+    """The one line every command that writes files ends with: "wrote PATH"."""
+    say(f"wrote {path}")
+
+
+OUT_FOLDER = Path("ganinv-out")  # where a command writes when --out is not given (see ``default_out``)
+OUT_HELP = "\\[default: ganinv-out/{name}]"  # "\\[": rich would take "[default: …]" for a style
+
+
+def default_out(command: str, inputs=(), *, mode: str = "", suffix: str = "") -> Path:
+    """The output path of a command run without --out: ganinv-out/COMMAND[-MODE][-STEM][SUFFIX] in the current
+    folder, STEM the first input's name without its extension (``-and-N-more`` for more inputs). Every character
+    but letters, digits and ``._=+-`` becomes ``_``, so the name stays inside ganinv-out/ and types in any shell."""
+    inputs = [Path(os.fsdecode(i)) for i in inputs]
+    stem = inputs[0].stem if inputs and inputs[0].suffix else (inputs[0].name if inputs else "")
+    if len(inputs) > 1:
+        stem += f"-and-{len(inputs) - 1}-more"
+    parts = [safe_name(part) for part in (command, mode, stem) if part]
+    return OUT_FOLDER / ("-".join(parts) + suffix)
+
+
+def safe_name(text: str, limit: int = 60) -> str:
+    name = re.sub(r"[^A-Za-z0-9._=+-]", "_", text)[:limit].strip(".")
+    return name or "_"
+
+
+COLUMNS = {"dhash_similarity": ("dHash similarity", "dHash↑"), "psnr": ("PSNR dB", "PSNR↑"),
+           "ssim": ("SSIM", "SSIM↑"), "lpips": ("LPIPS", "LPIPS↓"),
+           "angle_error_deg": ("angle error deg", "angle°"),
+           "angle_chance_deg": ("chance angle deg", "chance°"), "invert_ms_per_image": ("ms per image", "ms/img")}
+RESULTS_LEGEND = ("↑ higher is better, ↓ lower; PSNR in dB; angle°: the latent's angle error in degrees beside "
+                  "chance°; ms/img: inversion time per image")
 
 
 def print_results_table(results: dict[str, dict], title: str) -> None:
     """One row per result and split; a "loss" column when the results say what each method minimised (a comparison
-    of inverters that minimise different things must say so)."""
-    table = Table(title=title)
+    of inverters that minimise different things must say so: on a terminal, listed under the table)."""
     with_loss = any("loss" in r for r in results.values())
-    for header in ("run / method", *(["loss"] if with_loss else []), "images"):
-        table.add_column(header, no_wrap=header == "images")
     shown = [k for k in COLUMNS if any(k in m for r in results.values() for m in r.values() if isinstance(m, dict))]
-    for key in shown:
-        table.add_column(COLUMNS[key], justify="right", no_wrap=True)
+    columns = [Column("run / method"), *([Column("loss", terminal=False)] if with_loss else []), Column("images"),
+               Column("n", numeric=True), *(Column(*COLUMNS[k], numeric=True) for k in shown)]
+    rows = []
     for name, result in results.items():
         for split in ("generated", "real"):
             metrics = result.get(split)
             if isinstance(metrics, dict):
                 loss = [result.get("loss", "?")] if with_loss else []
-                table.add_row(name, *loss, f"{split} ({metrics.get('n', '?')})",
-                              *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown])
-    console.print(table)
+                rows.append([name, *loss, split, metrics.get("n", "?"),
+                             *[f"{metrics[k]:.4f}" if k in metrics else "—" for k in shown]])
+    losses = [f"{name} minimised: {r['loss']}" for name, r in results.items() if "loss" in r]
+    print_table(title, columns, rows, legend=[*losses, RESULTS_LEGEND])
     for name, result in results.items():  # a resnet18 projection network may have started from random init
         init = result.get("backbone_init", "not applicable")
         if not init.startswith("not applicable"):
-            console.print(f"{name} backbone: {init}")
+            say(f"{name} backbone: {init}")

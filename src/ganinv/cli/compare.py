@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganinv.cli.common import console, err_console, note, print_results_table, seed_option
+from ganinv.cli.common import err_console, note, print_results_table, say, seed_option, wrote
 from ganinv.core.bounds import MAX_BATCH, MAX_OPT_STEPS, MAX_STEPS
 
 app = typer.Typer()
@@ -72,12 +72,12 @@ def _print_comparison(results: dict, generator: Path, out: Path) -> None:
     from ganinv.metrics import lpips_status
 
     table = {name: r for name, r in results.items() if name != "summary"}
-    print_results_table(table, title=f"inversion methods on {generator} (same images for every method; bigan: its own G's "
-                 "samples)")
+    print_results_table(table, title=f"inversion methods on {generator} (same images for every method; bigan: its "
+                        "own G's samples)")
     speed = results["summary"].get("speed_ratio")
     if speed:
-        console.print(f"time per image, {speed['numerator']} / {speed['denominator']}: {speed['ratio']:.0f}×")
-    console.print(f"grid: {out / 'grid.png'}   results: {out / 'results.json'}")
+        say(f"time per image, {speed['numerator']} / {speed['denominator']}: {speed['ratio']:.0f}×")
+    wrote(out)  # grid.png, results.json and runs/
     available, message = lpips_status()
     if not available:
         note(message)

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from ganinv.cli.common import (
+    Column,
     GaninvCommand,
     ModalCommand,
     Modes,
@@ -20,11 +21,15 @@ from ganinv.cli.common import (
     check_images_fit,
     check_paths,
     console,
+    default_out,
     exit_if_skipped,
     note,
     print_results_table,
+    print_table,
+    say,
     seed_option,
     warn,
+    wrote,
 )
 from ganinv.core.bounds import (
     MAX_BATCH,
@@ -235,11 +240,14 @@ class InvertCommand(ModalCommand):
 RunArg = Annotated[Path, typer.Argument(help="run directory of an inverter (aegan, regression, …)")]
 Images = Annotated[Optional[list[Path]], typer.Argument(help="image files or folders (or give --data)",
                                                         readable=False)]  # unreadable files are named and skipped
-OutDir = Annotated[Path, typer.Option("--out", help="output folder (created; with --data: resumed if it exists)")]
+OutDir = Annotated[Optional[Path], typer.Option("--out", help="output folder (created; with --data: resumed if it "
+                                                 "exists) \\[default: ganinv-out/invert-IMAGE/, with --data "
+                                                 "ganinv-out/invert[-SPLIT]-DATA/]")]
 Collection = Annotated[Optional[str], typer.Option(
     "--data", help="a whole collection instead of IMAGES: folder:PATH | celeba:PATH | mnist | digits — latents "
     "streamed to shards, resumable")]
-SplitOpt = Annotated[Split, typer.Option(help="with --data: all | train | test")]
+SplitOpt = Annotated[Split, typer.Option(help="with --data: all | train | valid | test (valid: CelebA's partition 1, "
+                                        "needs list_eval_partition.txt)")]
 InvertBatch = Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="with --data: images per forward pass")]
 ShardSize = Annotated[int, typer.Option(min=1, help="with --data: images per latent shard (the unit of resuming)")]
 ReadWorkers = Annotated[int, typer.Option(min=0, max=MAX_WORKERS, help="with --data: DataLoader worker processes "
@@ -269,7 +277,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="with --data: print the sum
 
 
 @app.command(cls=InvertCommand)
-def invert(run: RunArg, images: Images = None, out: OutDir = ..., data: Collection = None,
+def invert(run: RunArg, images: Images = None, out: OutDir = None, data: Collection = None,
            split: SplitOpt = Split.all, batch_size: InvertBatch = 256, shard_size: ShardSize = 4096,
            workers: ReadWorkers = 2, device: InvertDevice = DeviceName.auto, refine: Refine = 0,
            refine_lr: RefineLr = None, refine_loss: RefineLossOpt = RefineLoss.mse, space: SpaceOpt = None,
@@ -293,6 +301,8 @@ def invert(run: RunArg, images: Images = None, out: OutDir = ..., data: Collecti
     processes split the shards."""
     check_paths(runs=[run], data=data)  # IMAGES are not: a missing one is named and skipped (exit status 3)
     mode = invert_mode(dict(data=data, images=images, tune=tune))  # checked at parse time; here: which to run
+    out = out or default_out("invert", images or [data.partition(":")[2] or data], mode="" if images or split == "all"
+                             else split)
     if mode == TUNE:
         tune_images(run, images, out, steps=tune, refine=refine, quiet=quiet, align=align, landmarks=landmarks)
     elif mode == FILES:
@@ -320,7 +330,9 @@ def invert_image_files(run: Path, images, out: Path, *, refine: int, refine_lr, 
 
     result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
                           space=space, align=align or landmarks is not None, landmarks=landmarks)
-    console.print(f"inverted {result.n} images → {out} (latents.npy, reconstructions/, manifest.json, grid.png)")
+    print_reconstruction_scores(result)
+    say(f"inverted {result.n} images (latents.npy, reconstructions/, manifest.json, grid.png)")
+    wrote(out)
     exit_if_skipped(len(result.skipped))
 
 
@@ -332,10 +344,27 @@ def invert_collection_data(run: Path, data: str, out: Path, *, as_json: bool, qu
     if as_json:
         print(json.dumps(result.to_json()))
     elif result.rank == 0:
-        console.print(f"inverted {result.inverted_now} images ({result.done_before} done before, "
-                      f"{result.failed + result.failed_before} unreadable) at {result.images_per_s} "
-                      f"images/s, peak memory {result.peak_rss_mib} MiB → {out}/shards")
+        say(f"inverted {result.inverted_now} images ({result.done_before} done before, "
+            f"{result.failed + result.failed_before} unreadable) at {result.images_per_s} images/s, peak memory "
+            f"{result.peak_rss_mib} MiB")
+        wrote(out / "shards")
     exit_if_skipped(result.failed + result.failed_before)
+
+
+SCORES_LISTED = 50  # invert prints each image's PSNR / SSIM up to this many images; beyond, a summary
+
+
+def print_reconstruction_scores(result) -> None:
+    """Each image's PSNR and SSIM against its reconstruction (a summary beyond SCORES_LISTED images: manifest.json
+    has them all), and their means."""
+    n = max(result.n, 1)
+    mean = f"mean PSNR {sum(result.psnr) / n:.2f} dB, SSIM {sum(result.ssim) / n:.4f} over {result.n} image(s)"
+    if result.n <= SCORES_LISTED:
+        columns = [Column("image"), Column("PSNR dB", "PSNR↑", numeric=True), Column("SSIM", "SSIM↑", numeric=True)]
+        print_table("reconstruction against the input", columns,
+                    [[f, f"{p:.2f}", f"{q:.4f}"] for f, p, q in zip(result.inputs, result.psnr, result.ssim)])
+    say(mean if result.n <= SCORES_LISTED else f"{mean} (lowest PSNR {min(result.psnr):.2f} dB; each image's in "
+        "manifest.json)")
 
 
 def pivot_counts(sources: list[str]) -> str:
@@ -355,11 +384,11 @@ def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, quiet:
 
     result = tune_files(run, images, out, steps=steps, refine_steps=refine, warn=note, show_progress=not quiet,
                         align=align or landmarks is not None, landmarks=landmarks)
-    console.print(f"tuned the generator on {result.n} images: PSNR {result.mean_psnr_before:.2f} → "
-                  f"{result.mean_psnr_after:.2f} dB; drift on random latents {result.locality_drift:.4g} "
-                  f"(random pairs differ by {result.drift_scale:.4g}; PSNR G vs tuned G "
-                  f"{result.drift['prior_psnr']:.2f} dB); pivots: {pivot_counts(result.pivot_sources)} → "
-                  f"{result.tuned_run}")
+    say(f"tuned the generator on {result.n} images: PSNR {result.mean_psnr_before:.2f} → "
+        f"{result.mean_psnr_after:.2f} dB; drift on random latents {result.locality_drift:.4g} (random pairs differ by "
+        f"{result.drift_scale:.4g}; PSNR G vs tuned G {result.drift['prior_psnr']:.2f} dB); pivots: "
+        f"{pivot_counts(result.pivot_sources)}; the tuned run: {result.tuned_run}")
+    wrote(out)
     exit_if_skipped(len(result.skipped))
 
 

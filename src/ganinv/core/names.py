@@ -73,6 +73,7 @@ class Split(StrEnum):
 
     all = "all"
     train = "train"
+    valid = "valid"  # where the data has one: CelebA's partition 1 (data.datasets); mnist and digits refuse it
     test = "test"
 
 

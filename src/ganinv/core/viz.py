@@ -53,8 +53,10 @@ def labelled_grid(rows: list[Tensor], row_labels: list[str], *, column_labels: l
                   title: str | None = None, captions: list[list[str]] | None = None,
                   min_tile: int = MIN_TILE) -> Tensor:
     """Rows of images with a label left of each row, optionally a label above each column, a caption under each
-    image (``captions[row][column]``, e.g. a distance) and a title; tiles upscaled by an integer factor with
-    nearest-neighbour so small images stay readable. Returns one C×H×W image in [0, 1]."""
+    image (``captions[row][column]``, e.g. a file name or a distance) and a title; tiles upscaled by an integer
+    factor with nearest-neighbour so small images stay readable. Column labels and captions are never cut: a long
+    one folds onto more lines under its tile (at spaces where it can, "\n" starts a line). Returns one C×H×W image
+    in [0, 1]."""
     if len(rows) != len(row_labels) or (captions is not None and len(captions) != len(rows)):
         raise ValueError(f"{len(rows)} rows but {len(row_labels)} row labels"
                          + (f" and {len(captions)} caption rows" if captions is not None else ""))
@@ -64,25 +66,55 @@ def labelled_grid(rows: list[Tensor], row_labels: list[str], *, column_labels: l
     font = label_font()
     strips = [_row_strip(r, n, factor) for r in rows]
     line, tile = FONT_SIZE + 6, side * factor + 2
+    heads = [fold(text, font, tile - 2) for text in column_labels or []]
+    notes = [[fold(text, font, tile - 2) for text in row] for row in captions or [[] for _ in rows]]
     label_width = max(int(font.getlength(text)) for text in row_labels) + 10
-    top = (line if title else 0) + (line if column_labels else 0)
-    below = line if captions is not None else 0  # a caption line under every row
+    top = (line if title else 0) + line * max((len(h) for h in heads), default=0)
+    below = [line * max((len(c) for c in row), default=0) for row in notes]  # each row's caption lines
     width = max(label_width + strips[0].width, int(font.getlength(title or "")) + 8)
-    canvas = Image.new("RGB", (width, top + sum(s.height + below for s in strips)), "white")
+    canvas = Image.new("RGB", (width, top + sum(s.height for s in strips) + sum(below)), "white")
     draw = ImageDraw.Draw(canvas)
     if title:
         draw.text((4, 2), title, fill="black", font=font)
-    fit = max(1, tile // 7)  # characters that fit under a tile
-    for j, text in enumerate(column_labels or []):
-        draw.text((label_width + 2 + j * tile, top - line + 2), text[:fit], fill="black", font=font)
+    for j, lines in enumerate(heads):
+        _draw_lines(draw, lines, (label_width + 2 + j * tile, (line if title else 0) + 2), line, "black", font)
     y = top
-    for r, (strip, text) in enumerate(zip(strips, row_labels)):
+    for strip, text, row_notes, height in zip(strips, row_labels, notes, below):
         canvas.paste(strip, (label_width, y))
         draw.text((4, y + strip.height // 2 - FONT_SIZE // 2), text, fill="black", font=font)
-        for j, caption in enumerate(captions[r] if captions is not None else []):
-            draw.text((label_width + 2 + j * tile, y + strip.height + 2), caption[:fit], fill="dimgray", font=font)
-        y += strip.height + below
+        for j, lines in enumerate(row_notes):
+            _draw_lines(draw, lines, (label_width + 2 + j * tile, y + strip.height + 2), line, "dimgray", font)
+        y += strip.height + height
     return torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def _draw_lines(draw: ImageDraw.ImageDraw, lines: list[str], at: tuple[int, int], line: int, fill: str,
+                font) -> None:
+    x, y = at
+    for i, text in enumerate(lines):
+        draw.text((x, y + i * line), text, fill=fill, font=font)
+
+
+def fold(text: str, font, width: int) -> list[str]:
+    """``text`` as lines at most ``width`` pixels wide in ``font``: broken at spaces where it can, inside a word
+    (a file name) where it must, and at every "\n"; no character is dropped."""
+    lines: list[str] = []
+    for paragraph in str(text).split("\n"):
+        current = ""
+        for word in paragraph.split(" "):
+            candidate = f"{current} {word}" if current else word
+            if font.getlength(candidate) <= width or not current:
+                current = candidate
+            else:
+                lines.append(current)
+                current = word
+            while len(current) > 1 and font.getlength(current) > width:  # one word wider than the tile
+                cut = max(1, max(i for i in range(1, len(current) + 1) if font.getlength(current[:i]) <= width
+                                 or i == 1))
+                lines.append(current[:cut])
+                current = current[cut:]
+        lines.append(current)
+    return lines
 
 
 def rows_of(images: Tensor, per_row: int) -> list[Tensor]:
