@@ -49,6 +49,7 @@ from ganinv.core.viz import labelled_grid, rows_of, save_png
 from ganinv.inference.evaluate import evaluate
 from ganinv.inference.model import InversionModel
 from ganinv.methods import Method
+from ganinv.training.collapse import CollapseWatch
 
 SAMPLE_COUNT = 64  # an 8×8 grid of samples
 SAMPLE_COLUMNS = 8
@@ -281,6 +282,7 @@ class LoopPass:
         self.steps_per_epoch = max(len(dataset) // config.train.batch_size, 1) if dataset is not None else None
         self.epoch_logs = EpochAverager(self.steps_per_epoch)
         self.explosion = ExplosionWarning(warn, enabled=self.main)
+        self.collapse = CollapseWatch(method, run_dir, logger.log, warn, enabled=self.main)  # generator trainers
         self.started = time.perf_counter()
 
     def run(self, show_progress: bool, stop: StopAtStepBoundary | None = None) -> None:
@@ -327,6 +329,7 @@ class LoopPass:
             logger.log(step, "epoch", averages)
         if self.main and (step % t.sample_every == 0 or last):
             write_samples(self.method, self.run_dir, step, self.fixed_z, self.sample_real)
+            self.collapse.check(step, last=last)
         if self.main and (step % t.eval_every == 0 or last):
             logger.log(step, "eval", evaluate_during_training(self.method, self.eval_images, self.evaluators))
         if step % t.checkpoint_every == 0 or last:
