@@ -10,15 +10,13 @@ import numpy as np
 
 from ganinv.core import safe_files
 from ganinv.core.errors import GaninvError
+from ganinv.core.extras import require
 from ganinv.core.io import atomic_write
 
 
 def faiss_module():
-    try:
-        import faiss  # deferred: faiss is heavy and only search needs it
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise GaninvError(f"image search needs faiss: pip install faiss-cpu ({exc})") from None
-    return faiss
+    """faiss, imported when first needed (it is heavy and only search needs it), or one line naming the extra."""
+    return require("faiss", "search", "image search (ganinv index / search)")
 
 
 FAISS_ARRAY_FLOOR_BYTES = 1 << 30  # IVF-PQ's precomputed table for ~4 million 100-d latents (4√n lists × 50 × 256)

@@ -455,6 +455,7 @@ def build_index(
     """Invert a collection into ``out`` (see the module doc). Streams batch by batch through a DataLoader; features
     are kept per shard on disk, so a killed build resumes where it stopped (same command, same ``out``)."""
     methods = check_methods(methods)
+    faiss_module()  # the search extra missing: one line now, not after the whole collection is inverted
     out = Path(out)
     model = load_inverter(run) if "latent" in methods else None
     fingerprint = run_fingerprint(run)

@@ -30,7 +30,7 @@ def serve(
 ):
     """Serve a web page over the run: reconstruct, search, super-resolve, edit and sample, in the browser."""
 
-    from ganinv.web.page import serve as serve_web
+    from ganinv.web import serve as serve_web  # through web/__init__: its settings, then gradio or one line
 
     serve_web(run, index=index, host=host, port=port, keep_results=keep_results, max_results_mb=max_results_mb,
               warn=lambda m: err_console.print(f"[bold yellow]warning:[/] {m}", highlight=False, soft_wrap=True),

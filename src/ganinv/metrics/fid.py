@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ganinv.core import safe_files
 from ganinv.core.errors import GaninvError
+from ganinv.core.extras import require
 from ganinv.core.io import atomic_write
 from ganinv.data import open_dataset
 
@@ -115,6 +116,7 @@ class _InceptionFeatures(nn.Module):
 
     def __init__(self, weights_path: str):
         super().__init__()
+        require("torch_fidelity", "fid", "FID")  # torchmetrics' Inception-v3 is torch-fidelity's (an optional extra)
         from torchmetrics.image.fid import NoTrainInceptionV3  # deferred: loads Inception's code; only FID needs it
 
         state = safe_files.torch_load_tensors(weights_path, "Inception weights", max_bytes=INCEPTION_MAX_BYTES,
@@ -146,7 +148,9 @@ def inception_extractor(weights: str | None = None) -> tuple[FeatureExtractor | 
                       "PATH); reporting FD-domain instead, which is not comparable with published FIDs")
     try:
         return FeatureExtractor("FID", _InceptionFeatures(str(path))), f"FID with Inception weights {path}"
-    except Exception as exc:  # a missing torch-fidelity or a damaged file: say so, fall back
+    except GaninvError as exc:  # the fid extra missing, or weights that are not a state dict: say so, fall back
+        return None, f"FID unavailable ({exc}); reporting FD-domain instead"
+    except Exception as exc:  # a damaged file: say so, fall back
         return None, f"FID unavailable ({type(exc).__name__}: {exc}); reporting FD-domain instead"
 
 

@@ -241,8 +241,7 @@ def plan_run(
     — building no net and writing nothing."""
     out = Path(out)
     cls = method_class(method)
-    if log_with is not None:
-        check_tracker(log_with)
+    log_with = check_tracker(log_with, warn)  # no TensorBoard installed: None, said once here
     if resume and not has_config(out):  # killed before it wrote anything: resuming is starting
         (warn or (lambda m: None))(f"{out} holds no run yet (interrupted before its config was written); starting it")
         resume = False

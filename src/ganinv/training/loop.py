@@ -14,7 +14,6 @@ checkpoint is kept). Either way ``train`` raises ``KeyboardInterrupt`` whose mes
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import signal
@@ -34,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from ganinv.core.config import RunConfig
 from ganinv.core.distributed import check_batch_split, mean_across_ranks, rank_slice
 from ganinv.core.errors import GaninvError, TrainingDiverged
+from ganinv.core.extras import available, install_hint
 from ganinv.core.io import atomic_write
 from ganinv.core.progress import progress
 from ganinv.core.rundir import (
@@ -100,13 +100,22 @@ class TrainResult:
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
-def check_tracker(log_with: str) -> None:
-    """A tracker we offer whose package is installed, or a one-line error saying what to install."""
+def check_tracker(log_with: str | None, warn=None) -> str | None:
+    """The tracker to log with: ``log_with`` when we offer it and its package is installed; None (no tracker, said
+    in one line through ``warn``) for TensorBoard without its package — the track extra, the default tracker, so
+    training never fails for want of it; else a one-line error saying what to install."""
+    if log_with is None:
+        return None
     if log_with not in TRACKERS:
         raise GaninvError(f"--log-with {log_with!r}: choose one of {', '.join(TRACKERS)}")
-    if importlib.util.find_spec(TRACKERS[log_with]) is None:
-        raise GaninvError(f"--log-with {log_with} needs the {TRACKERS[log_with]} package: pip install "
-                          f"{TRACKERS[log_with]} (or log with tensorboard)")
+    if available(TRACKERS[log_with]):
+        return log_with
+    if log_with == "tensorboard":
+        (warn or warnings.warn)(f"training without a TensorBoard log (RUN/tb): tensorboard is not installed "
+                                f"({install_hint('track')}); metrics.jsonl has every number")
+        return None
+    raise GaninvError(f"--log-with {log_with} needs the {TRACKERS[log_with]} package: pip install "
+                      f"{TRACKERS[log_with]} (or log with tensorboard)")
 
 
 def make_accelerator(config: RunConfig, *, log_with: str | None = None, run_dir: Path | None = None):
@@ -223,8 +232,7 @@ def train(
     run_dir = Path(run_dir)
     if method.needs_real_data(method.options) and dataset is None:
         raise GaninvError(f"method {method.name!r} trains on real images: give --data")
-    if log_with is not None:
-        check_tracker(log_with)
+    log_with = check_tracker(log_with, warn)
     accelerator = make_accelerator(method.config, log_with=log_with, run_dir=run_dir)
     step = start_or_resume(method, run_dir, accelerator, resume)
     logger = RunLogger(run_dir, accelerator, log_with=log_with, config=method.config)

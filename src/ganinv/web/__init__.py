@@ -18,6 +18,9 @@ __all__ = ["build_app", "serve"]
 
 def __getattr__(name: str):
     if name in __all__:
+        from ganinv.core.extras import require
+
+        require("gradio", "web", "ganinv serve (the web page)")  # one line naming the extra, not gradio's ImportError
         from ganinv.web import page  # deferred: imports gradio
 
         return getattr(page, name)
