@@ -243,7 +243,7 @@ def test_edit_handlers(model, index, files):
     assert row.shape[0] >= 64 and "A:" in notes
     assert "upload both" in handlers.do_interpolate(str(good), None, 5)[-1]
     edited, notes = handlers.do_attribute(None, "digit=3", 2.0, 5)
-    assert edited is not None and f"direction from {INDEX_SIZE} indexed latents" in notes
+    assert edited is not None and f"direction from {INDEX_SIZE} labelled latents" in notes
     assert "--index" in EditHandlers(model).do_attribute(None, "digit=3", 2.0, 5)[-1]
     assert "latent scale" in handlers.do_traverse(None, 3, 4)[-1]  # an AEGAN run has none
 

@@ -22,6 +22,7 @@ from ganinv.apps import (
     read_images,
     silent,
 )
+from ganinv.apps.directions import Direction, DirectionKey, saved_or_learned
 from ganinv.core.bounds import MAX_GRID_COLUMNS, MAX_GRID_ROWS
 from ganinv.core.errors import GaninvError
 from ganinv.core.viz import check_grid_size, labelled_grid, rows_of
@@ -39,6 +40,9 @@ def interpolate(model: InversionModel, z_a: Tensor, z_b: Tensor, steps: int = 8)
         return model.generate(z)
 
 
+# Labelled latents an attribute direction is learned from, by ``ganinv edit --attribute`` and the web page alike:
+# the same edit in both, and each reuses the other's saved direction (``apps.directions``).
+DIRECTION_TRAIN_N = 2000
 MAX_STRENGTH = 100.0  # in std of the latents along a direction: far beyond it the latent has left the prior
 
 
@@ -109,6 +113,25 @@ def labelled_latents(model: InversionModel, data: str, n: int, split: str = "tra
     return np.concatenate(latents), np.concatenate(labels), dataset.label_names
 
 
+def learned_direction(model: InversionModel, attribute: str, data: str, *, train_n: int = DIRECTION_TRAIN_N,
+                      seed: int = 0, show_progress: bool = False, skipped: list[Skipped] | None = None,
+                      warn: Warn = silent) -> tuple[Direction, bool]:
+    """(direction, reused): the attribute's direction learned on the first ``train_n`` labelled images of ``data``
+    and saved beside the run — or read back from there when the same attribute, count and data (by kind) were
+    asked before, inverting nothing."""
+    def learn() -> Direction:
+        latents, labels, names = labelled_latents(model, data, train_n, show_progress=show_progress,
+                                                  skipped=skipped, warn=warn)
+        columns = attribute_columns(names, labels)
+        if not columns:
+            raise GaninvError(f"{data} has no labels to learn an attribute direction from")
+        check_attribute(attribute, list(columns))
+        return Direction(*attribute_direction(latents, columns[attribute], seed), n_latents=len(latents))
+
+    return saved_or_learned(model.source, DirectionKey(attribute, data, int(train_n)), learn, dim=model.prior.dim,
+                            warn=warn)
+
+
 def edit_attribute(model: InversionModel, z: Tensor, direction: np.ndarray, spread: float,
                    strengths: np.ndarray) -> Tensor:
     """G(z + strength·spread·direction) for every z (rows) and strength (columns), clamped to the prior's support;
@@ -153,7 +176,7 @@ class EditResult:
 
 def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpolation: bool = False,
              attribute: str | None = None, traversal: int | None = None, data: str | None = None,
-             train_n: int = 2000, strength: str = "-2..2", steps: int = 9, samples: int = 4, seed: int = 0,
+             train_n: int | None = None, strength: str = "-2..2", steps: int = 9, samples: int = 4, seed: int = 0,
              show_progress: bool = True, warn: Warn = silent) -> EditResult:
     """``ganinv edit``: exactly one of ``interpolation`` (between two images' latents), ``attribute`` (moved along
     a direction learned on the labelled images of ``data``, ``strength`` a range in std) or ``traversal`` (the K
@@ -237,20 +260,18 @@ def attribute_grid(model: InversionModel, start: Start, attribute: str, data: st
                    warn: Warn = silent) -> tuple[Tensor, str]:
     """(grid, description): each latent a row, its original first, then moved along the attribute's direction over
     the ``strength`` range ("-2..2", in std of the labelled latents along it), a column per strength. The
-    direction is learned on the first ``train_n`` labelled images of ``data``; their unreadable files are added to
-    ``skipped``."""
-    latents, labels, names = labelled_latents(model, data, train_n, show_progress=show_progress, skipped=skipped,
-                                              warn=warn)
-    columns = attribute_columns(names, labels)
-    if not columns:
-        raise GaninvError(f"{data} has no labels to learn an attribute direction from")
-    check_attribute(attribute, list(columns))
-    direction, spread, accuracy = attribute_direction(latents, columns[attribute], seed)
+    direction is learned on the first ``train_n`` (None: DIRECTION_TRAIN_N) labelled images of ``data``, or reused
+    from beside the run (``learned_direction``); unreadable files are added to ``skipped``."""
+    d, reused = learned_direction(model, attribute, data, train_n=train_n or DIRECTION_TRAIN_N, seed=seed,
+                                  show_progress=show_progress, skipped=skipped, warn=warn)
+    if reused:
+        warn(f"the {attribute} direction learned before on {train_n or DIRECTION_TRAIN_N} images of this data was "
+             "reused from the run's directions folder")
     low, high = parse_strength(strength)
     strengths = np.linspace(low, high, steps)
-    edited = edit_attribute(model, start.z, direction, spread, strengths)
-    description = (f"{attribute} from {low:g} to {high:g} std (direction from {len(latents)} labelled latents, "
-                   f"training accuracy {accuracy:.3f})")
+    edited = edit_attribute(model, start.z, d.direction, d.spread, strengths)
+    description = (f"{attribute} from {low:g} to {high:g} std (direction from {d.n_latents} labelled latents, "
+                   f"training accuracy {d.accuracy:.3f})")
     rows = [torch.cat([original[None].to(row), row])
             for original, row in zip(start.originals, rows_of(edited, steps))]
     return labelled_grid(rows, start.names, column_labels=["original", *(f"{v:+.2g}σ" for v in strengths)],

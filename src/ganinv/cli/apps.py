@@ -345,7 +345,10 @@ def edit(
     interpolate: bool = typer.Option(False, "--interpolate", help="interpolate between two images' latents"),
     attribute: Optional[str] = typer.Option(None, help="attribute to add/remove, e.g. Smiling (needs --data)"),
     data: Optional[str] = typer.Option(None, help="labelled dataset spec to learn the attribute direction on"),
-    train_n: int = typer.Option(2000, min=2, help="labelled images to learn the direction from"),
+    # None: apps.edit.DIRECTION_TRAIN_N, the web page's count too (written out in the help: importing it loads torch)
+    train_n: Optional[int] = typer.Option(None, min=2, show_default="2000", help="labelled images to learn the "
+                                          "direction from; a direction learned before from as many images of the "
+                                          "same data is reused (RUN/directions)"),
     strength: str = typer.Option("-2..2", help="attribute strength range, in std of the latents along the direction"),
     traverse: Optional[int] = typer.Option(None, "--traverse", min=1, help="sweep the K most important latent elements "
                                            "from -2 to 2 (runs with a latent scale: dlsgan)"),

@@ -5,7 +5,11 @@ and without gradio (nothing here imports it).
                                         aligned CelebA's), plus notes on what changed; ``UploadError`` with a
                                         one-line reason for anything unusable (no face, with ``align``). The file is
                                         read by ``ganinv.data.images``, as every image file is
-    DomainCheck                         a one-line hint when an image is unlike what the run generates
+    DomainCheck                         a one-line hint when an image is unlike the run's training images (its
+                                        own samples when its data cannot be read here: ``fallback`` says so)
+    AttributeDirections                 the Edit tab's attribute directions, on the index's first
+                                        DIRECTION_TRAIN_N latents as ``ganinv edit`` learns them, saved beside the
+                                        run and reused by both (``apps.directions``)
     to_display(x)                       an image as H×W×3 uint8, tiny images enlarged pixel by pixel; every result
                                         of several images is a ``labelled_grid`` (rows and columns named)
     label_text, results_markdown        a search result's labels in full and the ranked results as a table, since
@@ -17,7 +21,8 @@ and without gradio (nothing here imports it).
                                         one class per tab: the functions its buttons and uploads call, each
                                         answering a tuple in the order of the tab's output widgets
 
-A handler's name is its endpoint's name in gradio's API (``/rec_from_upload``): rename with care.
+A handler's name is its endpoint's name in gradio's API (``/rec_from_upload``; the Search tab's two are
+``/search_from_upload`` and ``/search_from_entry``): rename with care.
 """
 from __future__ import annotations
 
@@ -34,7 +39,9 @@ import torch
 from torch import Tensor
 
 from ganinv.apps import latent_scale
+from ganinv.apps.directions import Direction, DirectionKey, data_kind, saved_or_learned
 from ganinv.apps.edit import (
+    DIRECTION_TRAIN_N,
     attribute_columns,
     attribute_direction,
     check_attribute,
@@ -46,8 +53,9 @@ from ganinv.apps.edit import (
 from ganinv.apps.search import SearchIndex, check_k
 from ganinv.apps.superres import compare
 from ganinv.core.errors import DataError, GaninvError
-from ganinv.core.rundir import run_fingerprint
+from ganinv.core.rundir import read_config, run_fingerprint
 from ganinv.core.viz import labelled_grid
+from ganinv.data import TolerantImages, open_dataset
 from ganinv.data.align import align_file
 from ganinv.data.images import MAX_IMAGE_PIXELS, ImageHeader, display_path, load_image, read_header
 from ganinv.inference.hybrid import refine
@@ -61,9 +69,13 @@ DISPLAY_SIDE = 192                 # tiny run images are shown enlarged (nearest
 STRIP_SIDE = 96                    # … and a search gallery's images to at least this side
 METHODS = ("encoder", "hybrid")    # runs with an inverse network; a generator-only run gets "optimisation"
 EDIT_STEPS = 100                   # optimisation steps that invert an upload to edit, for runs without an encoder
-DOMAIN_SAMPLES = 32                # the run's own samples an upload's statistics are compared with …
+DOMAIN_TRAIN_IMAGES = 256          # the run's training images an upload's statistics are compared with …
+DOMAIN_SAMPLES = 32                # … or its own samples, when its training data cannot be read here …
 DOMAIN_Z = 4.0                     # … and how many of their spreads away counts as out of domain
 DOMAIN_MIN_SPREAD = 0.02           # a spread floor, so a run whose samples barely vary does not flag everything
+# The attribute menu's first choice when the labels have it: common and plain to see (CelebA's alphabetical first,
+# 5_o_Clock_Shadow, is neither)
+PREFERRED_ATTRIBUTES = ("Smiling", "Eyeglasses", "Male", "Blond_Hair")
 MAX_SEED = 2**32 - 1               # seeds are whole numbers 0 … MAX_SEED (torch takes 64 bits; 32 are plenty)
 
 
@@ -302,13 +314,17 @@ def markdown_cell(text: str) -> str:
 
 
 class AttributeDirections:
-    """Attribute directions learned lazily (one logistic regression each, cached) on an index's latents and
-    labels; latents in the prior's units (an index stores z∘s for runs with a latent scale)."""
+    """Attribute directions on an index's first ``limit`` latents and labels (``ganinv edit`` learns on as many
+    labelled images: DIRECTION_TRAIN_N), each learned on first use (one logistic regression) — or read back from
+    the run's directions folder, where ``ganinv edit`` finds it too (``apps.directions``, keyed by attribute, data
+    kind, split and count). Latents in the prior's units (an index stores z∘s for runs with a latent scale)."""
 
-    def __init__(self, model: InversionModel, index: SearchIndex | None, limit: int = 5000):
+    def __init__(self, model: InversionModel, index: SearchIndex | None, limit: int = DIRECTION_TRAIN_N,
+                 warn: Callable[[str], None] = log_stderr):
+        self.model, self.warn = model, warn
         self.columns: dict[str, np.ndarray] = {}
         self.latents = None
-        self._cache: dict[str, tuple[np.ndarray, float]] = {}
+        self._cache: dict[str, Direction] = {}
         if index is None or index.labels is None or "latent" not in index.methods:
             return
         latents = index.vectors("latent")[:limit].astype(np.float32)
@@ -318,52 +334,116 @@ class AttributeDirections:
         columns = attribute_columns(index.label_names, index.labels[:limit])
         self.columns = {k: v for k, v in columns.items() if 0 < v.sum() < len(v)}
         self.latents = latents
+        self.data, self.split = str(index.manifest.get("data")), str(index.manifest.get("split", "train"))
 
     @property
     def names(self) -> list[str]:
         return list(self.columns)
 
-    def get(self, name: str) -> tuple[np.ndarray, float]:
+    @property
+    def default(self) -> str | None:
+        """The menu's first choice: a common, visible attribute when the labels have one, else the first."""
+        return next((n for n in PREFERRED_ATTRIBUTES if n in self.columns), self.names[0] if self.names else None)
+
+    def direction(self, name: str) -> Direction:
         check_attribute(name, self.names)
         if name not in self._cache:
-            direction, spread, _ = attribute_direction(self.latents, self.columns[name])
-            self._cache[name] = (direction, spread)
+            def learn() -> Direction:
+                return Direction(*attribute_direction(self.latents, self.columns[name]), n_latents=len(self.latents))
+
+            key = DirectionKey(name, self.data, len(self.latents), self.split)
+            self._cache[name], _ = saved_or_learned(getattr(self.model, "source", None), key, learn,
+                                                    dim=self.latents.shape[1], warn=self.warn)
         return self._cache[name]
+
+    def get(self, name: str) -> tuple[np.ndarray, float]:
+        """(unit direction, spread of the latents along it)."""
+        d = self.direction(name)
+        return d.direction, d.spread
 
 
 # ------------------------------------------------------------------------------------------------ out of domain
 def image_statistics(x: Tensor) -> tuple[list[str], Tensor]:
-    """Per image of an N×C×H×W batch: brightness (mean grey level), contrast (its standard deviation) and, for
-    colour, colourfulness (Hasler & Süsstrunk 2003, on [0, 1] values) — what a reader would call an image "unlike"
-    a run's: a colour photo against grey digits, a dark or flat image against bright faces."""
+    """Per image of an N×C×H×W batch: brightness (mean grey level), contrast (its standard deviation), fine detail
+    (the mean grey difference between neighbouring pixels: photos and digits are smooth at their size, noise is
+    not) and, for colour, colourfulness (Hasler & Süsstrunk 2003, on [0, 1] values) — what a reader would call an
+    image "unlike" a run's: a colour photo against grey digits, a dark or flat image against bright faces, noise."""
     x = x.detach().float().cpu()
     grey = x.mean(dim=1) if x.shape[1] == 1 else (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])
-    columns = [grey.flatten(1).mean(1), grey.flatten(1).std(1)]
+    detail = 0.5 * ((grey[:, 1:] - grey[:, :-1]).abs().flatten(1).mean(1)
+                    + (grey[:, :, 1:] - grey[:, :, :-1]).abs().flatten(1).mean(1))
+    columns = [grey.flatten(1).mean(1), grey.flatten(1).std(1), detail]
     if x.shape[1] == 1:
-        return ["brightness", "contrast"], torch.stack(columns, dim=1)
+        return ["brightness", "contrast", "fine detail"], torch.stack(columns, dim=1)
     rg, yb = (x[:, 0] - x[:, 1]).flatten(1), (0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]).flatten(1)
     colourfulness = torch.hypot(rg.std(1), yb.std(1)) + 0.3 * torch.hypot(rg.mean(1), yb.mean(1))
-    return ["brightness", "contrast", "colourfulness"], torch.stack(columns + [colourfulness], dim=1)
+    return ["brightness", "contrast", "fine detail", "colourfulness"], torch.stack(columns + [colourfulness], dim=1)
+
+
+def training_data_spec(model: InversionModel) -> str | None:
+    """The data spec the run was trained on: its own, or its frozen generator's run's; None when neither says."""
+    config = getattr(model, "config", None)
+    if config is None or config.data:
+        return None if config is None else config.data
+    try:
+        return read_config(config.generator_run).data if config.generator_run else None
+    except (GaninvError, OSError):
+        return None
+
+
+def training_images(model: InversionModel, n: int = DOMAIN_TRAIN_IMAGES) -> Tensor:
+    """Up to n readable images spread evenly over the run's training split (a folder sorted by class is not
+    one class), at the run's size and channels; a GaninvError when its data cannot be read here."""
+    spec = training_data_spec(model)
+    if spec is None:
+        raise GaninvError("the run records no training data")
+    net = model.config.net
+    dataset = TolerantImages(open_dataset(spec, image_size=net.image_size, channels=net.channels, split="train"))
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(n, len(dataset))).round().astype(int))
+    images = [image for _, image, _, reason in (dataset[int(i)] for i in picks) if not reason]
+    if len(images) < 2:
+        raise GaninvError(f"{len(images)} readable training images")
+    return torch.stack(images)
 
 
 class DomainCheck:
-    """Whether an image is far from what the run generates: its :func:`image_statistics` against those of
-    DOMAIN_SAMPLES of the run's own samples (seeded, made on first use). Far means more than DOMAIN_Z spreads
-    (standard deviations over the samples, at least DOMAIN_MIN_SPREAD) from the samples' mean in any statistic.
-    It is a hint, not a verdict: it sees pixel statistics, not content."""
+    """Whether an image is far from the run's domain: its :func:`image_statistics` against those of
+    DOMAIN_TRAIN_IMAGES of the run's training images (read once, on first use or at page start: ``reference``).
+    Where its data cannot be read here (moved, or a run imported without it), DOMAIN_SAMPLES of the run's own
+    samples stand in, and ``fallback`` says so in a line for the page — a generator's samples are a poor stand-in
+    (a CelebA generator's faces are far less colourful than CelebA's). Far means more than DOMAIN_Z spreads
+    (standard deviations, at least DOMAIN_MIN_SPREAD) from the mean in any statistic. It is a hint, not a verdict:
+    it sees pixel statistics, not content."""
 
-    def __init__(self, model: InversionModel, n: int = DOMAIN_SAMPLES):
-        self.model, self.n = model, n
+    def __init__(self, model: InversionModel, n: int = DOMAIN_SAMPLES, n_train: int = DOMAIN_TRAIN_IMAGES,
+                 log: Callable[[str], None] | None = None):
+        self.model, self.n, self.n_train, self.log = model, n, n_train, log or log_stderr
         self._reference: tuple[list[str], Tensor, Tensor] | None = None
+        self.against = "training images"
+        self.fallback: str | None = None  # why the run's samples stand in for its training images
 
     def reference(self) -> tuple[list[str], Tensor, Tensor]:
         if self._reference is None:
-            z = sample_latent(self.model, 0, self.n)
-            with torch.inference_mode():  # in chunks: a large imported generator's batch of 32 is gigabytes
-                samples = torch.cat([self.model.generate(chunk).float().cpu() for chunk in z.split(8)])
-            names, stats = image_statistics(samples)
+            names, stats = image_statistics(self.calibration_images())
             self._reference = names, stats.mean(0), stats.std(0).clamp_min(DOMAIN_MIN_SPREAD)
         return self._reference
+
+    def calibration_images(self) -> Tensor:
+        """The run's training images, or (saying why in ``fallback`` and, with the data's path, in the log) its
+        samples."""
+        try:
+            return training_images(self.model, self.n_train)
+        except (GaninvError, OSError) as exc:
+            spec = training_data_spec(self.model)
+            self.log(f"out-of-domain hint: the training data {spec or ''} cannot be read here ({one_line(str(exc))});"
+                     " comparing uploads with the run's own samples instead")
+            self.against = "samples"
+            self.fallback = (f"The out-of-domain hint compares uploads with this run's own samples: its training "
+                             f"data{f' ({data_kind(spec)})' if spec else ''} cannot be read here, so the hint may "
+                             "flag images of the training distribution.")
+        z = sample_latent(self.model, 0, self.n)
+        with torch.inference_mode():  # in chunks: a large imported generator's batch of 32 is gigabytes
+            return torch.cat([self.model.generate(chunk).float().cpu() for chunk in z.split(8)])
 
     def hint(self, x: Tensor) -> str | None:
         """One line when ``x`` (1×C×H×W) is out of the run's domain, else None."""
@@ -373,9 +453,9 @@ class DomainCheck:
         worst = int(z.abs().argmax())
         if float(z[worst].abs()) < DOMAIN_Z:
             return None
-        return (f"out of domain: this image's {names[worst]} is {float(value[worst]):.2f} where the run's samples "
-                f"have {float(mean[worst]):.2f} ± {float(spread[worst]):.2f} — it is unlike what this run "
-                "generates, so expect a poor reconstruction")
+        return (f"out of domain: this image's {names[worst]} is {float(value[worst]):.2f} where the run's "
+                f"{self.against} have {float(mean[worst]):.2f} ± {float(spread[worst]):.2f} — it is unlike what "
+                "this run was trained on, so expect a poor reconstruction")
 
 
 # ------------------------------------------------------------------------------------------------ the tabs' handlers
@@ -570,7 +650,7 @@ class EditHandlers:
         grid = labelled_grid([edited], [f"A, {name}"], column_labels=[f"{v:+.2f}" for v in strengths],
                              title=f"A moved {way} {name}: 0 ... {float(strength):+g} std along its direction")
         return grid_display(grid), notes_markdown(
-            notes + [f"{name}: direction from {len(self.directions.latents)} indexed latents"])
+            notes + [f"{name}: direction from {self.directions.direction(name).n_latents} labelled latents"])
 
     @guarded(2)
     def do_traverse(self, a, k, steps):

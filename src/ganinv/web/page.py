@@ -29,6 +29,10 @@ What the page accepts from clients, and how each is bounded: uploaded files (gra
 MAX_UPLOAD_PIXELS from the image header alone, before any pixel is decoded; only files in gradio's upload folder are
 taken as inputs), numbers (sliders and the index entry bounded by gradio; seeds checked by the handler; NaN and
 infinity refused before any handler), choices (gradio refuses values not offered).
+
+The page's API (``/gradio_api/info``, "Use via API") lists one named endpoint per button or upload — the
+handler's name, the Search tab's prefixed ``search_`` — and names every value (status, metrics, result tables);
+the slider toggle of the Super-resolve tab is layout, not an endpoint (private).
 """
 from __future__ import annotations
 
@@ -116,12 +120,18 @@ class Parts:
 
     @staticmethod
     def status(elem_id: str) -> gr.Markdown:
-        return gr.Markdown(elem_id=elem_id, elem_classes=["status"])
+        return gr.Markdown(elem_id=elem_id, elem_classes=["status"], label="status")
 
-    def on(self, event, fn: Callable, inputs: list, outputs: list) -> None:
-        # One model, one event at a time: every handler shares the "model" concurrency slot.
+    @staticmethod
+    def text(label: str, elem_id: str | None = None) -> gr.Markdown:
+        """A markdown output; its label is not drawn, but names the value in the page's API (else "value_22")."""
+        return gr.Markdown(elem_id=elem_id, label=label)
+
+    def on(self, event, fn: Callable, inputs: list, outputs: list, api_name: str | None = None) -> None:
+        """Wire ``fn`` to ``event`` as the API endpoint ``/api_name`` (by default the handler's name). One model,
+        one event at a time: every handler shares the "model" concurrency slot."""
         event(self.admitted(fn, len(outputs)), inputs=inputs, outputs=outputs, concurrency_id="model",
-              concurrency_limit=1, show_progress="minimal")
+              concurrency_limit=1, show_progress="minimal", api_name=api_name or fn.__name__)
 
     def admitted(self, fn: Callable, n_outputs: int) -> Callable:
         """``fn`` run only when its inputs hold no NaN or infinite number (a request sent by hand: gradio's slider
@@ -184,12 +194,21 @@ def reconstruct_tab(parts: Parts, model: InversionModel) -> None:
                 with gr.Row():
                     original = parts.image("original (at the run's size)", "reconstruct-original")
                     output = parts.image("reconstruction G(invert(x))", "reconstruct-output")
-                metrics = gr.Markdown(elem_id="reconstruct-metrics")
+                metrics = parts.text("metrics", "reconstruct-metrics")
                 status = parts.status("reconstruct-status")
+                domain_note(handlers)
     outputs = [state, original, output, metrics, upload, status]
     parts.on(upload.upload, handlers.rec_from_upload, [upload, method, steps, align], outputs)
     parts.on(sample.click, handlers.rec_from_sample, [seed, method, steps], outputs)
     parts.on(again.click, handlers.rec_again, [state, method, steps], outputs)
+
+
+def domain_note(handlers: ReconstructHandlers) -> None:
+    """The out-of-domain hint's statistics, read at page start; where the run's training data cannot be read here,
+    one line under the status saying that its samples stand in."""
+    handlers.domain.reference()
+    if handlers.domain.fallback:
+        gr.Markdown(f"ℹ️ {handlers.domain.fallback}", elem_id="reconstruct-domain-note", elem_classes=["status"])
 
 
 def search_tab(parts: Parts, model: InversionModel, index: SearchIndex | None) -> None:
@@ -213,11 +232,11 @@ def search_tab(parts: Parts, model: InversionModel, index: SearchIndex | None) -
             # as wide as the page, since CelebA's shared attributes make a long cell.
             galleries.append(parts.gallery(m + (" (latents)" if m == "latent" else " (baseline)"), f"search-{m}",
                                            columns=8, height=220))
-            tables.append(gr.Markdown(elem_id=f"search-{m}-table"))
+            tables.append(parts.text(f"{m} results", f"search-{m}-table"))
         status = parts.status("search-status")
     outputs = [query, *galleries, *tables, upload, status]
-    parts.on(upload.upload, handlers.from_upload, [upload, k], outputs)
-    parts.on(pick.click, handlers.from_entry, [entry, k], outputs)
+    parts.on(upload.upload, handlers.from_upload, [upload, k], outputs, api_name="search_from_upload")
+    parts.on(pick.click, handlers.from_entry, [entry, k], outputs, api_name="search_from_entry")
 
 
 def superres_tab(parts: Parts, model: InversionModel) -> None:
@@ -236,7 +255,7 @@ def superres_tab(parts: Parts, model: InversionModel) -> None:
             inverted = parts.image("reconstruction (inversion)", "superres-inverted", height=180)
             bicubic = parts.image("bicubic", "superres-bicubic", height=180)
             clean = parts.image("clean", "superres-clean", height=180)
-        table = gr.Markdown(elem_id="superres-table")
+        table = parts.text("scores against the clean image", "superres-table")
         status = parts.status("superres-status")
     outputs = [state, degraded, inverted, bicubic, clean, table, upload, status]
     parts.on(upload.upload, handlers.sr_from_upload, [upload, kind, factor, sigma], outputs)
@@ -252,7 +271,8 @@ def degradation_widgets(size: int) -> tuple[gr.Radio, gr.Slider, gr.Slider]:
     factor = gr.Slider(2, top, value=min(4, top), step=1, elem_id="superres-factor",
                        label=f"downsample factor × ({size}×{size} → at least 2×2 pixels)")
     sigma = gr.Slider(0.25, 4, value=1.5, step=0.25, label="blur σ (pixels)", visible=False, elem_id="superres-sigma")
-    kind.change(show_slider, [kind], [factor, sigma], queue=False, show_progress="hidden")
+    kind.change(show_slider, [kind], [factor, sigma], queue=False, show_progress="hidden",
+                api_visibility="private")  # layout only: not an endpoint of the page's API
     return kind, factor, sigma
 
 
@@ -290,7 +310,7 @@ def attribute_section(parts: Parts, handlers: EditHandlers, a, steps) -> None:
                     "(CelebA attributes, digit classes).")
         return
     with gr.Row():
-        attribute = gr.Dropdown(names, value=names[0], label="attribute")
+        attribute = gr.Dropdown(names, value=handlers.directions.default, label="attribute")
         strength = gr.Slider(-3, 3, value=2, step=0.25, elem_id="edit-strength",
                              label="strength (std of the latents along the direction; negative: away from it)")
         run = gr.Button("edit A", elem_id="edit-attribute-run")
@@ -322,7 +342,7 @@ def random_tab(parts: Parts, model: InversionModel) -> None:
             n = gr.Slider(1, 8, value=6, step=1, label="samples")
             run = gr.Button("sample z", variant="primary", elem_id="random-run")
         output = parts.image("top: G(z) · bottom: G(invert(G(z))) — the round trip", "random-output", height=300)
-        metrics = gr.Markdown()
+        metrics = parts.text("metrics", "random-metrics")
         status = parts.status("random-status")
     parts.on(run.click, handlers.do_random, [seed, n], [output, metrics, status])
 
