@@ -109,3 +109,42 @@ def test_presets_and_the_quick_flag(tmp_path, monkeypatch, capsys):
     assert config["train"]["steps"] == 300 and config["train"]["eval_every"] == 100
     assert config["options"]["lambda_switch_step"] == 150
     assert not (tmp_path / "q").exists()
+
+
+# --- learning the embedding (issue 27, item 1) ---
+# Measured on 2 busy cores (OMP_NUM_THREADS=1), 300 steps of this config, mean of the last 50 steps' angle_deg over
+# angle_chance_deg: seeds 0, 1, 2 → 0.47, 0.47, 0.43 (steps 200–249: 0.50–0.53); with the old W = d generator
+# (-o w_dim=7) seed 0 gave 0.89. 45–80 s single-threaded on 2 busy cores, 30 s with 2 threads.
+LEARN_STEPS, LEARN_WINDOW, CHANCE_FRACTION = 300, 50, 0.6
+
+
+def mapper_condition(method):
+    """max/min singular value of ∂w/∂z of the generator's mapper at one z (its init)."""
+    mapping = method.nets["generator"].generator.mapping
+    z = torch.randn(method.config.net.latent_dim, generator=torch.Generator().manual_seed(0))
+    singular = torch.linalg.svdvals(torch.autograd.functional.jacobian(lambda v: mapping(v[None])[0], z))
+    return (singular.max() / singular.min()).item()
+
+
+def test_the_generator_keeps_every_direction_of_z_in_w():
+    # StyleGAN2's 512-wide W: 7 → 512 then 512², well-conditioned at init (measured ≈ 2); the old W = d mapper (eight
+    # square 7×7 layers, lr ×0.01) squashed most directions of z by 1e-3–1e-9, so no D could recover them
+    assert mapper_condition(DEDGAN(tiny_config())) < 10
+    assert mapper_condition(DEDGAN(tiny_config(w_dim=7))) > 1e3
+    with pytest.raises(GaninvError, match="w_dim"):
+        DEDGANOptions(w_dim=0)
+
+
+def test_the_embedding_falls_well_below_chance_within_a_few_hundred_steps(tmp_path):
+    config = build_config("dedgan", data="digits", net=TINY, seed=0,
+                          train={**TINY_TRAIN, "steps": LEARN_STEPS, "checkpoint_every": LEARN_STEPS,
+                                 "sample_every": 10 * LEARN_STEPS, "eval_every": 10 * LEARN_STEPS},
+                          options={"lambda_switch_step": LEARN_STEPS // 2})
+    torch.manual_seed(0)
+    train_method(DEDGAN, config, tmp_path / "run")
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    last = [line for line in lines if line["kind"] == "train"][-LEARN_WINDOW:]
+    angle = sum(line["angle_deg"] for line in last) / len(last)
+    chance = sum(line["angle_chance_deg"] for line in last) / len(last)
+    assert 35 < chance < 50  # d = 7: E ∠(z_c, 1/√8) ≈ 42°
+    assert angle < CHANCE_FRACTION * chance, (angle, chance)

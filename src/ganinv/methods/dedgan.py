@@ -29,8 +29,15 @@ switches; ``--preset paper`` takes them from the same author's StyleGAN2 recipe 
 StyleGAN2's latent width. ``--preset small`` is the same recipe at 32 px (d = 63). The switch step is an option
 (``-o lambda_switch_step=N``), 10,000 by default.
 
-Departures, as in dlsgan.py: alternating updates (D, then G against the updated D); R1 in [−1, 1] pixel units
-(``R1_PIXEL_UNITS``) on the adversarial value v_r. The step that drives the λ_emb schedule is the training session's
+Departures, as in dlsgan.py: alternating updates (D, then G against the updated D; Algorithm 1 computes L_d and
+L_g from one forward pass); R1 in [−1, 1] pixel units (``R1_PIXEL_UNITS``) on the adversarial value v_r.
+
+The generator's W is StyleGAN2's 512 wide (``-o w_dim``, default 512), as in the paper's "reduced StyleGAN2" —
+not d wide, as the project's ``StyleGenerator`` defaults to and as this method had until issue 27: eight square
+d×d mapper layers (lr ×0.01) start with ∂w/∂z condition numbers of 1e9, G ignored most directions of z and the
+embedding stayed at chance (docs/reproduction.md, DED-GAN). Runs saved before have W = d: add
+``"w_dim": <latent_dim>`` to their config.json's options to load them. ``angle_chance_deg`` (logged beside
+``angle_deg`` every step) is the mean angle of the best constant guess, ∠(z_c, 1/√n) (``angle_stats``). The step that drives the λ_emb schedule is the training session's
 (``session.step``, the steps done before this one); it is also saved with the weights (``extra.step``).
 """
 from __future__ import annotations
@@ -48,9 +55,10 @@ from ganinv.latent import cartesian_dim, cartesian_to_spherical, spherical_to_ca
 from ganinv.losses import direction_angle, nsgan_d_loss, nsgan_g_loss, r1_penalty, tan_angle_loss
 from ganinv.methods.base import GeneratorRole, Method, MethodOptions
 from ganinv.methods.dlsgan import MAPPING_LAYERS, PAPER_TRAIN, R1_PIXEL_UNITS
-from ganinv.nets.dedgan import DirectionDiscriminator, QuantileStyleGenerator, split_embedding
+from ganinv.nets.dedgan import STYLEGAN2_W_DIM, DirectionDiscriminator, QuantileStyleGenerator, split_embedding
 
 PRIOR = "spherical"
+MAX_W_DIM = 2048  # bounds the mapper's 8·w_dim² weights (32 M at most) before they are allocated
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class DEDGANOptions(MethodOptions):
     lambda_switch_step: int = 10_000  # the first step (0-based count of steps done) trained with lambda_emb_after
     lambda_r1: float = 10.0  # loss term λ_r1·||∇v||² (as dlsgan: Mescheder's γ = 20)
     emb_max_angle_deg: float = 85.0  # tan(θ) is continued linearly beyond this angle (see the module docstring)
+    w_dim: int = STYLEGAN2_W_DIM  # the generator's W width: StyleGAN2's 512 (runs before this option had w = d)
 
     def __post_init__(self):
         lambdas = (self.lambda_emb, self.lambda_emb_after, self.lambda_r1)
@@ -69,10 +78,23 @@ class DEDGANOptions(MethodOptions):
             raise GaninvError(f"lambda_switch_step must be an integer >= 0, got {self.lambda_switch_step!r}")
         if not (isinstance(self.emb_max_angle_deg, (int, float)) and 0 < self.emb_max_angle_deg < 90):
             raise GaninvError(f"emb_max_angle_deg must be in (0, 90) degrees, got {self.emb_max_angle_deg!r}")
+        if not isinstance(self.w_dim, int) or isinstance(self.w_dim, bool) or not 1 <= self.w_dim <= MAX_W_DIM:
+            raise GaninvError(f"w_dim must be an integer in [1, {MAX_W_DIM}], got {self.w_dim!r}")
 
     def lambda_at(self, step: int) -> float:
         """λ_emb for the update that follows ``step`` finished steps."""
         return self.lambda_emb_after if step >= self.lambda_switch_step else self.lambda_emb
+
+
+def angle_stats(z_c: Tensor, direction: Tensor) -> dict[str, float]:
+    """The step's embedding, in degrees: ``angle_deg``, the mean ∠(z_c, z'_c) of this batch's fakes (D before its
+    update, so on latents it has not trained on), and ``angle_chance_deg``, the mean ∠(z_c, 1/√n): the angle of the
+    best constant guess. Every coordinate of z_c has the same mean (E sin φ = E cos φ = 2/π for φ ~ U(0, π/2), and
+    padded angles are π/4), so E z_c points along (1, …, 1); an embedding that ignores the image scores about this."""
+    with torch.no_grad():
+        uniform = torch.full_like(z_c, z_c.shape[1] ** -0.5)
+        return {"angle_deg": torch.rad2deg(direction_angle(z_c, direction)).mean().item(),
+                "angle_chance_deg": torch.rad2deg(direction_angle(z_c, uniform)).mean().item()}
 
 
 class DEDGAN(Method):
@@ -105,7 +127,8 @@ class DEDGAN(Method):
         n = self.config.net
         return {
             "generator": QuantileStyleGenerator(latent_dim=n.latent_dim, image_size=n.image_size, width=n.width,
-                                                channels=n.channels, mapping_layers=MAPPING_LAYERS),
+                                                channels=n.channels, mapping_layers=MAPPING_LAYERS,
+                                                w_dim=self.options.w_dim),
             "discriminator": DirectionDiscriminator(image_size=n.image_size, width=n.width, channels=n.channels,
                                                     direction_dim=cartesian_dim(n.latent_dim)),
         }
@@ -149,11 +172,9 @@ class DEDGAN(Method):
             g_loss = g_adv + lam * g_emb
             self.session.update("generator", g_loss)
 
-        with torch.no_grad():
-            angle = torch.rad2deg(direction_angle(z_c, direction)).mean()
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_adv": d_adv.item(), "g_adv": g_adv.item(),
                 "emb_loss": emb_loss.item(), "r1": r1.item(), "v_real": v_r.mean().item(),
-                "v_fake": v_g.mean().item(), "angle_deg": angle.item(), "lambda_emb": lam}
+                "v_fake": v_g.mean().item(), **angle_stats(z_c, direction), "lambda_emb": lam}
 
     # --- the seam ---
     def embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
