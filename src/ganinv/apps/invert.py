@@ -17,6 +17,9 @@ from ganinv.core.io import atomic_save_npy, atomic_write_json, atomic_write_text
 from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import ImageFiles, display_path, read_image_files
 from ganinv.data.align import TARGET_EYE_DISTANCE, AlignedFiles, read_aligned_files
+from ganinv.data.ffhq_align import FFHQ_EYE_DISTANCE, choose_aligner, read_ffhq_files
+from ganinv.data.images import decode_image
+from ganinv.data.paste import paste_back
 from ganinv.inference.hybrid import REFINE_LR, OptimizingModel
 from ganinv.inference.model import InversionModel
 from ganinv.methods.optimize import REFINE_LOSSES, check_settings
@@ -42,8 +45,8 @@ class InvertedFiles:
 
 def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
                  warn: Callable[[str], None] = lambda m: None, *, refine: int = 0, refine_lr: float | None = None,
-                 refine_loss: str = "mse", space: str | None = None, align: bool = False,
-                 landmarks: str | Path | None = None) -> InvertedFiles:
+                 refine_loss: str = "mse", space: str | None = None, align: bool | str = False,
+                 landmarks: str | Path | None = None, paste: bool = False) -> InvertedFiles:
     """Invert image files: latents.npy (row i = the i-th readable file), reconstructions/NNNNN-NAME.png (numbered by
     row, so two inputs named x.png never collide), manifest.json (each row's exact input path, output, PSNR and
     SSIM, and the skipped files with their reasons), paths.txt (the inputs, one printable line each) and grid.png
@@ -55,29 +58,39 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     prior's mean. ``space`` ("z" | "w" | "wplus"; None: the run's own) is where the latents are searched and what
     latents.npy holds (W+ flattened layer-major, N×(num_ws·w_dim): ``ganinv.methods.spaces``).
 
-    ``align``: each photo's face is found and cut to the aligned-CelebA square the run was trained on
-    (``ganinv.data.align``) before it is inverted; the aligned inputs are written to aligned/NNNNN-NAME.png and how
-    each was aligned to the manifest; a file without a face is skipped like an unreadable one. ``landmarks``: an
-    OpenCV LBF landmark model for better eye centres (implies ``align``)."""
+    ``align`` (True or "auto": ``ganinv.data.ffhq_align.choose_aligner``; "haar": the aligned-CelebA square,
+    ``ganinv.data.align``; "ffhq": FFHQ's crop from dlib's 68 landmarks): each face is found and cut before it is
+    inverted, written to aligned/NNNNN-NAME.png, its alignment to the manifest; a file without one is skipped.
+    ``landmarks``: the landmark model (haar: OpenCV LBF, implies ``align``; ffhq: dlib's). ``paste``: each
+    reconstruction also pasted back into its photo (``ganinv.data.paste``) as pasted/NNNNN-NAME.png."""
+    if paste and not (align or landmarks is not None):
+        raise GaninvError("--paste-back needs --align: it puts the face back where the alignment cut it from")
     model = inverting_model(run, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss, warn=warn, space=space)
     channels, size, _ = model.image_shape
-    read = read_inputs(images, size, channels, align=align or landmarks is not None, landmarks=landmarks, warn=warn)
+    read = read_inputs(images, size, channels, align=align or landmarks is not None, landmarks=landmarks, warn=warn,
+                       trained_on=model.config.data)
     batch = read.batch()
     latents = model.invert(batch)
     reconstructions = model.generate(latents)
     scores = {"psnr": psnr(reconstructions, batch).tolist(), "ssim": ssim(reconstructions, batch).tolist()}
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    outputs = [reconstruction_name(row, f) for row, f in enumerate(read.files)]
-    for name, image in zip(outputs, reconstructions):
-        save_png(image, out / name)
-    alignments = write_aligned(out, read, batch)
+    outputs = write_reconstructions(out, read.files, reconstructions)
+    alignments = write_aligned(out, read, batch, pasted=reconstructions if paste else None)
     atomic_save_npy(out / "latents.npy", latents.cpu().numpy())
     write_manifest(out, run, model, latents, read, outputs, scores, alignments)
     save_png(inversion_grid(batch, reconstructions, names=[f.name for f in read.files], psnrs=scores["psnr"]),
              out / "grid.png")
     return InvertedFiles(len(read.files), latents, outputs, read.skipped, scores["psnr"], scores["ssim"],
                          [display_path(f) for f in read.files])
+
+
+def write_reconstructions(out: Path, files: list, reconstructions: torch.Tensor) -> list[str]:
+    """Each reconstruction as reconstructions/NNNNN-NAME.png (the folder created); their names."""
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = [reconstruction_name(row, f) for row, f in enumerate(files)]
+    for name, image in zip(outputs, reconstructions):
+        save_png(image, out / name)
+    return outputs
 
 
 def write_manifest(out: Path, run, model: InversionModel, latents: torch.Tensor, read: ImageFiles,
@@ -112,13 +125,27 @@ def display_name(name) -> str:
     return display_path(Path(os.fsdecode(name)).name)
 
 
-def read_inputs(images, size: int, channels: int, *, align: bool, landmarks, warn) -> ImageFiles:
+def read_inputs(images, size: int, channels: int, *, align: bool | str, landmarks, warn,
+                trained_on: str | None = None) -> ImageFiles:
     """The files as the run sees them: centre-cropped and resized, or (``align``) faces aligned to aligned-CelebA's
-    square, each alignment told through ``warn`` when it was a guess from the face box or had a choice of faces."""
+    square or (``align`` "ffhq", or auto's choice: ``trained_on`` is the run's data spec) cut as FFHQ's, each
+    alignment told through ``warn`` when it was a guess from the face box or had a choice of faces."""
     if not align:
         read = read_image_files(images, size, channels, warn=warn)
         warn(f"images are centre-cropped and resized to {size}×{size} with {channels} channel(s) for this run")
         return read
+    why: list[str] = []  # auto's choice is said with the result: a photo without a face stays one error line
+    aligner = choose_aligner("auto" if align is True else align, landmarks=landmarks, trained_on=trained_on,
+                             say=why.append)
+    read = (read_ffhq_inputs if aligner == "ffhq" else read_haar_inputs)(images, size, channels, landmarks, warn)
+    for line in why:
+        warn(line)
+    return read
+
+
+def read_haar_inputs(images, size: int, channels: int, landmarks, warn) -> AlignedFiles:
+    """Faces aligned to aligned-CelebA's square (``ganinv.data.align``), each told when it was a guess from the
+    face box, had a choice of faces or reaches past the photo's edge."""
     read = read_aligned_files(images, size, channels, landmarks=landmarks, warn=warn)
     for f, info in zip(read.files, read.infos):
         if info.source == "face box" or info.faces > 1 or info.padded:
@@ -128,9 +155,34 @@ def read_inputs(images, size: int, channels: int, *, align: bool, landmarks, war
     return read
 
 
-def write_aligned(out: Path, read: ImageFiles, batch) -> list[dict]:
+def read_ffhq_inputs(images, size: int, channels: int, model, warn) -> AlignedFiles:
+    """Faces cut as FFHQ's crop (``ganinv.data.ffhq_align``), each told when the photo had a choice of faces or the
+    crop reaches past its edge."""
+    read = read_ffhq_files(images, size, channels, model=model, warn=warn)
+    for f, info in zip(read.files, read.infos):
+        if info.faces > 1 or info.padded:
+            warn(f"{display_path(f)}: {info.describe()}")
+    warn(f"{len(read.files)} face(s) cut as FFHQ's crop at {size}×{size} (dlib's 68 landmarks; eyes about "
+         f"{FFHQ_EYE_DISTANCE * size:.1f} px apart) with {channels} channel(s) for this run")
+    return read
+
+
+def write_pasted(out: Path, read: AlignedFiles, reconstructions: torch.Tensor, records: list[dict]) -> None:
+    """With --paste-back: each reconstruction pasted back into its photo (``ganinv.data.paste``) as
+    pasted/NNNNN-NAME.png at the photo's size, named in its manifest record."""
+    for row, (f, image, info) in enumerate(zip(read.files, reconstructions, read.infos)):
+        photo, _ = decode_image(f, 3)  # as it was read for aligning: EXIF-upright RGB, the matrix's pixels
+        crop = (image.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        pasted = paste_back(np.asarray(photo), crop, np.array(info.matrix), size=info.size)
+        name = reconstruction_name(row, f, folder="pasted")
+        save_png(torch.from_numpy(pasted).permute(2, 0, 1).float().div(255), out / name)
+        records[row]["pasted"] = name
+
+
+def write_aligned(out: Path, read: ImageFiles, batch, pasted: torch.Tensor | None = None) -> list[dict]:
     """With --align: each aligned input as aligned/NNNNN-NAME.png (what was inverted, for the user to check) and
-    the manifest's record of how it was aligned; without: an empty record per row."""
+    the manifest's record of how it was aligned (and with ``pasted``, the reconstructions: each pasted back into
+    its photo, pasted/NNNNN-NAME.png); without: an empty record per row."""
     if not isinstance(read, AlignedFiles):
         return [{} for _ in read.files]
     records = []
@@ -138,6 +190,8 @@ def write_aligned(out: Path, read: ImageFiles, batch) -> list[dict]:
         name = reconstruction_name(row, f, folder="aligned")
         save_png(image, out / name)
         records.append({"aligned": name, "alignment": info.to_json()})
+    if pasted is not None:
+        write_pasted(out, read, pasted, records)
     return records
 
 

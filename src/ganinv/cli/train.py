@@ -4,6 +4,7 @@ Library imports stay inside the command functions, so ``ganinv --help`` never lo
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import re
 from pathlib import Path
@@ -226,7 +227,8 @@ def invert_mode(params: dict) -> str:
 FILES, DATA, TUNE = "files", "data", "tune"
 INVERT_MODES = Modes(
     labels={FILES: "IMAGES", DATA: "--data SPEC", TUNE: "--tune N"}, select=invert_mode,
-    flags={"space": (FILES,), "align": (FILES, TUNE), "landmarks": (FILES, TUNE), "refine_lr": (FILES, DATA),
+    flags={"space": (FILES,), "align": (FILES, TUNE), "aligner": (FILES, TUNE), "landmarks": (FILES, TUNE),
+           "paste_back": (FILES,), "refine_lr": (FILES, DATA),
            "refine_loss": (FILES, DATA), "split": (DATA,), "batch_size": (DATA,), "shard_size": (DATA,),
            "workers": (DATA,), "device": (DATA,), "as_json": (DATA,), "tune": (TUNE,)},
     says={"space": "--space is for IMAGES; a --data collection (or --tune) works in the run's own space",
@@ -267,12 +269,28 @@ SpaceOpt = Annotated[Optional[SpaceName], typer.Option(
 Tune = Annotated[int, typer.Option(help="with IMAGES: pivotal tuning (Roich et al., PTI) — invert (+ --refine "
                                    "steps), then fine-tune a copy of the generator N steps on the images with a "
                                    "locality term; writes OUT/tuned-run (loadable by path), before/ and after/ PNGs")]
-Align = Annotated[bool, typer.Option("--align", help="with IMAGES (also with --tune): find each photo's face and eyes "
-                                     "(OpenCV) and cut it to the aligned-CelebA square a CelebA run was trained on; "
-                                     "writes OUT/aligned/; a file with no face is named and skipped")]
+Align = Annotated[bool, typer.Option("--align", help="with IMAGES (also with --tune): find each photo's face and cut "
+                                     "it as the run's training faces were cut; writes OUT/aligned/; a file with no "
+                                     "face is named and skipped. Which cut is --aligner's auto (said in one line)")]
+
+
+class AlignerName(str, enum.Enum):
+    auto = "auto"
+    haar = "haar"
+    ffhq = "ffhq"
+
+
+AlignerOpt = Annotated[Optional[AlignerName], typer.Option(
+    "--aligner", help="implies --align: haar — OpenCV's Haar face/eye cascades, the aligned-CelebA square (offline); "
+    "ffhq — dlib's 68 landmarks and FFHQ's crop (StyleGAN, pSp, e4e; the landmark model is downloaded to "
+    "~/.cache/ganinv/dlib/ on first use); auto (--align alone) — haar for a run trained on CelebA, else ffhq when "
+    "dlib and its model are here, else haar")]
 Landmarks = Annotated[Optional[str], typer.Option("--landmarks", metavar="PATH", help="with --align (implied): an "
                                                   "OpenCV LBF facial-landmark model (lbfmodel.yaml) for better eye "
-                                                  "centres; needs opencv-contrib-python-headless")]
+                                                  "centres (needs opencv-contrib-python-headless); with --aligner "
+                                                  "ffhq: dlib's shape_predictor_68_face_landmarks.dat")]
+PasteBack = Annotated[bool, typer.Option("--paste-back", help="with --align: also paste each reconstruction back "
+                                         "into its photo (inverse of the alignment, feathered edge): OUT/pasted/")]
 AsJson = Annotated[bool, typer.Option("--json", help="with --data: print the summary as JSON")]
 
 
@@ -281,8 +299,8 @@ def invert(run: RunArg, images: Images = None, out: OutDir = None, data: Collect
            split: SplitOpt = Split.all, batch_size: InvertBatch = 256, shard_size: ShardSize = 4096,
            workers: ReadWorkers = 2, device: InvertDevice = DeviceName.auto, refine: Refine = 0,
            refine_lr: RefineLr = None, refine_loss: RefineLossOpt = RefineLoss.mse, space: SpaceOpt = None,
-           tune: Tune = 0, align: Align = False, landmarks: Landmarks = None, as_json: AsJson = False,
-           quiet: Quiet = False):
+           tune: Tune = 0, align: Align = False, aligner: AlignerOpt = None, landmarks: Landmarks = None,
+           paste_back: PasteBack = False, as_json: AsJson = False, quiet: Quiet = False):
     """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid.
 
     With --align: real photos, not pre-aligned face crops, are first aligned as CelebA's faces are (eyes level at
@@ -303,33 +321,37 @@ def invert(run: RunArg, images: Images = None, out: OutDir = None, data: Collect
     mode = invert_mode(dict(data=data, images=images, tune=tune))  # checked at parse time; here: which to run
     out = out or default_out("invert", images or [data.partition(":")[2] or data], mode="" if images or split == "all"
                              else split)
+    align = aligner.value if aligner is not None else "auto" if align or landmarks is not None else False
     if mode == TUNE:
         tune_images(run, images, out, steps=tune, refine=refine, quiet=quiet, align=align, landmarks=landmarks)
     elif mode == FILES:
         invert_image_files(run, images, out, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
-                           space=space, align=align, landmarks=landmarks)
+                           space=space, align=align, landmarks=landmarks, paste_back=paste_back)
     else:
         invert_collection_data(run, data, out, split=split, batch_size=batch_size, shard_size=shard_size,
                                workers=workers, device=device, refine=refine, refine_lr=refine_lr,
                                refine_loss=refine_loss, as_json=as_json, quiet=quiet)
 
 
-def check_landmark_model(landmarks) -> None:
-    """A --landmarks model that cannot be used is refused in one line before the run is loaded."""
-    if landmarks is not None:
-        from ganinv.data.align import check_landmarks
+def check_landmark_model(landmarks, align=False) -> None:
+    """A landmark model that cannot be used is refused in one line before the run is loaded: --landmarks' OpenCV
+    model, or with --aligner ffhq dlib's (fetched now on first use, or its one line when it cannot be)."""
+    if align == "ffhq" or landmarks is not None:
+        from ganinv.data.ffhq_align import check_landmark_model as check
 
-        check_landmarks(landmarks)
+        check(align, landmarks, say=note)
 
 
-def invert_image_files(run: Path, images, out: Path, *, refine: int, refine_lr, refine_loss, space, align: bool,
-                       landmarks) -> None:
+def invert_image_files(run: Path, images, out: Path, *, refine: int, refine_lr, refine_loss, space, align,
+                       landmarks, paste_back: bool = False) -> None:
     """``invert RUN IMAGES``: latents.npy, reconstructions/, manifest.json and grid.png (ganinv.apps.invert)."""
-    check_landmark_model(landmarks)
+    if paste_back and not align:
+        raise GaninvError("--paste-back needs --align: it puts the face back where the alignment cut it from")
+    check_landmark_model(landmarks, align)
     from ganinv.apps.invert import invert_files
 
     result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
-                          space=space, align=align or landmarks is not None, landmarks=landmarks)
+                          space=space, align=align, landmarks=landmarks, paste=paste_back)
     print_reconstruction_scores(result)
     say(f"inverted {result.n} images (latents.npy, reconstructions/, manifest.json, grid.png)")
     wrote(out)
@@ -379,11 +401,11 @@ def tune_images(run: Path, images, out: Path, *, steps: int, refine: int, quiet:
     from ganinv.inference.tuning import check_tuning_settings
 
     check_tuning_settings(steps=steps, lr=3e-4, locality_weight=0.1, refine_steps=refine)
-    check_landmark_model(landmarks)
+    check_landmark_model(landmarks, align)
     from ganinv.apps.tune import tune_files
 
     result = tune_files(run, images, out, steps=steps, refine_steps=refine, warn=note, show_progress=not quiet,
-                        align=align or landmarks is not None, landmarks=landmarks)
+                        align=align, landmarks=landmarks)
     say(f"tuned the generator on {result.n} images: PSNR {result.mean_psnr_before:.2f} → "
         f"{result.mean_psnr_after:.2f} dB; drift on random latents {result.locality_drift:.4g} (random pairs differ by "
         f"{result.drift_scale:.4g}; PSNR G vs tuned G {result.drift['prior_psnr']:.2f} dB); pivots: "

@@ -24,7 +24,8 @@ they usually sit in its box (``info.source == "face box"``: tilt corrected only 
 about ±10%). A similarity transform (rotation, scale, shift) then puts the eyes on the target; where the square
 reaches past the photo's edge, the edge pixels are repeated (``info.padded``). A facial-landmark model file
 (OpenCV's LBF ``lbfmodel.yaml``, 68 points; needs opencv-contrib) gives the eye centres instead, where the user
-has one.
+has one. FFHQ's crop (StyleGAN, pSp, e4e) from dlib's 68 landmarks is :mod:`ganinv.data.ffhq_align`; putting a
+result back into the photo through the inverse of ``AlignInfo.matrix`` is :mod:`ganinv.data.paste`.
 
 How well. 200 faces of CelebA's test split (009001…, half-resolution files enlarged 2×) pasted into 700×700
 canvases, scaled 1–2.5× and turned by up to ±25°: a face was found in 195; in the 178 with eyes found, the eyes
@@ -92,9 +93,11 @@ class AlignInfo:
     def describe(self) -> str:
         """One line: what was found and what was done."""
         how = {"eyes": "face and eyes found", "landmarks": "eyes from the landmark model",
-               "face box": "face found but not its eyes: aligned from the face box alone"}
+               "face box": "face found but not its eyes: aligned from the face box alone",
+               "ffhq": "FFHQ's crop from dlib's 68 landmarks"}
+        scale = float(np.hypot(*np.array(self.matrix)[:, 0]))  # aligned pixels per photo pixel
         parts = [how[self.source], f"tilt {self.angle_deg:+.1f}° levelled",
-                 f"eyes {self.eye_distance_px:.0f} px apart → {self.size * TARGET_EYE_DISTANCE:.1f} px"]
+                 f"eyes {self.eye_distance_px:.0f} px apart → {self.eye_distance_px * scale:.1f} px"]
         if self.faces > 1:
             parts.append(f"{self.faces} faces found, one used")
         if self.padded:
@@ -110,7 +113,7 @@ def align_face(image, *, size: int, landmarks: str | os.PathLike | None = None) 
     better eye centres. DataError when no face is found."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 4:
         raise DataError(f"size must be an integer of at least 4, got {size!r}")
-    rgb = _as_rgb(image)
+    rgb = as_rgb(image)
     found = locate_face(np.asarray(rgb.convert("L")), landmarks)
     matrix = eye_transform(*found.eyes, side=size)
     aligned = warp(rgb, matrix, size)
@@ -305,11 +308,20 @@ def warp(rgb: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
         factor = 2 * side / size * scale
         rgb = rgb.resize((max(1, round(rgb.width * factor)), max(1, round(rgb.height * factor))),
                          Image.Resampling.BOX)
-        pixels, matrix = np.asarray(rgb), matrix @ np.diag([1 / factor, 1 / factor, 1.0])
-    cut = cv2.warpAffine(pixels, matrix * (side / size), (side, side), flags=cv2.INTER_CUBIC,
-                         borderMode=cv2.BORDER_REPLICATE)
+        pixels, matrix = np.asarray(rgb), matrix @ resized_pixels(1 / factor)
+    # output pixel u of size is sampled by PIL's resize below from (u + 0.5) · side / size − 0.5 of the cut, so
+    # ``matrix`` stays exact at every resolution (and paste-back through it lands where the photo was cut)
+    at_side = (resized_pixels(side / size) @ np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    cut = cv2.warpAffine(pixels, at_side, (side, side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     square = Image.fromarray(cut)
     return square if side == size else square.resize((size, size), Image.Resampling.BICUBIC)
+
+
+def resized_pixels(factor: float) -> np.ndarray:
+    """The 3×3 map from a picture's pixels to those of its copy resized by ``factor`` (PIL's resize: pixel centres
+    at integers, edges at −0.5, so u → (u + 0.5) · factor − 0.5)."""
+    shift = 0.5 * factor - 0.5
+    return np.array([[factor, 0.0, shift], [0.0, factor, shift], [0.0, 0.0, 1.0]])
 
 
 def reaches_past_edge(matrix: np.ndarray, size: int, photo_size: tuple[int, int]) -> bool:
@@ -321,7 +333,7 @@ def reaches_past_edge(matrix: np.ndarray, size: int, photo_size: tuple[int, int]
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
-def _as_rgb(image) -> Image.Image:
+def as_rgb(image) -> Image.Image:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
             raise DataError(f"align_face takes an H×W×3 (or H×W) uint8 array, got {image.dtype} {image.shape}")
