@@ -23,10 +23,11 @@ from ganinv.apps import (
     silent,
 )
 from ganinv.apps.directions import Direction, DirectionKey, saved_or_learned
+from ganinv.apps.invert import check_paste_back, pasted_photo, read_inputs, reconstruction_name
 from ganinv.core.bounds import MAX_GRID_COLUMNS, MAX_GRID_ROWS
 from ganinv.core.errors import GaninvError
-from ganinv.core.viz import check_grid_size, labelled_grid, rows_of
-from ganinv.data import Skipped, display_path, no_usable_images, open_dataset
+from ganinv.core.viz import check_grid_size, labelled_grid, rows_of, save_png
+from ganinv.data import ImageFiles, Skipped, display_path, no_usable_images, open_dataset
 from ganinv.inference.model import InversionModel
 
 
@@ -172,16 +173,22 @@ class EditResult:
     grid: Tensor
     description: str
     skipped: list[Skipped] = field(default_factory=list)
+    pasted: list[Path] = field(default_factory=list)  # with ``paste_to``: each edit pasted back into its photo
 
 
 def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpolation: bool = False,
              attribute: str | None = None, traversal: int | None = None, data: str | None = None,
              train_n: int | None = None, strength: str = "-2..2", steps: int = 9, samples: int = 4, seed: int = 0,
+             align: bool | str = False, landmarks: str | Path | None = None, paste_to: str | Path | None = None,
              show_progress: bool = True, warn: Warn = silent) -> EditResult:
     """``ganinv edit``: exactly one of ``interpolation`` (between two images' latents), ``attribute`` (moved along
     a direction learned on the labelled images of ``data``, ``strength`` a range in std) or ``traversal`` (the K
     elements with the largest latent scale, each swept from −2 to 2), applied to the latents of ``images`` — or,
-    without images, to latents sampled from the prior (``samples``, ``seed``). ``steps`` images per row."""
+    without images, to latents sampled from the prior (``samples``, ``seed``). ``steps`` images per row.
+
+    ``align`` and ``landmarks`` as ``apps.invert.invert_files``'s: each photo's face is found and cut as the run's
+    faces were before it is inverted. ``paste_to`` (with ``align`` and ``attribute``): a folder where every edit
+    (each strength) is pasted back into its photo, NNNNN-NAME-ATTRIBUTE±S.png at the photo's size."""
     modes = [name for name, on in (("--interpolate", interpolation), ("--attribute", attribute is not None),
                                    ("--traverse", traversal is not None)) if on]
     if len(modes) != 1:
@@ -189,25 +196,35 @@ def edit_run(run: str | Path, images: list[str | Path] | None = None, *, interpo
     if attribute is not None and data is None:
         raise GaninvError("--attribute needs --data SPEC: the labelled images its direction is learned from")
     check_request(steps=steps, samples=samples, strength=strength if attribute is not None else None)
+    align = align or landmarks is not None
+    check_faces(images, align=align, paste=paste_to is not None, attribute=attribute)
     model = load_inverter(run) if (images or attribute is not None) else InversionModel.load(run)
     elements = top_elements(model, traversal, run) if traversal is not None else None  # fail before inverting
-    start = starting_latents(model, images, samples=2 if interpolation else samples, seed=seed, warn=warn)
-    z, skipped = start.z, start.skipped
-    rows = 1 if interpolation else len(z) * (len(elements) if elements is not None else 1)
+    start = starting_latents(model, images, samples=2 if interpolation else samples, seed=seed, align=align,
+                             landmarks=landmarks, warn=warn)
+    rows = 1 if interpolation else len(start.z) * (len(elements) if elements is not None else 1)
     columns = steps + (2 if interpolation else 1)  # the originals: at both ends of an interpolation, else first
     check_grid_size(rows, columns, model.image_shape[-1], "ask for fewer rows (images, --samples, --traverse K) "
                     "or columns (--steps)")
     if interpolation:
-        if len(z) != 2:
-            raise GaninvError(f"--interpolate needs exactly two readable images, got {len(z)}"
-                              + (f" ({len(skipped)} skipped, named above)" if skipped else ""))
-        return EditResult(interpolation_grid(model, start, steps), f"{steps}-step interpolation", skipped)
+        return EditResult(interpolation_grid(model, start, steps), f"{steps}-step interpolation", start.skipped)
     if attribute is not None:
-        grid, description = attribute_grid(model, start, attribute, data, train_n=train_n, strength=strength,
-                                           steps=steps, seed=seed, show_progress=show_progress, skipped=skipped,
-                                           warn=warn)
-        return EditResult(grid, description, skipped)
-    return EditResult(*traversal_grid(model, z, elements, steps, start=start), skipped)
+        edit = attribute_edit(model, start, attribute, data, train_n=train_n, strength=strength, steps=steps,
+                              seed=seed, show_progress=show_progress, warn=warn)
+        pasted = paste_edits(start, edit, paste_to) if paste_to is not None else []
+        return EditResult(attribute_grid(start, edit), edit.description, start.skipped, pasted)
+    return EditResult(*traversal_grid(model, start.z, elements, steps, start=start), start.skipped)
+
+
+def check_faces(images, *, align, paste: bool, attribute: str | None) -> None:
+    """--align needs photos, and --paste-back an alignment and an attribute's edits to paste: each refused in one
+    line before the run is loaded."""
+    check_paste_back(paste, align)
+    if align and not images:
+        raise GaninvError("--align needs IMAGES: latents sampled from the prior have no photo to find a face in")
+    if paste and attribute is None:
+        raise GaninvError("--paste-back pastes the --attribute edits (each strength) back into their photos: give "
+                          "--attribute NAME")
 
 
 def check_request(*, steps: int, samples: int, strength: str | None) -> None:
@@ -221,6 +238,9 @@ def check_request(*, steps: int, samples: int, strength: str | None) -> None:
 
 def interpolation_grid(model: InversionModel, start: Start, steps: int) -> Tensor:
     """One row: the first original, G along the line between the two latents (t = 0 … 1), the second original."""
+    if len(start.z) != 2:
+        raise GaninvError(f"--interpolate needs exactly two readable images, got {len(start.z)}"
+                          + (f" ({len(start.skipped)} skipped, named above)" if start.skipped else ""))
     line = interpolate(model, start.z[:1], start.z[1:], steps)
     first, second = start.names
     ends = start.originals.to(line)
@@ -237,33 +257,46 @@ class Start:
     originals: Tensor
     names: list[str]
     skipped: list[Skipped] = field(default_factory=list)
+    read: ImageFiles | None = None  # the files read (with --align, ``AlignedFiles``: how each face was cut)
 
 
 def starting_latents(model: InversionModel, images: list[str | Path] | None, *, samples: int, seed: int,
-                     warn: Warn = silent) -> Start:
-    """The inverted readable images (the others named through ``warn`` and skipped), or ``samples`` seeded draws
-    from the prior, with their originals and names (``Start``)."""
+                     align: bool | str = False, landmarks: str | Path | None = None, warn: Warn = silent) -> Start:
+    """The inverted readable images (the others named through ``warn`` and skipped; with ``align``, each photo's
+    face cut as ``invert --align`` cuts it), or ``samples`` seeded draws from the prior, with their originals and
+    names (``Start``)."""
     if not images:
         z = model.sample(samples, generator=torch.Generator().manual_seed(seed)).float()
         with torch.inference_mode():
             originals = model.generate(z).float().cpu()
         return Start(z, originals, [f"sample {i + 1}" for i in range(len(z))])
-    read = read_images(images, model.image_shape, warn=warn)
+    channels, size, _ = model.image_shape
+    read = (read_inputs(images, size, channels, align=align, landmarks=landmarks, warn=warn,
+                        trained_on=model.config.data) if align else read_images(images, model.image_shape, warn=warn))
     batch = read.batch()
     with torch.inference_mode():
         z = model.invert(batch).float()
-    return Start(z, batch, [display_path(f.name) for f in read.files], list(read.skipped))
+    return Start(z, batch, [display_path(f.name) for f in read.files], list(read.skipped), read)
 
 
-def attribute_grid(model: InversionModel, start: Start, attribute: str, data: str, *, train_n: int,
-                   strength: str, steps: int, seed: int, show_progress: bool, skipped: list[Skipped],
-                   warn: Warn = silent) -> tuple[Tensor, str]:
-    """(grid, description): each latent a row, its original first, then moved along the attribute's direction over
-    the ``strength`` range ("-2..2", in std of the labelled latents along it), a column per strength. The
-    direction is learned on the first ``train_n`` (None: DIRECTION_TRAIN_N) labelled images of ``data``, or reused
-    from beside the run (``learned_direction``); unreadable files are added to ``skipped``."""
+@dataclass(frozen=True)
+class AttributeEdit:
+    """Each starting latent moved along an attribute's direction: ``edited`` holds (N·steps)×C×H×W, latent by latent,
+    a column per strength (in std of the labelled latents along the direction)."""
+    attribute: str
+    edited: Tensor
+    strengths: np.ndarray
+    description: str
+
+
+def attribute_edit(model: InversionModel, start: Start, attribute: str, data: str, *, train_n: int | None,
+                   strength: str, steps: int, seed: int, show_progress: bool, warn: Warn = silent) -> AttributeEdit:
+    """Every latent of ``start`` moved along the attribute's direction over the ``strength`` range ("-2..2"),
+    ``steps`` strengths. The direction is learned on the first ``train_n`` (None: DIRECTION_TRAIN_N) labelled
+    images of ``data``, or reused from beside the run (``learned_direction``); unreadable files are added to
+    ``start.skipped``."""
     d, reused = learned_direction(model, attribute, data, train_n=train_n or DIRECTION_TRAIN_N, seed=seed,
-                                  show_progress=show_progress, skipped=skipped, warn=warn)
+                                  show_progress=show_progress, skipped=start.skipped, warn=warn)
     if reused:
         warn(f"the {attribute} direction learned before on {train_n or DIRECTION_TRAIN_N} images of this data was "
              "reused from the run's directions folder")
@@ -272,10 +305,30 @@ def attribute_grid(model: InversionModel, start: Start, attribute: str, data: st
     edited = edit_attribute(model, start.z, d.direction, d.spread, strengths)
     description = (f"{attribute} from {low:g} to {high:g} std (direction from {d.n_latents} labelled latents, "
                    f"training accuracy {d.accuracy:.3f})")
+    return AttributeEdit(attribute, edited, strengths, description)
+
+
+def attribute_grid(start: Start, edit: AttributeEdit) -> Tensor:
+    """Each latent a row, its original first, then a column per strength of the edit."""
     rows = [torch.cat([original[None].to(row), row])
-            for original, row in zip(start.originals, rows_of(edited, steps))]
-    return labelled_grid(rows, start.names, column_labels=["original", *(f"{v:+.2g}σ" for v in strengths)],
-                         title=f"{description}; strength in std along the direction"), description
+            for original, row in zip(start.originals, rows_of(edit.edited, len(edit.strengths)))]
+    return labelled_grid(rows, start.names, column_labels=["original", *(f"{v:+.2g}σ" for v in edit.strengths)],
+                         title=f"{edit.description}; strength in std along the direction")
+
+
+def paste_edits(start: Start, edit: AttributeEdit, folder: str | Path) -> list[Path]:
+    """Every edit (each strength) of each aligned photo pasted back into that photo (``apps.invert.pasted_photo``)
+    as FOLDER/NNNNN-NAME-ATTRIBUTE±S.png (row number, the photo's stem, the strength in std) at the photo's size;
+    the paths written."""
+    folder, read = Path(folder), start.read
+    written = []
+    for row, (f, info, edits) in enumerate(zip(read.files, read.infos, rows_of(edit.edited, len(edit.strengths)))):
+        for image, strength in zip(edits, edit.strengths):
+            path = folder.parent / reconstruction_name(row, f, folder=folder.name,
+                                                       tag=f"-{edit.attribute}{strength:+.4g}")
+            save_png(pasted_photo(f, image, info), path)
+            written.append(path)
+    return written
 
 
 def traversal_grid(model: InversionModel, z: Tensor, elements: np.ndarray, steps: int,

@@ -63,8 +63,7 @@ def invert_files(run: str | Path, images: list[str | Path], out: str | Path,
     inverted, written to aligned/NNNNN-NAME.png, its alignment to the manifest; a file without one is skipped.
     ``landmarks``: the landmark model (haar: OpenCV LBF, implies ``align``; ffhq: dlib's). ``paste``: each
     reconstruction also pasted back into its photo (``ganinv.data.paste``) as pasted/NNNNN-NAME.png."""
-    if paste and not (align or landmarks is not None):
-        raise GaninvError("--paste-back needs --align: it puts the face back where the alignment cut it from")
+    check_paste_back(paste, align or landmarks is not None)
     model = inverting_model(run, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss, warn=warn, space=space)
     channels, size, _ = model.image_shape
     read = read_inputs(images, size, channels, align=align or landmarks is not None, landmarks=landmarks, warn=warn,
@@ -167,15 +166,28 @@ def read_ffhq_inputs(images, size: int, channels: int, model, warn) -> AlignedFi
     return read
 
 
+def check_paste_back(paste: bool, align) -> None:
+    """--paste-back needs an alignment to invert: refused in one line (invert and edit alike) before any work."""
+    if paste and not align:
+        raise GaninvError("--paste-back needs --align: it puts the face back where the alignment cut it from")
+
+
+def pasted_photo(path, image: torch.Tensor, info) -> torch.Tensor:
+    """``image`` (C×s×s in [0, 1]: an aligned face's reconstruction or an edit of it) pasted back into the photo at
+    ``path`` where ``info`` (its ``AlignInfo``) cut the face from (``ganinv.data.paste``): 3×H×W in [0, 1] at the
+    photo's size, the photo's own pixels outside the square."""
+    photo, _ = decode_image(path, 3)  # as it was read for aligning: EXIF-upright RGB, the matrix's pixels
+    crop = (image.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    pasted = paste_back(np.asarray(photo), crop, np.array(info.matrix), size=info.size)
+    return torch.from_numpy(pasted).permute(2, 0, 1).float().div(255)
+
+
 def write_pasted(out: Path, read: AlignedFiles, reconstructions: torch.Tensor, records: list[dict]) -> None:
-    """With --paste-back: each reconstruction pasted back into its photo (``ganinv.data.paste``) as
-    pasted/NNNNN-NAME.png at the photo's size, named in its manifest record."""
+    """With --paste-back: each reconstruction pasted back into its photo as pasted/NNNNN-NAME.png at the photo's
+    size, named in its manifest record."""
     for row, (f, image, info) in enumerate(zip(read.files, reconstructions, read.infos)):
-        photo, _ = decode_image(f, 3)  # as it was read for aligning: EXIF-upright RGB, the matrix's pixels
-        crop = (image.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-        pasted = paste_back(np.asarray(photo), crop, np.array(info.matrix), size=info.size)
         name = reconstruction_name(row, f, folder="pasted")
-        save_png(torch.from_numpy(pasted).permute(2, 0, 1).float().div(255), out / name)
+        save_png(pasted_photo(f, image, info), out / name)
         records[row]["pasted"] = name
 
 
@@ -195,11 +207,15 @@ def write_aligned(out: Path, read: ImageFiles, batch, pasted: torch.Tensor | Non
     return records
 
 
-def reconstruction_name(row: int, path: Path, folder: str = "reconstructions") -> str:
-    """reconstructions/00012-NAME.png: the row number keeps names unique; NAME (the input's stem, letters, digits
-    and - _ . only, at most 40 characters) keeps them readable in any shell and on any file system."""
-    stem = "".join(ch if (ch.isalnum() and ch.isprintable()) or ch in "-_." else "_" for ch in path.stem)[:40]
-    return f"{folder}/{row:05d}-{stem}.png"
+def reconstruction_name(row: int, path: Path, folder: str = "reconstructions", tag: str = "") -> str:
+    """reconstructions/00012-NAME.png (with ``tag``, e.g. an edit's "-Smiling+1.00": 00012-NAMETAG.png): the row
+    number keeps names unique; NAME (the input's stem, letters, digits and - _ . only, at most 40 characters) and TAG
+    (+ = allowed too) keep them readable in any shell and on any file system."""
+    return f"{folder}/{row:05d}-{_file_safe(path.stem, '-_.')[:40]}{_file_safe(tag, '-_.+=')}.png"
+
+
+def _file_safe(text: str, allowed: str) -> str:
+    return "".join(ch if (ch.isalnum() and ch.isprintable()) or ch in allowed else "_" for ch in text)
 
 
 def inverting_model(run: str | Path, *, refine: int = 0, refine_lr: float | None = None, refine_loss: str = "mse",

@@ -10,18 +10,23 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from ganinv.cli.common import (
     OUT_HELP,
+    AlignerOpt,
     Column,
+    LandmarksOpt,
+    align_option,
     at_most,
     check_images_fit,
     check_paths,
     default_out,
     exit_if_skipped,
+    face_alignment,
     note,
+    paste_back_option,
     plain_output,
     print_table,
     say,
@@ -334,6 +339,11 @@ def cluster(
 
 
 # ------------------------------------------------------------------------------------------------------ edit
+EditAlign = Annotated[bool, align_option("with IMAGES (any mode)")]
+EditPasteBack = Annotated[bool, paste_back_option("each --attribute edit (every strength of the grid)",
+                                                  "the folder OUT-pasted/ beside the grid, NNNNN-NAME-ATTR±S.png")]
+
+
 @app.command()
 def edit(
     run: Path = typer.Argument(..., help="run directory (an inverter when images are given)"),
@@ -357,20 +367,34 @@ def edit(
                               help=f"images per row, at most {MAX_GRID_COLUMNS}"),
     samples: int = typer.Option(4, min=1, max=MAX_GRID_ROWS, help="sampled latents when no image is given"),
     seed: int = seed_option("seed of sampled latents"),
+    align: EditAlign = False, aligner: AlignerOpt = None, landmarks: LandmarksOpt = None,
+    paste_back: EditPasteBack = False,
 ):
     """Interpolate between images, move them along an attribute direction, or traverse important elements; the grid
     (each row's original first) goes to --out, by default a file named after the mode and the first image (so
-    --traverse never overwrites an interpolation)."""
+    --traverse never overwrites an interpolation). --align and --paste-back: as invert's, for real photos."""
     check_paths(runs=[run], data=data)
     out = out or default_out("edit", images or ["samples"], mode=edit_mode(interpolate, attribute), suffix=".png")
     image_format(out)  # an unknown suffix is refused before the run is loaded
+    align_with = face_alignment(align, aligner, landmarks, images)
+    pasted = out.with_name(f"{out.stem}-pasted") if paste_back else None
     from ganinv.apps.edit import edit_run
-    from ganinv.core.viz import save_png
 
     result = edit_run(run, images, interpolation=interpolate, attribute=attribute, traversal=traverse, data=data,
-                      train_n=train_n, strength=strength, steps=steps, samples=samples, seed=seed, warn=note)
+                      train_n=train_n, strength=strength, steps=steps, samples=samples, seed=seed, align=align_with,
+                      landmarks=landmarks, paste_to=pasted, warn=note)
+    write_edit(result, out, pasted)
+
+
+def write_edit(result, out: Path, pasted: Path | None) -> None:
+    """The grid to ``out``; its description, the pasted photos' folder (with --paste-back) and "wrote OUT"."""
+    from ganinv.core.viz import save_png
+
     save_png(result.grid, out)
     say(result.description)
+    if result.pasted:
+        say(f"pasted {len(result.pasted)} edited face(s) back into their photos")
+        wrote(pasted)
     wrote(out)
     exit_if_skipped(len(result.skipped))
 

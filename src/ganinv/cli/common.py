@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich import box
@@ -189,6 +190,62 @@ def warn(message: str) -> None:
 
 def note(message: str) -> None:
     err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------- face alignment (invert, edit)
+# One definition of --align / --aligner / --landmarks / --paste-back and of how they combine, for every command that
+# reads face photos: ``invert RUN IMAGES`` (and --tune) and ``edit RUN IMAGES``.
+class AlignerName(str, Enum):
+    auto = "auto"
+    haar = "haar"
+    ffhq = "ffhq"
+
+
+def align_option(scope: str, writes: str = ""):
+    """--align, ``scope`` saying where it applies (e.g. "with IMAGES") and ``writes`` what it adds to the output."""
+    return typer.Option("--align", help=f"{scope}: find each photo's face and cut it as the run's training faces "
+                        f"were cut{writes}; a file with no face is named and skipped. Which cut is --aligner's auto "
+                        "(said in one line)")
+
+
+AlignerOpt = Annotated[Optional[AlignerName], typer.Option(
+    "--aligner", help="implies --align: haar — OpenCV's Haar face/eye cascades, the aligned-CelebA square (offline); "
+    "ffhq — dlib's 68 landmarks and FFHQ's crop (StyleGAN, pSp, e4e; the landmark model is downloaded to "
+    "~/.cache/ganinv/dlib/ on first use); auto (--align alone) — haar for a run trained on CelebA, else ffhq when "
+    "dlib and its model are here, else haar")]
+LandmarksOpt = Annotated[Optional[str], typer.Option(
+    "--landmarks", metavar="PATH", help="with --align (implied): an OpenCV LBF facial-landmark model (lbfmodel.yaml) "
+    "for better eye centres (needs opencv-contrib-python-headless); with --aligner ffhq: dlib's "
+    "shape_predictor_68_face_landmarks.dat")]
+
+
+def paste_back_option(what: str, where: str):
+    """--paste-back: ``what`` is pasted back into each photo, into ``where``."""
+    return typer.Option("--paste-back", help=f"with --align: also paste {what} back into its photo (inverse of the "
+                        f"alignment, feathered edge): {where}")
+
+
+def chosen_aligner(align: bool, aligner: AlignerName | None, landmarks) -> str | bool:
+    """--align / --aligner / --landmarks as the library takes them: "auto" | "haar" | "ffhq", or False (none)."""
+    return aligner.value if aligner is not None else "auto" if align or landmarks is not None else False
+
+
+def face_alignment(align: bool, aligner: AlignerName | None, landmarks, images) -> str | bool:
+    """``chosen_aligner``, its landmark model checked when there are photos to align (without, the library refuses
+    --align in one line: nothing to fetch a model for)."""
+    chosen = chosen_aligner(align, aligner, landmarks)
+    if images:
+        check_landmark_model(landmarks, chosen)
+    return chosen
+
+
+def check_landmark_model(landmarks, align: str | bool = False) -> None:
+    """A landmark model that cannot be used is refused in one line before the run is loaded: --landmarks' OpenCV
+    model, or with --aligner ffhq dlib's (fetched now on first use, or its one line when it cannot be)."""
+    if align == "ffhq" or landmarks is not None:
+        from ganinv.data.ffhq_align import check_landmark_model as check
+
+        check(align, landmarks, say=note)
 
 
 # ------------------------------------------------------------------------------------------ tables and outputs

@@ -4,7 +4,6 @@ Library imports stay inside the command functions, so ``ganinv --help`` never lo
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import re
 from pathlib import Path
@@ -14,17 +13,23 @@ import typer
 from rich.markup import escape
 
 from ganinv.cli.common import (
+    AlignerOpt,
     Column,
     GaninvCommand,
+    LandmarksOpt,
     ModalCommand,
     Modes,
+    align_option,
     at_most,
     check_images_fit,
+    check_landmark_model,
     check_paths,
+    chosen_aligner,
     console,
     default_out,
     exit_if_skipped,
     note,
+    paste_back_option,
     print_results_table,
     print_table,
     say,
@@ -269,28 +274,8 @@ SpaceOpt = Annotated[Optional[SpaceName], typer.Option(
 Tune = Annotated[int, typer.Option(help="with IMAGES: pivotal tuning (Roich et al., PTI) — invert (+ --refine "
                                    "steps), then fine-tune a copy of the generator N steps on the images with a "
                                    "locality term; writes OUT/tuned-run (loadable by path), before/ and after/ PNGs")]
-Align = Annotated[bool, typer.Option("--align", help="with IMAGES (also with --tune): find each photo's face and cut "
-                                     "it as the run's training faces were cut; writes OUT/aligned/; a file with no "
-                                     "face is named and skipped. Which cut is --aligner's auto (said in one line)")]
-
-
-class AlignerName(str, enum.Enum):
-    auto = "auto"
-    haar = "haar"
-    ffhq = "ffhq"
-
-
-AlignerOpt = Annotated[Optional[AlignerName], typer.Option(
-    "--aligner", help="implies --align: haar — OpenCV's Haar face/eye cascades, the aligned-CelebA square (offline); "
-    "ffhq — dlib's 68 landmarks and FFHQ's crop (StyleGAN, pSp, e4e; the landmark model is downloaded to "
-    "~/.cache/ganinv/dlib/ on first use); auto (--align alone) — haar for a run trained on CelebA, else ffhq when "
-    "dlib and its model are here, else haar")]
-Landmarks = Annotated[Optional[str], typer.Option("--landmarks", metavar="PATH", help="with --align (implied): an "
-                                                  "OpenCV LBF facial-landmark model (lbfmodel.yaml) for better eye "
-                                                  "centres (needs opencv-contrib-python-headless); with --aligner "
-                                                  "ffhq: dlib's shape_predictor_68_face_landmarks.dat")]
-PasteBack = Annotated[bool, typer.Option("--paste-back", help="with --align: also paste each reconstruction back "
-                                         "into its photo (inverse of the alignment, feathered edge): OUT/pasted/")]
+Align = Annotated[bool, align_option("with IMAGES (also with --tune)", "; writes OUT/aligned/")]
+PasteBack = Annotated[bool, paste_back_option("each reconstruction", "OUT/pasted/")]
 AsJson = Annotated[bool, typer.Option("--json", help="with --data: print the summary as JSON")]
 
 
@@ -299,7 +284,7 @@ def invert(run: RunArg, images: Images = None, out: OutDir = None, data: Collect
            split: SplitOpt = Split.all, batch_size: InvertBatch = 256, shard_size: ShardSize = 4096,
            workers: ReadWorkers = 2, device: InvertDevice = DeviceName.auto, refine: Refine = 0,
            refine_lr: RefineLr = None, refine_loss: RefineLossOpt = RefineLoss.mse, space: SpaceOpt = None,
-           tune: Tune = 0, align: Align = False, aligner: AlignerOpt = None, landmarks: Landmarks = None,
+           tune: Tune = 0, align: Align = False, aligner: AlignerOpt = None, landmarks: LandmarksOpt = None,
            paste_back: PasteBack = False, as_json: AsJson = False, quiet: Quiet = False):
     """Invert images: write their latents (.npy), reconstructions (PNG) and an original-vs-reconstruction grid.
 
@@ -321,7 +306,7 @@ def invert(run: RunArg, images: Images = None, out: OutDir = None, data: Collect
     mode = invert_mode(dict(data=data, images=images, tune=tune))  # checked at parse time; here: which to run
     out = out or default_out("invert", images or [data.partition(":")[2] or data], mode="" if images or split == "all"
                              else split)
-    align = aligner.value if aligner is not None else "auto" if align or landmarks is not None else False
+    align = chosen_aligner(align, aligner, landmarks)
     if mode == TUNE:
         tune_images(run, images, out, steps=tune, refine=refine, quiet=quiet, align=align, landmarks=landmarks)
     elif mode == FILES:
@@ -333,21 +318,10 @@ def invert(run: RunArg, images: Images = None, out: OutDir = None, data: Collect
                                refine_loss=refine_loss, as_json=as_json, quiet=quiet)
 
 
-def check_landmark_model(landmarks, align=False) -> None:
-    """A landmark model that cannot be used is refused in one line before the run is loaded: --landmarks' OpenCV
-    model, or with --aligner ffhq dlib's (fetched now on first use, or its one line when it cannot be)."""
-    if align == "ffhq" or landmarks is not None:
-        from ganinv.data.ffhq_align import check_landmark_model as check
-
-        check(align, landmarks, say=note)
-
-
 def invert_image_files(run: Path, images, out: Path, *, refine: int, refine_lr, refine_loss, space, align,
                        landmarks, paste_back: bool = False) -> None:
     """``invert RUN IMAGES``: latents.npy, reconstructions/, manifest.json and grid.png (ganinv.apps.invert)."""
-    if paste_back and not align:
-        raise GaninvError("--paste-back needs --align: it puts the face back where the alignment cut it from")
-    check_landmark_model(landmarks, align)
+    check_landmark_model(landmarks, align)  # --paste-back without --align: invert_files' one line, before any work
     from ganinv.apps.invert import invert_files
 
     result = invert_files(run, images, out, warn=note, refine=refine, refine_lr=refine_lr, refine_loss=refine_loss,
@@ -366,11 +340,21 @@ def invert_collection_data(run: Path, data: str, out: Path, *, as_json: bool, qu
     if as_json:
         print(json.dumps(result.to_json()))
     elif result.rank == 0:
-        say(f"inverted {result.inverted_now} images ({result.done_before} done before, "
-            f"{result.failed + result.failed_before} unreadable) at {result.images_per_s} images/s, peak memory "
-            f"{result.peak_rss_mib} MiB")
+        say(collection_line(result))
         wrote(out / "shards")
     exit_if_skipped(result.failed + result.failed_before)
+
+
+def collection_line(result) -> str:
+    """invert --data's summary line; a collection whose shards were all done before (run again, nothing left) says
+    so, rather than a speed of nothing."""
+    unreadable = result.failed + result.failed_before
+    if not result.inverted_now:
+        return (f"nothing left to invert: all {result.done_before} images were done before ({unreadable} unreadable); "
+                f"peak memory {result.peak_rss_mib} MiB")
+    speed = f" at {result.images_per_s} images/s" if result.images_per_s is not None else ""
+    return (f"inverted {result.inverted_now} images ({result.done_before} done before, {unreadable} unreadable)"
+            f"{speed}, peak memory {result.peak_rss_mib} MiB")
 
 
 SCORES_LISTED = 50  # invert prints each image's PSNR / SSIM up to this many images; beyond, a summary

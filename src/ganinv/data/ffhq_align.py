@@ -32,6 +32,7 @@ from PIL import Image
 
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.extras import available, require
+from ganinv.core.offline import downloads_forbidden
 from ganinv.data.align import AlignedFiles, AlignInfo, as_rgb, check_landmarks, reaches_past_edge, warp
 from ganinv.data.images import convert_mode, decode_image, display_path, image_to_tensor, read_each_file
 
@@ -42,7 +43,6 @@ DLIB_MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
 DLIB_MODEL_URL = f"http://dlib.net/files/{DLIB_MODEL_NAME}.bz2"
 MODEL_MAX_BYTES = 160 << 20         # the real model is 99,693,937 bytes; a larger file is refused before it is read
 DOWNLOAD_TIMEOUT_S = 10.0           # each connect / read waits this long: an offline machine answers in seconds
-OFFLINE_VARIABLES = ("GANINV_OFFLINE", "HF_HUB_OFFLINE")  # as ganinv.metrics.image: either one set, never download
 EYE_SPAN, MOUTH_SPAN, CENTRE_DROP = 2.0, 1.8, 0.1  # FFHQ's half side (× |e| or × |m|) and centre shift (× m)
 FFHQ_EYE_DISTANCE = 0.25            # eye distance / crop side for an upright face (|m| ≤ 1.11·|e|)
 DETECT_SIDE = 640                   # faces are searched in a copy at most this long (then upsampled once by dlib)
@@ -259,15 +259,6 @@ def fetch_landmark_model(dest: Path, say: Callable[[str], None]) -> None:
 def missing_model(dest: Path, why: str) -> str:
     return (f"dlib's 68-point landmark model is not at {dest} ({why}): download {DLIB_MODEL_URL}, decompress it "
             "(bunzip2) and place it there, or give its path with --landmarks PATH")
-
-
-def downloads_forbidden() -> str | None:
-    """The setting that forbids downloads (e.g. "GANINV_OFFLINE=1"), or None (ganinv.metrics.image's rule)."""
-    for name in OFFLINE_VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value and value.lower() not in ("0", "false", "no", "off"):
-            return f"{name}={value}"
-    return None
 
 
 def download_bz2(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> None:

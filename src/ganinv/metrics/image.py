@@ -26,8 +26,10 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ganinv.core import safe_files
+from ganinv.core.offline import OFFLINE_VARIABLES, downloads_forbidden  # re-exported: the rule lives in core
 
-__all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path", "download_file", "downloads_forbidden"]
+__all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path", "download_file", "downloads_forbidden",
+           "OFFLINE_VARIABLES"]
 
 # Smallest side AlexNet (the LPIPS backbone) accepts is 31 px; smaller images are upsampled to this.
 _LPIPS_MIN_SIDE = 32
@@ -100,19 +102,9 @@ def _torchmetrics_lin_weights() -> Path:
 
 # --- downloads: the one place ganinv fetches anything, and the switches that forbid it --------------------------------
 
-OFFLINE_VARIABLES = ("GANINV_OFFLINE", "HF_HUB_OFFLINE")  # either one set (and not 0/false/no/off): never download
 DOWNLOAD_TIMEOUT_S = 10.0  # each connect / read may wait this long: an offline machine answers in seconds, not minutes
 LPIPS_BACKBONE_MAX_BYTES = 512 << 20  # the AlexNet checkpoint is 233 MiB
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's convention: a sha256 prefix in the file name
-
-
-def downloads_forbidden() -> str | None:
-    """The setting that forbids downloads (e.g. ``"GANINV_OFFLINE=1"``), or None when they are allowed."""
-    for name in OFFLINE_VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value and value.lower() not in ("0", "false", "no", "off"):
-            return f"{name}={value}"
-    return None
 
 
 def download_file(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> None:
