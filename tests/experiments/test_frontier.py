@@ -136,3 +136,19 @@ def test_training_curves_read_loss_and_held_out_psnr(style_runs):
     assert losses and all(len(points) == 4 for points in losses.values())  # log_every 1, 4 steps
     assert [step for step, _ in held_out] == [2, 4]
     assert read_curves(style_runs / "missing") == ({}, [])
+
+
+def test_rows_say_which_encoder_they_are():
+    """A psp run with any of e4e's options is labelled e4e; ReStyle says what it trained on and where it starts."""
+    from types import SimpleNamespace
+
+    from ganinv.experiments.frontier import encoder_label
+
+    def label(method, **options):
+        return encoder_label(SimpleNamespace(config=SimpleNamespace(method=method, options=options)))
+
+    assert label("psp", space="wplus", progressive_every=0, delta_weight=0.0, latent_d=0.0) == "psp (wplus)"
+    assert label("psp", space="wplus", progressive_every=50) == "e4e (wplus)"
+    assert label("psp", space="wplus", latent_d=0.1) == "e4e (wplus)"
+    assert label("iterative", space="wplus", data="real", start_method="psp") == "iterative (wplus, data=real, start=psp)"
+    assert label("aegan") == "aegan (z)"

@@ -50,6 +50,7 @@ from ganinv.training.launch import load_generator_run
 Log = Callable[[str], None]
 LOSS, LR = "mse", 0.05  # every optimisation row: MSE image loss, Adam at this lr, from the space's mean
 MEMORY_STEPS = 3
+E4E_OPTIONS = ("progressive_every", "delta_weight", "latent_d")  # a psp run with any of them is e4e
 JUDGED_TEST_IMAGES = 1000  # test images the judge's accuracy is measured on
 
 
@@ -101,11 +102,16 @@ def encoder_rows(encoders: list[InversionModel], b: FrontierBudget) -> list[Inve
 
 
 def encoder_label(model: InversionModel) -> str:
-    """'psp (wplus)', 'iterative (wplus, data=real)': the method, its space and what it trained on when not G's own
-    samples."""
+    """'psp (wplus)', 'e4e (wplus)' (a psp run with any of e4e's options), 'iterative (wplus, data=real, start=psp)':
+    the method, its space, what it trained on when not G's own samples, and the run it starts from."""
     options = model.config.options
+    name = model.config.method
+    if name == "psp" and any(options.get(k) for k in E4E_OPTIONS):
+        name = "e4e"
     data = options.get("data", "generated")
-    return f"{model.config.method} ({options.get('space', 'z')}{'' if data == 'generated' else f', data={data}'})"
+    tags = [options.get("space", "z")] + ([] if data == "generated" else [f"data={data}"])
+    tags += [f"start={options['start_method']}"] if options.get("start_method") else []
+    return f"{name} ({', '.join(tags)})"
 
 
 def _iterative(model: InversionModel, label: str, passes: int) -> Inverter:
