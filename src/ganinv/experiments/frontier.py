@@ -41,6 +41,7 @@ from ganinv.experiments.frontier_figures import FACES, plot_training_curves, pyp
 from ganinv.inference.evaluate import generated_batch
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
+from ganinv.inference.tuning import BATCH_SIZE as TUNING_BATCH
 from ganinv.inference.tuning import PTI_PIVOT_STEPS, pivotal_tuning
 from ganinv.methods.iterative import Iterative
 from ganinv.methods.spaces import style_generator
@@ -152,14 +153,18 @@ def _optimising(name: str, family: str, make: Callable[[int], InversionModel], s
 
 
 def tuning_row(encoder: InversionModel, b: FrontierBudget) -> Inverter:
+    """Pivotal tuning as PTI runs it — every tuned image at every step — on groups of TUNING_BATCH images, one
+    generator copy per group (PTI tunes one per image; one tuning over all n images would show each image to 1 step
+    in n / TUNING_BATCH); drift PSNR: the groups' mean."""
     last: dict = {}  # the timed run's drift (the memory run's is not the row's)
 
     def tune(steps: int, keep: bool) -> Callable[[Tensor], Tensor]:
         def run(x: Tensor) -> Tensor:
-            tuned = pivotal_tuning(encoder, x, steps=steps, pivot_steps=b.pivot_steps)
+            groups = [pivotal_tuning(encoder, group, steps=steps, pivot_steps=b.pivot_steps)
+                      for group in x.split(TUNING_BATCH)]
             if keep:
-                last.update({"drift PSNR": tuned.drift["prior_psnr"]})
-            return tuned.pivot_reconstructions()
+                last.update({"drift PSNR": sum(t.drift["prior_psnr"] for t in groups) / len(groups)})
+            return torch.cat([t.pivot_reconstructions() for t in groups])
         return run
 
     return Inverter(f"pivotal tuning from {encoder_label(encoder)}, {b.tune_steps} steps", "tuning",
@@ -405,7 +410,7 @@ def write_report(out: Path, results: dict[str, list[dict]], b: FrontierBudget, *
     ref = reference(results["real"])
     parts += ["## Targets (real test images)", "", f"Ratios are against '{ref['inverter']}' ({ref['psnr']:.2f} dB, "
               f"{ref['ms/image']:.3g} ms/image).", "", *target_lines(targets(results["real"])), "",
-              *edit_lines(edits), *setup_section(b, results["real"][0]["n"], *models, encoders),
+              *edit_lines(edits), *setup_section(b, results, *models, encoders),
               *curves_section(out, encoders, models[1]),
               "## The same test images through every inverter", "", "![faces](frontier-faces.png)", ""]
     path = out / "frontier.md"
@@ -413,7 +418,7 @@ def write_report(out: Path, results: dict[str, list[dict]], b: FrontierBudget, *
     return path
 
 
-def setup_section(b: FrontierBudget, n: int, gen: InversionModel, models: list[InversionModel], paths) -> list[str]:
+def setup_section(b: FrontierBudget, results: dict, gen: InversionModel, models: list[InversionModel], paths) -> list[str]:
     """What was measured with: image count, budget, every run's width, training steps and loss settings."""
     runs = [{"run": "generator", "method": gen.config.method, "width": gen.config.net.width, "trained steps": "",
              "loss settings": ""}]
@@ -422,7 +427,9 @@ def setup_section(b: FrontierBudget, n: int, gen: InversionModel, models: list[I
               "loss settings": ", ".join(f"{k}={m.config.options[k]}" for k in LOSS_OPTIONS if k in m.config.options)}
              for p, m in zip(paths, models)]
     budget = ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(b).items())
-    return ["## Setup", "", f"{n} real test images and {n} generated samples; budget: {budget}; optimisation and "
+    n = results["real"][0]["n"]
+    sets = f"{n} real test images" + (f" and {n} generated samples" if "generated" in results else "")
+    return ["## Setup", "", f"{sets}; budget: {budget}; optimisation and "
             f"hybrid: {LOSS} image loss, Adam lr {LR}.", "", md_table(runs), ""]
 
 
