@@ -418,7 +418,8 @@ def write_report(out: Path, results: dict[str, list[dict]], b: FrontierBudget, *
     return path
 
 
-def setup_section(b: FrontierBudget, results: dict, gen: InversionModel, models: list[InversionModel], paths) -> list[str]:
+def setup_section(b: FrontierBudget, results: dict, gen: InversionModel, models: list[InversionModel],
+                  paths) -> list[str]:
     """What was measured with: image count, budget, every run's width, training steps and loss settings."""
     runs = [{"run": "generator", "method": gen.config.method, "width": gen.config.net.width, "trained steps": "",
              "loss settings": ""}]
