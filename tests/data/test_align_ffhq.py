@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from faces import drawn_face
+from ganinv.core import offline
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.data import ffhq_align
 from ganinv.data.align import warp
@@ -166,7 +167,7 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
 def test_offline_the_missing_model_is_one_line_naming_it_and_where(monkeypatch, tmp_path):
     monkeypatch.setenv("GANINV_CACHE", str(tmp_path))
     monkeypatch.setenv("GANINV_OFFLINE", "1")
-    monkeypatch.setattr(ffhq_align.urllib.request, "urlopen", lambda *a, **k: pytest.fail("went online"))
+    monkeypatch.setattr(offline.urllib.request, "urlopen", lambda *a, **k: pytest.fail("went online"))
     with pytest.raises(GaninvError) as caught:
         landmark_model()
     line = str(caught.value)
@@ -180,7 +181,7 @@ def test_first_use_downloads_and_decompresses_into_the_cache_once(monkeypatch, t
     monkeypatch.setenv("GANINV_CACHE", str(tmp_path))
     monkeypatch.delenv("GANINV_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(ffhq_align.urllib.request, "urlopen", lambda url, timeout: calls.append(url) or
+    monkeypatch.setattr(offline.urllib.request, "urlopen", lambda url, timeout: calls.append(url) or
                         io.BytesIO(served))
     path = landmark_model(say=said.append)
     assert path == tmp_path / "dlib" / "shape_predictor_68_face_landmarks.dat"
@@ -194,7 +195,7 @@ def test_a_failed_or_oversized_download_leaves_nothing_and_says_where_to_place_i
     monkeypatch.delenv("GANINV_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(ffhq_align, "MODEL_MAX_BYTES", 1000)
-    monkeypatch.setattr(ffhq_align.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(bz2.compress(
+    monkeypatch.setattr(offline.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(bz2.compress(
         bytes(5000))))
     with pytest.raises(GaninvError, match="more than 1000 bytes.*place it there"):
         landmark_model(say=lambda m: None)

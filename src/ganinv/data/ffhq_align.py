@@ -22,7 +22,6 @@ from __future__ import annotations
 import bz2
 import os
 import sys
-import urllib.request
 from collections.abc import Callable
 from functools import cache, lru_cache
 from pathlib import Path
@@ -32,7 +31,7 @@ from PIL import Image
 
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.extras import available, require
-from ganinv.core.offline import downloads_forbidden
+from ganinv.core.offline import download_whole, downloads_forbidden
 from ganinv.data.align import AlignedFiles, AlignInfo, as_rgb, check_landmarks, reaches_past_edge, warp
 from ganinv.data.images import convert_mode, decode_image, display_path, image_to_tensor, read_each_file
 
@@ -262,24 +261,16 @@ def missing_model(dest: Path, why: str) -> str:
 
 
 def download_bz2(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> None:
-    """``url`` (bz2) → ``dest`` decompressed, whole or not at all (a temporary name, then a rename), at most
-    ``max_bytes`` decompressed. Tests replace this function: nothing else here opens a URL."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    inflate, total = bz2.BZ2Decompressor(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(partial, "wb") as out:
-            while chunk := response.read(1 << 20):
-                data = inflate.decompress(chunk, max_length=max_bytes + 1 - total)
-                total += len(data)
-                if total > max_bytes:
-                    raise OSError(f"the model decompresses to more than {max_bytes} bytes")
-                out.write(data)
+    """``url`` (bz2) → ``dest`` decompressed, whole or not at all, at most ``max_bytes`` decompressed
+    (``core.offline.download_whole``). Tests replace this function: nothing else here opens a URL."""
+    inflate = bz2.BZ2Decompressor()
+
+    def ended() -> None:
         if not inflate.eof:
             raise OSError("the download ended before the end of its bz2 stream")
-        os.replace(partial, dest)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    download_whole(url, dest, timeout_s=timeout_s, max_bytes=max_bytes,
+                   decode=lambda chunk, room: inflate.decompress(chunk, max_length=room), check=ended)
 
 
 def _stderr(message: str) -> None:

@@ -18,7 +18,6 @@ import os
 import re
 import sys
 import threading
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ganinv.core import safe_files
-from ganinv.core.offline import OFFLINE_VARIABLES, downloads_forbidden  # re-exported: the rule lives in core
+from ganinv.core.offline import OFFLINE_VARIABLES, download_whole, downloads_forbidden  # re-exported: core's
 
 __all__ = ["psnr", "ssim", "lpips_status", "lpips", "lpips_weights_path", "download_file", "downloads_forbidden",
            "OFFLINE_VARIABLES"]
@@ -108,26 +107,20 @@ _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's convention: a sha25
 
 
 def download_file(url: str, dest: Path, *, timeout_s: float, max_bytes: int) -> None:
-    """``url`` -> ``dest``, written whole or not at all (a temporary name, then a rename): each socket wait at most
-    ``timeout_s``, at most ``max_bytes``, the sha256 prefix a torch.hub file name carries checked. Raises OSError (or
-    urllib's errors) on any failure. Tests replace this function: nothing else in ganinv opens a URL."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    digest, total = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(partial, "wb") as out:
-            while chunk := response.read(1 << 20):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise OSError(f"the server sent more than {max_bytes} bytes")
-                digest.update(chunk)
-                out.write(chunk)
+    """``url`` -> ``dest``, whole or not at all (``core.offline.download_whole``), at most ``max_bytes``, the sha256
+    prefix a torch.hub file name carries checked. Tests replace this function: nothing else in ganinv opens a URL."""
+    digest = hashlib.sha256()
+
+    def hashed(chunk: bytes, room: int) -> bytes:
+        digest.update(chunk)
+        return chunk
+
+    def matches_name() -> None:
         expected = _HASH_IN_NAME.search(dest.name)
         if expected and not digest.hexdigest().startswith(expected.group(1)):
             raise OSError(f"the file's sha256 does not start with {expected.group(1)}, as its name says")
-        os.replace(partial, dest)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    download_whole(url, dest, timeout_s=timeout_s, max_bytes=max_bytes, decode=hashed, check=matches_name)
 
 
 def _fetch_backbone(backbone: Path, url: str) -> str | None:
