@@ -159,8 +159,10 @@ def tuning_row(encoder: InversionModel, b: FrontierBudget) -> Inverter:
     last: dict = {}  # the timed run's drift (the memory run's is not the row's)
 
     def tune(steps: int, keep: bool) -> Callable[[Tensor], Tensor]:
+        pivot_steps = b.pivot_steps if keep else min(b.pivot_steps, MEMORY_STEPS)  # the profiler keeps every event
+
         def run(x: Tensor) -> Tensor:
-            groups = [pivotal_tuning(encoder, group, steps=steps, pivot_steps=b.pivot_steps)
+            groups = [pivotal_tuning(encoder, group, steps=steps, pivot_steps=pivot_steps)
                       for group in x.split(TUNING_BATCH)]
             if keep:
                 last.update({"drift PSNR": sum(t.drift["prior_psnr"] for t in groups) / len(groups)})
