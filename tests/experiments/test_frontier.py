@@ -152,3 +152,44 @@ def test_rows_say_which_encoder_they_are():
     assert label("psp", space="wplus", latent_d=0.1) == "e4e (wplus)"
     assert label("iterative", space="wplus", data="real", start_method="psp") == "iterative (wplus, data=real, start=psp)"
     assert label("aegan") == "aegan (z)"
+
+
+def test_an_interrupted_frontier_measures_only_the_rest_when_run_again(tmp_path, generator_run, aegan_run,
+                                                                        monkeypatch):
+    """A kill after some rows keeps them (.frontier-partial.*); the same command again measures only the others,
+    reuses the finished rows as they were, and clears the partial files; another command starts over."""
+    import ganinv.experiments.frontier as F
+
+    real_measure, measured = F.measure, []
+
+    def measure(inverter, images, device, judge=None):
+        if len(measured) == 3:
+            raise KeyboardInterrupt  # the kill
+        measured.append(inverter.name)
+        return real_measure(inverter, images, device, judge)
+
+    monkeypatch.setattr(F, "measure", measure)
+    run = dict(encoders=[aegan_run], budget="smoke", generated=False)
+    with pytest.raises(KeyboardInterrupt):
+        F.frontier(generator_run, "digits", tmp_path, **run)
+    first = json.loads((tmp_path / ".frontier-partial.json").read_text())["rows"]
+    assert len(first) == 3 and not (tmp_path / "frontier.json").exists()
+    done_before, measured[:] = list(measured), []
+    monkeypatch.setattr(F, "measure", lambda *a, **k: measured.append(a[0].name) or real_measure(*a, **k))
+    F.frontier(generator_run, "digits", tmp_path, **run)
+    saved = json.loads((tmp_path / "frontier.json").read_text())
+    names = [r["inverter"] for r in saved["results"]["real"]]
+    assert set(measured).isdisjoint(done_before) and sorted(measured + done_before) == sorted(names)
+    assert saved["reused rows"] == 3 and not (tmp_path / ".frontier-partial.json").exists()
+    for key, row in first.items():
+        kept = next(r for r in saved["results"]["real"] if r["inverter"] == key.split("\t")[1])
+        assert kept["psnr"] == row["psnr"] and kept["ms/image"] == row["ms/image"]
+
+
+def test_partial_rows_of_another_command_are_set_aside(tmp_path):
+    from ganinv.experiments.frontier_cache import RowCache
+
+    RowCache(tmp_path, {"budget": "smoke"}).put("real", "optimise z, 2 steps", {"psnr": 10.0}, torch.zeros(2, 1, 4, 4))
+    said = []
+    assert RowCache.open(tmp_path, {"budget": "smoke"}).get("real", "optimise z, 2 steps")[0] == {"psnr": 10.0}
+    assert RowCache.open(tmp_path, {"budget": "quick"}, said.append).rows == {} and "another" in said[0]

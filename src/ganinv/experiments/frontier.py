@@ -37,6 +37,7 @@ from ganinv.experiments.compare import warm_up_optimiser
 from ganinv.experiments.editability import (DIRECTION_SAMPLES, EDIT_STRENGTH, JUDGE_STEPS, AttributeJudge,
                                             attribute_agreement, attribute_judge, editability, judge_accuracy,
                                             w_directions)
+from ganinv.experiments.frontier_cache import RowCache
 from ganinv.experiments.frontier_figures import FACES, plot_training_curves, pyplot, save_faces
 from ganinv.inference.evaluate import generated_batch
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
@@ -225,25 +226,43 @@ def frontier(generator: str | Path, data: str, out: str | Path, *, encoders: lis
     judge = attribute_judge(data, image_size=gen.config.net.image_size, channels=gen.config.net.channels,
                             steps=b.judge_steps)
     inverters = inverter_list(gen, models, b, spaces)
-    log(f"warming up {len(inverters)} inverters")
-    warm_up(inverters, sets["real"])
-    results, faces = {}, []
-    for name, images in sets.items():
-        results[name] = []
-        for inverter in inverters:
-            log(f"{name}: {inverter.name}")
-            row, reconstructions = measure(inverter, images, gen.device, judge)
-            results[name].append(row)
-            faces += [reconstructions] if name == "real" else []
-        add_ratios(results[name])
+    key = {"generator": str(generator), "data": data, "encoders": [str(e) for e in encoders], "budget": budget,
+           "seed": seed, "generated": generated, "spaces": list(spaces or [])}
+    cache = RowCache.open(out_dir(out), key, log)
+    results, faces = measure_all(sets, inverters, gen, judge, cache, log)
     save_faces(out_dir(out) / "frontier-faces.png", sets["real"], results["real"], faces)
     edits = edit_section_data(gen, models, judge, data, sets["real"], b, log)
     report = write_report(out, results, b, generator=generator, encoders=encoders, models=(gen, models), data=data,
                           seed=seed, command=command, edits=edits)
     atomic_write_json(out / "frontier.json", {"budget": dataclasses.asdict(b), "results": results, "edits": edits,
+                                              "reused rows": cache.reused,
                                               "reference": reference(results["real"])["inverter"],
                                               "targets": targets(results["real"])})
+    cache.clear()
     return {"results": results, "report": report, "text": report.read_text()}
+
+
+def measure_all(sets: dict[str, Tensor], inverters: list[Inverter], gen: InversionModel,
+                judge: AttributeJudge | None, cache: RowCache, log: Log) -> tuple[dict[str, list[dict]], list[Tensor]]:
+    """Every inverter on every image set ({set: rows}, and the real set's first FACES reconstructions per row),
+    each row kept in ``cache`` as soon as it is measured, and rows the cache already has reused (timed then)."""
+    todo = [i for i in inverters if any(cache.get(name, i.name) is None for name in sets)]
+    cache.reused = 0
+    log(f"warming up {len(todo)} inverters")
+    warm_up(todo, sets["real"])
+    results, faces = {}, []
+    for name, images in sets.items():
+        results[name] = []
+        for inverter in inverters:
+            found = cache.get(name, inverter.name)
+            if found is None:
+                log(f"{name}: {inverter.name}")
+                found = measure(inverter, images, gen.device, judge)
+                cache.put(name, inverter.name, *found)
+            results[name].append(found[0])
+            faces += [found[1]] if name == "real" else []
+        add_ratios(results[name])
+    return results, faces
 
 
 def out_dir(out: Path) -> Path:
