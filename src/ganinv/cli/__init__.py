@@ -63,6 +63,17 @@ def main() -> None:
         if exc.code == 130:
             err_console.print(escape(interrupted_line(exc)), highlight=False, soft_wrap=True)
         raise
+    finally:
+        leave_process_group()
+
+
+def leave_process_group() -> None:
+    """Leave the process group ``accelerate launch`` made, when this process joined one: a rank that exits without
+    it can abort in the collective library's threads at interpreter shutdown ("terminate called without an active
+    exception", SIGABRT) although its work was done. torch is looked up, not imported: without it, no group."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def interrupted_line(exc: BaseException | None) -> str:
