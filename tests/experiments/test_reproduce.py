@@ -80,3 +80,35 @@ def test_verdicts_follow_their_stated_rule():
     verdict = aegan_table1({"rows": rows})
     assert verdict["verdict"] == REFUTED and "BiGAN left out" in verdict["ours"]
     assert graded(0, 3) == REFUTED and graded(3, 3) == REPRODUCED
+
+
+def test_dedgan_is_trained_at_two_budgets_and_draws_the_angle_against_steps(smoke):
+    _, out, report, _ = smoke
+    result = json.loads((out / "results" / "dedgan.json").read_text())
+    assert result["short"]["steps"] < result["steps"]  # style_epochs, then dedgan_epochs
+    for r in (result, result["short"]):
+        steps = [s for s, _, _ in r["angle_curve"]]
+        assert steps and steps == sorted(steps) and steps[-1] <= r["steps"]
+        assert all(0 <= a <= 180 and 0 <= c <= 180 for _, a, c in r["angle_curve"])
+    assert (out / result["curves"]).is_file() and result["curves"] in report.read_text()
+
+
+def test_jobs_run_the_parts_in_several_processes_with_their_share_of_the_cores(tmp_path):
+    from ganinv.core.threads import threads_per_process
+    from ganinv.experiments.reproduce.jobs import deal
+
+    groups = deal({name for name, _ in PARTS}, 2)
+    assert len(groups) == 2 and sorted(p for g in groups for p in g) == sorted(name for name, _ in PARTS)
+    for chain in (["aegan-table1", "aegan-table2", "aegan-superres"], ["dlsgan", "projection", "projection-finetune"]):
+        group = next(g for g in groups if chain[0] in g)
+        assert [p for p in group if p in chain] == chain  # dependent parts in one process, in order
+    data = make_celeba(tmp_path / "celeba")
+    messages = []
+    report = reproduce(data, tmp_path / "out", budget="smoke", jobs=2, parts=["dedgan", "aegan-table1"],
+                       log=messages.append)
+    logs = sorted((tmp_path / "out" / "jobs").glob("*.log"))
+    assert len(logs) == 2 and all("finished" in m for m in messages if m.startswith("job") and "(" in m
+                                  and "thread" not in m)
+    assert f"({threads_per_process(2)} thread(s))" in " ".join(messages)
+    assert {p.stem for p in (tmp_path / "out" / "results").glob("*.json")} == {"dedgan", "aegan-table1"}
+    assert "embedding direction" in report.read_text()

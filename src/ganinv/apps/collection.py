@@ -35,6 +35,7 @@ from ganinv.core import safe_files
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_save_npy, atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
+from ganinv.core.threads import use_threads
 from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import TolerantImages, open_dataset
 from ganinv.inference.model import InversionModel
@@ -222,6 +223,8 @@ def invert_shards(model: InversionModel, dataset, out: Path, shards: list[int], 
     preview from the first readable batch when ``preview``. Returns how many images could not be read (each named
     through ``log``, recorded in its shard's JSON, its latent row NaN)."""
     n, shard_size = manifest["n"], manifest["shard_size"]
+    if model.device.type == "cpu":  # the DataLoader's workers decode on cores of their own (core.threads)
+        use_threads(workers=workers)
     loader = torch.utils.data.DataLoader(
         TolerantImages(dataset), batch_sampler=ShardBatches(shards, n, shard_size, batch_size), num_workers=workers,
         persistent_workers=False)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ganinv.cli.common import console, err_console, seed_option
+from ganinv.cli.common import console, err_console, seed_option, threads_option
 
 app = typer.Typer()
 bench_app = typer.Typer(help="Measure one claim and write OUT/SUITE.md (machine, versions, seed and the command at "
@@ -22,6 +22,8 @@ SUITE_HELP = {
     "table2": "AEGAN (Luo et al.) table 2: label similarity of search results",
     "dlsgan": "the DLSGAN (Cho & Krzyzak) ablation grid",
     "scale": "search latency and recall, flat vs IVF, at growing collection sizes",
+    "train-speed": "a training step of the cpu-budget nets in fp32 / channels_last / bf16 / compile and their "
+                   "combinations, as a fraction of this CPU's matmul peak",
 }
 
 
@@ -40,9 +42,12 @@ def _suite_command(suite: str):
         quick: bool = typer.Option(False, help="the ≤ 10-minute CPU variant"),
         seed: int = seed_option("seed of every run and sample"),
         quiet: bool = typer.Option(False, help="no progress messages"),
+        threads: Optional[int] = threads_option(),
     ):
+        from ganinv.core.threads import fix_threads
         from ganinv.experiments.bench import run_suite
 
+        fix_threads(threads)  # before torch starts its thread pool
         result = run_suite(suite, data=data, out=out, quick=quick, seed=seed, command=_command(), log=_log(quiet))
         console.print(result["text"], markup=False, highlight=False)
         console.print(f"report: {result['report']}")

@@ -159,6 +159,15 @@ def seed_option(help: str):
     return typer.Option(0, min=0, max=MAX_SEED, help=help)
 
 
+THREADS_HELP = ("torch threads on a CPU, for this process and those it starts (as OMP_NUM_THREADS, which is also "
+                "read); default: usable cores ÷ processes side by side, minus data-loader workers")
+
+
+def threads_option():
+    """--threads as a default value (``threads: Optional[int] = threads_option()``)."""
+    return typer.Option(None, min=1, max=1024, help=THREADS_HELP)
+
+
 def at_most(limit: int, why: str):
     """A typer callback refusing a value above ``limit`` at parse time, saying why (typer's own max says only that
     it is too large)."""

@@ -6,10 +6,11 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from ganinv.cli.common import console, err_console, seed_option
+from ganinv.cli.common import console, err_console, seed_option, threads_option
 
 app = typer.Typer()
 
@@ -31,16 +32,23 @@ def reproduce(
     parts: str = typer.Option("", help="only these parts, comma-separated (e.g. to run the AEGAN and the DLSGAN "
                                        "halves in two processes): aegan-table1, aegan-table2, aegan-superres, "
                                        "dlsgan, dedgan, projection, projection-finetune [all]"),
+    jobs: int = typer.Option(1, min=1, max=3, help="run the parts in this many processes at once (dependent parts "
+                                                   "stay together), each with usable cores ÷ N torch threads; their "
+                                                   "logs in OUT/jobs/"),
+    threads: Optional[int] = threads_option(),
 ):
     """Reproduce AEGAN (Luo et al.), DLSGAN (Cho & Krzyzak), the direction-embedding GAN (Cho) and projection
     networks (Arfeen & Zhang) on CelebA: train on the train split, evaluate on the test split, and write
     OUT/reproduction.md — one verdict row per claim (reproduced / partly / refuted), then the tables and labelled
     figures. Resumable at any point; progress in OUT/progress.json and on stderr."""
 
+    from ganinv.core.threads import fix_threads
     from ganinv.experiments.reproduce import reproduce as run
+
+    fix_threads(threads)  # before torch starts its thread pool
 
     command = "ganinv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     chosen = [p.strip() for p in parts.split(",") if p.strip()] or None
     report = run(data, out, budget=budget, seed=seed, show_progress=True, log=timestamped, command=command,
-                 parts=chosen)
+                 parts=chosen, jobs=jobs)
     console.print(f"report: {report}")

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from ganinv.cli.common import (
+    THREADS_HELP,
     AlignerOpt,
     Column,
     GaninvCommand,
@@ -158,6 +159,12 @@ SampleEvery = Annotated[Optional[int], typer.Option(min=1, help="steps between s
 EvalEvery = Annotated[Optional[int], typer.Option(min=1, help="steps between evaluations [{default:eval_every}]")]
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(help="no | bf16 | fp16 (mixed precision via Accelerate)")]
 Device = Annotated[Optional[DeviceName], typer.Option(help="auto | cpu | cuda")]
+ChannelsLast = Annotated[Optional[bool], typer.Option("--channels-last/--channels-first", help="nets and batches in NHWC "
+                         "memory format (with --precision bf16: 2.7× fp32 eager for a 64 px DCGAN on an AVX-512 CPU, "
+                         "docs/benchmarks.md) [{default:channels_last}]")]
+Compile = Annotated[Optional[bool], typer.Option("--compile/--eager", help="torch.compile each net in place (not for "
+                    "runs with an R1 penalty: dlsgan, dedgan) [{default:compile}]")]
+Threads = Annotated[Optional[int], typer.Option(min=1, max=1024, help=THREADS_HELP)]
 Workers = Annotated[Optional[int], typer.Option(min=0, max=MAX_WORKERS, help="DataLoader worker processes "
                                                 "[{default:num_workers}]")]
 MethodOption = Annotated[list[str], typer.Option(
@@ -187,6 +194,7 @@ def train(method: MethodArg, out: OutRun, data: DataSpec = None, generator: Gene
           batch_size: BatchSize = None, lr: LearningRate = None, seed: int = seed_option("random seed (recorded in "
           "config.json)"), checkpoint_every: CheckpointEvery = None, sample_every: SampleEvery = None,
           eval_every: EvalEvery = None, precision: PrecisionOpt = None, device: Device = None, workers: Workers = None,
+          channels_last: ChannelsLast = None, compile: Compile = None, threads: Threads = None,
           option: MethodOption = [], encoder_loss_on: EncoderLossOn = None, no_dls: NoDls = False,
           resume: Resume = False, log_with: LogWith = Tracker.tensorboard, dry_run: DryRun = False,
           quiet: Quiet = False, quick: Quick = False):
@@ -195,8 +203,10 @@ def train(method: MethodArg, out: OutRun, data: DataSpec = None, generator: Gene
     iterative: ReStyle's iterative refinement ("ReStyle: A Residual-Based StyleGAN Encoder via Iterative
     Refinement", Alaluf, Patashnik & Cohen-Or) on any generator: `ganinv train iterative --generator RUN --out DIR`."""
     check_paths(runs=[generator], data=data)
+    from ganinv.core.threads import fix_threads
     from ganinv.training.launch import parse_option_strings, plan_run, train_plan
 
+    fix_threads(threads)  # before torch starts its thread pool
     if quick:  # explicit flags win
         steps, checkpoint_every, sample_every, eval_every = (v or d for v, d in zip(
             (steps, checkpoint_every, sample_every, eval_every), (QUICK_STEPS, QUICK_EVERY, QUICK_EVERY, QUICK_EVERY)))
@@ -207,7 +217,8 @@ def train(method: MethodArg, out: OutRun, data: DataSpec = None, generator: Gene
                                        prior=prior),
                     train_overrides=dict(steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
                                          sample_every=sample_every, eval_every=eval_every, precision=precision,
-                                         device=device, num_workers=workers))
+                                         device=device, num_workers=workers, channels_last=channels_last,
+                                         compile=compile))
     if dry_run:
         console.print_json(json.dumps(plan.config.to_dict()))
         return

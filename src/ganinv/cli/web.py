@@ -28,7 +28,10 @@ def serve(
     max_results_mb: int = typer.Option(512, "--max-results-mb", min=16, help="disk the result images younger than "
                                        "10 minutes may fill; beyond it new requests are refused with a message"),
 ):
-    """Serve a web page over the run: reconstruct, search, super-resolve, edit and sample, in the browser."""
+    """Serve a web page over the run: reconstruct, search, super-resolve, edit and sample, in the browser.
+
+    One model call runs at a time (the page queues the others), so that call has every core: torch keeps its
+    default threads (or OMP_NUM_THREADS) and the server's own threads only wait on the network."""
 
     from ganinv.web import serve as serve_web  # through web/__init__: its settings, then gradio or one line
 

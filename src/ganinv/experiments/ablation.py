@@ -114,19 +114,19 @@ def fd_evaluator(extractor, real_features: Tensor, distances: Distances, seed: i
     return evaluate
 
 
-def cell_overrides(budget: Budget, channels: int, prior: str, interval: int) -> dict:
+def cell_overrides(budget: Budget, channels: int, prior: str, interval: int, speed: dict | None = None) -> dict:
     """A cell's nets (the budget's, with its prior) and training settings (evaluated, sampled and checkpointed every
     ``interval`` steps), as ``train_run``'s overrides."""
     return dict(net_overrides={"image_size": budget.image_size, "width": budget.width, "channels": channels,
                                "latent_dim": budget.latent_dim, "prior": prior},
                 train_overrides={"batch_size": budget.batch_size, "eval_every": interval, "sample_every": interval,
-                                 "checkpoint_every": interval, "eval_samples": 256})
+                                 "checkpoint_every": interval, "eval_samples": 256, **(speed or {})})
 
 
 def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False, seed: int = 0,
                  epochs: int | None = None, fid_weights: str | None = None, show_progress: bool = True,
                  log: Callable[[str], None] = print, budget: Budget | None = None, cells=CELLS,
-                 fd_samples: int = FD_SAMPLES, evals_per_epoch: int = 1) -> dict:
+                 fd_samples: int = FD_SAMPLES, evals_per_epoch: int = 1, speed: dict | None = None) -> dict:
     """Train (or reuse, or resume) every cell and draw the curves. ``fd_samples``: generated images per FD/KID
     (the real side: up to as many test images). ``evals_per_epoch``: evaluations (and samples, checkpoints) per
     epoch, so that a 2-epoch CPU budget still draws a curve; x axes stay in (fractional) epochs.
@@ -156,7 +156,7 @@ def run_ablation(method: str, *, data: str, out: str | Path, quick: bool = False
         log(f"[{i}/{len(cells)}] {name}: {epochs} epochs × {steps_per_epoch} steps, evaluated every {interval}")
         ensure_trained("dlsgan", out / name, steps=steps, log=log, data=data, seed=seed, show_progress=show_progress,
                        evaluators=[evaluator], options={"dls": dls, "encoder_loss_on": on, "window_batches": window},
-                       **cell_overrides(budget, channels, prior, interval))
+                       **cell_overrides(budget, channels, prior, interval, speed))
         curves[name] = read_curves(out / name, steps_per_epoch, families)
     figures = [plot_family(out, title, stem, curves) for title, stem, _, _ in families]
     table = write_table(out, curves, families, distances, budget, epochs, data, seed, window, evals_per_epoch)

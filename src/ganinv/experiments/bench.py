@@ -10,6 +10,10 @@ Suites (each writes ``OUT/SUITE.md`` headed by the machine, versions, seed and e
   table2  AEGAN (Luo et al.) table 2: label similarity of search results (``apps.search.evaluate_search``).
   dlsgan  the DLSGAN paper's (Cho & Krzyzak) ablation (``experiments.ablation.run_ablation``).
   scale   search latency p50/p99 and recall@10, flat vs IVF, at growing numbers of random latents.
+  train-speed  a train step of the reproduction's cpu-budget nets (64 px DCGAN, 32 px DLSGAN and DED-GAN) in fp32
+          eager, channels_last, bf16 autocast, torch.compile and their combinations: steps/s, × fp32 eager, achieved
+          FLOP/s as a fraction of a matmul peak measured in the same run, step-1 loss difference
+          (``experiments.train_speed``).
 
 Every number in the reports is measured by the run that writes it.
 """
@@ -18,8 +22,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,10 +33,12 @@ from torch.profiler import ProfilerActivity, profile
 
 from ganinv.apps.faiss_index import faiss_module, ivf_params, new_float_index, set_search_params, train_ivf
 from ganinv.apps.search import evaluate_search
-from ganinv.core import __version__
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_text
 from ganinv.experiments.ablation import run_ablation
+from ganinv.experiments.markdown import header, md_table
+from ganinv.experiments.reproduce.suite import budget_named
+from ganinv.experiments.train_speed import MODES, SpeedSettings, measure_train_speed
 from ganinv.experiments.compare import CompareSettings, compare, real_test_images, trained_model, warm_up
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
@@ -44,41 +48,11 @@ from ganinv.metrics import lpips_status
 from ganinv.training.launch import build_config, ensure_trained, load_generator_run
 from ganinv.training.loop import apply_speed_options, make_accelerator
 
-SUITES = ("speed", "table1", "table2", "dlsgan", "scale")
+SUITES = ("speed", "train-speed", "table1", "table2", "dlsgan", "scale")
 Log = Callable[[str], None]
 
 
 # ---------------------------------------------------------------- report helpers
-def header(suite: str, *, seed: int, command: str | None = None, data: str | None = None) -> str:
-
-    cmd = command if command is not None else " ".join(["python"] + sys.argv)
-    lines = [f"# ganinv bench {suite}", "",
-             f"- command: `{cmd}`",
-             f"- machine: {platform.node()} · {platform.machine()} · {os.cpu_count()} CPU cores · "
-             f"torch threads {torch.get_num_threads()} · "
-             + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"),
-             f"- versions: ganinv {__version__} · torch {torch.__version__} · python {platform.python_version()} · "
-             f"numpy {np.__version__}",
-             f"- seed: {seed}" + (f" · data: {data}" if data else ""),
-             f"- date (UTC): {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}", "", ""]
-    return "\n".join(lines)
-
-
-def md_table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:
-    if not rows:
-        return "(no rows)\n"
-    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
-
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.{digits}g}" if np.isfinite(v) else str(v)
-        return "" if v is None else str(v)
-
-    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    out += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
 def _plot(path: Path, title: str, xlabel: str, ylabel: str, curves: dict[str, tuple[list, list]], logx=True,
           logy=True) -> Path:
     import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
@@ -411,6 +385,37 @@ def speed_report(b: SpeedBudget, device: torch.device, inversion: list[dict], tr
         "![time](speed_image_size_time.png) ![memory](speed_image_size_memory.png)", ""])
 
 
+# ---------------------------------------------------------------- suite: train-speed
+def bench_train_speed(out: Path, *, quick: bool = False, seed: int = 0, command: str | None = None,
+                      budget: str = "cpu", log: Log = lambda m: None, **measure) -> dict:
+    """``experiments.train_speed`` on ``budget``'s nets (quick: no compile, 3 s a row), written to train-speed.md."""
+    if quick:
+        measure = {"modes": [m for m in MODES if not m.compile], "settings": SpeedSettings(warmup=2, seconds=3.0),
+                   **measure}
+    r = measure_train_speed(budget=budget_named(budget), seed=seed, log=log, **measure)
+    text = header("train-speed", seed=seed, command=command) + train_speed_report(r, budget)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "train-speed.md", text)
+    return {**r, "report": out / "train-speed.md", "text": text}
+
+
+def train_speed_report(r: dict, budget: str) -> str:
+    s, peaks = r["settings"], r["peaks"]
+    return "\n".join([
+        f"torch threads {r['threads']} · budget `{budget}` nets · fresh weights (speed does not depend on them) · "
+        f"{s.warmup} warm-up steps (compilation happens there), then ≥ {s.min_steps} steps and ≥ {s.seconds:g} s "
+        "timed per row · FLOPs counted once per workload in fp32 eager with torch.utils.flop_counter's formulas "
+        "(convolutions and matmuls, forward and backward).", "",
+        f"Peak (square {s.peak_size} matmul, same process): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
+        f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; `fraction of peak` divides by the peak of the mode's dtype. "
+        "`step-1 loss rel. diff`: the largest relative difference of the first step's losses from fp32 eager "
+        "(same weights, same latents).", "",
+        md_table(r["rows"], ["workload", "mode", "steps/s", "images/s", "× fp32 eager", "GFLOP/step", "GFLOP/s",
+                             "fraction of peak", "step-1 loss rel. diff", "timed steps", "note"], digits=3),
+        f"Fastest mode that runs every workload with step-1 losses within {r['tolerance']:g} (relative) of fp32 "
+        f"eager: **{r['best'].name}**, {r['gain']:.2f}× fp32 eager (geometric mean over the workloads).", ""])
+
+
 # ---------------------------------------------------------------- suites on trained runs
 @dataclasses.dataclass(frozen=True)
 class TableBudget:
@@ -648,6 +653,8 @@ def run_suite(suite: str, *, data: str | None, out: str | Path, quick: bool = Fa
         return bench_speed(out, quick=quick, seed=seed, command=command, log=log)
     if suite == "scale":
         return bench_scale(out, quick=quick, seed=seed, command=command, log=log)
+    if suite == "train-speed":
+        return bench_train_speed(out, quick=quick, seed=seed, command=command, log=log)
     fn = {"table1": bench_table1, "table2": bench_table2, "dlsgan": bench_dlsgan}[suite]
     return fn(data, out, quick=quick, seed=seed, command=command, show_progress=show_progress, log=log)
 

@@ -62,6 +62,9 @@ class CompareSettings:
     n_real: int = 64
     seed: int = 0
     regression_options: dict = field(default_factory=dict)
+    precision: str = "no"  # how every run trains (mixed precision, NHWC; compile where the method allows it)
+    channels_last: bool = False
+    compile: bool = False
 
 
 def parse_methods(text: str | list[str]) -> list[str]:
@@ -77,7 +80,8 @@ def settings_train_overrides(settings: CompareSettings, steps: int) -> dict:
     """The training settings every run of a comparison shares: its batch size and lr, checkpoints four times a run,
     samples and an evaluation at the end."""
     return dict(steps=steps, batch_size=settings.batch_size, lr=settings.lr, checkpoint_every=max(steps // 4, 1),
-                sample_every=steps, eval_every=steps, eval_samples=min(64, settings.n_generated))
+                sample_every=steps, eval_every=steps, eval_samples=min(64, settings.n_generated),
+                precision=settings.precision, channels_last=settings.channels_last, compile=settings.compile)
 
 
 def trained_model(method: str, out: Path, *, settings: CompareSettings, steps: int, show_progress: bool,

@@ -32,7 +32,8 @@ from torch import Tensor
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write, atomic_write_json, atomic_write_text
 from ganinv.data import open_dataset
-from ganinv.experiments.bench import header, md_table, peak_memory_mb
+from ganinv.experiments.bench import peak_memory_mb
+from ganinv.experiments.markdown import header, md_table
 from ganinv.experiments.compare import warm_up_optimiser
 from ganinv.experiments.editability import (DIRECTION_SAMPLES, EDIT_STRENGTH, JUDGE_STEPS, AttributeJudge,
                                             attribute_agreement, attribute_judge, editability, judge_accuracy,

@@ -125,6 +125,12 @@ class Method:
         return cls.uses_real_data
 
     @classmethod
+    def differentiates_twice(cls, options: MethodOptions) -> bool:
+        """Whether train_step takes a gradient of a gradient (an R1 penalty's ``create_graph=True``) under these
+        options: ``torch.compile``'s aot_autograd cannot, so ``--compile`` is refused for such runs."""
+        return False
+
+    @classmethod
     def check_generator(cls, config: RunConfig) -> None:
         """Refuse, building no net, options the run's generator cannot serve (a post-hoc run's is ``config.generator``,
         its spec; e.g. space=w on a DCGAN): what the launcher asks before anything is written, and what an encoder

@@ -103,6 +103,10 @@ class DEDGAN(Method):
     uses_real_data = True
     trainable = ("generator", "discriminator")
 
+    @classmethod
+    def differentiates_twice(cls, options) -> bool:
+        return True  # R1 on D's real images, every step
+
     Options = DEDGANOptions
     presets = {
         # DED-GAN paper §5.1 (CelebA 128², reduced StyleGAN2) + what it leaves unstated from DLSGAN §4.1 (see above)

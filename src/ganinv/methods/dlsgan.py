@@ -91,6 +91,10 @@ class DLSGAN(Method):
     uses_real_data = True
     trainable = ("generator", "discriminator")
 
+    @classmethod
+    def differentiates_twice(cls, options) -> bool:
+        return True  # R1 on D's real images, every step
+
     Options = DLSGANOptions
     # the DLSGAN paper's §4.1 at full size, and the same recipe at the CPU-sized 32 px
     presets = {

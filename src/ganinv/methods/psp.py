@@ -138,6 +138,10 @@ class PSP(EncoderMethod):
             self.trainable = ("encoder", "latent_discriminator")
 
     @classmethod
+    def differentiates_twice(cls, options) -> bool:
+        return options.latent_d > 0 and options.latent_r1 > 0  # e4e's R1 on the latent discriminator
+
+    @classmethod
     def check_generator(cls, config) -> None:
         space = chosen_space(config.options, config.generator, config.net)
         if space is Z and config.options.get("latent_d", 0):

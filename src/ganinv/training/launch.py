@@ -102,6 +102,10 @@ def build_config(
     # fail now, before anything is written; record every option with its resolved value
     resolved = parse_options(cls.Options, config.options, cls.name)
     resolved.check_before_training()  # e.g. a weights file named by an option must exist before the run is written
+    if config.train.compile and cls.differentiates_twice(resolved):
+        raise GaninvError(f"--compile: {cls.name} takes a gradient of a gradient (its R1 penalty), which torch.compile "
+                          "cannot differentiate; train it without --compile (channels_last and --precision bf16 "
+                          "still apply)")
     return config.replace(options=dataclasses.asdict(resolved.resolved()))  # + what this machine decided
 
 

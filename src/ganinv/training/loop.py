@@ -45,6 +45,7 @@ from ganinv.core.rundir import (
     restore_checkpoint,
     save_checkpoint,
 )
+from ganinv.core.threads import threads_for
 from ganinv.core.viz import labelled_grid, rows_of, save_png
 from ganinv.inference.evaluate import evaluate
 from ganinv.inference.model import InversionModel
@@ -242,7 +243,7 @@ def train(
     loop = LoopPass(method, run_dir, accelerator, logger, step=step, dataset=dataset, eval_images=eval_images,
                     evaluators=evaluators, warn=warn)
     try:
-        with StopAtStepBoundary() as stop:
+        with StopAtStepBoundary() as stop, threads_for(accelerator.device, workers=method.config.train.num_workers):
             loop.run(show_progress=show_progress and accelerator.is_main_process, stop=stop)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(loop.checkpoint_on_interrupt()) from None  # Ctrl-C keeps the steps completed
@@ -292,11 +293,13 @@ class LoopPass:
         self.explosion = ExplosionWarning(warn, enabled=self.main)
         self.collapse = CollapseWatch(method, run_dir, logger.log, warn, enabled=self.main)  # generator trainers
         self.started = time.perf_counter()
+        self.threads = torch.get_num_threads()
 
     def run(self, show_progress: bool, stop: StopAtStepBoundary | None = None) -> None:
         """Steps until ``train.steps``; a Ctrl-C ``stop`` has deferred ends the run (KeyboardInterrupt) between
         steps, never inside one: ``in_flight`` is true from a step's first change to the end of its checkpoint."""
         total = self.method.config.train.steps
+        self.threads = torch.get_num_threads()  # what this pass computes with (core.threads chose it), for log_speed
         with _progress(show_progress) as progress:
             task = progress.add_task(f"{self.method.name}", total=total, completed=self.step, info="")
             self.method.train_mode()
@@ -368,7 +371,8 @@ class LoopPass:
         seconds = time.perf_counter() - self.started
         images = steps * self.method.config.train.batch_size
         self.logger.log(self.step, "speed", {"steps": steps, "seconds": round(seconds, 3),
-                                             "steps_per_s": steps / seconds, "images_per_s": images / seconds})
+                                             "steps_per_s": steps / seconds, "images_per_s": images / seconds,
+                                             "threads": self.threads})
 
 
 class StopAtStepBoundary:

@@ -17,6 +17,7 @@ from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json, make_dir
 from ganinv.data import open_dataset
 from ganinv.experiments.reproduce import aegan, dedgan, dlsgan, projection
+from ganinv.experiments.reproduce.jobs import run_jobs
 from ganinv.experiments.reproduce.report import write_report
 from ganinv.experiments.reproduce.suite import BUDGETS, FIGURES, Budget, Progress, Suite, budget_named
 
@@ -28,11 +29,17 @@ PARTS: list[tuple[str, Callable[[Suite], dict]]] = [
 
 
 def reproduce(data: str, out: str | Path, *, budget: str = "cpu", seed: int = 0, show_progress: bool = False,
-              log: Callable[[str], None] = print, command: str = "", parts: list[str] | None = None) -> Path:
-    """Run (or continue) every part — or only ``parts``, e.g. to run disjoint parts in several processes at once —
-    then write the report of what is finished; returns the path of reproduction.md."""
+              log: Callable[[str], None] = print, command: str = "", parts: list[str] | None = None,
+              jobs: int = 1) -> Path:
+    """Run (or continue) every part — or only ``parts`` — then write the report of what is finished; returns the
+    path of reproduction.md. ``jobs`` > 1: the unfinished parts in that many processes at once (``jobs.run_jobs``:
+    dependent parts together, each process with its share of the cores)."""
     check_data(data)
     chosen = check_parts(parts)
+    if jobs > 1:
+        todo = {p for p in chosen if not (Path(out) / "results" / f"{p}.json").is_file()}
+        run_jobs(["--data", data, "--out", str(out), "--budget", budget, "--seed", str(seed)], Path(out), todo, jobs,
+                 log)
     suite = Suite(data=data, out=Path(out), budget=budget_named(budget), seed=seed, log=log,
                   show_progress=show_progress, command=command)
     make_dir(suite.out / FIGURES)

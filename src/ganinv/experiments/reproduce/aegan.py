@@ -37,7 +37,8 @@ def compare_settings(s: Suite) -> CompareSettings:
     b = s.budget
     return CompareSettings(train_steps=b.encoder_steps, bigan_steps=b.bigan_steps, optimize_steps=b.optimize_steps,
                            refine_steps=b.refine_steps, loss="bce", batch_size=b.batch_size, lr=2e-4,
-                           n_generated=b.n_generated, seed=s.seed)
+                           n_generated=b.n_generated, seed=s.seed, precision=b.precision,
+                           channels_last=b.channels_last, compile=b.compile)
 
 
 def table1(s: Suite) -> dict:

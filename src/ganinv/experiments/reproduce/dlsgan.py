@@ -37,7 +37,7 @@ def ablation(s: Suite) -> dict:
                     batch_size=b.style_batch)
     r = run_ablation("dlsgan", data=s.data, out=ablation_dir(s), budget=budget, cells=cells(s), seed=s.seed,
                      fd_samples=b.fd_samples, evals_per_epoch=b.evals_per_epoch, show_progress=s.show_progress,
-                     log=s.log)
+                     log=s.log, speed=s.speed("dlsgan"))
     figures = []
     for path in r["figures"]:
         name = f"dlsgan-{Path(path).name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from ganinv.core.io import atomic_write_text
-from ganinv.experiments.bench import header, md_table
+from ganinv.experiments.markdown import header, md_table
 from ganinv.experiments.reproduce.verdicts import all_rows, number
 from ganinv.experiments.reproduce.aegan import TABLE1
 from ganinv.experiments.reproduce.projection import NAMED_ATTRIBUTES
@@ -94,12 +94,15 @@ def dedgan_section(s: Suite, results: dict) -> str:
     if "dedgan" not in results:
         return ""
     r, b = results["dedgan"], s.budget
-    table = [{"images": split, **{k: v for k, v in r[split].items() if isinstance(v, (int, float))}}
-             for split in ("generated", "real")]
+    runs = [("short", r["short"]), ("long", r)] if "short" in r else [("long", r)]
+    table = [{"run": f"{name}: {run['steps']} steps, λ_emb 1 → 10 at {run['lambda_switch_step']}", "images": split,
+              **{k: v for k, v in run[split].items() if isinstance(v, (int, float))}}
+             for name, run in runs for split in ("generated", "real")]
     return "\n".join([
         "## Direction-embedding discriminator GAN (Cho)\n",
-        f"{b.style_size} px, width {b.style_width}, {b.style_latent - 1} angles (n = {b.style_latent}), "
-        f"{r['steps']} steps, λ_emb 1 → 10 at step {r['lambda_switch_step']}:\n", md_table(table),
+        f"{b.style_size} px, width {b.style_width}, {b.style_latent - 1} angles (n = {b.style_latent}), W 512 wide; "
+        f"two budgets (the verdict is the long run's):\n", md_table(table),
+        *([_image(r["curves"], "angle error against steps")] if "curves" in r else []),
         _image(r["figure"], "Figs. 3–4")])
 
 

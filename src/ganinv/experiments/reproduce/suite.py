@@ -21,6 +21,8 @@ from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_json, make_dir
 from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import open_dataset
+from ganinv.methods import method_class
+from ganinv.methods.base import parse_options
 from ganinv.training.launch import ensure_trained
 
 FIGURES = "reproduction"  # DIR/reproduction/*.png, named so from reproduction.md (and from docs/ when copied there)
@@ -58,6 +60,12 @@ class Budget:
     queries: int = 64  # Table 2: queries from outside the database (the test split)
     clusters: int = 8
     n_figure: int = 8  # images per figure row
+    dedgan_epochs: int = 0  # the direction-embedding GAN's long run (0: style_epochs); its short run has style_epochs
+    # how every sub-run trains (``ganinv bench train-speed`` chose the cpu budget's); compile only where the method
+    # allows it (``Method.differentiates_twice``: not through an R1 penalty)
+    precision: str = "no"
+    channels_last: bool = False
+    compile: bool = False
 
 
 BUDGETS = {
@@ -66,12 +74,15 @@ BUDGETS = {
                     optimize_steps=2, refine_steps=1, n_generated=8, n_optimize=4, style_size=16, style_width=4,
                     style_latent=8, style_batch=4, style_epochs=1, evals_per_epoch=1, priors=("normal",),
                     projection_steps=2, finetune_steps=2, recon_weight=10.0, fd_samples=16, queries=4, clusters=2,
-                    n_figure=4),
-    # ≤ 150 minutes on 2 CPU cores: the papers' 64 px DCGAN at half width; the style GANs at 32 px
-    "cpu": Budget("cpu", image_size=64, width=32, gan_steps=2000, batch_size=64, encoder_steps=500, bigan_steps=500,
+                    n_figure=4, dedgan_epochs=2),
+    # ≤ 150 minutes on 2 CPU cores: the papers' 64 px DCGAN at half width; the style GANs at 32 px; bf16 autocast and
+    # channels_last, the fastest mode every part can run (`ganinv bench train-speed`, docs/benchmarks.md), whose
+    # gain bought 2.5× the DCGAN's steps (2,000 before), 3× BiGAN's (500) and DED-GAN's long run (36 epochs)
+    "cpu": Budget("cpu", image_size=64, width=32, gan_steps=5000, batch_size=64, encoder_steps=500, bigan_steps=1500,
                   optimize_steps=200, refine_steps=50, n_generated=1000, n_optimize=128, style_size=32,
                   style_width=16, style_latent=64, style_batch=16, style_epochs=2, evals_per_epoch=2,
-                  priors=("normal",), projection_steps=600, finetune_steps=200, recon_weight=10.0, fd_samples=5000),
+                  priors=("normal",), projection_steps=600, finetune_steps=200, recon_weight=10.0, fd_samples=5000,
+                  dedgan_epochs=36, precision="bf16", channels_last=True),
     # the papers' sizes on one H100-class GPU in about 10 minutes: DCGAN 64 px width 64; style GANs 64 px, d_z 512
     "gpu": Budget("gpu", image_size=64, width=64, gan_steps=3000, batch_size=64, encoder_steps=2000, bigan_steps=2000,
                   optimize_steps=500, refine_steps=100, n_generated=1000, n_optimize=None, style_size=64,
@@ -138,9 +149,16 @@ class Suite:
     def trained(self, method: str, out: Path, *, steps: int, **kwargs) -> Path:
         """``ensure_trained`` with the suite's seed, log and progress; checkpoints 8 times a run (resumable)."""
         overrides = {"checkpoint_every": max(steps // 8, 1), "sample_every": steps, "eval_every": steps,
-                     **kwargs.pop("train_overrides", {})}
+                     **self.speed(method, kwargs.get("options")), **kwargs.pop("train_overrides", {})}
         return ensure_trained(method, out, steps=steps, log=self.log, seed=self.seed,
                               show_progress=self.show_progress, train_overrides=overrides, **kwargs)
+
+    def speed(self, method: str, options: dict | None = None) -> dict:
+        """The budget's precision, memory format and compilation as train overrides (compile only where the method
+        can be compiled under these options)."""
+        b, cls = self.budget, method_class(method)
+        compiles = b.compile and not cls.differentiates_twice(parse_options(cls.Options, options or {}, cls.name))
+        return {"precision": b.precision, "channels_last": b.channels_last, "compile": compiles}
 
     def save_grid(self, name: str, rows: list[torch.Tensor], labels: list[str], *, title: str,
                   column_labels: list[str] | None = None) -> str:

@@ -171,10 +171,12 @@ def dedgan(r: dict) -> dict:
     g, real = r["generated"], r["real"]
     error, chance = g["angle_error_deg"], g["angle_chance_deg"]
     verdict = REPRODUCED if error < 0.5 * chance else PARTLY if error < chance else REFUTED
+    short = (f" (short run, {r['short']['steps']} steps: {_f(r['short']['generated']['angle_error_deg'], 1)}°)"
+             if "short" in r else "")
     return row("The discriminator's embedding direction inverts the generator (no encoder, no reconstruction loss)",
                "Direction-embedding GAN Figs. 3–4",
-               f"angle error {_f(error, 1)}° (chance {_f(chance, 1)}°); PSNR generated {_f(g['psnr'], 1)} dB, "
-               f"test {_f(real['psnr'], 1)} dB; SSIM {_f(g['ssim'])} / {_f(real['ssim'])}",
+               f"{r['steps']} steps: angle error {_f(error, 1)}° (chance {_f(chance, 1)}°){short}; PSNR generated "
+               f"{_f(g['psnr'], 1)} dB, test {_f(real['psnr'], 1)} dB; SSIM {_f(g['ssim'])} / {_f(real['ssim'])}",
                verdict, "angle error below half its chance level reproduced, below chance partly")
 
 
