@@ -94,10 +94,14 @@ def prepared_method(w: Workload, mode: Mode, seed: int):
 
 def fresh_accelerator(config):
     """An Accelerator with this config's precision: Accelerate keeps one process-wide state, fixed by the first
-    Accelerator, so a single-process bench forgets it before each mode."""
+    Accelerator, so a single-process bench forgets it before each mode (and after the last: ``forget_accelerator``)."""
+    forget_accelerator()
+    return make_accelerator(config)
+
+
+def forget_accelerator() -> None:
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    return make_accelerator(config)
 
 
 def first_losses(step: Callable[[], dict], seed: int) -> dict[str, float]:
@@ -191,8 +195,9 @@ def measure_workload(w: Workload, modes, s: SpeedSettings, peaks: dict, seed: in
 
 
 def first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:160]
+    """The error's first clause, short enough for a table cell."""
+    text = (str(error).strip().splitlines() or [""])[0].split(";")[0]
+    return f"{type(error).__name__}: {text}"[:160]
 
 
 def best_mode(rows: list[dict], tolerance: float) -> tuple[Mode, float]:
@@ -215,7 +220,10 @@ def measure_train_speed(*, budget, modes=MODES, settings: SpeedSettings | None =
     s = settings or SpeedSettings()
     peaks = {"fp32": matmul_peak(torch.float32, s.peak_size), "bf16": matmul_peak(torch.bfloat16, s.peak_size)}
     log(f"train-speed: matmul peak fp32 {peaks['fp32'] / 1e9:.1f}, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
-    rows = [r for w in workloads(budget) for r in measure_workload(w, modes, s, peaks, seed, log)]
+    try:
+        rows = [r for w in workloads(budget) for r in measure_workload(w, modes, s, peaks, seed, log)]
+    finally:
+        forget_accelerator()  # the next Accelerator of this process chooses its own precision again
     best, gain = best_mode(rows, tolerance)
     return {"rows": rows, "peaks": peaks, "best": best, "gain": gain, "settings": s, "tolerance": tolerance,
             "threads": torch.get_num_threads()}
