@@ -35,7 +35,7 @@ from ganinv.core import safe_files
 from ganinv.core.errors import DataError, GaninvError
 from ganinv.core.io import atomic_save_npy, atomic_write, atomic_write_json
 from ganinv.core.rundir import run_fingerprint
-from ganinv.core.threads import use_threads
+from ganinv.core.threads import threads_for
 from ganinv.core.viz import labelled_grid, save_png
 from ganinv.data import TolerantImages, open_dataset
 from ganinv.inference.model import InversionModel
@@ -137,8 +137,10 @@ def invert_collection(
     shards = RankShards.of(out, manifest, state.process_index, state.num_processes)
     failed_before = _name_earlier_failures(out, shards.finished, manifest, log)
     started = time.perf_counter()
-    with progress_bar("inverting", shards.images(shards.mine), show_progress and state.is_main_process,
-                      completed=shards.images(shards.finished), unit="images") as advance:
+    # the DataLoader's workers decode on cores of their own; the caller's thread count comes back after (core.threads)
+    with threads_for(model.device, workers=workers), progress_bar(
+            "inverting", shards.images(shards.mine), show_progress and state.is_main_process,
+            completed=shards.images(shards.finished), unit="images") as advance:
         failed = invert_shards(model, dataset, out, shards.todo, manifest, batch_size=batch_size, workers=workers,
                                preview=state.is_main_process and not (out / "preview.png").exists(), log=log,
                                advance=advance)
@@ -223,8 +225,6 @@ def invert_shards(model: InversionModel, dataset, out: Path, shards: list[int], 
     preview from the first readable batch when ``preview``. Returns how many images could not be read (each named
     through ``log``, recorded in its shard's JSON, its latent row NaN)."""
     n, shard_size = manifest["n"], manifest["shard_size"]
-    if model.device.type == "cpu":  # the DataLoader's workers decode on cores of their own (core.threads)
-        use_threads(workers=workers)
     loader = torch.utils.data.DataLoader(
         TolerantImages(dataset), batch_sampler=ShardBatches(shards, n, shard_size, batch_size), num_workers=workers,
         persistent_workers=False)
