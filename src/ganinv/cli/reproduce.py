@@ -29,9 +29,10 @@ def reproduce(
     budget: str = typer.Option("cpu", help="smoke (a minute, for tests) | cpu (≤ 150 min on 2 cores) | gpu "
                                            "(the papers' sizes, ~10 min on an H100) | full (the papers' epochs)"),
     seed: int = seed_option("seed of every run and sample"),
-    parts: str = typer.Option("", help="only these parts, comma-separated (e.g. to run the AEGAN and the DLSGAN "
-                                       "halves in two processes): aegan-table1, aegan-table2, aegan-superres, "
-                                       "dlsgan, dedgan, projection, projection-finetune [all]"),
+    parts: str = typer.Option("", help="only these parts, comma-separated: aegan-table1, aegan-table2, "
+                                       "aegan-superres, dlsgan, dedgan, projection, projection-finetune (default: all). To run "
+                                       "parts in several processes at once use --jobs (each gets its share of the "
+                                       "cores), or give each process --threads cores÷N"),
     jobs: int = typer.Option(1, min=1, max=3, help="run the parts in this many processes at once (dependent parts "
                                                    "stay together), each with usable cores ÷ N torch threads; their "
                                                    "logs in OUT/jobs/"),
