@@ -46,3 +46,10 @@ def test_fix_threads_reaches_the_processes_it_starts(monkeypatch):
         assert threads.child_environment(2)["MKL_NUM_THREADS"] == "2"
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_explicit_count_reaches_the_reproduction_jobs(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.chosen_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    assert threads.chosen_threads() is None

@@ -51,6 +51,14 @@ def chosen_elsewhere() -> bool:
     return bool(os.environ.get("OMP_NUM_THREADS", "").strip())
 
 
+def chosen_threads() -> int | None:
+    """The thread count OMP_NUM_THREADS (or ``--threads``) fixed, when it is a positive number."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return None
+
+
 def use_threads(*, processes: int | None = None, workers: int = 0) -> int:
     """Set torch's intra-op threads by the rule above, unless OMP_NUM_THREADS (or ``--threads``, which sets it)
     chose them. Returns the number in use."""

@@ -2,8 +2,8 @@
 
 Parts that build on one another stay in one process, in order (``CHAINS``: AEGAN's Table 2 and Fig. 5 reuse Table
 1's DCGAN; the projection network inverts the DLSGAN grid's best cell); the chains are dealt to the processes
-longest first. Each process runs ``ganinv reproduce … --parts CHAIN`` with ``usable cores // N`` threads fixed
-before torch loads (``core.threads``), writes its output to ``DIR/jobs/K.log`` and its results to the same folder;
+longest first. Each process runs ``ganinv reproduce … --parts CHAIN`` with ``usable cores // N`` threads (or the
+number ``--threads`` / OMP_NUM_THREADS chose) fixed before torch loads (``core.threads``), writes its output to ``DIR/jobs/K.log`` and its results to the same folder;
 a process that fails is named with its log, and the same command continues what it left.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import make_dir
-from ganinv.core.threads import child_environment, threads_per_process
+from ganinv.core.threads import child_environment, chosen_threads, threads_per_process
 
 CHAINS = (("aegan-table1", "aegan-table2", "aegan-superres"), ("dlsgan", "projection", "projection-finetune"),
           ("dedgan",))
@@ -34,7 +34,7 @@ def deal(parts: set[str], jobs: int) -> list[list[str]]:
 def run_jobs(args: list[str], out: Path, parts: set[str], jobs: int, log: Callable[[str], None]) -> None:
     """Run ``ganinv reproduce ARGS --parts …`` in ``jobs`` processes at once and wait for all of them."""
     groups = deal(parts, jobs)
-    threads = threads_per_process(len(groups))
+    threads = chosen_threads() or threads_per_process(len(groups))  # --threads / OMP_NUM_THREADS win
     make_dir(out / "jobs")
     running = []
     for k, group in enumerate(groups, start=1):
