@@ -94,7 +94,7 @@ def test_dedgan_is_trained_at_two_budgets_and_draws_the_angle_against_steps(smok
 
 
 def test_jobs_run_the_parts_in_several_processes_with_their_share_of_the_cores(tmp_path):
-    from ganinv.core.threads import threads_per_process
+    from ganinv.core.threads import chosen_threads, threads_per_process
     from ganinv.experiments.reproduce.jobs import deal
 
     groups = deal({name for name, _ in PARTS}, 2)
@@ -109,6 +109,6 @@ def test_jobs_run_the_parts_in_several_processes_with_their_share_of_the_cores(t
     logs = sorted((tmp_path / "out" / "jobs").glob("*.log"))
     assert len(logs) == 2 and all("finished" in m for m in messages if m.startswith("job") and "(" in m
                                   and "thread" not in m)
-    assert f"({threads_per_process(2)} thread(s))" in " ".join(messages)
+    assert f"({chosen_threads() or threads_per_process(2)} thread(s))" in " ".join(messages)
     assert {p.stem for p in (tmp_path / "out" / "results").glob("*.json")} == {"dedgan", "aegan-table1"}
     assert "embedding direction" in report.read_text()
