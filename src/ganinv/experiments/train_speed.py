@@ -67,8 +67,9 @@ def workloads(budget) -> list[Workload]:
 
 
 # ---------------------------------------------------------------- one workload in one mode
-def prepared_method(w: Workload, mode: Mode, seed: int):
-    """A freshly initialised method (the same weights for every mode: seeded), on the CPU, in ``mode``."""
+def prepared_step(w: Workload, mode: Mode, seed: int) -> Callable[[], dict]:
+    """One train_step of a freshly initialised method (the same weights in every mode: seeded), on the CPU, in
+    ``mode``, as a function of nothing."""
     cls = method_class(w.method)
     config = build_config(cls, preset=w.preset, seed=seed, net=w.net, options=w.options,
                           train=dict(batch_size=w.batch_size, device="cpu", precision="bf16" if mode.bf16 else "no",
@@ -123,7 +124,7 @@ def steps_per_second(step: Callable[[], dict], *, warmup: int, seconds: float, m
 
 def step_flops(w: Workload, seed: int) -> float:
     """FLOPs of one fp32 eager train_step (convolutions and matmuls, forward and backward)."""
-    step = prepared_method(w, Mode(), seed)
+    step = prepared_step(w, Mode(), seed)
     step()  # lazily built state (optimisers' moments, EMA copies) stays out of the count
     with CountFlops() as counter:
         step()
@@ -180,7 +181,7 @@ def measure_workload(w: Workload, modes, s: SpeedSettings, peaks: dict, seed: in
         log(f"train-speed: {w.label}, {mode.name}")
         row = {"workload": w.label, "mode": mode.name, "GFLOP/step": flops / 1e9}
         try:
-            step = prepared_method(w, mode, seed)
+            step = prepared_step(w, mode, seed)
             losses = first_losses(step, seed)
             rate, n = steps_per_second(step, warmup=s.warmup, seconds=s.seconds, min_steps=s.min_steps)
         except Exception as e:  # noqa: BLE001 — a mode this method cannot run in is a row of the table, not a crash
