@@ -46,8 +46,13 @@ def test_compile_is_refused_in_one_line_where_a_method_differentiates_twice():
     assert build_config("gan", train={"compile": True}).train.compile
 
 
-def test_the_cpu_budget_trains_in_bf16_and_channels_last_and_compiles_only_where_it_can(tmp_path):
+def test_the_cpu_budget_trains_in_bf16_and_channels_last_and_compiles_only_where_it_can(tmp_path, monkeypatch):
+    import ganinv.experiments.reproduce.suite as suite_module
+
     suite = Suite(data="celeba:x", out=tmp_path, budget=BUDGETS["cpu"])
+    monkeypatch.setattr(suite_module, "native_bf16", lambda: False)  # a CPU that would emulate bf16: fp32
+    assert suite.speed("dedgan")["precision"] == "no"
+    monkeypatch.setattr(suite_module, "native_bf16", lambda: True)
     assert suite.speed("dedgan") == {"precision": "bf16", "channels_last": True, "compile": False}
     compiled = Suite(data="celeba:x", out=tmp_path, budget=BUDGETS["cpu"].__class__(
         **{**BUDGETS["cpu"].__dict__, "compile": True}))

@@ -416,6 +416,14 @@ def launch_record(accelerator, config: RunConfig, resume: bool) -> dict:
             "resumed": resume}
 
 
+def native_bf16() -> bool:
+    """Whether this machine's training device runs bf16 in hardware (CUDA: Ampere or later; CPU: oneDNN's AVX-512
+    bf16 / AMX path). Elsewhere bf16 autocast is emulated and slower than fp32."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def apply_speed_options(nets: dict, *, channels_last: bool = False, compile: bool = False) -> None:
     """The GPU path's two net-level options, in place: NHWC memory format and ``torch.compile``. Both keep the
     parameters' names (``nn.Module.compile`` compiles the forward without a wrapper), so checkpoints do not

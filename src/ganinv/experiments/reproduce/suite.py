@@ -24,6 +24,7 @@ from ganinv.data import open_dataset
 from ganinv.methods import method_class
 from ganinv.methods.base import parse_options
 from ganinv.training.launch import ensure_trained
+from ganinv.training.loop import native_bf16
 
 FIGURES = "reproduction"  # DIR/reproduction/*.png, named so from reproduction.md (and from docs/ when copied there)
 
@@ -75,8 +76,9 @@ BUDGETS = {
                     style_latent=8, style_batch=4, style_epochs=1, evals_per_epoch=1, priors=("normal",),
                     projection_steps=2, finetune_steps=2, recon_weight=10.0, fd_samples=16, queries=4, clusters=2,
                     n_figure=4, dedgan_epochs=2),
-    # ≤ 150 minutes on 2 CPU cores: the papers' 64 px DCGAN at half width; the style GANs at 32 px; bf16 autocast and
-    # channels_last, the fastest mode every part can run (`ganinv bench train-speed`, docs/benchmarks.md), whose
+    # ≤ 150 minutes on 2 CPU cores: the papers' 64 px DCGAN at half width; the style GANs at 32 px; bf16 autocast (where
+    # the CPU runs bf16 natively: Suite.speed) and channels_last, the fastest mode every part can run (`ganinv bench
+    # train-speed`, docs/benchmarks.md), whose
     # gain bought 2.5× the DCGAN's steps (2,000 before), 3× BiGAN's (500) and DED-GAN's long run (36 epochs)
     "cpu": Budget("cpu", image_size=64, width=32, gan_steps=5000, batch_size=64, encoder_steps=500, bigan_steps=1500,
                   optimize_steps=200, refine_steps=50, n_generated=1000, n_optimize=128, style_size=32,
@@ -158,7 +160,8 @@ class Suite:
         can be compiled under these options)."""
         b, cls = self.budget, method_class(method)
         compiles = b.compile and not cls.differentiates_twice(parse_options(cls.Options, options or {}, cls.name))
-        return {"precision": b.precision, "channels_last": b.channels_last, "compile": compiles}
+        precision = b.precision if b.precision != "bf16" or native_bf16() else "no"  # emulated bf16 is slower
+        return {"precision": precision, "channels_last": b.channels_last, "compile": compiles}
 
     def save_grid(self, name: str, rows: list[torch.Tensor], labels: list[str], *, title: str,
                   column_labels: list[str] | None = None) -> str:
