@@ -1,8 +1,8 @@
 """How many threads each process ganinv starts gives torch on a CPU, so that processes running side by side never
 ask for more cores than there are.
 
-OpenMP threads that outnumber the cores spin against each other: with a second job on the same 2 cores, a
-default-threaded 16 px ``train gan`` took 75 s for 60 steps, against 1.2 s with one intra-op thread. The rule,
+OpenMP threads that outnumber the cores spin against each other: beside two one-thread jobs on 2 cores, 60 steps of
+a 16 px ``train gan`` took 2.62 s with two threads and 0.91 s with one (docs/benchmarks.md). The rule,
 everywhere: a process gets ``usable cores // processes running side by side``, minus one per data-loader worker
 of its own (a worker runs torch with one thread, as PyTorch sets it, and decodes images on a core of its own),
 and at least one. An explicit choice wins: ``--threads N``, or ``OMP_NUM_THREADS`` set by the user or by a
@@ -47,10 +47,6 @@ def processes_on_this_machine() -> int:
         return 1
 
 
-def chosen_elsewhere() -> bool:
-    return bool(os.environ.get("OMP_NUM_THREADS", "").strip())
-
-
 def chosen_threads() -> int | None:
     """The thread count OMP_NUM_THREADS (or ``--threads``) fixed, when it is a positive number."""
     try:
@@ -62,7 +58,7 @@ def chosen_threads() -> int | None:
 def use_threads(*, processes: int | None = None, workers: int = 0) -> int:
     """Set torch's intra-op threads by the rule above, unless OMP_NUM_THREADS (or ``--threads``, which sets it)
     chose them. Returns the number in use."""
-    if not chosen_elsewhere():
+    if chosen_threads() is None:
         torch.set_num_threads(threads_per_process(processes or processes_on_this_machine(), workers))
     return torch.get_num_threads()
 
@@ -85,7 +81,7 @@ def fix_threads(threads: int | None) -> None:
         return
     if threads < 1:
         raise GaninvError(f"--threads must be at least 1, got {threads}")
-    os.environ.update({name: str(threads) for name in THREADS_ENV})
+    os.environ.update(child_environment(threads))
     torch.set_num_threads(threads)
 
 

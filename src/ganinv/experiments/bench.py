@@ -36,10 +36,10 @@ from ganinv.apps.search import evaluate_search
 from ganinv.core.errors import GaninvError
 from ganinv.core.io import atomic_write_text
 from ganinv.experiments.ablation import run_ablation
+from ganinv.experiments.compare import CompareSettings, compare, real_test_images, trained_model, warm_up
 from ganinv.experiments.markdown import header, md_table
 from ganinv.experiments.reproduce.suite import budget_named
 from ganinv.experiments.train_speed import MODES, SpeedSettings, measure_train_speed
-from ganinv.experiments.compare import CompareSettings, compare, real_test_images, trained_model, warm_up
 from ganinv.inference.evaluate import generated_batch, reconstruction_report
 from ganinv.inference.hybrid import OptimizingModel, with_refinement
 from ganinv.inference.model import InversionModel
